@@ -1,0 +1,65 @@
+"""Train a timm image classifier from a V2 config.
+
+    python codes/train.py --config codes/config_v2.yaml [key=value | +key=value | ++key=value ...]
+
+The config comes from --config, else from EXPERIMENT_CONFIG. Outputs go to $HPSYS_RUN_DIR, else
+output_dir/<run name>/. Exit codes: 0 when result.json was written, 2 for bad input (one line on
+stderr), 1 for any other failure, 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from trainer.errors import UserInputError
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Train a timm classifier from a V2 config.")
+    parser.add_argument("--config", help="YAML config (default: $EXPERIMENT_CONFIG)")
+    parser.add_argument("overrides", nargs="*", help="Hydra-style overrides, e.g. lr=0.01")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    started = time.time()
+    args = parse_args(argv)
+    from trainer.artifacts import RunDir, default_run_name, run_dir_for, tee_output
+    from trainer.config import config_path_from, load_config, overrides_as_mapping
+
+    env_dir = os.environ.get("HPSYS_RUN_DIR")
+    if env_dir:  # so that even a config error lands in the runner's log
+        tee_output(Path(env_dir) / "train.log")
+    try:
+        path = config_path_from(args.config)
+        cfg = load_config(path, args.overrides)
+        run_name = default_run_name(cfg)
+        run_dir = RunDir(run_dir_for(cfg, run_name))
+        if not env_dir:
+            tee_output(run_dir.path / "train.log")
+        run_dir.write_config(cfg, overrides_as_mapping(args.overrides))
+        print(f"run {run_name}: config {path}, output {run_dir.path}", flush=True)
+        from trainer.run import train
+
+        result = train(cfg, run_dir, run_name, started)
+    except UserInputError as exc:
+        print(f"error: {exc.one_line()}", file=sys.stderr, flush=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr, flush=True)
+        return 130
+    m = result["metrics"]
+    print(
+        f"done in {result['duration_s']:.1f}s: best val_f1 {m['best_val_f1']:.4f} "
+        f"(epoch {m['best_epoch']}), result {run_dir.result_path}",
+        flush=True,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

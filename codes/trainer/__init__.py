@@ -1,0 +1,1 @@
+"""Training engine for timm image classifiers; `codes/train.py` is its command line."""

@@ -1,0 +1,398 @@
+"""Build model, optimizer, scheduler and loss from the config, and read back what was built.
+
+Names are matched case-insensitively; a `_target_` mapping builds any importable class with the
+mapping's other keys, so a user's own component needs no change here. `effective_*` read values
+from the built objects, never from the config, so tests and the runner see what really ran.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.optim import lr_scheduler
+
+from trainer.errors import ConfigError, close_matches
+from trainer.losses import FocalLoss, LabelSmoothingLoss
+
+# Config name (lower case) -> timm optimizer factory name.
+OPTIMIZERS = {
+    "adamw": "adamw",
+    "adam": "adam",
+    "sgd": "momentum",  # classical momentum; optimizer_params.nesterov: true switches it
+    "rmsprop": "rmsprop",
+    "radam": "radam",
+    "nadam": "nadam",
+    "adafactor": "adafactor",
+}
+SCHEDULERS = {
+    "cosineannealinglr": lr_scheduler.CosineAnnealingLR,
+    "onecyclelr": lr_scheduler.OneCycleLR,
+    "steplr": lr_scheduler.StepLR,
+    "exponentiallr": lr_scheduler.ExponentialLR,
+    "reducelronplateau": lr_scheduler.ReduceLROnPlateau,
+    "multisteplr": lr_scheduler.MultiStepLR,
+    "cosineannealingwarmrestarts": lr_scheduler.CosineAnnealingWarmRestarts,
+    "polynomiallr": lr_scheduler.PolynomialLR,
+    "cycliclr": lr_scheduler.CyclicLR,
+}
+NO_SCHEDULER = ("none", "null", "")
+STEP_WISE = (lr_scheduler.OneCycleLR, lr_scheduler.CyclicLR)
+CRITERIA = ("CrossEntropyLoss", "FocalLoss", "LabelSmoothingLoss")
+
+
+def canonical_names() -> dict[str, list[str]]:
+    """The names each config key accepts, for help texts and close-match hints."""
+    return {
+        "optimizer_name": ["AdamW", "Adam", "SGD", "RMSprop", "RAdam", "NAdam", "Adafactor"],
+        "scheduler_name": [cls.__name__ for cls in SCHEDULERS.values()] + ["none"],
+        "criterion": list(CRITERIA),
+    }
+
+
+def import_target(path: str, key: str) -> Any:
+    """The object named by a dotted `_target_` path such as `torch.optim.SGD`."""
+    module_name, _, attr = path.rpartition(".")
+    if not module_name:
+        raise ConfigError(
+            f"{key}._target_: expected a dotted path like pkg.module.Class, got {path!r}"
+        )
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())  # a user's module next to the repository root
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"{key}._target_: cannot import {path!r} ({exc})") from None
+
+
+def _call_target(spec: dict[str, Any], key: str, *args: Any, **defaults: Any) -> Any:
+    """Build `spec['_target_']` with the spec's other keys; defaults fill accepted gaps only."""
+    cls = import_target(str(spec["_target_"]), key)
+    kwargs = {k: v for k, v in spec.items() if k != "_target_"}
+    try:
+        params = inspect.signature(cls).parameters
+        open_kwargs = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    except (TypeError, ValueError):
+        params, open_kwargs = {}, False
+    for name, value in defaults.items():
+        if name not in kwargs and (name in params or open_kwargs):
+            kwargs[name] = value
+    try:
+        return cls(*args, **kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"{key}: cannot build {spec['_target_']} ({exc})") from None
+
+
+# ---------------------------------------------------------------- model
+
+
+def check_model_name(name: str) -> None:
+    """Fail early, with close matches, on a name timm does not know."""
+    import timm
+
+    if not timm.is_model(name):
+        hint = close_matches(name, timm.list_models(), n=5)
+        raise ConfigError(f"model_name: unknown timm model {name!r}{hint}")
+
+
+def build_model(cfg: dict[str, Any], num_classes: int) -> nn.Module:
+    """A timm model (or `_target_` class) with a `num_classes` head, frozen as fine_tuning asks."""
+    spec = cfg["model_name"]
+    mode = cfg.get("fine_tuning", "full")
+    pretrained = bool(cfg.get("pretrained", False)) and mode != "scratch"
+    if isinstance(spec, dict):
+        model = _call_target(spec, "model_name", num_classes=num_classes)
+    else:
+        model = _create_timm(spec, pretrained, num_classes, cfg.get("model_kwargs") or {})
+    if mode == "head":
+        if not hasattr(model, "get_classifier"):
+            raise ConfigError("fine_tuning: 'head' needs a model with get_classifier() (timm)")
+        model.requires_grad_(False)
+        model.get_classifier().requires_grad_(True)
+    return model
+
+
+def _create_timm(name: str, pretrained: bool, num_classes: int, kwargs: dict) -> nn.Module:
+    import timm
+
+    check_model_name(name)
+    try:
+        return timm.create_model(name, pretrained=pretrained, num_classes=num_classes, **kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"model_kwargs: {name} rejected them ({exc})") from None
+    except Exception as exc:  # hub/network errors come in many types
+        if not pretrained:
+            raise
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(
+            f"pretrained: the weights of {name!r} could not be downloaded or found in the cache "
+            f"({type(exc).__name__}: {first}); set pretrained: false, or pre-download them "
+            "with network access (HF_HUB_OFFLINE=0) before training offline"
+        ) from None
+
+
+# ---------------------------------------------------------------- optimizer
+
+
+def build_optimizer(cfg: dict[str, Any], model: nn.Module) -> torch.optim.Optimizer:
+    """Optimizer through timm's factory: lr, weight_decay and momentum all applied."""
+    spec = cfg["optimizer_name"]
+    lr, wd, momentum = float(cfg["lr"]), float(cfg.get("weight_decay", 0.0)), cfg.get("momentum")
+    extra = dict(cfg.get("optimizer_params") or {})
+    if isinstance(spec, dict):
+        params = [p for p in model.parameters() if p.requires_grad]
+        return _call_target(
+            spec, "optimizer_name", params, lr=lr, weight_decay=wd, momentum=momentum
+        )
+    from timm.optim import create_optimizer_v2, list_optimizers
+
+    key = str(spec).lower()
+    opt = OPTIMIZERS.get(key, key)
+    if opt not in list_optimizers():
+        hint = close_matches(str(spec), canonical_names()["optimizer_name"] + list_optimizers())
+        raise ConfigError(f"optimizer_name: unknown optimizer {spec!r}{hint}")
+    if key == "sgd":
+        extra.setdefault("nesterov", False)
+    kwargs: dict[str, Any] = {"weight_decay": wd, **extra}
+    if momentum is not None:
+        kwargs["momentum"] = float(momentum)
+    try:
+        return create_optimizer_v2(model, opt=opt, lr=lr, **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"optimizer_name: cannot build {spec} ({exc})") from None
+
+
+def effective_optimizer(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """Class, lr, momentum and weight decay read from the optimizer's parameter groups."""
+    groups = optimizer.param_groups
+    first = groups[0]
+    lr = first.get("initial_lr", first.get("lr"))
+    momentum = first.get("momentum")
+    if momentum is None and first.get("beta1") is not None:
+        momentum = first["beta1"]
+    betas = first.get("betas")
+    return {
+        "optimizer": type(optimizer).__name__,
+        "lr": float(lr) if lr is not None else None,
+        "momentum": float(momentum) if momentum is not None else None,
+        "nesterov": first.get("nesterov"),
+        "betas": list(betas) if isinstance(betas, tuple | list) else None,
+        "weight_decay": max(float(g.get("weight_decay", 0.0)) for g in groups),
+    }
+
+
+# ---------------------------------------------------------------- scheduler
+
+
+@dataclass
+class Schedule:
+    """The built scheduler and when to step it: per 'epoch', per 'step', or on 'plateau'."""
+
+    main: Any = None
+    stepper: Any = None
+    interval: str = "epoch"
+    warmup_epochs: int = 0
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def after_batch(self) -> None:
+        if self.stepper is not None and self.interval == "step":
+            self.stepper.step()
+
+    def after_epoch(self, monitored: float) -> None:
+        if self.stepper is None:
+            return
+        if self.interval == "plateau":
+            self.stepper.step(monitored)
+        elif self.interval == "epoch":
+            self.stepper.step()
+
+
+def scheduler_class(name: Any) -> type | None:
+    """The scheduler class for a config name, None for 'none'."""
+    if name is None or str(name).lower() in NO_SCHEDULER:
+        return None
+    cls = SCHEDULERS.get(str(name).lower()) or getattr(lr_scheduler, str(name), None)
+    if not (isinstance(cls, type) and cls.__name__ in dir(lr_scheduler)):
+        hint = close_matches(str(name), canonical_names()["scheduler_name"])
+        raise ConfigError(f"scheduler_name: unknown scheduler {name!r}{hint}")
+    return cls
+
+
+def build_scheduler(
+    cfg: dict[str, Any], optimizer: torch.optim.Optimizer, steps_per_epoch: int
+) -> Schedule:
+    """The configured scheduler with only the parameters its class accepts, plus warm-up."""
+    spec = cfg.get("scheduler_name")
+    epochs = int(cfg["epochs"])
+    warmup = int(cfg.get("warmup_epochs") or 0)
+    params = dict(cfg.get("scheduler_params") or {})
+    if isinstance(spec, dict):
+        spec = dict(spec)
+        interval = spec.pop("interval", "epoch")
+        main = _call_target(spec, "scheduler_name", optimizer)
+        return Schedule(main, main, interval, 0, {})
+    cls = scheduler_class(spec)
+    if cls is None:
+        main = None
+    else:
+        accepted = inspect.signature(cls.__init__).parameters
+        kwargs = {k: v for k, v in params.items() if k in accepted and v is not None}
+        if cls is lr_scheduler.CosineAnnealingLR:
+            kwargs.setdefault("T_max", max(1, epochs - warmup))
+        elif cls is lr_scheduler.OneCycleLR:
+            kwargs.setdefault("max_lr", float(cfg["lr"]))
+            # Keep the configured momentum: cycling it would silently override `momentum`.
+            kwargs.setdefault("cycle_momentum", False)
+            needed = epochs * steps_per_epoch
+            if "total_steps" not in kwargs:
+                kwargs["total_steps"] = needed
+            elif kwargs["total_steps"] < needed:
+                raise ConfigError(
+                    f"scheduler_params.total_steps: expected at least epochs x steps per epoch "
+                    f"= {needed}, got {kwargs['total_steps']}"
+                )
+        elif cls is lr_scheduler.ReduceLROnPlateau:
+            kwargs.setdefault("mode", "min" if "loss" in cfg.get("monitor", "val_f1") else "max")
+        elif cls is lr_scheduler.StepLR:
+            kwargs.setdefault("step_size", 1)
+        elif cls is lr_scheduler.ExponentialLR:
+            kwargs.setdefault("gamma", 0.9)
+        try:
+            main = cls(optimizer, **kwargs)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"scheduler_params: {cls.__name__} rejected them ({exc})") from None
+    interval = (
+        "plateau"
+        if isinstance(main, lr_scheduler.ReduceLROnPlateau)
+        else "step"
+        if isinstance(main, STEP_WISE)
+        else "epoch"
+    )
+    stepper = main
+    if warmup > 0:
+        if interval != "epoch":
+            raise ConfigError(
+                f"warmup_epochs: not supported with {type(main).__name__} (OneCycleLR has its own "
+                "warm-up, pct_start); expected 0"
+            )
+        ramp = lr_scheduler.LinearLR(optimizer, start_factor=0.1, total_iters=warmup)
+        stepper = (
+            ramp
+            if main is None
+            else lr_scheduler.SequentialLR(optimizer, [ramp, main], milestones=[warmup])
+        )
+    return Schedule(main, stepper, interval, warmup, effective_scheduler_params(main))
+
+
+def effective_scheduler_params(scheduler: Any) -> dict[str, Any]:
+    """The constructor parameters a scheduler object keeps, read from its attributes."""
+    if scheduler is None:
+        return {}
+    out: dict[str, Any] = {}
+    for name in inspect.signature(type(scheduler).__init__).parameters:
+        if name in ("self", "optimizer", "last_epoch", "verbose"):
+            continue
+        value = getattr(scheduler, name, None)
+        if value is None and name == "min_lr":
+            value = getattr(scheduler, "min_lrs", None)
+        if isinstance(value, bool | int | float | str):
+            out[name] = value
+        elif isinstance(value, list | tuple) and all(isinstance(v, int | float) for v in value):
+            out[name] = list(value)
+    if isinstance(scheduler, lr_scheduler.OneCycleLR):
+        out["max_lr"] = float(scheduler.optimizer.param_groups[0]["max_lr"])
+        out["pct_start"] = float(scheduler._schedule_phases[0]["end_step"] + 1) / out["total_steps"]
+    return out
+
+
+# ---------------------------------------------------------------- loss
+
+
+def class_weights(
+    cfg: dict[str, Any], labels: torch.Tensor, num_classes: int
+) -> torch.Tensor | None:
+    """None, sklearn's 'balanced' weights, or an explicit list, per `class_weighting`."""
+    spec = cfg.get("class_weighting")
+    if spec in (None, False, "none", "None", ""):
+        return None
+    if isinstance(spec, list):
+        if len(spec) != num_classes:
+            raise ConfigError(f"class_weighting: expected {num_classes} weights, got {len(spec)}")
+        return torch.tensor(spec, dtype=torch.float32)
+    if spec in (True, "balanced"):
+        import numpy as np
+        from sklearn.utils.class_weight import compute_class_weight
+
+        y = labels.numpy()
+        weights = np.ones(num_classes, dtype="float32")
+        present = np.unique(y)
+        weights[present] = compute_class_weight("balanced", classes=present, y=y)
+        return torch.from_numpy(weights)
+    raise ConfigError(f"class_weighting: expected none, balanced or a list, got {spec!r}")
+
+
+def build_criterion(cfg: dict[str, Any], weight: torch.Tensor | None) -> nn.Module:
+    """CrossEntropyLoss, FocalLoss(focal_alpha, focal_gamma) or LabelSmoothingLoss(label_smooth)."""
+    spec = cfg.get("criterion", "CrossEntropyLoss")
+    if isinstance(spec, dict):
+        return _call_target(spec, "criterion", weight=weight)
+    key = str(spec).lower().replace("_", "")
+    if key in ("crossentropyloss", "crossentropy", "ce"):
+        return nn.CrossEntropyLoss(weight=weight)
+    if key in ("focalloss", "focal"):
+        return FocalLoss(cfg.get("focal_alpha", 1.0), cfg.get("focal_gamma", 2.0), weight)
+    if key in ("labelsmoothingloss", "labelsmoothing"):
+        return LabelSmoothingLoss(cfg.get("label_smooth", 0.1), weight)
+    raise ConfigError(f"criterion: unknown loss {spec!r}{close_matches(str(spec), CRITERIA)}")
+
+
+def effective_criterion(criterion: nn.Module) -> dict[str, Any]:
+    """Loss class and its parameters, read from the loss object."""
+
+    def num(name: str) -> float | None:
+        value = getattr(criterion, name, None)
+        return float(value) if isinstance(value, int | float) else None
+
+    weight = getattr(criterion, "weight", None)
+    return {
+        "criterion": type(criterion).__name__,
+        "focal_alpha": num("alpha"),
+        "focal_gamma": num("gamma"),
+        "label_smoothing": num("label_smoothing"),
+        "class_weights": weight.tolist() if isinstance(weight, torch.Tensor) else None,
+    }
+
+
+def validate_names(cfg: dict[str, Any]) -> None:
+    """Check optimizer, scheduler, loss and model names before any data is read."""
+    spec = cfg.get("optimizer_name")
+    if isinstance(spec, str):
+        from timm.optim import list_optimizers
+
+        if OPTIMIZERS.get(spec.lower(), spec.lower()) not in list_optimizers():
+            hint = close_matches(spec, canonical_names()["optimizer_name"])
+            raise ConfigError(f"optimizer_name: unknown optimizer {spec!r}{hint}")
+    if not isinstance(cfg.get("scheduler_name"), dict):
+        scheduler_class(cfg.get("scheduler_name"))
+    if not isinstance(cfg.get("criterion"), dict):
+        build_criterion(cfg, None)
+    if isinstance(cfg.get("model_name"), str):
+        check_model_name(cfg["model_name"])
+    if cfg.get("warmup_epochs", 0) and cfg.get("warmup_epochs", 0) >= cfg["epochs"]:
+        raise ConfigError(
+            f"warmup_epochs: expected fewer than epochs ({cfg['epochs']}), "
+            f"got {cfg['warmup_epochs']}"
+        )
+
+
+def steps_per_epoch(n_train: int, batch_size: int) -> int:
+    """Optimizer steps in one epoch (the loader drops a lone last sample)."""
+    steps = math.ceil(n_train / batch_size)
+    return steps - 1 if n_train % batch_size == 1 and n_train > 1 else steps

@@ -1,0 +1,308 @@
+"""Read the competition layout and serve batches from tensors decoded once into memory.
+
+Small images are decoded and resized a single time into one uint8 tensor; batches are index
+slices of it, converted, augmented and normalised on the training device. No DataLoader workers
+sit between the data and the model, which keeps the loop within a few percent of the bare
+forward+backward speed.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from trainer.errors import DataError
+
+IMAGE_SUFFIXES = ("", ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+@dataclass
+class ImageSet:
+    """Decoded images (N, 3, H, W uint8), their integer labels, ids and the class names."""
+
+    ids: list[str]
+    images: torch.Tensor
+    labels: torch.Tensor
+    class_names: list[str]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def resolve_data_dir(raw: str) -> Path:
+    """The data folder, relative to the current directory, else to the repository root."""
+    path = Path(raw)
+    if path.is_absolute() or path.is_dir():
+        return path
+    repo_root = Path(__file__).resolve().parents[2]
+    candidate = repo_root / path
+    return candidate if candidate.is_dir() else path
+
+
+def read_id_csv(path: Path, need_target: bool = True) -> tuple[list[str], list[int]]:
+    """Rows of an `ID,target` CSV; each bad row is named by file and line."""
+    if not path.is_file():
+        raise DataError(f"CSV not found: {path} (expected columns ID,target)")
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        fields = reader.fieldnames or []
+        wanted = ["ID", "target"] if need_target else ["ID"]
+        missing = [c for c in wanted if c not in fields]
+        if missing:
+            raise DataError(
+                f"{path}: expected columns ID,target, found {','.join(fields) or 'none'}"
+            )
+        ids, targets = [], []
+        for line, row in enumerate(reader, start=2):
+            ids.append(row["ID"])
+            if not need_target:
+                continue
+            try:
+                targets.append(int(row["target"]))
+            except (TypeError, ValueError):
+                raise DataError(
+                    f"{path}:{line}: target expected an integer class index, got {row['target']!r}"
+                ) from None
+    if not ids:
+        raise DataError(f"{path}: no rows (expected at least one ID,target row)")
+    return ids, targets
+
+
+def read_class_names(data_dir: Path, labels: list[int], num_classes: int | None) -> list[str]:
+    """Class names from meta.csv when present; the class count from config, meta or labels."""
+    meta = data_dir / "meta.csv"
+    names: list[str] = []
+    if meta.is_file():
+        with meta.open(newline="", encoding="utf-8") as fh:
+            rows = sorted(
+                (int(r["target"]), r.get("class_name") or str(r["target"]))
+                for r in csv.DictReader(fh)
+            )
+        names = [name for _, name in rows]
+    count = num_classes or len(names) or (max(labels) + 1)
+    if len(names) != count:
+        names = [str(i) for i in range(count)]
+    return names
+
+
+def check_labels(labels: list[int], num_classes: int, source: Path) -> None:
+    """Labels must be class indices in 0..num_classes-1."""
+    bad = [(i, t) for i, t in enumerate(labels) if not 0 <= t < num_classes]
+    if bad:
+        row, target = bad[0]
+        raise DataError(
+            f"{source}:{row + 2}: label {target} out of range, expected 0..{num_classes - 1} "
+            f"(num_classes={num_classes}; {len(bad)} bad rows)"
+        )
+
+
+def find_image(folder: Path, image_id: str) -> Path:
+    """`folder/ID`, trying common suffixes when the ID has none."""
+    for suffix in IMAGE_SUFFIXES:
+        path = folder / f"{image_id}{suffix}"
+        if path.is_file():
+            return path
+    raise DataError(f"image not found: {folder / image_id} (expected one file per CSV ID)")
+
+
+def decode_images(folder: Path, ids: list[str], size: int) -> torch.Tensor:
+    """Decode, convert to RGB and resize every image once into an (N, 3, size, size) uint8."""
+    if not folder.is_dir():
+        raise DataError(f"image folder not found: {folder} (expected {folder.name}/<ID> files)")
+    out = np.empty((len(ids), size, size, 3), dtype=np.uint8)
+    for i, image_id in enumerate(ids):
+        with Image.open(find_image(folder, image_id)) as img:
+            img = img.convert("RGB")
+            if img.size != (size, size):
+                img = img.resize((size, size), Image.Resampling.BILINEAR)
+            out[i] = np.asarray(img)
+    return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
+
+
+def load_train_set(cfg: dict[str, Any]) -> ImageSet:
+    """The training CSV and its images, as configured by data_dir and train_data."""
+    data_dir = resolve_data_dir(cfg.get("data_dir", "data"))
+    if not data_dir.is_dir():
+        raise DataError(
+            f"data folder not found: {data_dir} (expected train.csv and train/; "
+            "run `python codes/prepare_data.py --out data` for the embedded digits)"
+        )
+    csv_path = data_dir / cfg.get("train_data", "train.csv")
+    ids, labels = read_id_csv(csv_path)
+    class_names = read_class_names(data_dir, labels, cfg.get("num_classes"))
+    check_labels(labels, len(class_names), csv_path)
+    limit = cfg.get("limit_samples")
+    if limit and limit < len(ids):
+        keep = subsample(labels, limit, cfg.get("random_seed", 42))
+        ids, labels = [ids[i] for i in keep], [labels[i] for i in keep]
+    images = decode_images(data_dir / Path(csv_path.name).stem, ids, cfg["image_size"])
+    return ImageSet(ids, images, torch.tensor(labels, dtype=torch.long), class_names)
+
+
+def subsample(labels: list[int], limit: int, seed: int) -> np.ndarray:
+    """A stratified subset of `limit` rows (for smoke tests), in the original order."""
+    from sklearn.model_selection import train_test_split
+
+    index = np.arange(len(labels))
+    counts = np.bincount(labels)
+    strat = labels if counts[counts > 0].min() >= 2 and limit >= len(counts) else None
+    keep, _ = train_test_split(index, train_size=limit, stratify=strat, random_state=seed)
+    return np.sort(keep)
+
+
+def split_indices(labels: torch.Tensor, cfg: dict[str, Any]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """One hold-out split, or `n_folds` >= 2 (stratified) k-fold splits."""
+    from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
+
+    y = labels.numpy()
+    seed = cfg.get("random_seed", 42)
+    stratify = cfg.get("stratify", True)
+    n_folds = cfg.get("n_folds") or 0
+    index = np.arange(len(y))
+    if n_folds >= 2:
+        kind = StratifiedKFold if stratify else KFold
+        folds = kind(n_splits=n_folds, shuffle=True, random_state=seed)
+        return list(folds.split(index, y))
+    ratio = cfg.get("val_split_ratio", 0.2)
+    n_val = math.ceil(len(y) * ratio)
+    can_stratify = stratify and n_val >= len(np.unique(y)) and np.bincount(y).min() >= 2
+    train, val = train_test_split(
+        index, test_size=ratio, random_state=seed, stratify=y if can_stratify else None
+    )
+    return [(np.sort(train), np.sort(val))]
+
+
+class Augmenter:
+    """Flips and small rotations/shifts on whole batches (suits scanned documents)."""
+
+    def __init__(self, spec: dict[str, Any] | bool | None, generator: torch.Generator) -> None:
+        spec = {} if spec in (None, False) else ({} if spec is True else dict(spec))
+        self.enabled = bool(spec.pop("enabled", True)) and bool(spec)
+        self.hflip = float(spec.get("hflip", 0.0))
+        self.vflip = float(spec.get("vflip", 0.0))
+        self.degrees = float(spec.get("rotate_degrees", 0.0))
+        self.translate = float(spec.get("translate", 0.0))
+        self.generator = generator
+
+    def _rand(self, n: int, device: torch.device) -> torch.Tensor:
+        return torch.rand(n, generator=self.generator).to(device, non_blocking=True)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.enabled:
+            return x
+        n = x.shape[0]
+        if self.hflip > 0:
+            flip = (self._rand(n, x.device) < self.hflip).view(n, 1, 1, 1)
+            x = torch.where(flip, x.flip(-1), x)
+        if self.vflip > 0:
+            flip = (self._rand(n, x.device) < self.vflip).view(n, 1, 1, 1)
+            x = torch.where(flip, x.flip(-2), x)
+        if self.degrees > 0 or self.translate > 0:
+            angle = (self._rand(n, x.device) * 2 - 1) * math.radians(self.degrees)
+            shift = torch.rand(n, 2, generator=self.generator).to(x.device) * 2 - 1
+            shift = shift * self.translate * 2  # affine_grid spans [-1, 1]
+            cos, sin = torch.cos(angle), torch.sin(angle)
+            theta = torch.stack(
+                [torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)],
+                1,
+            ).to(x.dtype)
+            grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+            x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        return x
+
+
+class TensorLoader:
+    """Shuffled batches of in-memory images, normalised (and augmented) on the device."""
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        batch_size: int,
+        device: torch.device,
+        mean: list[float],
+        std: list[float],
+        shuffle: bool = False,
+        augment: Augmenter | None = None,
+        seed: int = 0,
+        channels_last: bool = False,
+    ) -> None:
+        self.images = images.to(device)
+        self.labels = labels.to(device)
+        self.batch_size = batch_size
+        self.device = device
+        self.shuffle = shuffle
+        self.augment = augment
+        self.generator = torch.Generator().manual_seed(seed)
+        self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1) * 255.0
+        self.std = torch.tensor(std, device=device).view(1, -1, 1, 1) * 255.0
+        self.channels_last = channels_last
+        # A last batch of one breaks BatchNorm in training; fold it into the previous epoch.
+        n = len(self.labels)
+        self.drop_last = shuffle and n % batch_size == 1 and n > 1
+
+    def __len__(self) -> int:
+        n = len(self.labels)
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    @property
+    def dataset_size(self) -> int:
+        return len(self.labels)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.labels)
+        if self.shuffle:
+            order = torch.randperm(n, generator=self.generator).to(self.device)
+        else:
+            order = None
+        for b in range(len(self)):
+            sl = slice(b * self.batch_size, (b + 1) * self.batch_size)
+            idx = order[sl] if order is not None else None
+            raw = self.images[idx] if idx is not None else self.images[sl]
+            y = self.labels[idx] if idx is not None else self.labels[sl]
+            x = raw.float()
+            if self.augment is not None:
+                x = self.augment(x)
+            x = (x - self.mean) / self.std
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            yield x, y
+
+
+def make_loaders(
+    data: ImageSet,
+    train_idx: np.ndarray,
+    val_idx: np.ndarray,
+    cfg: dict[str, Any],
+    device: torch.device,
+) -> tuple[TensorLoader, TensorLoader]:
+    """The shuffled, augmented training loader and the plain validation loader of one split."""
+    seed = cfg.get("random_seed", 42)
+    mean, std = cfg.get("norm_mean", [0.5] * 3), cfg.get("norm_std", [0.5] * 3)
+    tr, va = torch.as_tensor(train_idx), torch.as_tensor(val_idx)
+    augment = Augmenter(cfg.get("augment"), torch.Generator().manual_seed(seed + 1))
+    train = TensorLoader(
+        data.images[tr],
+        data.labels[tr],
+        cfg["batch_size"],
+        device,
+        mean,
+        std,
+        shuffle=True,
+        augment=augment if augment.enabled else None,
+        seed=seed,
+    )
+    val = TensorLoader(
+        data.images[va], data.labels[va], max(cfg["batch_size"], 256), device, mean, std
+    )
+    return train, val

@@ -1,0 +1,60 @@
+"""Pick the device and the mixed-precision plan, and say which was actually used."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from trainer.errors import ConfigError
+
+
+@dataclass
+class AmpPlan:
+    """Autocast on/off with its dtype; a GradScaler only for float16."""
+
+    enabled: bool
+    dtype: torch.dtype | None
+    scaler: torch.amp.GradScaler | None
+    note: str
+
+    @property
+    def dtype_name(self) -> str:
+        return str(self.dtype).removeprefix("torch.") if self.enabled else "float32"
+
+
+def pick_device(preference: str = "auto") -> torch.device:
+    """CUDA when available (CUDA_VISIBLE_DEVICES is honoured by torch itself), else CPU."""
+    pref = (preference or "auto").lower()
+    if pref == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if pref.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"device: {preference!r} asked for, but no CUDA device is visible "
+            f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); "
+            "expected auto or cpu"
+        )
+    try:
+        return torch.device(pref)
+    except RuntimeError:
+        raise ConfigError(f"device: expected auto, cpu or cuda[:N], got {preference!r}") from None
+
+
+def amp_plan(requested: bool, device: torch.device) -> AmpPlan:
+    """bf16 autocast on CUDA when supported, else fp16 with a scaler; CPU stays float32."""
+    if not requested:
+        return AmpPlan(False, None, None, "mixed precision off")
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return AmpPlan(True, torch.bfloat16, None, "CUDA autocast bfloat16")
+        scaler = torch.amp.GradScaler("cuda")
+        return AmpPlan(True, torch.float16, scaler, "CUDA autocast float16 with GradScaler")
+    return AmpPlan(False, None, None, "mixed precision requested, not used on CPU (float32)")
+
+
+def configure_threads(count: int | None, device: torch.device) -> int:
+    """CPU threads for torch: the configured count, else torch's own default."""
+    if count and count > 0:
+        torch.set_num_threads(count)
+    return torch.get_num_threads()

@@ -1,0 +1,133 @@
+"""Weights & Biases logging that can never stop or hang training.
+
+W&B reads WANDB_PROJECT, WANDB_NAME, WANDB_RUN_GROUP, WANDB_TAGS, WANDB_RUN_ID and WANDB_MODE
+itself; the config's `wandb` block only fills what the environment leaves unset. Every call is
+guarded: a failure prints one warning and the tracker turns itself off.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+# Config key -> W&B environment variable that takes precedence over it.
+ENV_FIRST = {
+    "project": "WANDB_PROJECT",
+    "name": "WANDB_NAME",
+    "group": "WANDB_RUN_GROUP",
+    "tags": "WANDB_TAGS",
+    "id": "WANDB_RUN_ID",
+    "mode": "WANDB_MODE",
+    "entity": "WANDB_ENTITY",
+    "job_type": "WANDB_JOB_TYPE",
+}
+
+
+def _warn(what: str, exc: BaseException) -> None:
+    print(
+        f"warning: W&B {what} failed, training goes on without it ({type(exc).__name__}: "
+        f"{' '.join(str(exc).split())[:200]})",
+        file=sys.stderr,
+    )
+
+
+class Tracker:
+    """A W&B run, or nothing when W&B is disabled or fails."""
+
+    def __init__(self, cfg: dict[str, Any], run_name: str, run_dir: Path) -> None:
+        block = dict(cfg.get("wandb") or {})
+        self.mode = os.environ.get("WANDB_MODE") or block.get("mode", "disabled")
+        self.project = os.environ.get("WANDB_PROJECT") or block.get("project")
+        self.name = os.environ.get("WANDB_NAME") or run_name
+        self.run_id: str | None = os.environ.get("WANDB_RUN_ID")
+        self.dir: str | None = None
+        self.run: Any = None
+        self.enabled = self.mode != "disabled" and block.get("log", True) is not False
+        if not self.enabled:
+            return
+        try:
+            import wandb
+
+            wanted = {
+                "project": block.get("project"),
+                "name": run_name,
+                "group": block.get("group"),
+                "tags": block.get("tags"),
+                "entity": block.get("entity"),
+                "mode": self.mode,
+            }
+            kwargs = {k: v for k, v in wanted.items() if v and not os.environ.get(ENV_FIRST[k])}
+            wandb_dir = os.environ.get("WANDB_DIR") or str(run_dir)
+            self.run = wandb.init(
+                dir=wandb_dir,
+                config=cfg,
+                resume="allow" if self.run_id else None,
+                settings=wandb.Settings(init_timeout=float(block.get("init_timeout", 60))),
+                **kwargs,
+            )
+            self.project = self.run.project or self.project
+            self.name = self.run.name or self.name
+            self.run_id = self.run.id
+            self.dir = str(Path(self.run.dir).parent) if self.run.dir else wandb_dir
+        except Exception as exc:
+            _warn("init", exc)
+            self.run, self.enabled = None, False
+
+    def _guard(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> None:
+        if self.run is None:
+            return
+        try:
+            fn(*args, **kwargs)
+        except Exception as exc:
+            _warn(what, exc)
+            self.run = None
+
+    def log_epoch(self, record: dict[str, Any], step: int) -> None:
+        """Per-epoch metrics."""
+        if self.run is not None:
+            self._guard("log", self.run.log, record, step=step)
+
+    def log_final(
+        self,
+        summary: dict[str, Any],
+        y_true: list[int],
+        y_pred: list[int],
+        classes: list[str],
+        figures: dict[str, Path],
+    ) -> None:
+        """Summary metrics, the confusion matrix and the figures."""
+        if self.run is None:
+            return
+
+        def _send() -> None:
+            import wandb
+
+            for key, value in summary.items():
+                if isinstance(value, int | float | str | bool):
+                    self.run.summary[key] = value
+            payload: dict[str, Any] = {
+                "confusion_matrix": wandb.plot.confusion_matrix(
+                    y_true=y_true, preds=y_pred, class_names=classes
+                )
+            }
+            payload.update({k: wandb.Image(str(p)) for k, p in figures.items() if p.exists()})
+            self.run.log(payload)
+
+        self._guard("summary", _send)
+
+    def finish(self, exit_code: int = 0) -> None:
+        if self.run is not None:
+            self._guard("finish", self.run.finish, exit_code=exit_code)
+            self.run = None
+
+    def describe(self) -> dict[str, Any]:
+        """The `wandb` block of result.json."""
+        return {
+            "project": self.project,
+            "name": self.name,
+            "run_id": self.run_id,
+            "mode": self.mode if self.enabled else "disabled",
+            "dir": self.dir,
+        }
