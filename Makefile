@@ -1,0 +1,45 @@
+# hyperparameter_system: `make demo` runs the quickstart matrix, `make test` runs the test suite.
+# Both create .venv when missing and install only when pyproject.toml changed.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+export HF_HUB_OFFLINE ?= 1
+export WANDB_SILENT ?= true
+
+.PHONY: help demo test test-fast lint data bench clean
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev,ray]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install the project with its dev and ray extras
+
+data: $(STAMP)  ## write the embedded digits dataset into data/
+	$(BIN)/python codes/prepare_data.py --out data
+
+demo: data  ## run the quickstart matrix on the embedded data and show the summary
+	WANDB_MODE=$${WANDB_MODE:-offline} $(BIN)/python hyperparameter_system/experiment_runner.py --config examples/quickstart.yaml --all
+	$(BIN)/python hyperparameter_system/experiment_runner.py --config examples/quickstart.yaml --summary --export html reports/quickstart.html
+
+test: data  ## lint, then the whole test suite (unit, end-to-end, reliability)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+test-fast: data  ## the suite without the slow end-to-end tests
+	$(BIN)/python -m pytest -q -m 'not slow'
+
+lint: $(STAMP)  ## ruff
+	$(BIN)/ruff check .
+
+bench: data  ## print the benchmark figures
+	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:  ## remove generated runs, temp configs and the ledger (keeps .venv and data)
+	rm -rf runs temp_configs/*.yaml experiments.db reports

@@ -1,0 +1,89 @@
+"""The runner's API: what the CLI flags and the interactive menu both call."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from hyperparameter_system import console, devices
+from hyperparameter_system.errors import HpsysError
+from hyperparameter_system.estimates import estimate_durations
+from hyperparameter_system.executor import Executor, RunResult, local_dispatch
+from hyperparameter_system.hyperparameter_configs import Experiment, build_matrix
+from hyperparameter_system.ledger import Ledger
+from hyperparameter_system.settings import Settings, load_settings
+
+__all__ = ["load", "select", "ledger", "plan_run", "run", "show_matrix", "failed", "estimates",
+           "export_ledger"]
+
+
+def load(config: str | Path, overrides: Sequence[str] = ()) -> Settings:
+    return load_settings(config, overrides)
+
+
+def select(settings: Settings, models: Sequence[str] | None = None,
+           categories: Sequence[str] | None = None) -> list[Experiment]:
+    return build_matrix(settings, models or None, categories or None)
+
+
+def ledger(settings: Settings) -> Ledger:
+    return Ledger(settings.system.ledger)
+
+
+def estimates(settings: Settings, experiments: Sequence[Experiment]) -> dict[str, float | None]:
+    return estimate_durations(ledger(settings).rows(), experiments)
+
+
+def plan_run(settings: Settings, experiments: Sequence[Experiment], rerun: bool = False) -> dict:
+    """What a run would do: counts of what runs and what is skipped as done, and the estimate."""
+    statuses = ledger(settings).statuses(e.id for e in experiments)
+    todo = [e for e in experiments if rerun or statuses.get(e.id) != "done"]
+    est = estimates(settings, todo)
+    known = [v for v in est.values() if v is not None]
+    slots = max(1, settings.execution.max_parallel)
+    return {"total": len(experiments), "to_run": todo, "skipped": len(experiments) - len(todo),
+            "estimate_s": (sum(known) / slots) if known else None,
+            "unknown": len(est) - len(known), "statuses": statuses}
+
+
+def failed(settings: Settings) -> list[Experiment]:
+    """Experiments of the current matrix whose last attempt failed, timed out or was stopped."""
+    experiments = build_matrix(settings)
+    statuses = ledger(settings).statuses(e.id for e in experiments)
+    return [e for e in experiments if statuses.get(e.id) in ("failed", "timeout", "interrupted")]
+
+
+def show_matrix(settings: Settings, experiments: Sequence[Experiment]) -> None:
+    statuses = ledger(settings).statuses(e.id for e in experiments)
+    console.print_matrix(settings, experiments, statuses, estimates(settings, experiments))
+
+
+def run(settings: Settings, experiments: Sequence[Experiment], rerun: bool = False,
+        executor: str | None = None, show: bool = True) -> RunResult:
+    """Run the selection to its end; Ctrl-C ends the children and leaves it resumable."""
+    kind = executor or settings.execution.executor
+    book = ledger(settings)
+    plan = plan_run(settings, experiments, rerun)
+    if kind == "ray":
+        from hyperparameter_system.ray_executor import ray_dispatch, ray_slots
+
+        slots, dispatch = ray_slots(settings), ray_dispatch(settings)
+    else:
+        try:
+            slots = devices.plan_slots(settings.execution.max_parallel, settings.execution.gpus,
+                                       settings.execution.gpus_per_experiment,
+                                       settings.execution.experiments_per_gpu)
+        except ValueError as exc:
+            raise HpsysError(f"{settings.path}: execution.gpus", str(exc)) from None
+        dispatch = local_dispatch(settings)
+    display = console.RunDisplay(len(plan["to_run"]), plan["skipped"], plan["estimate_s"]) \
+        if show else None
+    engine = Executor(settings, book, slots, dispatch, display)
+    if display is None:
+        return engine.run(experiments, rerun)
+    with display:
+        return engine.run(experiments, rerun)
+
+
+def export_ledger(settings: Settings, path: str | Path) -> int:
+    return ledger(settings).export_csv(path)

@@ -1,0 +1,118 @@
+"""What a category is: declared option parameters, validation, config changes and a run name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from hyperparameter_system.errors import HpsysError, close_match
+
+Locate = Callable[[str | None], str]
+"""Maps an option key (None: the option itself) to an error location such as `file:12: key`."""
+
+LABEL_KEYS = frozenset({"description"})
+
+
+def fmt(value: Any) -> str:
+    """Numbers as the original run names wrote them: 0.001, 25, 1e-05, True."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Param:
+    """One option key: the config key it sets, its type and allowed range."""
+
+    key: str
+    target: str
+    kind: type | tuple[type, ...]
+    required: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def check(self, value: Any, where: str) -> None:
+        kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
+        if float in kinds:
+            kinds = (*kinds, int)
+        ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+        if not ok:
+            names = " or ".join(k.__name__ for k in kinds if k is not int or float not in kinds)
+            raise HpsysError(where, f"expected {names}, got {value!r}")
+        if self.minimum is not None and value < self.minimum:
+            raise HpsysError(where, f"expected a value >= {self.minimum}, got {value!r}")
+        if self.maximum is not None and value > self.maximum:
+            raise HpsysError(where, f"expected a value <= {self.maximum}, got {value!r}")
+
+
+class Category:
+    """A built-in category: subclasses declare `name`, `params` and `run_name`.
+
+    `extra_target` lets a category accept keys it does not declare (the scheduler's own
+    parameters), each set under that prefix.
+    """
+
+    name: str = ""
+    params: tuple[Param, ...] = ()
+    extra_target: str | None = None
+
+    def _param(self, key: str) -> Param | None:
+        return next((p for p in self.params if p.key == key), None)
+
+    def validate(self, option: Mapping[str, Any], locate: Locate) -> None:
+        """Raise HpsysError at the first unknown, missing, mistyped or out-of-range key."""
+        for key, value in option.items():
+            if key in LABEL_KEYS:
+                continue
+            param = self._param(key)
+            if param is None:
+                if self.extra_target is None:
+                    known = [p.key for p in self.params] + sorted(LABEL_KEYS)
+                    raise HpsysError(
+                        locate(key),
+                        f"unknown option key for category '{self.name}'{close_match(key, known)};"
+                        f" expected one of {', '.join(known)}",
+                    )
+                continue
+            param.check(value, locate(key))
+        for param in self.params:
+            if param.required and param.key not in option:
+                raise HpsysError(locate(None), f"missing required key '{param.key}'")
+
+    def changes(self, option: Mapping[str, Any]) -> dict[str, Any]:
+        """Dotted config key -> value for everything this option sets (labels excluded)."""
+        out: dict[str, Any] = {}
+        for key, value in option.items():
+            if key in LABEL_KEYS:
+                continue
+            param = self._param(key)
+            out[param.target if param else f"{self.extra_target}.{key}"] = value
+        return out
+
+    def run_name(self, option: Mapping[str, Any]) -> str:
+        raise NotImplementedError
+
+
+def parts(option: Mapping[str, Any], *pairs: tuple[str, str]) -> str:
+    """`_lr0.001_wd0.001` from (prefix, key) pairs, skipping absent keys."""
+    return "".join(f"_{prefix}{fmt(option[key])}" for prefix, key in pairs if key in option)
+
+
+class YamlCategory(Category):
+    """A category declared only in YAML: each option key is a dotted config key."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def validate(self, option: Mapping[str, Any], locate: Locate) -> None:
+        for key in option:
+            if not isinstance(key, str) or not key.strip("+"):
+                raise HpsysError(locate(None), f"option keys must be config keys, got {key!r}")
+
+    def changes(self, option: Mapping[str, Any]) -> dict[str, Any]:
+        return {k.lstrip("+"): v for k, v in option.items() if k not in LABEL_KEYS}
+
+    def run_name(self, option: Mapping[str, Any]) -> str:
+        body = "_".join(f"{k}{fmt(v)}" for k, v in self.changes(option).items())
+        return f"{self.name}_{body}" if body else self.name

@@ -1,0 +1,20 @@
+"""image_size: size, batch_size -> `img320_batch64`."""
+
+from hyperparameter_system.categories.base import Category, Param, parts
+from hyperparameter_system.hookspecs import hookimpl
+
+
+class ImageSizeCategory(Category):
+    name = "image_size"
+    params = (
+        Param("size", "image_size", int, required=True, minimum=8, maximum=4096),
+        Param("batch_size", "batch_size", int, minimum=1),
+    )
+
+    def run_name(self, option):
+        return f"img{option['size']}{parts(option, ('batch', 'batch_size'))}"
+
+
+@hookimpl
+def register_categories(register):
+    register(ImageSizeCategory())

@@ -1,0 +1,23 @@
+"""loss_function: name, alpha, gamma, smoothing -> `loss_FocalLoss_alpha2_gamma1`."""
+
+from hyperparameter_system.categories.base import Category, Param, parts
+from hyperparameter_system.hookspecs import hookimpl
+
+
+class LossFunctionCategory(Category):
+    name = "loss_function"
+    params = (
+        Param("name", "criterion", str, required=True),
+        Param("alpha", "focal_alpha", float, minimum=0.0),
+        Param("gamma", "focal_gamma", float, minimum=0.0),
+        Param("smoothing", "label_smooth", float, minimum=0.0, maximum=1.0),
+    )
+
+    def run_name(self, option):
+        pairs = (("alpha", "alpha"), ("gamma", "gamma"), ("smooth", "smoothing"))
+        return f"loss_{option['name']}{parts(option, *pairs)}"
+
+
+@hookimpl
+def register_categories(register):
+    register(LossFunctionCategory())

@@ -1,0 +1,31 @@
+"""scheduler: name plus its parameters (into scheduler_params) -> `sch_CosineAnnealingLR_T25`."""
+
+from hyperparameter_system.categories.base import Category, Param, parts
+from hyperparameter_system.hookspecs import hookimpl
+
+
+class SchedulerCategory(Category):
+    name = "scheduler"
+    extra_target = "scheduler_params"  # any other key is one of the scheduler's own parameters
+    params = (
+        Param("name", "scheduler_name", str, required=True),
+        Param("T_max", "scheduler_params.T_max", int, minimum=1),
+        Param("eta_min", "scheduler_params.eta_min", float, minimum=0.0),
+        Param("max_lr", "scheduler_params.max_lr", float, minimum=0.0),
+        Param("total_steps", "scheduler_params.total_steps", int, minimum=1),
+        Param("pct_start", "scheduler_params.pct_start", float, minimum=0.0, maximum=1.0),
+        Param("step_size", "scheduler_params.step_size", int, minimum=1),
+        Param("gamma", "scheduler_params.gamma", float, minimum=0.0),
+        Param("factor", "scheduler_params.factor", float, minimum=0.0, maximum=1.0),
+        Param("patience", "scheduler_params.patience", int, minimum=0),
+        Param("warmup_epochs", "scheduler_params.warmup_epochs", int, minimum=0),
+    )
+
+    def run_name(self, option):
+        pairs = (("T", "T_max"), ("maxlr", "max_lr"), ("step", "step_size"), ("gamma", "gamma"))
+        return f"sch_{option['name']}{parts(option, *pairs)}"
+
+
+@hookimpl
+def register_categories(register):
+    register(SchedulerCategory())

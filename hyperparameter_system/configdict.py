@@ -1,0 +1,103 @@
+"""Dotted-key access to nested training configs, and `key=value` overrides in Hydra's grammar."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import yaml
+
+from hyperparameter_system.errors import HpsysError, close_match
+
+_MISSING = object()
+
+
+def get_dotted(config: Mapping[str, Any], key: str, default: Any = _MISSING) -> Any:
+    """`get_dotted(cfg, "scheduler_params.T_max")`; raises KeyError when absent and no default."""
+    node: Any = config
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            if default is _MISSING:
+                raise KeyError(key)
+            return default
+        node = node[part]
+    return node
+
+
+def has_dotted(config: Mapping[str, Any], key: str) -> bool:
+    return get_dotted(config, key, _MISSING) is not _MISSING
+
+
+def set_dotted(config: dict[str, Any], key: str, value: Any) -> None:
+    """Set a dotted key in place, creating intermediate mappings."""
+    parts = key.split(".")
+    node = config
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[parts[-1]] = value
+
+
+def flat_keys(config: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Every leaf key, dotted: for close-match suggestions."""
+    keys: list[str] = []
+    for key, value in config.items():
+        full = f"{prefix}{key}"
+        keys.append(full)
+        if isinstance(value, Mapping):
+            keys.extend(flat_keys(value, f"{full}."))
+    return keys
+
+
+def apply_changes(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of `base` with every dotted change set."""
+    config = copy.deepcopy(dict(base))
+    for key, value in changes.items():
+        set_dotted(config, key, copy.deepcopy(value))
+    return config
+
+
+def parse_override(text: str, config: Mapping[str, Any], where: str) -> tuple[str, Any]:
+    """`key=value` changes an existing key, `+key=value` adds a new one, `++key=value` either."""
+    if "=" not in text:
+        raise HpsysError(where, f"override '{text}' must look like key=value")
+    raw_key, raw_value = text.split("=", 1)
+    mode = "++" if raw_key.startswith("++") else "+" if raw_key.startswith("+") else ""
+    key = raw_key[len(mode):].strip()
+    if not key:
+        raise HpsysError(where, f"override '{text}' has an empty key")
+    try:
+        value = yaml.safe_load(raw_value) if raw_value.strip() else None
+    except yaml.YAMLError:
+        raise HpsysError(where, f"override '{text}': value is not valid YAML") from None
+    exists = has_dotted(config, key)
+    if mode == "" and not exists:
+        hint = close_match(key, flat_keys(config))
+        raise HpsysError(where, f"unknown key '{key}'{hint}; use +{key}=... to add a new key")
+    if mode == "+" and exists:
+        raise HpsysError(where, f"key '{key}' already exists; use {key}=... or ++{key}=...")
+    return key, value
+
+
+def apply_overrides(config: Mapping[str, Any], overrides: Iterable[str], where: str) -> dict:
+    """Apply `--set` style overrides to a copy of config."""
+    out = copy.deepcopy(dict(config))
+    for text in overrides:
+        key, value = parse_override(text, out, where)
+        set_dotted(out, key, value)
+    return out
+
+
+def canonical(value: Any) -> str:
+    """Stable JSON text: equal configs give equal text whatever their key order."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def stable_hash(*parts: Any, length: int = 12) -> str:
+    return hashlib.sha256(canonical(list(parts)).encode()).hexdigest()[:length]

@@ -1,0 +1,191 @@
+"""All rich output lives here: errors, tables, the live progress display, the summary."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+STATUS_STYLE = {"done": "green", "failed": "red", "timeout": "red", "interrupted": "yellow",
+                "running": "cyan", "pending": "dim"}
+
+
+def error(message: str) -> None:
+    """The one-line bad-input message (no traceback)."""
+    err_console.print(Text(f"error: {message}", style="bold red"), soft_wrap=True)
+
+
+def warn(message: str) -> None:
+    err_console.print(Text(f"warning: {message}", style="yellow"), soft_wrap=True)
+
+
+def info(message: str) -> None:
+    console.print(message, soft_wrap=True)
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
+
+
+def status_text(status: str | None) -> Text:
+    status = status or "new"
+    return Text(status, style=STATUS_STYLE.get(status, "dim"))
+
+
+def print_matrix(settings, experiments: Sequence, statuses: Mapping[str, str],
+                 estimates: Mapping[str, float | None]) -> None:
+    """Models x categories with option counts, then each model's project and its runs."""
+    models = list(dict.fromkeys(e.model for e in experiments))
+    cats = list(dict.fromkeys(e.category for e in experiments))
+    grid = Table(title=f"Experiment matrix: {settings.path.name}", show_lines=False)
+    grid.add_column("model")
+    for cat in cats:
+        grid.add_column(cat, justify="right")
+    grid.add_column("total", justify="right", style="bold")
+    for model in models:
+        counts = Counter(e.category for e in experiments if e.model == model)
+        grid.add_row(model, *(str(counts.get(c, 0)) for c in cats), str(sum(counts.values())))
+    console.print(grid)
+    for model in models:
+        mine = [e for e in experiments if e.model == model]
+        table = Table(title=f"Project: {mine[0].project} ({len(mine)} runs)", title_justify="left")
+        for col in ("#", "id", "category", "run name", "status", "estimate"):
+            table.add_column(col)
+        for e in mine:
+            table.add_row(str(e.index), e.id, e.category, e.run_name,
+                          status_text(statuses.get(e.id)), fmt_duration(estimates.get(e.id)))
+        console.print(table)
+    total_est = [estimates.get(e.id) for e in experiments if statuses.get(e.id) != "done"]
+    known = [t for t in total_est if t is not None]
+    done = sum(1 for e in experiments if statuses.get(e.id) == "done")
+    parallel = max(1, settings.execution.max_parallel)
+    line = f"Total: {len(experiments)} experiments, {done} done, {len(experiments) - done} to run"
+    if known:
+        unknown = len(total_est) - len(known)
+        line += f"; estimated {fmt_duration(sum(known) / parallel)} on {parallel} slot(s)"
+        line += f" ({unknown} without an estimate)" if unknown else ""
+    console.print(line)
+
+
+class RunDisplay:
+    """Overall bar (done/failed, ETA) and one line per running experiment with its epoch."""
+
+    def __init__(self, total: int, skipped: int, eta_s: float | None = None) -> None:
+        self.total, self.skipped = total, skipped
+        self.done = self.failed = 0
+        self.running: dict[str, tuple[Any, float, str]] = {}
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("[green]{task.fields[done]} done[/] [red]{task.fields[failed]} failed"),
+            TimeRemainingColumn(), console=console, transient=False)
+        self.task = self.progress.add_task("experiments", total=max(total, 1), done=0, failed=0)
+        self.live = Live(self._render(), console=console, refresh_per_second=4,
+                         transient=False, redirect_stdout=False, redirect_stderr=False)
+
+    def __enter__(self) -> RunDisplay:
+        if self.skipped:
+            console.print(f"skipping {self.skipped} experiment(s) already done")
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.live.update(self._render())
+        self.live.__exit__(*exc)
+
+    def started(self, experiment, run_dir: str, slot: str) -> None:
+        self.running[experiment.id] = (experiment, time.time(), f"{slot}|{run_dir}")
+        self.refresh()
+
+    def finished(self, experiment, outcome) -> None:
+        self.running.pop(experiment.id, None)
+        if outcome.status == "done":
+            self.done += 1
+        else:
+            self.failed += 1
+        self.progress.update(self.task, advance=1, done=self.done, failed=self.failed)
+        style = STATUS_STYLE.get(outcome.status, "")
+        reason = f" ({outcome.error})" if outcome.error else ""
+        self.live.console.print(Text(
+            f"{outcome.status:<11} {experiment.describe()} in "
+            f"{fmt_duration(outcome.duration_s)}{reason}", style=style), soft_wrap=True)
+        self.refresh()
+
+    def message(self, text: str) -> None:
+        self.live.console.print(text, soft_wrap=True)
+
+    def refresh(self) -> None:
+        self.live.update(self._render())
+
+    def _render(self) -> Group:
+        rows = Table.grid(padding=(0, 2))
+        for exp, since, where in list(self.running.values()):
+            slot, run_dir = where.split("|", 1)
+            rows.add_row(Text(f"[{slot}]", style="cyan"), exp.describe(),
+                         latest_epoch(run_dir), fmt_duration(time.time() - since))
+        return Group(self.progress, rows)
+
+
+def latest_epoch(run_dir: str) -> str:
+    """`epoch 3 val_f1 0.91` from the last line of metrics.jsonl, read from its end."""
+    path = Path(run_dir) / "metrics.jsonl"
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 4096))
+            last = fh.read().decode("utf-8", "replace").strip().splitlines()[-1]
+        row = json.loads(last)
+    except (OSError, IndexError, ValueError):
+        return "starting"
+    f1 = row.get("val_f1")
+    return f"epoch {row.get('epoch')}" + (f" val_f1 {f1:.4f}" if isinstance(f1, float) else "")
+
+
+def interactive() -> bool:
+    return sys.stdin.isatty()
+
+
+def print_plan(plan: Mapping[str, Any]) -> None:
+    """--dry-run: what would run, and what is skipped as done."""
+    table = Table(title=f"Would run {len(plan['to_run'])} of {plan['total']} "
+                        f"({plan['skipped']} already done, skipped)")
+    for col in ("#", "id", "model", "category", "run name", "status"):
+        table.add_column(col)
+    for e in plan["to_run"]:
+        table.add_row(str(e.index), e.id, e.model, e.category, e.run_name,
+                      status_text(plan["statuses"].get(e.id)))
+    console.print(table)
+    if plan["estimate_s"] is not None:
+        console.print(f"estimated time: {fmt_duration(plan['estimate_s'])}")
+
+
+def print_run_result(result) -> None:
+    parts = [f"{result.count('done')} done", f"{result.count('failed')} failed",
+             f"{result.count('timeout')} timed out"]
+    if result.skipped_done:
+        parts.append(f"{result.skipped_done} skipped (already done)")
+    if result.busy_elsewhere:
+        parts.append(f"{result.busy_elsewhere} running under another runner")
+    style = "red" if result.count("failed") + result.count("timeout") else "green"
+    console.print(Text("run finished: " + ", ".join(parts), style=style))
+    if result.interrupted:
+        console.print(Text("interrupted: stopped experiments are marked interrupted; "
+                           "run the same command again to resume", style="yellow"))

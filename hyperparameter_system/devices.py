@@ -1,0 +1,90 @@
+"""GPU slots: which devices each parallel experiment may see, found without importing torch."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from hyperparameter_system import reaper
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One place an experiment runs: its name, its GPUs and its share of the CPU."""
+
+    name: str
+    devices: tuple[int, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def detect_gpus() -> list[int]:
+    """GPU indices visible to this process: CUDA_VISIBLE_DEVICES, else nvidia-smi, else none."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [int(x) for x in visible.split(",") if x.strip().isdigit()]
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [int(x) for x in out.split() if x.strip().isdigit()]
+
+
+def plan_slots(max_parallel: int, gpus: str | Sequence[int], gpus_per_experiment: int = 1,
+               experiments_per_gpu: int = 1, cpus: int | None = None) -> list[Slot]:
+    """Split the GPUs into groups of `gpus_per_experiment`, each shared by at most
+    `experiments_per_gpu` slots, and the CPU threads evenly between slots.
+
+    gpus: "auto" (detect), a list of indices, or () for CPU only (then CUDA is hidden).
+    """
+    found = detect_gpus() if gpus == "auto" else list(gpus)
+    cpus = cpus or os.cpu_count() or 1
+    if found:
+        groups = [tuple(found[i:i + gpus_per_experiment])
+                  for i in range(0, len(found) - gpus_per_experiment + 1, gpus_per_experiment)]
+        count = min(max_parallel, len(groups) * experiments_per_gpu) if groups else 0
+        if count == 0:
+            raise ValueError(
+                f"{len(found)} GPU(s) cannot give {gpus_per_experiment} per experiment")
+        layout = [groups[i % len(groups)] for i in range(count)]
+    else:
+        count = max_parallel
+        layout = [() for _ in range(count)]
+    threads = max(1, cpus // count)
+    slots = []
+    for i, devices in enumerate(layout):
+        env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+               "HPSYS_CPU_THREADS": str(threads), "HPSYS_MAX_WORKERS": str(max(0, threads - 1))}
+        if found:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, devices))
+        elif gpus != "auto":
+            env["CUDA_VISIBLE_DEVICES"] = ""  # gpus: none means CPU even on a GPU machine
+        name = f"gpu{','.join(map(str, devices))}" if devices else f"cpu{i}"
+        slots.append(Slot(name, devices, env))
+    return slots
+
+
+def wait_released(devices: Sequence[int], experiment_id: str, timeout: float = 30.0) -> bool:
+    """Before a GPU slot is reused: wait until no process of the finished experiment holds
+    memory on its devices (as nvidia-smi reports). True when seen released or unreadable."""
+    if not devices or shutil.which("nvidia-smi") is None:
+        return True
+    deadline = time.time() + timeout
+    query = ["nvidia-smi", "--query-compute-apps=pid", "--format=csv,noheader",
+             f"--id={','.join(map(str, devices))}"]
+    while time.time() < deadline:
+        try:
+            out = subprocess.run(query, capture_output=True, text=True, timeout=10).stdout
+        except (OSError, subprocess.SubprocessError):
+            return True
+        pids = {int(x) for x in out.split() if x.isdigit()}
+        if not pids & set(reaper.experiment_pids(experiment_id)):
+            return True
+        time.sleep(0.5)
+    return False

@@ -1,0 +1,219 @@
+"""Run a selection of experiments on parallel slots: claim, launch, record, retry.
+
+Each slot is a thread that takes the next experiment as soon as it is free. `dispatch` runs one
+launch to its end: locally (`launcher.execute`) or as a Ray task (ray_executor), so resume,
+retries, timeouts, Ctrl-C and the display behave the same on both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hyperparameter_system import devices, launcher, reaper
+from hyperparameter_system.atomic import read_json
+from hyperparameter_system.configdict import apply_changes, get_dotted
+from hyperparameter_system.devices import Slot
+from hyperparameter_system.hyperparameter_configs import Experiment
+from hyperparameter_system.launcher import Launch, Outcome
+from hyperparameter_system.ledger import Ledger, runner_identity
+from hyperparameter_system.settings import Settings
+
+Dispatch = Callable[[Launch, Slot, Callable[[], bool], Callable[[int], None]], Outcome]
+DISK_POLL_S = 5.0
+
+
+def local_dispatch(settings: Settings) -> Dispatch:
+    keep = settings.system.keep_temp_configs
+
+    def dispatch(launch, slot, stop, on_start):
+        return launcher.execute(launch, stop=stop, on_start=on_start, keep_config=keep)
+
+    return dispatch
+
+
+@dataclass
+class RunResult:
+    """What one invocation did."""
+
+    selected: int = 0
+    skipped_done: int = 0
+    busy_elsewhere: int = 0
+    outcomes: list[Outcome] = field(default_factory=list)
+    interrupted: bool = False
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+
+def headline(result: dict[str, Any] | None, metric: str) -> float | None:
+    """The headline metric (a dotted key of result.json) as a float, if present."""
+    value = get_dotted(result or {}, metric, None)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+class Executor:
+    """The queue and its slots. `run()` returns when every selected experiment has ended
+    (done, or failed past its retries) or the user stopped it."""
+
+    def __init__(self, settings: Settings, ledger: Ledger, slots: Sequence[Slot],
+                 dispatch: Dispatch, display=None) -> None:
+        self.settings, self.ledger, self.slots = settings, ledger, list(slots)
+        self.dispatch, self.display = dispatch, display
+        self.owner = runner_identity()
+        self.stop = threading.Event()
+        self.queue: deque[Experiment] = deque()
+        self.lock = threading.Lock()
+        self.result = RunResult()
+        self.batch_override: dict[str, int] = {}
+        self.tries: dict[str, int] = {}  # attempts in this invocation: retry_failed bounds them
+
+    # -- the run -------------------------------------------------------------------------
+    def run(self, experiments: Sequence[Experiment], rerun: bool = False) -> RunResult:
+        self.ledger.sync(experiments)
+        if rerun:
+            self.ledger.reset(e.id for e in experiments)
+        statuses = self.ledger.statuses(e.id for e in experiments)
+        todo = [e for e in experiments if statuses.get(e.id) != "done"]
+        self.result.selected = len(experiments)
+        self.result.skipped_done = len(experiments) - len(todo)
+        self.queue.extend(todo)
+        beat = threading.Thread(target=self._heartbeat, daemon=True)
+        beat.start()
+        workers = [threading.Thread(target=self._work, args=(slot,), daemon=True,
+                                    name=f"slot-{slot.name}") for slot in self.slots]
+        for w in workers:
+            w.start()
+        try:
+            for w in workers:
+                while w.is_alive():
+                    w.join(timeout=0.2)
+                    if self.display is not None:
+                        self.display.refresh()
+        except KeyboardInterrupt:
+            self.result.interrupted = True
+            self.stop.set()
+            for w in workers:
+                w.join()
+        finally:
+            self.stop.set()
+        return self.result
+
+    def _next(self) -> Experiment | None:
+        with self.lock:
+            return self.queue.popleft() if self.queue else None
+
+    def _heartbeat(self) -> None:
+        while not self.stop.wait(self.settings.execution.heartbeat_s):
+            with contextlib.suppress(Exception):  # a missed beat is retried; never kill the run
+                self.ledger.heartbeat(self.owner)
+
+    def _work(self, slot: Slot) -> None:
+        execution = self.settings.execution
+        while not self.stop.is_set():
+            exp = self._next()
+            if exp is None:
+                return
+            if not self._disk_ok():
+                with self.lock:
+                    self.queue.appendleft(exp)
+                return
+            before = self.ledger.claim(exp.id, self.owner, execution.stale_after_s)
+            if before is None:
+                with self.lock:
+                    self.result.busy_elsewhere += 1
+                continue
+            if before.status == "running" and self._recover(exp, before):
+                continue
+            tries = self.tries[exp.id] = self.tries.get(exp.id, 0) + 1
+            outcome = self._attempt(exp, slot, (before.attempts or 0) + 1)
+            if outcome.status in ("failed", "timeout") and not self.stop.is_set() \
+                    and tries < execution.max_attempts:
+                if outcome.oom and execution.retry_oom_halving:
+                    self._halve_batch(exp)
+                with self.lock:
+                    self.queue.append(exp)
+
+    def _attempt(self, exp: Experiment, slot: Slot, attempt: int) -> Outcome:
+        config = exp.config
+        if exp.id in self.batch_override:
+            config = apply_changes(config, {"batch_size": self.batch_override[exp.id]})
+        launch = launcher.plan(exp, self.settings, attempt, env=slot.env, config=config)
+
+        def on_start(pid: int) -> None:
+            self.ledger.set_started(exp.id, pid, launch.info())
+            if self.display is not None:
+                self.display.started(exp, launch.run_dir, slot.name)
+
+        outcome = self.dispatch(launch, slot, self.stop.is_set, on_start)
+        if exp.id in self.batch_override and outcome.error:
+            outcome.error += f" (batch_size {self.batch_override[exp.id]})"
+        self._record(exp, outcome)
+        if slot.devices:
+            devices.wait_released(slot.devices, exp.id)
+        return outcome
+
+    def _record(self, exp: Experiment, outcome: Outcome) -> None:
+        metric = headline(outcome.result, self.settings.system.metric)
+        self.ledger.finish(exp.id, outcome, metric)
+        with self.lock:
+            self.result.outcomes.append(outcome)
+        if self.display is not None:
+            self.display.finished(exp, outcome)
+
+    def _recover(self, exp: Experiment, before) -> bool:
+        """A row its dead runner left `running`: end any process of it still alive, then keep
+        the result it may have finished with, so it is never completed twice."""
+        reaper.reap(exp.id, pgid=before.pid)
+        result = read_json(Path(before.run_dir) / "result.json") if before.run_dir else None
+        if not result or result.get("experiment_id") != exp.id:
+            return False
+        now = time.time()
+        outcome = Outcome(exp.id, "done", before.started_at or now, now, exit_code=0,
+                          result=result, config_path=before.config_path,
+                          run_dir=before.run_dir, log_path=before.log_path,
+                          log_tail=launcher.tail(before.log_path or ""),
+                          error=None, node=before.node)
+        duration = result.get("duration_s")
+        if isinstance(duration, int | float):
+            outcome.started_at = outcome.finished_at - float(duration)
+        self._record(exp, outcome)
+        return True
+
+    def _halve_batch(self, exp: Experiment) -> None:
+        current = self.batch_override.get(exp.id) or int(exp.config.get("batch_size") or 2)
+        self.batch_override[exp.id] = max(1, current // 2)
+
+    def _disk_ok(self) -> bool:
+        """Below execution.min_free_gb, pause the queue (and say so) until space returns."""
+        need = self.settings.execution.min_free_gb
+        if need <= 0:
+            return True
+        target = self.settings.system.runs_dir
+        target.mkdir(parents=True, exist_ok=True)
+        said = False
+        while not self.stop.is_set():
+            free_gb = shutil.disk_usage(target).free / 1e9
+            if free_gb >= need:
+                return True
+            if not said:
+                self._say(f"paused: {free_gb:.1f} GB free under {target}, below "
+                          f"execution.min_free_gb={need:g}; waiting for space (Ctrl-C to stop)")
+                said = True
+            self.stop.wait(DISK_POLL_S)
+        return False
+
+    def _say(self, text: str) -> None:
+        from hyperparameter_system import console
+
+        if self.display is not None:
+            self.display.message(text)
+        else:
+            console.warn(text)

@@ -1,0 +1,112 @@
+"""Command-line flags over the runner API.
+
+    python hyperparameter_system/experiment_runner.py --all
+    python hyperparameter_system/experiment_runner.py --models resnet50.tv2_in1k \
+        --categories optimizer
+    python hyperparameter_system/experiment_runner.py --summary | --matrix | --dry-run
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the package importable, not its folder
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+from hyperparameter_system import api, console
+from hyperparameter_system.errors import EXIT_BAD_INPUT, HpsysError
+
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, no usage dump
+        raise HpsysError("command line", message)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="experiment_runner", description="Run the category matrix of "
+                "experiment_config.yaml and report the winners.")
+    p.add_argument("--config", default="experiment_config.yaml", help="master config file")
+    p.add_argument("--all", action="store_true", help="every enabled model x category")
+    p.add_argument("--models", nargs="+", metavar="NAME", help="only these models")
+    p.add_argument("--categories", nargs="+", metavar="NAME", help="only these categories")
+    p.add_argument("--matrix", action="store_true", help="show the matrix with ledger status")
+    p.add_argument("--summary", action="store_true", help="winners, deltas and failures")
+    p.add_argument("--dry-run", action="store_true", help="show what would run, run nothing")
+    p.add_argument("--rerun", action="store_true", help="run again even what is done")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override applied to every base config (repeatable)")
+    p.add_argument("--executor", choices=("local", "ray"), help="override execution.executor")
+    p.add_argument("--export-ledger", metavar="PATH", help="write every ledger row as CSV")
+    p.add_argument("--combine-best", action="store_true",
+                   help="run each model's combined winners (category 'combined')")
+    p.add_argument("--export", nargs=2, metavar=("FORMAT", "PATH"),
+                   help="write the summary as csv, md or html")
+    p.add_argument("--plots", metavar="DIR", help="write the report's PNG plots")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        return _main(parser().parse_args(argv))
+    except HpsysError as exc:
+        console.error(str(exc))
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        console.warn("interrupted; run the same command again to resume")
+        return EXIT_INTERRUPTED
+
+
+def _sigterm(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _main(args: argparse.Namespace) -> int:
+    settings = api.load(args.config, args.set)
+    selecting = args.all or args.models or args.categories
+    experiments = api.select(settings, args.models, args.categories)
+    did = False
+    if args.export_ledger:
+        count = api.export_ledger(settings, args.export_ledger)
+        console.info(f"wrote {count} ledger rows to {args.export_ledger}")
+        did = True
+    if args.matrix:
+        api.show_matrix(settings, experiments)
+        did = True
+    if args.dry_run:
+        console.print_plan(api.plan_run(settings, experiments, args.rerun))
+        return 0
+    code = 0
+    if selecting:
+        result = api.run(settings, experiments, rerun=args.rerun, executor=args.executor)
+        console.print_run_result(result)
+        if result.interrupted:
+            return EXIT_INTERRUPTED
+        code = 1 if result.count("failed") + result.count("timeout") else 0
+        did = True
+    if args.combine_best:
+        from hyperparameter_system import report
+
+        result = report.run_combined(settings, args.models, executor=args.executor)
+        if result.interrupted:
+            return EXIT_INTERRUPTED
+        did = True
+    if args.summary or args.export or args.plots:
+        from hyperparameter_system import report
+
+        report.show(settings, summary=args.summary, export=args.export, plots=args.plots)
+        did = True
+    if not did:
+        raise HpsysError("command line", "nothing to do: give --all, --models, --categories, "
+                         "--matrix, --summary or --dry-run (run_experiments.py opens the menu)")
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

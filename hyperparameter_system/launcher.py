@@ -1,0 +1,248 @@
+"""Launch one experiment per the runner -> script contract and tell how it ended.
+
+`plan()` (driver side) turns an experiment into a picklable `Launch`; `execute()` (any node)
+writes the temp config, runs the script in its own process group, and reads result.json.
+Never through a shell string.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hyperparameter_system.atomic import atomic_write_text, read_json
+from hyperparameter_system.safe_names import safe_name
+
+LOG_TAIL_LINES = 40
+KILL_GRACE_S = 3.0
+OOM_PATTERNS = re.compile(r"CUDA out of memory|OutOfMemoryError|HPSYS_OOM", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Everything needed to run one attempt, on this machine or a Ray node."""
+
+    experiment_id: str
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    cwd: str
+    config_path: str
+    config_text: str
+    run_dir: str
+    timeout: float | None
+    wandb_project: str
+    wandb_name: str
+    wandb_run_id: str
+    wandb_mode: str | None
+
+    @property
+    def log_path(self) -> str:
+        return str(Path(self.run_dir) / "train.log")
+
+    def info(self) -> dict[str, Any]:
+        """What the ledger records at start."""
+        return {"config_path": self.config_path, "run_dir": self.run_dir,
+                "log_path": self.log_path, "wandb_project": self.wandb_project,
+                "wandb_name": self.wandb_name, "wandb_run_id": self.wandb_run_id,
+                "wandb_mode": self.wandb_mode, "node": socket.gethostname()}
+
+
+@dataclass
+class Outcome:
+    """How one attempt ended."""
+
+    experiment_id: str
+    status: str  # done | failed | timeout | interrupted
+    started_at: float
+    finished_at: float
+    exit_code: int | None = None
+    signal: int | None = None
+    error: str | None = None
+    log_tail: str = ""
+    result: dict[str, Any] | None = None
+    config_path: str | None = None
+    run_dir: str | None = None
+    log_path: str | None = None
+    node: str | None = None
+    oom: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float:
+        return round(self.finished_at - self.started_at, 3)
+
+
+def plan(experiment, settings, attempt: int, env: Mapping[str, str] | None = None,
+         config: Mapping[str, Any] | None = None, now: float | None = None) -> Launch:
+    """The launch of `experiment`'s attempt number `attempt` (1-based)."""
+    system = settings.system
+    stamp = time.strftime("%y%m%d%H%M", time.localtime(now))
+    wandb_name = f"{experiment.run_name}_{stamp}"
+    run_id = experiment.id if attempt <= 1 else f"{experiment.id}r{attempt}"
+    temp = system.temp_config_dir / f"{experiment.index:03d}_{safe_name(wandb_name)}.yaml"
+    run_dir = system.runs_dir / safe_name(experiment.project) / \
+        f"{safe_name(experiment.run_name)}_{experiment.id}"
+    text = yaml.safe_dump(dict(config or experiment.config), sort_keys=False, allow_unicode=True)
+    argv = _argv(experiment.script, temp)
+    full_env = {
+        "EXPERIMENT_CONFIG": str(temp),
+        "HPSYS_RUN_DIR": str(run_dir),
+        "HPSYS_EXPERIMENT_ID": experiment.id,
+        "HPSYS_ATTEMPT": str(attempt),
+        "WANDB_PROJECT": experiment.project,
+        "WANDB_NAME": wandb_name,
+        "WANDB_RUN_GROUP": experiment.category,
+        "WANDB_TAGS": ",".join(_tags(experiment)),
+        "WANDB_JOB_TYPE": "baseline" if experiment.category == "baseline" else "experiment",
+        "WANDB_RUN_ID": run_id,
+        "PYTHONUNBUFFERED": "1",
+        **({"WANDB_MODE": system.wandb_mode} if system.wandb_mode else {}),
+        **({"WANDB_ENTITY": system.wandb_entity} if system.wandb_entity else {}),
+        **(env or {}),
+    }
+    return Launch(experiment.id, argv, full_env, str(settings.root), str(temp), text,
+                  str(run_dir), settings.execution.experiment_timeout, experiment.project,
+                  wandb_name, run_id, full_env.get("WANDB_MODE"))
+
+
+def _tags(experiment) -> list[str]:
+    tags = [experiment.category, experiment.model]
+    return [t.replace(",", "_") for t in tags if t]
+
+
+def _argv(script: tuple[str, ...], config: Path) -> tuple[str, ...]:
+    """`.sh` scripts take the config from EXPERIMENT_CONFIG; others get `--config PATH`."""
+    head, *rest = script
+    if head in ("python", "python3"):
+        head = sys.executable
+    if script[-1].endswith(".sh") or head.endswith(".sh"):
+        return (head, *rest)
+    return (head, *rest, "--config", str(config))
+
+
+def execute(launch: Launch, stop: Callable[[], bool] = lambda: False,
+            on_start: Callable[[int], None] | None = None, keep_config: bool = True) -> Outcome:
+    """Run one attempt to its end (or its timeout, or `stop()`), never raising for its failure."""
+    started = time.time()
+    run_dir = Path(launch.run_dir)
+    outcome = Outcome(launch.experiment_id, "failed", started, started,
+                      config_path=launch.config_path, run_dir=launch.run_dir,
+                      log_path=launch.log_path, node=socket.gethostname())
+    try:
+        _fresh_dir(run_dir)
+        atomic_write_text(Path(launch.config_path), launch.config_text)
+        log = open(launch.log_path, "ab")  # noqa: SIM115 - the child writes into it
+    except OSError as exc:
+        outcome.error, outcome.finished_at = f"cannot prepare the run: {exc}", time.time()
+        return outcome
+    env = {**os.environ, **launch.env}
+    try:
+        with log:
+            proc = subprocess.Popen(launch.argv, cwd=launch.cwd, env=env, stdout=log,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True)
+    except OSError as exc:
+        outcome.error, outcome.finished_at = f"cannot start {launch.argv[0]}: {exc}", time.time()
+        return outcome
+    if on_start is not None:
+        on_start(proc.pid)
+    status = _wait(proc, launch.timeout, stop, started)
+    outcome.finished_at = time.time()
+    outcome.log_tail = tail(launch.log_path)
+    outcome.exit_code = proc.returncode if proc.returncode >= 0 else None
+    outcome.signal = -proc.returncode if proc.returncode < 0 else None
+    outcome.oom = bool(OOM_PATTERNS.search(outcome.log_tail))
+    if not keep_config:
+        Path(launch.config_path).unlink(missing_ok=True)
+    if status == "timeout":
+        outcome.status, outcome.error = "timeout", f"timed out after {launch.timeout:g} s"
+    elif status == "interrupted":
+        outcome.status, outcome.error = "interrupted", "interrupted by the user"
+    elif proc.returncode != 0:
+        outcome.error = _exit_reason(proc.returncode) + (" (out of memory)" if outcome.oom else "")
+    else:
+        result = read_json(run_dir / "result.json")
+        if result is None:
+            outcome.error = "exited 0 but wrote no readable result.json"
+        else:
+            outcome.status, outcome.result = "done", result
+    return outcome
+
+
+def _fresh_dir(run_dir: Path) -> None:
+    """A previous attempt's outputs would be mistaken for this one's: move them aside."""
+    if run_dir.exists():
+        for name in ("result.json", "metrics.jsonl", "train.log"):
+            old = run_dir / name
+            if old.exists():
+                old.replace(run_dir / f"{name}.prev")
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _wait(proc: subprocess.Popen, timeout: float | None, stop: Callable[[], bool],
+          started: float) -> str:
+    """Poll with a growing interval: short scripts are seen at once, long ones cost nothing."""
+    delay = 0.0005
+    while True:
+        try:
+            proc.wait(timeout=delay)
+            return "exited"
+        except subprocess.TimeoutExpired:
+            pass
+        if timeout is not None and time.time() - started > timeout:
+            kill_group(proc)
+            return "timeout"
+        if stop():
+            kill_group(proc)
+            return "interrupted"
+        delay = min(delay * 2, 0.1)
+
+
+def kill_group(proc: subprocess.Popen, grace: float = KILL_GRACE_S) -> None:
+    """SIGTERM the whole process tree, SIGKILL what is left after `grace` seconds."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+        if sig == signal.SIGTERM:
+            # the leader is gone; grandchildren that ignored SIGTERM still get SIGKILL
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        return
+
+
+def _exit_reason(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+def tail(path: str | Path, lines: int = LOG_TAIL_LINES, max_bytes: int = 16384) -> str:
+    """The last lines of a log, read from its end (logs can be large)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - max_bytes))
+            data = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(data.splitlines()[-lines:])

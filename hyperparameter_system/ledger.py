@@ -1,0 +1,250 @@
+"""The ledger (the enhanced experiment tracker): one SQLite row per experiment.
+
+Every state change is one transaction. A claim is an atomic compare-and-set, so two runners on
+one ledger never launch the same experiment; a row left `running` by a dead runner is taken back
+once its owner is gone or its heartbeat is stale.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hyperparameter_system.reaper import alive as pid_alive
+
+if TYPE_CHECKING:
+    from hyperparameter_system.hyperparameter_configs import Experiment
+    from hyperparameter_system.launcher import Outcome
+
+STATUSES = ("pending", "running", "done", "failed", "timeout", "interrupted")
+
+COLUMNS = {
+    "id": "TEXT PRIMARY KEY", "model": "TEXT", "project": "TEXT", "category": "TEXT",
+    "option_json": "TEXT", "label": "TEXT", "run_name": "TEXT", "repeat": "INTEGER",
+    "changes_json": "TEXT", "config_json": "TEXT", "script": "TEXT",
+    "status": "TEXT", "attempts": "INTEGER DEFAULT 0", "owner": "TEXT", "host": "TEXT",
+    "pid": "INTEGER", "heartbeat": "REAL", "node": "TEXT",
+    "created_at": "REAL", "started_at": "REAL", "finished_at": "REAL", "duration_s": "REAL",
+    "exit_code": "INTEGER", "signal": "INTEGER", "error": "TEXT", "log_tail": "TEXT",
+    "metric": "REAL", "result_json": "TEXT", "config_path": "TEXT", "run_dir": "TEXT",
+    "log_path": "TEXT", "wandb_project": "TEXT", "wandb_name": "TEXT", "wandb_run_id": "TEXT",
+    "wandb_mode": "TEXT", "wandb_dir": "TEXT",
+}
+
+# The original system's experiment_results_extended.csv columns, then everything else.
+LEGACY_CSV = ("experiment_id", "model_name", "category", "option", "status", "start_time",
+              "error_message", "config_path", "execution_time", "f1_score", "accuracy",
+              "stdout_sample")
+
+
+def runner_identity() -> str:
+    """`host:pid`: who owns a running row."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One ledger row, with the parsed JSON columns at hand."""
+
+    data: dict[str, Any]
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.data[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def option(self) -> dict[str, Any]:
+        return json.loads(self.data["option_json"] or "{}")
+
+    @property
+    def result(self) -> dict[str, Any]:
+        return json.loads(self.data["result_json"] or "{}")
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return json.loads(self.data["config_json"] or "{}")
+
+
+class Ledger:
+    """SQLite-backed state of every experiment; safe across processes and threads."""
+
+    def __init__(self, path: str | Path, timeout: float = 60.0) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._timeout = timeout
+        with self._tx() as db:
+            cols = ", ".join(f'"{k}" {v}' for k, v in COLUMNS.items())
+            db.execute(f"CREATE TABLE IF NOT EXISTS experiments ({cols})")
+            have = {r[1] for r in db.execute("PRAGMA table_info(experiments)")}
+            for key, kind in COLUMNS.items():
+                if key not in have:
+                    db.execute(f'ALTER TABLE experiments ADD COLUMN "{key}" {kind}')
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        return db
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One immediate transaction: committed whole or not at all."""
+        db = self._connect()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        finally:
+            db.close()
+
+    def sync(self, experiments: Sequence[Experiment]) -> None:
+        """Add every experiment not yet recorded as pending; known ones keep their state."""
+        now = time.time()
+        rows = [(e.id, e.model, e.project, e.category, e.option_json, e.label, e.run_name,
+                 e.repeat, json.dumps(dict(e.changes), default=str),
+                 json.dumps(dict(e.config), default=str), " ".join(e.script), now)
+                for e in experiments]
+        with self._tx() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO experiments (id, model, project, category, option_json,"
+                " label, run_name, repeat, changes_json, config_json, script, created_at, status,"
+                " attempts) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,'pending',0)", rows)
+
+    def reset(self, ids: Iterable[str]) -> None:
+        """`--rerun`: forget the outcome of these (not running) experiments."""
+        with self._tx() as db:
+            db.executemany("UPDATE experiments SET status='pending', attempts=0 WHERE id=?"
+                           " AND status!='running'", [(i,) for i in ids])
+
+    def claim(self, exp_id: str, owner: str, stale_after: float,
+              alive=pid_alive) -> Row | None:
+        """Atomically take an experiment to run: its row as it was before, for the one runner
+        that got it; None for everyone else (done, or running under a live runner)."""
+        with self._tx() as db:
+            row = db.execute("SELECT * FROM experiments WHERE id=?", (exp_id,)).fetchone()
+            if row is None or not self._claimable(row, stale_after, alive):
+                return None
+            host, pid = owner.rsplit(":", 1)
+            db.execute("UPDATE experiments SET status='running', attempts=attempts+1, owner=?,"
+                       " host=?, pid=NULL, heartbeat=?, started_at=?, finished_at=NULL,"
+                       " exit_code=NULL, signal=NULL, error=NULL WHERE id=?",
+                       (owner, host, time.time(), time.time(), exp_id))
+            return Row(dict(row))
+
+    @staticmethod
+    def _claimable(row: sqlite3.Row, stale_after: float, alive) -> bool:
+        status = row["status"]
+        if status == "running":
+            return owner_gone(row["owner"], row["heartbeat"], stale_after, alive)
+        return status != "done"
+
+    def stale_running(self, stale_after: float, alive=pid_alive) -> list[Row]:
+        """Rows marked running whose runner is dead: their children may need reaping."""
+        return [r for r in self.rows(status="running")
+                if owner_gone(r.owner, r.heartbeat, stale_after, alive)]
+
+    def set_started(self, exp_id: str, pid: int, launch_info: dict[str, Any]) -> None:
+        """The process is up: record its pid (for reaping) and where it writes."""
+        keys = ("config_path", "run_dir", "log_path", "wandb_project", "wandb_name",
+                "wandb_run_id", "wandb_mode", "node")
+        values = [launch_info.get(k) for k in keys]
+        with self._tx() as db:
+            db.execute(f"UPDATE experiments SET pid=?, {', '.join(f'{k}=?' for k in keys)}"
+                       " WHERE id=?", (pid, *values, exp_id))
+
+    def heartbeat(self, owner: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE experiments SET heartbeat=? WHERE owner=? AND status='running'",
+                       (time.time(), owner))
+
+    def finish(self, exp_id: str, outcome: Outcome, metric: float | None) -> None:
+        """Record how an attempt ended; an interrupted attempt does not count against retries."""
+        o = outcome
+        result = json.dumps(o.result, default=str) if o.result is not None else None
+        wandb = (o.result or {}).get("wandb") or {}
+        with self._tx() as db:
+            db.execute(
+                "UPDATE experiments SET status=?, finished_at=?, duration_s=?, exit_code=?,"
+                " signal=?, error=?, log_tail=?, metric=?, result_json=?, config_path=?,"
+                " run_dir=?, log_path=?, wandb_run_id=COALESCE(?, wandb_run_id),"
+                " wandb_dir=?, node=COALESCE(?, node), pid=NULL,"
+                " attempts=attempts - (CASE WHEN ?='interrupted' THEN 1 ELSE 0 END)"
+                " WHERE id=?",
+                (o.status, o.finished_at, o.duration_s, o.exit_code, o.signal, o.error,
+                 o.log_tail, metric, result, o.config_path, o.run_dir, o.log_path,
+                 wandb.get("run_id"), wandb.get("dir"), o.node, o.status, exp_id))
+
+    def release(self, exp_id: str, status: str = "interrupted", error: str | None = None) -> None:
+        """A claimed experiment that never started (stopped first): hand it back."""
+        with self._tx() as db:
+            db.execute("UPDATE experiments SET status=?, error=?, pid=NULL,"
+                       " attempts=MAX(attempts-1, 0) WHERE id=? AND status='running'",
+                       (status, error, exp_id))
+
+    def rows(self, ids: Iterable[str] | None = None, status: str | None = None) -> list[Row]:
+        db = self._connect()
+        try:
+            found = [Row(dict(r)) for r in db.execute(
+                "SELECT * FROM experiments" + (" WHERE status=?" if status else ""),
+                (status,) if status else ())]
+        finally:
+            db.close()
+        if ids is not None:
+            wanted = list(ids)
+            by_id = {r.id: r for r in found}
+            return [by_id[i] for i in wanted if i in by_id]
+        return sorted(found, key=lambda r: (r.created_at or 0, r.id))
+
+    def statuses(self, ids: Iterable[str] | None = None) -> dict[str, str]:
+        return {r.id: r.status for r in self.rows(ids)}
+
+    def export_csv(self, path: str | Path) -> int:
+        """Every row as CSV: the original's columns first, then every ledger column."""
+        rows = self.rows()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow([*LEGACY_CSV, *COLUMNS])
+            for r in rows:
+                metrics = r.result.get("metrics", {})
+                legacy = (r.id, r.model, r.category, r.option_json, _legacy_status(r.status),
+                          _iso(r.started_at), r.error, r.config_path, r.duration_s,
+                          metrics.get("best_val_f1"), metrics.get("final_val_acc"),
+                          (r.log_tail or "")[-200:])
+                writer.writerow([*legacy, *(r.data.get(k) for k in COLUMNS)])
+        return len(rows)
+
+
+def owner_gone(owner: str | None, heartbeat: float | None, stale_after: float, alive) -> bool:
+    """The owner is another process on this host that has exited, or its heartbeat is stale."""
+    if not owner:
+        return True
+    host, _, pid = owner.rpartition(":")
+    if host == socket.gethostname() and pid.isdigit() and not alive(int(pid)):
+        return True
+    return heartbeat is None or time.time() - heartbeat > stale_after
+
+
+def _legacy_status(status: str) -> str:
+    return "completed" if status == "done" else status
+
+
+def _iso(ts: float | None) -> str | None:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(ts)) if ts else None
