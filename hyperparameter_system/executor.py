@@ -147,8 +147,10 @@ class Executor:
             config = apply_changes(config, {"batch_size": self.batch_override[exp.id]})
         launch = launcher.plan(exp, self.settings, attempt, env=slot.env, config=config)
 
-        def on_start(pid: int) -> None:
-            self.ledger.set_started(exp.id, pid, launch.info())
+        def on_start(pid: int, node: str | None = None) -> None:
+            # a Ray task reports the node it landed on; pid 0 when that is another host
+            info = launch.info() if node is None else {**launch.info(), "node": node}
+            self.ledger.set_started(exp.id, pid, info)
             if self.display is not None:
                 self.display.started(exp, launch.run_dir, slot.name)
 

@@ -79,6 +79,9 @@ class ExecutionSettings:
     retry_oom_halving: bool = False
     heartbeat_s: float = 2.0
     stale_after_s: float = 30.0
+    cpus_per_experiment: float = 1.0
+    ray_resources: Mapping[str, float] = field(default_factory=dict)
+    ray_runtime_env: Mapping[str, Any] | None = None
 
     @property
     def max_attempts(self) -> int:
@@ -121,7 +124,8 @@ EXECUTION_KEYS = {
     "ray_address": (str, type(None)), "gpus": (str, list, type(None)),
     "gpus_per_experiment": (int,), "experiments_per_gpu": (int,), "repeats": (int,),
     "min_free_gb": (int, float), "retry_oom_halving": (bool,), "heartbeat_s": (int, float),
-    "stale_after_s": (int, float),
+    "stale_after_s": (int, float), "cpus_per_experiment": (int, float),
+    "ray_resources": (dict,), "ray_runtime_env": (dict, type(None)),
 }
 TYPE_NAMES = {str: "a string", bool: "true or false", int: "an integer", float: "a number",
               list: "a list", dict: "a mapping", type(None): "null"}
@@ -364,4 +368,17 @@ def _execution(reader: _Reader) -> ExecutionSettings:
         retry_oom_halving=reader.get("retry_oom_halving", False),
         heartbeat_s=reader.number("heartbeat_s", 2.0, 0.1),
         stale_after_s=reader.number("stale_after_s", 30.0, 1),
+        cpus_per_experiment=reader.number("cpus_per_experiment", 1.0, 0),
+        ray_resources=_ray_resources(reader),
+        ray_runtime_env=reader.get("ray_runtime_env"),
     )
+
+
+def _ray_resources(reader: _Reader) -> dict[str, float]:
+    """Custom Ray resources each experiment asks for, e.g. {accelerator_type_A100: 1}."""
+    resources = reader.get("ray_resources", {})
+    for name, amount in resources.items():
+        if isinstance(amount, bool) or not isinstance(amount, int | float) or amount < 0:
+            raise HpsysError(reader.where("ray_resources"),
+                             f"expected a number >= 0 for resource '{name}', got {amount!r}")
+    return {str(k): float(v) for k, v in resources.items()}

@@ -1,0 +1,258 @@
+"""Run experiments as Ray tasks: the same launcher, on whichever node Ray picks.
+
+The executor's slots become in-flight Ray tasks. Each task asks for the experiment's CPUs, GPUs
+and custom resources, runs `launcher.execute` on its node (Ray sets CUDA_VISIBLE_DEVICES there),
+and streams back two items: where it started (node, pid) and then the `Outcome` with its log
+tail. Only the driver writes the ledger. Ray is imported here alone, so the CLI starts fast and
+Ray stays an optional extra (`pip install .[ray]`).
+
+Code and data reach the nodes either through a filesystem mounted at the same path on every node
+(the default: the task runs in the driver's project root), or through Ray's runtime environment
+(`execution.ray_runtime_env: {working_dir: ., excludes: [runs, temp_configs]}`), in which case
+paths under the driver's project root are moved under the task's own working directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import os
+import queue
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from hyperparameter_system import devices, launcher, reaper
+from hyperparameter_system.devices import Slot
+from hyperparameter_system.errors import HpsysError
+from hyperparameter_system.executor import Dispatch
+from hyperparameter_system.launcher import Launch, Outcome
+from hyperparameter_system.settings import ExecutionSettings, Settings
+
+LOOPBACK = "127.0.0.1"
+POLL_S = 0.2
+REAP_TIMEOUT_S = launcher.KILL_GRACE_S + 10.0
+
+
+def connect(settings: Settings) -> None:
+    """Join the configured cluster, or start a local Ray bound to loopback, once per process."""
+    execution = settings.execution
+    address = execution.ray_address or None
+    if address is None and "ray" not in sys.modules:
+        # read by Ray at import: a Ray started on the spot then binds to 127.0.0.1 only
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    import ray
+
+    if ray.is_initialized():
+        return
+    options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+    if address is None:
+        options["_node_ip_address"] = LOOPBACK
+    if execution.ray_runtime_env:
+        options["runtime_env"] = dict(execution.ray_runtime_env)
+    try:
+        ray.init(address=address, **options)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise HpsysError(f"{settings.path}: execution.ray_address",
+                         f"cannot connect to Ray at {address!r}: {exc}") from None
+
+
+def request(execution: ExecutionSettings, cluster_gpus: float) -> dict[str, Any]:
+    """The Ray resources one experiment asks for.
+
+    GPUs: `gpus_per_experiment / experiments_per_gpu` each, unless `gpus` is none, or `auto` on
+    a cluster without GPUs. `ray_resources` adds custom resources (they may stand in for GPUs).
+    """
+    wants_gpus = execution.gpus != () and (execution.gpus != "auto" or cluster_gpus > 0)
+    gpus = execution.gpus_per_experiment / execution.experiments_per_gpu if wants_gpus else 0
+    return {"num_cpus": execution.cpus_per_experiment, "num_gpus": gpus,
+            "resources": dict(execution.ray_resources)}
+
+
+def capacity(nodes: list[Mapping[str, Any]], ask: Mapping[str, Any]) -> int:
+    """How many experiments asking for `ask` fit on these alive nodes at once."""
+    need = {"CPU": ask["num_cpus"], "GPU": ask["num_gpus"], **ask["resources"]}
+    need = {k: v for k, v in need.items() if v > 0}
+    total = 0
+    for node in nodes:
+        have = node.get("Resources", {})
+        if not need:
+            total += 1
+            continue
+        total += min(math.floor(have.get(k, 0) / v + 1e-9) for k, v in need.items())
+    return total
+
+
+def ray_slots(settings: Settings) -> list[Slot]:
+    """One slot per Ray task kept in flight: `max_parallel`, or when that is 1, as many as the
+    cluster can run at once. No CUDA_VISIBLE_DEVICES here: Ray sets it for each task."""
+    import ray
+
+    connect(settings)
+    execution = settings.execution
+    ask = request(execution, ray.cluster_resources().get("GPU", 0))
+    count = execution.max_parallel
+    if count == 1:
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        count = capacity(nodes, ask)
+        if count == 0:
+            raise HpsysError(f"{settings.path}: execution",
+                             f"no Ray node can run an experiment asking for {_describe(ask)}")
+    threads = max(1, int(execution.cpus_per_experiment))
+    env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+           "HPSYS_CPU_THREADS": str(threads), "HPSYS_MAX_WORKERS": str(threads - 1)}
+    return [Slot(f"ray{i}", (), dict(env)) for i in range(count)]
+
+
+def ray_dispatch(settings: Settings) -> Dispatch:
+    """Run one launch as a Ray task; `stop()` cancels it and ends its processes on its node."""
+    import ray
+
+    connect(settings)
+    ask = request(settings.execution, ray.cluster_resources().get("GPU", 0))
+    remote = ray.remote(max_retries=0)(run_on_node).options(**ask)
+    keep = settings.system.keep_temp_configs
+    here = socket.gethostname()
+
+    def dispatch(launch: Launch, slot: Slot, stop: Callable[[], bool],
+                 on_start: Callable[..., None]) -> Outcome:
+        started = time.time()
+        stream = remote.remote(launch, keep)
+        where: dict[str, Any] = {}
+        while True:
+            if stop():
+                return _cancel(stream, launch, where, started)
+            ready, _ = ray.wait([stream], timeout=POLL_S)
+            if not ready:
+                continue
+            try:
+                item = ray.get(next(stream))
+            except StopIteration:
+                return _lost(launch, started, where, "the Ray task ended without an outcome")
+            except ray.exceptions.RayError as exc:
+                return _lost(launch, started, where, f"the Ray task failed: {exc}")
+            if isinstance(item, Outcome):
+                return item
+            where.update(item)
+            # a pid means something only on this host: the ledger reaps by it after a crash
+            on_start(item["pid"] if item["host"] == here else 0, item["node"])
+
+    return dispatch
+
+
+def run_on_node(launch: Launch, keep_config: bool):
+    """The Ray task: yield {node, host, pid} once the script runs, then its Outcome."""
+    import ray
+
+    node = ray.get_runtime_context().get_node_id()
+    launch = localise(launch)
+    pids: queue.Queue[int | None] = queue.Queue()
+    stop = threading.Event()
+    box: dict[str, Outcome] = {}
+
+    def work() -> None:
+        try:
+            box["outcome"] = launcher.execute(launch, stop=stop.is_set, on_start=pids.put,
+                                              keep_config=keep_config)
+        finally:
+            pids.put(None)
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    try:
+        pid = _poll(pids.get)
+        if pid is not None:
+            yield {"node": node, "host": socket.gethostname(), "pid": pid}
+        while thread.is_alive():  # polled: a cancel's KeyboardInterrupt lands between polls
+            thread.join(POLL_S)
+    except KeyboardInterrupt:
+        stop.set()
+        thread.join()
+        raise
+    outcome = box.get("outcome") or Outcome(launch.experiment_id, "failed", time.time(),
+                                            time.time(), error="the launcher raised")
+    outcome.extra["host"], outcome.node = outcome.node, node
+    gpu_ids = ray.get_runtime_context().get_accelerator_ids().get("GPU", [])
+    gpus = [int(g) for g in gpu_ids if str(g).isdigit()]
+    if gpus:  # before Ray hands these GPUs to the next task
+        devices.wait_released(gpus, launch.experiment_id)
+    yield outcome
+
+
+def _poll(get: Callable[..., Any]) -> Any:
+    while True:
+        with contextlib.suppress(queue.Empty):
+            return get(timeout=POLL_S)
+
+
+def localise(launch: Launch) -> Launch:
+    """On a node without the driver's project root (code shipped by runtime_env working_dir),
+    move paths under that root to this task's working directory, and use this node's Python."""
+    argv = list(launch.argv)
+    if not os.path.exists(argv[0]) and os.path.basename(argv[0]).startswith("python"):
+        argv[0] = sys.executable
+    if os.path.isdir(launch.cwd):
+        return dataclasses.replace(launch, argv=tuple(argv))
+    old, new = launch.cwd.rstrip("/"), os.getcwd()
+
+    def move(value: str) -> str:
+        return new + value[len(old):] if value == old or value.startswith(old + "/") else value
+
+    return dataclasses.replace(
+        launch, argv=tuple(move(a) for a in argv), cwd=new,
+        env={k: move(v) for k, v in launch.env.items()},
+        config_path=move(launch.config_path), run_dir=move(launch.run_dir))
+
+
+def reap_on_node(experiment_id: str, log_path: str, grace: float) -> tuple[int, str]:
+    """After a cancel: give the task `grace` seconds to end its process group itself, then
+    SIGKILL what is left of the experiment. Returns (processes left, log tail)."""
+    deadline = time.time() + grace
+    while reaper.experiment_pids(experiment_id) and time.time() < deadline:
+        time.sleep(0.1)
+    left = reaper.reap(experiment_id)
+    return left, launcher.tail(log_path)
+
+
+def _cancel(stream, launch: Launch, where: Mapping[str, Any], started: float) -> Outcome:
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    with contextlib.suppress(Exception):
+        ray.cancel(stream, force=False)
+    outcome = _lost(launch, started, where, "interrupted by the user")
+    outcome.status = "interrupted"
+    node = where.get("node")
+    if node:
+        reap = ray.remote(reap_on_node).options(
+            num_cpus=0, max_retries=0,
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
+        with contextlib.suppress(Exception):
+            left, outcome.log_tail = ray.get(
+                reap.remote(launch.experiment_id, launch.log_path, launcher.KILL_GRACE_S + 2),
+                timeout=REAP_TIMEOUT_S)
+            if left:
+                outcome.error += f" ({left} process(es) could not be ended on node {node})"
+    else:  # not seen starting: let a task that did start end its process group itself
+        with contextlib.suppress(Exception):
+            ray.wait([stream], timeout=launcher.KILL_GRACE_S + 2)
+    with contextlib.suppress(Exception):
+        ray.cancel(stream, force=True)
+    return outcome
+
+
+def _lost(launch: Launch, started: float, where: Mapping[str, Any], error: str) -> Outcome:
+    return Outcome(launch.experiment_id, "failed", started, time.time(), error=error,
+                   config_path=launch.config_path, run_dir=launch.run_dir,
+                   log_path=launch.log_path, node=where.get("node"),
+                   extra={"host": where.get("host")} if where.get("host") else {})
+
+
+def _describe(ask: Mapping[str, Any]) -> str:
+    parts = [f"{ask['num_cpus']:g} CPU", f"{ask['num_gpus']:g} GPU",
+             *(f"{v:g} {k}" for k, v in ask["resources"].items())]
+    return ", ".join(parts)

@@ -1,0 +1,146 @@
+"""Parallel slots on one machine: GPUs split between experiments, freed slots refilled at once,
+CPU threads shared out, and GPU detection without torch (a fake nvidia-smi on PATH)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from parallel_support import events, fake_settings, max_overlap
+
+from hyperparameter_system import api, devices
+
+FAKE_SMI = """#!/bin/sh
+case "$*" in
+  *query-gpu*) printf '%s\\n' $FAKE_SMI_GPUS ;;
+  *query-compute-apps*) printf '%s\\n' $FAKE_SMI_PIDS ;;
+esac
+"""
+
+
+@pytest.fixture
+def fake_smi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An nvidia-smi on PATH reporting GPUs $FAKE_SMI_GPUS and compute pids $FAKE_SMI_PIDS."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    smi = bin_dir / "nvidia-smi"
+    smi.write_text(FAKE_SMI)
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setenv("FAKE_SMI_GPUS", "0 1 2")
+    monkeypatch.setenv("FAKE_SMI_PIDS", "")
+
+
+@pytest.fixture
+def fake_events(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "events.jsonl"
+    monkeypatch.setenv("FAKE_EVENTS", str(path))
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    return path
+
+
+@pytest.mark.parametrize("max_parallel", [4, 8])
+def test_four_gpus_eight_experiments_run_in_two_rounds(tmp_path, fake_events, max_parallel):
+    options = [{"fake.sleep": 1.0, "fake.metric": round(0.1 * (i + 1), 2)} for i in range(8)]
+    settings = fake_settings(tmp_path, options, {"max_parallel": max_parallel,
+                                                 "gpus": [0, 1, 2, 3]})
+    experiments = api.select(settings)
+    began = time.time()
+    result = api.run(settings, experiments, show=False)
+    took = time.time() - began
+
+    assert result.count("done") == 8
+    records = events(fake_events)
+    assert sorted(r["id"] for r in records) == sorted(e.id for e in experiments)
+    assert {r["cuda"] for r in records} == {"0", "1", "2", "3"}
+    for a, b in itertools.combinations(records, 2):
+        if a["start"] < b["end"] and b["start"] < a["end"]:
+            assert a["cuda"] != b["cuda"], (a, b)
+    assert max_overlap(records) == 4
+    assert 2.0 <= took < 2 * 1.0 + 1.5, f"8 x 1 s on 4 GPUs took {took:.2f} s"
+
+
+def test_a_freed_slot_takes_the_next_experiment_at_once(tmp_path, fake_events):
+    sleeps = [2.0, 0.3, 0.3, 0.3, 0.3]
+    options = [{"fake.sleep": s, "fake.metric": round(0.1 * (i + 1), 2)}
+               for i, s in enumerate(sleeps)]
+    settings = fake_settings(tmp_path, options, {"max_parallel": 2, "gpus": "none"})
+    result = api.run(settings, api.select(settings), show=False)
+
+    assert result.count("done") == 5
+    records = sorted(events(fake_events), key=lambda r: r["start"])
+    long_run = max(records, key=lambda r: r["end"] - r["start"])
+    short = [r for r in records if r is not long_run]
+    assert all(r["end"] < long_run["end"] for r in short), "short ones waited for a batch"
+    assert all(r["cuda"] == "" for r in records)
+
+
+def test_auto_finds_gpus_with_nvidia_smi(fake_smi):
+    assert devices.detect_gpus() == [0, 1, 2]
+    slots = devices.plan_slots(8, "auto", cpus=12)
+    assert [s.env["CUDA_VISIBLE_DEVICES"] for s in slots] == ["0", "1", "2"]
+    assert {s.env["OMP_NUM_THREADS"] for s in slots} == {"4"}
+    assert "torch" not in sys.modules
+
+
+def test_auto_honours_cuda_visible_devices(fake_smi, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1,3")
+    assert devices.detect_gpus() == [1, 3]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert devices.plan_slots(2, "auto", cpus=4)[0].devices == ()
+
+
+def test_auto_without_gpus_leaves_cuda_alone(tmp_path, monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no nvidia-smi
+    slots = devices.plan_slots(3, "auto", cpus=6)
+    assert [s.name for s in slots] == ["cpu0", "cpu1", "cpu2"]
+    assert all("CUDA_VISIBLE_DEVICES" not in s.env for s in slots)
+
+
+def test_gpus_none_hides_cuda():
+    slots = devices.plan_slots(2, (), cpus=8)
+    assert [s.env["CUDA_VISIBLE_DEVICES"] for s in slots] == ["", ""]
+    assert slots[0].env["OMP_NUM_THREADS"] == "4"
+    assert slots[0].env["HPSYS_MAX_WORKERS"] == "3"
+
+
+def test_two_gpus_per_experiment():
+    slots = devices.plan_slots(8, [0, 1, 2, 3, 4], gpus_per_experiment=2, cpus=8)
+    assert [s.env["CUDA_VISIBLE_DEVICES"] for s in slots] == ["0,1", "2,3"]
+    with pytest.raises(ValueError, match="3 per experiment"):
+        devices.plan_slots(4, [0, 1], gpus_per_experiment=3)
+
+
+def test_two_experiments_per_gpu():
+    slots = devices.plan_slots(8, [0, 1], experiments_per_gpu=2, cpus=8)
+    assert sorted(s.env["CUDA_VISIBLE_DEVICES"] for s in slots) == ["0", "0", "1", "1"]
+    assert {s.env["MKL_NUM_THREADS"] for s in slots} == {"2"}
+    assert len(devices.plan_slots(3, [0, 1], experiments_per_gpu=2)) == 3
+
+
+def test_max_parallel_caps_the_slots():
+    slots = devices.plan_slots(2, [0, 1, 2, 3], cpus=1)
+    assert [s.devices for s in slots] == [(0,), (1,)]
+    assert slots[0].env["OMP_NUM_THREADS"] == "1"
+
+
+def test_wait_released_waits_for_the_experiments_gpu_memory(fake_smi, monkeypatch):
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"],
+                              env={**os.environ, "HPSYS_EXPERIMENT_ID": "exp-held"})
+    try:
+        monkeypatch.setenv("FAKE_SMI_PIDS", f"{holder.pid} 1")
+        began = time.time()
+        assert devices.wait_released([0], "exp-held", timeout=0.8) is False
+        assert time.time() - began >= 0.8
+        assert devices.wait_released([0], "exp-other", timeout=0.8) is True
+    finally:
+        holder.kill()
+        holder.wait()
+    assert devices.wait_released([0], "exp-held", timeout=0.8) is True
