@@ -1,0 +1,53 @@
+"""Write a submission CSV from a trained checkpoint, in sample_submission.csv's order.
+
+python codes/predict.py --checkpoint RUN/checkpoints/best_model.pt [--data-dir data]
+    [--out submission.csv] [--tta]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Predict the test images of a data folder.")
+    parser.add_argument("--checkpoint", required=True, type=Path)
+    parser.add_argument("--data-dir", help="data folder (default: the checkpoint config's)")
+    parser.add_argument("--out", type=Path, default=Path("submission.csv"))
+    parser.add_argument("--tta", action="store_true", help="average with horizontal flips")
+    args = parser.parse_args(argv)
+    from trainer.errors import UserInputError
+
+    try:
+        rows = predict(args)
+    except UserInputError as exc:
+        print(f"error: {exc.one_line()}", file=sys.stderr)
+        return exc.exit_code
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with args.out.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["ID", "target"])
+        writer.writerows(rows)
+    print(f"wrote {len(rows)} predictions to {args.out}")
+    return 0
+
+
+def predict(args: argparse.Namespace) -> list[tuple[str, int]]:
+    from trainer.data import decode_images, read_id_csv, resolve_data_dir
+    from trainer.device import pick_device
+    from trainer.inference import load_checkpoint, predict_proba
+
+    device = pick_device("auto")
+    model, ckpt = load_checkpoint(args.checkpoint, device)
+    data_dir = resolve_data_dir(args.data_dir or ckpt["config"].get("data_dir", "data"))
+    ids, _ = read_id_csv(data_dir / "sample_submission.csv", need_target=False)
+    images = decode_images(data_dir / "test", ids, ckpt["image_size"])
+    preds = predict_proba(model, images, ckpt, device, flip_tta=args.tta).argmax(1).tolist()
+    return list(zip(ids, preds, strict=True))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""`effective` in result.json must equal what the config asked for, read from built objects."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from trainer.artifacts import RunDir
+from trainer.run import train
+
+
+def run(cfg: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
+    """Train in-process (fast) into a fresh run folder and return result.json's payload."""
+    return train(cfg, RunDir(tmp_path / "run"), "test", time.time())
+
+
+OPTIMIZERS = [
+    ("AdamW", {}, "AdamW"),
+    ("Adam", {}, "Adam"),
+    ("SGD", {}, "SGD"),
+    ("SGD", {"nesterov": True}, "SGD"),
+    ("RMSprop", {}, "RMSprop"),
+    ("RAdam", {}, "RAdam"),
+    ("NAdam", {}, "NAdam"),
+    ("Adafactor", {}, "Adafactor"),
+]
+
+
+@pytest.mark.parametrize(("name", "params", "cls"), OPTIMIZERS)
+def test_optimizer_effective(tiny_cfg, tmp_path, name, params, cls):
+    tiny_cfg.update(
+        optimizer_name=name,
+        optimizer_params=params,
+        lr=0.0123,
+        weight_decay=0.0321,
+        momentum=0.77,
+        scheduler_name="none",
+    )
+    eff = run(tiny_cfg, tmp_path)["effective"]
+    assert eff["optimizer"] == cls
+    assert eff["lr"] == pytest.approx(0.0123)
+    assert eff["weight_decay"] == pytest.approx(0.0321)
+    if name in ("SGD", "RMSprop"):
+        assert eff["momentum"] == pytest.approx(0.77)
+    if name == "SGD":
+        assert eff["nesterov"] is bool(params.get("nesterov", False))
+
+
+SCHEDULERS = [
+    ("CosineAnnealingLR", {"T_max": 7, "eta_min": 0.0005}, {"T_max": 7, "eta_min": 0.0005}),
+    ("OneCycleLR", {"max_lr": 0.05, "total_steps": 40}, {"max_lr": 0.05, "total_steps": 40}),
+    ("OneCycleLR", {"max_lr": 0.02, "total_steps": None}, {"max_lr": 0.02, "total_steps": 4}),
+    ("StepLR", {"step_size": 3, "gamma": 0.3}, {"step_size": 3, "gamma": 0.3}),
+    ("ExponentialLR", {"gamma": 0.8}, {"gamma": 0.8}),
+    ("ReduceLROnPlateau", {"factor": 0.25, "patience": 4}, {"factor": 0.25, "patience": 4}),
+]
+
+
+@pytest.mark.parametrize(("name", "params", "expected"), SCHEDULERS)
+def test_scheduler_effective(tiny_cfg, tmp_path, name, params, expected):
+    tiny_cfg["scheduler_name"] = name
+    tiny_cfg["scheduler_params"].update(params)
+    eff = run(tiny_cfg, tmp_path)["effective"]
+    assert eff["scheduler"] == name
+    for key, value in expected.items():
+        assert eff["scheduler_params"][key] == pytest.approx(value), key
+
+
+def test_no_scheduler_and_warmup(tiny_cfg, tmp_path):
+    tiny_cfg.update(scheduler_name="none")
+    assert run(tiny_cfg, tmp_path)["effective"]["scheduler"] is None
+    tiny_cfg.update(scheduler_name="CosineAnnealingLR", warmup_epochs=1, epochs=2)
+    eff = run(tiny_cfg, tmp_path)["effective"]
+    assert eff["warmup_epochs"] == 1
+    assert eff["scheduler_params"]["T_max"] == 1  # epochs - warmup_epochs
+
+
+LOSSES = [
+    ("CrossEntropyLoss", {}, {"label_smoothing": 0.0}),
+    (
+        "FocalLoss",
+        {"focal_alpha": 2.0, "focal_gamma": 1.0},
+        {"focal_alpha": 2.0, "focal_gamma": 1.0},
+    ),
+    ("LabelSmoothingLoss", {"label_smooth": 0.15}, {"label_smoothing": 0.15}),
+]
+
+
+@pytest.mark.parametrize(("name", "params", "expected"), LOSSES)
+def test_criterion_effective(tiny_cfg, tmp_path, name, params, expected):
+    tiny_cfg.update(criterion=name, **params)
+    eff = run(tiny_cfg, tmp_path)["effective"]
+    assert eff["criterion"] == name
+    for key, value in expected.items():
+        assert eff[key] == pytest.approx(value), key
+
+
+def test_class_weighting_balanced(tiny_cfg, tmp_path):
+    tiny_cfg.update(class_weighting="balanced", criterion="FocalLoss")
+    eff = run(tiny_cfg, tmp_path)["effective"]
+    assert eff["class_weights"] is not None and len(eff["class_weights"]) == 10
+
+
+@pytest.mark.parametrize(("image_size", "batch_size"), [(24, 16), (40, 48)])
+def test_image_and_batch_size_effective(tiny_cfg, tmp_path, image_size, batch_size):
+    tiny_cfg.update(image_size=image_size, batch_size=batch_size)
+    eff = run(tiny_cfg, tmp_path)["effective"]
+    assert eff["image_size"] == image_size
+    assert eff["input_shape"] == [3, image_size, image_size]
+    assert eff["batch_size"] == batch_size
+
+
+@pytest.mark.parametrize("requested", [True, False])
+def test_mixed_precision_effective_on_cpu(tiny_cfg, tmp_path, requested):
+    tiny_cfg.update(mixed_precision=requested, device="cpu")
+    eff = run(tiny_cfg, tmp_path)["effective"]
+    # CPU trains in float32 whatever was asked; effective says so.
+    assert eff["mixed_precision"] is False
+    assert eff["amp_dtype"] == "float32"
+    assert eff["grad_scaler"] is False
+    assert ("not used on CPU" in eff["amp_note"]) is requested
+
+
+def test_patience_stops_early_and_restores_best(tiny_cfg, tmp_path):
+    # lr 0 and no BatchNorm statistics (ConvNeXt uses LayerNorm): validation never improves.
+    tiny_cfg.update(model_name="test_convnext", patience=1, epochs=5, lr=0.0, scheduler_name="none")
+    result = run(tiny_cfg, tmp_path)
+    assert result["effective"]["patience"] == 1
+    assert result["effective"]["epochs"] == 5
+    m = result["metrics"]
+    assert m["epochs_run"] == 2 and m["best_epoch"] == 1 and m["stopped_early"] is True
+    assert m["final_val_f1"] == pytest.approx(m["best_val_f1"])
+
+
+def test_kfold_reports_mean_and_folds(tiny_cfg, tmp_path):
+    tiny_cfg.update(n_folds=2, limit_samples=120)
+    result = run(tiny_cfg, tmp_path)
+    folds = result["metrics"]["folds"]
+    assert [f["fold"] for f in folds] == [0, 1]
+    mean = sum(f["best_val_f1"] for f in folds) / 2
+    assert result["metrics"]["best_val_f1"] == pytest.approx(mean)
+    assert (tmp_path / "run" / "checkpoints" / "fold1_best.pt").is_file()
+
+
+def test_same_seed_same_result(tiny_cfg, tmp_path):
+    first = run(tiny_cfg, tmp_path / "a")["metrics"]
+    second = run(tiny_cfg, tmp_path / "b")["metrics"]
+    assert first["final_val_loss"] == pytest.approx(second["final_val_loss"], rel=1e-5)
