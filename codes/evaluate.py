@@ -41,7 +41,6 @@ def main(argv: list[str] | None = None) -> int:
 def evaluate(args: argparse.Namespace) -> dict:
     import torch
     from sklearn.metrics import accuracy_score, f1_score
-
     from trainer.config import apply_overrides, load_config, validate
     from trainer.data import (
         decode_images,
