@@ -8,8 +8,10 @@ Never through a shell string.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -150,7 +152,8 @@ def execute(launch: Launch, stop: Callable[[], bool] = lambda: False,
     env = {**os.environ, **launch.env}
     try:
         with log:
-            proc = subprocess.Popen(launch.argv, cwd=launch.cwd, env=env, stdout=log,
+            proc = subprocess.Popen(_dies_with_runner(launch.argv, launch.cwd), cwd=launch.cwd,
+                                    env=env, stdout=log,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     start_new_session=True)
     except OSError as exc:
@@ -179,6 +182,24 @@ def execute(launch: Launch, stop: Callable[[], bool] = lambda: False,
         else:
             outcome.status, outcome.result = "done", result
     return outcome
+
+
+# PR_SET_PDEATHSIG (1) with SIGKILL (9), then exec the script: same pid, same process group.
+_DIE_WITH_RUNNER = ("import ctypes, os, sys\n"
+                    "ctypes.CDLL(None).prctl(1, 9)\n"
+                    "if os.getppid() != int(sys.argv[1]):\n    os._exit(137)\n"
+                    "os.execvp(sys.argv[2], sys.argv[2:])\n")
+
+
+def _dies_with_runner(argv: tuple[str, ...], cwd: str) -> tuple[str, ...]:
+    """On Linux the script starts through a tiny shim that has the kernel SIGKILL it when the
+    runner thread that launched it dies, even by SIGKILL: a killed runner leaves no experiment
+    holding a GPU. (Grandchildren outside the group are reaped by the next runner.)"""
+    if not sys.platform.startswith("linux"):
+        return argv
+    if shutil.which(os.path.join(cwd, argv[0]) if "/" in argv[0] else argv[0]) is None:
+        raise FileNotFoundError(errno.ENOENT, "not found or not executable", argv[0])
+    return (sys.executable, "-S", "-c", _DIE_WITH_RUNNER, str(os.getpid()), *argv)
 
 
 def _fresh_dir(run_dir: Path) -> None:

@@ -1,0 +1,48 @@
+"""Point 1: the runner SIGKILLed at random moments and restarted loses and duplicates nothing."""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+
+import pytest
+from relkit import (
+    completions,
+    experiment_pids,
+    integrity,
+    ledger_rows,
+    master_dict,
+    run_cli,
+    start_cli,
+    wait_for,
+    write_master,
+)
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_then_resume(tmp_path):
+    rng = random.Random(7)
+    options = [{"fake.sleep": round(rng.uniform(0.2, 1.5), 2), "fake.metric": i / 20}
+               for i in range(20)]
+    config = str(write_master(tmp_path, master_dict(tmp_path, options)))
+    for _ in range(6):  # each runner is killed at a random moment of its run
+        proc = start_cli(tmp_path, "--config", config, "--all")
+        time.sleep(rng.uniform(0.4, 1.2))
+        assert proc.poll() is None, "the matrix ended before the sixth kill"
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+        # the children of a killed runner die with it, not seconds later
+        assert wait_for(lambda: not experiment_pids(tmp_path), 0.5), experiment_pids(tmp_path)
+    final = run_cli(tmp_path, "--config", config, "--all")
+    assert final.returncode == 0, final.stderr
+
+    rows = ledger_rows(tmp_path)
+    assert len(rows) == 20 and {r["status"] for r in rows} == {"done"}
+    assert all(r["pid"] is None and r["finished_at"] and r["result_json"] for r in rows)
+    assert integrity(tmp_path / "l.db") == "ok"
+    runs = completions(tmp_path)
+    assert max(runs.values()) == 1, runs  # none completed twice
+    # an attempt that ran to its end before the kill was recorded from its result.json
+    assert set(runs) <= {r["id"] for r in rows}
+    assert not experiment_pids(tmp_path)
