@@ -189,3 +189,62 @@ def print_run_result(result) -> None:
     if result.interrupted:
         console.print(Text("interrupted: stopped experiments are marked interrupted; "
                            "run the same command again to resume", style="yellow"))
+
+
+# -- the summary (report.py computes it; this only renders it) -------------------------------
+
+DELTA_COLUMNS = ("delta", "mean delta", "combined - winner")
+
+
+def print_tables(tables: Sequence) -> None:
+    """report.ReportTable rows: winners bold, deltas green when better and red when worse."""
+    for t in tables:
+        table = Table(title=t.title, title_justify="left")
+        for header in t.headers:
+            table.add_column(header)
+        for row, (winner, better) in zip(t.rows, t.tones, strict=True):
+            tone = {True: "green", False: "red"}.get(better, "")
+            cells = [Text(c, style=tone if h in DELTA_COLUMNS else "")
+                     for h, c in zip(t.headers, row, strict=True)]
+            table.add_row(*cells, style="bold" if winner else None)
+        console.print(table)
+
+
+def print_summary(summary, tables: Sequence) -> None:
+    """`--summary`: the tables, then the best run and where to see it in W&B."""
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.counts.items())) or "no runs yet"
+    console.print(Text(f"Summary: headline metric {summary.metric} ({summary.metric_mode}); "
+                       f"runs: {counts}", style="bold"), soft_wrap=True)
+    if summary.repeats > 1:
+        console.print(f"{summary.repeats} runs per option: mean and std shown; 'n.s.' marks a "
+                      "delta within two combined standard errors (not significant)",
+                      soft_wrap=True)
+    print_tables(tables)
+    best = summary.best
+    if best is None:
+        return
+    console.print(Text(f"Best run: {best.model} / {best.category} / {best.label} = "
+                       f"{best.metric:.4f}", style="bold green"), soft_wrap=True)
+    if best.link:
+        console.print(f"  W&B: {best.link}", soft_wrap=True)
+    elif best.sync_command:
+        console.print(f"  offline W&B run in {best.run_dir}; upload it with: "
+                      f"{best.sync_command}", soft_wrap=True)
+    else:
+        console.print(f"  W&B {best.wandb_mode}; outputs in {best.run_dir}", soft_wrap=True)
+
+
+def print_combined_plans(plans: Sequence) -> None:
+    """What `--combine-best` applies per model, which key conflicts it settled, where it saved."""
+    for p in plans:
+        console.print(Text(f"combined winners for {p.model}", style="bold"))
+        for pick in p.applied:
+            console.print(f"  {pick.category}: {pick.label}", soft_wrap=True)
+        for category, why in p.skipped:
+            console.print(Text(f"  {category}: not applied ({why})", style="dim"), soft_wrap=True)
+        for c in p.conflicts:
+            console.print(Text(f"  conflict on {c.key}: {c.kept_category} keeps {c.kept_value!r}"
+                               f" over {c.dropped_category}'s {c.dropped_value!r}",
+                               style="yellow"), soft_wrap=True)
+        console.print(f"  config: {p.config_path} (train: python codes/train.py --config "
+                      f"{p.config_path})", soft_wrap=True)

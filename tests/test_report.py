@@ -1,0 +1,206 @@
+"""The summary on a ledger filled with known metrics: winners, deltas, cross-model counts,
+noise marks, the combined config and its conflict rule, failures and the best run."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from report_helpers import fill_ledger, settings_for
+
+from hyperparameter_system import combine, report
+from hyperparameter_system.ledger import Row
+
+CATEGORIES = {
+    "lr_cat": [{"lr": 0.01, "description": "fast"}, {"lr": 0.0001, "description": "slow"}],
+    "size": [{"image_size": 64, "batch_size": 32, "description": "big"},
+             {"image_size": 48, "description": "mid"}],
+    "batch": [{"batch_size": 16, "description": "b16"}, {"batch_size": 128, "description": "b128"}],
+}
+METRICS = {
+    "m1": {"baseline": 0.50, "fast": 0.60, "slow": 0.40, "big": 0.55, "mid": 0.52, "b16": 0.58,
+           "b128": 0.45},
+    "m2": {"baseline": 0.70, "fast": 0.65, "slow": 0.72, "big": 0.69, "mid": "exit code 1",
+           "b16": 0.71, "b128": 0.75},
+}
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture
+def filled(tmp_path):
+    settings = settings_for(tmp_path, CATEGORIES, models=("m1", "m2"))
+    fill_ledger(settings, lambda e: METRICS[e.model][e.label])
+    return settings, report.collect(settings)
+
+
+def _model(summary, name):
+    return next(m for m in summary.models if m.model == name)
+
+
+def _table(summary, model, category):
+    return next(t for t in _model(summary, model).categories if t.category == category)
+
+
+def test_ranking_winners_and_deltas(filled):
+    _, summary = filled
+    lr = _table(summary, "m1", "lr_cat")
+    assert [o.label for o in lr.options] == ["fast", "slow"]
+    assert lr.winner.label == "fast"
+    assert [o.delta for o in lr.options] == pytest.approx([0.10, -0.10])
+    assert [o.significant for o in lr.options] == [None, None]  # one run each: noise unknown
+    assert {m.model: {t.category: t.winner.label for t in m.categories}
+            for m in summary.models} == {
+        "m1": {"lr_cat": "fast", "size": "big", "batch": "b16"},
+        "m2": {"lr_cat": "slow", "size": "big", "batch": "b128"}}
+    mid = _table(summary, "m2", "size").options[-1]
+    assert (mid.label, mid.mean, mid.status, mid.winner) == ("mid", None, "failed", False)
+    fast = lr.options[0]
+    assert (fast.duration_s, fast.epochs_run, fast.n) == (10.0, 2, 1)
+
+
+def test_cross_model_view(filled):
+    _, summary = filled
+    view = [(e.category, e.label, e.wins, e.models, round(e.mean_delta, 6))
+            for e in summary.cross]
+    assert view == [
+        ("lr_cat", "fast", 1, 2, 0.025), ("lr_cat", "slow", 1, 2, -0.04),
+        ("size", "big", 2, 2, 0.02), ("size", "mid", 0, 1, 0.02),
+        ("batch", "b16", 1, 2, 0.045), ("batch", "b128", 1, 2, 0.0),
+    ]
+
+
+def test_combined_config_and_conflict_rule(filled):
+    settings, summary = filled
+    m1 = _model(summary, "m1").combined.plan
+    assert [p.category for p in m1.applied] == ["lr_cat", "size", "batch"]
+    assert m1.changes == {"lr": 0.01, "image_size": 64, "batch_size": 16}
+    assert [(c.key, c.kept_category, c.kept_value, c.dropped_category, c.dropped_value)
+            for c in m1.conflicts] == [("batch_size", "batch", 16, "size", 32)]
+    config = m1.experiments[0].config
+    assert (config["lr"], config["image_size"], config["batch_size"]) == (0.01, 64, 16)
+    assert m1.config_path == settings.system.reports_dir / "combined" / "m1.yaml"
+    m2 = _model(summary, "m2").combined.plan
+    assert m2.changes == {"lr": 0.0001, "batch_size": 128}
+    assert m2.conflicts == []
+    assert m2.skipped == [("size", "its winner big did not beat the baseline")]
+
+
+def test_merge_tie_goes_to_the_earlier_category():
+    a = combine.Pick("first", "a", {}, {"k": 1, "x": 0}, 0.5)
+    b = combine.Pick("second", "b", {}, {"k": 2, "x": 0}, 0.5)
+    changes, conflicts = combine.merge([a, b])
+    assert changes == {"k": 1, "x": 0}
+    assert [(c.key, c.kept_category) for c in conflicts] == [("k", "first")]
+    changes, _ = combine.merge([a, combine.Pick("second", "b", {}, {"k": 2}, 0.6)])
+    assert changes["k"] == 2
+
+
+def test_failures_and_best_run(filled):
+    _, summary = filled
+    assert [(f.model, f.category, f.label, f.status, f.reason) for f in summary.failures] == [
+        ("m2", "size", "mid", "failed", "exit code 1")]
+    assert summary.failures[0].log_path.endswith("train.log")
+    best = summary.best
+    assert (best.model, best.category, best.label, best.metric) == ("m2", "batch", "b128", 0.75)
+    assert best.wandb_mode == "offline"
+    assert best.sync_command.startswith("wandb sync ") and best.sync_command.endswith(
+        "offline-run-x")
+    assert summary.counts == {"done": 13, "failed": 1}
+
+
+def test_min_mode_ranks_lowest_first(tmp_path):
+    settings = settings_for(tmp_path, {"lr_cat": CATEGORIES["lr_cat"]}, metric_mode="min")
+    fill_ledger(settings, lambda e: METRICS["m1"][e.label])
+    table = report.collect(settings).models[0].categories[0]
+    assert [o.label for o in table.options] == ["slow", "fast"]
+    assert table.winner.label == "slow"
+    assert summary_better(settings, table.winner.delta) is True
+
+
+def summary_better(settings, delta):
+    return report.collect(settings).better(delta)
+
+
+def test_repeats_mean_std_and_not_significant_marks(tmp_path):
+    settings = settings_for(tmp_path, {"opt": [{"lr": 0.01, "description": "A"},
+                                               {"lr": 0.02, "description": "B"}]}, repeats=3)
+    values = {"baseline": [0.50, 0.52, 0.48], "A": [0.60, 0.61, 0.59], "B": [0.51, 0.53, 0.49]}
+    experiments = fill_ledger(settings, lambda e: values[e.label.split("_seed")[0]][e.repeat])
+    assert len(experiments) == 9 and {e.repeat for e in experiments} == {0, 1, 2}
+    model = report.collect(settings).models[0]
+    assert model.baseline.n == 3 and model.baseline.std == pytest.approx(0.02)
+    a, b = model.categories[0].options
+    assert (a.label, a.n, a.delta, a.significant) == ("A", 3, pytest.approx(0.10), True)
+    assert (b.label, b.n, b.delta, b.significant) == ("B", 3, pytest.approx(0.01), False)
+    assert b.std == pytest.approx(0.02)
+    rendered = {t.key: t for t in report.tables(report.collect(settings))}
+    ranking = rendered["ranking"]
+    assert [row[7] for row in ranking.rows] == ["yes", "n.s."]
+
+
+def test_noise_test_rule():
+    def stat(values):
+        s = report.OptionStat("m", "c", {}, "{}", "x", "x", {}, 0)
+        s.values = list(values)
+        return s
+
+    base = stat([0.5, 0.5])
+    assert report.noise_test(stat([0.6]), stat([0.5])) == (pytest.approx(0.1), None)
+    assert report.noise_test(stat([0.6, 0.6]), base)[1] is True  # no spread: any delta counts
+    # a single run borrows the other side's deviation: s = 0.01414, 2 se = 2 s sqrt(1 + 1/2)
+    assert report.noise_test(stat([0.54]), stat([0.49, 0.51]))[1] is True  # 0.04 > 0.0346
+    assert report.noise_test(stat([0.53]), stat([0.49, 0.51]))[1] is False  # 0.03 <= 0.0346
+
+
+def test_wandb_pointer_online_and_offline():
+    row = Row({"result_json": '{"wandb": {"mode": "online", "project": "p", "run_id": "r1"}}',
+               "wandb_mode": None, "wandb_project": None, "wandb_run_id": None,
+               "wandb_dir": None, "run_dir": "/runs/x", "config_json": "{}"})
+    assert report.wandb_pointer(row, "team") == ("online", "https://wandb.ai/team/p/runs/r1",
+                                                 None)
+    assert report.wandb_pointer(row, None) == ("online", "project p, run id r1", None)
+    offline = Row({**row.data, "result_json": '{"wandb": {"mode": "offline"}}',
+                   "wandb_dir": "/runs/x/wandb/offline-run-1"})
+    assert report.wandb_pointer(offline, None) == ("offline", None,
+                                                   "wandb sync /runs/x/wandb/offline-run-1")
+
+
+def test_exports_csv_md_and_plots(filled, tmp_path):
+    from hyperparameter_system import exports
+
+    _, summary = filled
+    rows = list(csv.DictReader(io.StringIO(exports.to_csv(summary))))
+    first = next(r for r in rows if r["table"] == "ranking")
+    assert (first["model"], first["category"], first["rank"], first["option"], first["delta"],
+            first["winner"]) == ("m1", "lr_cat", "1", "fast", "+0.1000", "winner")
+    assert {r["table"] for r in rows} == {"model", "ranking", "cross_model", "combined",
+                                          "conflicts", "failures", "best"}
+    md = exports.to_markdown(summary)
+    assert "## m2 / batch" in md and "| **1** | **b128** |" in md
+    written = exports.write_plots(summary, tmp_path / "plots")
+    names = sorted(p.name for p in written)
+    assert names == ["curves_m1.png", "curves_m2.png", "deltas_batch.png", "deltas_lr_cat.png",
+                     "deltas_size.png"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in written)
+
+
+def test_unknown_export_format_is_a_clear_error(filled, tmp_path):
+    from hyperparameter_system import exports
+    from hyperparameter_system.errors import HpsysError
+
+    with pytest.raises(HpsysError, match="expected one of csv, md, html"):
+        exports.export(filled[1], "pdf", tmp_path / "x.pdf")
+
+
+def test_summary_prints(filled, capsys):
+    settings, _ = filled
+    report.show(settings, summary=True)
+    out = capsys.readouterr().out
+    assert "m1 / lr_cat" in out and "Best run: m2 / batch / b128" in out
+    assert "wandb sync" in out
