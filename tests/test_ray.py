@@ -1,0 +1,178 @@
+"""The Ray executor on a local two-node cluster (custom `fake_gpu` resources stand in for GPUs),
+kept on loopback: every experiment done once, spread over both nodes, recorded by the driver; a
+failure stays alone; resume skips what is done; a stop cancels the task and ends its processes.
+One cluster serves the whole module (Ray starts slowly)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+# read by Ray when imported: nodes of a cluster started here then bind to 127.0.0.1 only
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+ray = pytest.importorskip("ray")
+
+from parallel_support import ROOT, events, fake_settings  # noqa: E402
+from ray.cluster_utils import Cluster  # noqa: E402
+
+from hyperparameter_system import api, launcher, reaper  # noqa: E402
+from hyperparameter_system.ray_executor import ray_dispatch, ray_slots  # noqa: E402
+
+NODE = {"num_cpus": 2, "resources": {"fake_gpu": 2}, "node_ip_address": "127.0.0.1",
+        "include_dashboard": False}
+RAY = {"executor": "ray", "gpus": "none", "ray_resources": {"fake_gpu": 1},
+       "heartbeat_s": 0.5, "stale_after_s": 10}
+LOOPBACK = re.compile(r"^(127\.\d+\.\d+\.\d+|\[::1\]|\[::ffff:127\.\d+\.\d+\.\d+\]|localhost):")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory):
+    ray._private.ray_constants.ENABLE_RAY_CLUSTER = False  # in case Ray was imported earlier
+    events_path = tmp_path_factory.mktemp("ray-events") / "events.jsonl"
+    saved = {k: os.environ.get(k) for k in ("FAKE_EVENTS", "HF_HUB_OFFLINE", "WANDB_MODE")}
+    # inherited by the nodes' workers, so set before they start
+    os.environ.update(FAKE_EVENTS=str(events_path), HF_HUB_OFFLINE="1", WANDB_MODE="disabled")
+    two = Cluster(initialize_head=True, head_node_args=NODE)
+    two.add_node(**NODE)
+    two.wait_for_nodes()
+    ray.init(address=two.address)
+    try:
+        yield two, events_path
+    finally:
+        ray.shutdown()
+        two.shutdown()
+        for key, value in saved.items():
+            os.environ.pop(key, None) if value is None else os.environ.update({key: value})
+
+
+@pytest.fixture
+def fake_events(cluster) -> Path:
+    path = cluster[1]
+    path.write_text("")
+    return path
+
+
+def ray_settings(tmp: Path, options, cluster, **execution):
+    return fake_settings(tmp, options, {**RAY, "ray_address": cluster[0].address, **execution})
+
+
+def test_capacity_sets_the_slots(tmp_path, cluster):
+    settings = ray_settings(tmp_path, [{"fake.sleep": 0}], cluster)
+    slots = ray_slots(settings)
+    assert len(slots) == 4  # 2 nodes x min(2 CPU / 1, 2 fake_gpu / 1)
+    assert all("CUDA_VISIBLE_DEVICES" not in s.env for s in slots)
+    assert len(ray_slots(ray_settings(tmp_path, [{"fake.sleep": 0}], cluster,
+                                      cpus_per_experiment=2))) == 2
+    assert len(ray_slots(ray_settings(tmp_path, [{"fake.sleep": 0}], cluster,
+                                      max_parallel=3))) == 3
+
+
+def test_matrix_runs_once_each_over_both_nodes_failure_alone_and_resume(tmp_path, cluster,
+                                                                        fake_events):
+    options = [{"fake.sleep": 1.0, "fake.metric": round(0.1 * (i + 1), 2)} for i in range(6)]
+    options.append({"fake.sleep": 0.2, "fake.exit_code": 3})
+    settings = ray_settings(tmp_path, options, cluster)
+    experiments = api.select(settings)
+    result = api.run(settings, experiments, show=False)
+
+    assert result.count("done") == 6 and result.count("failed") == 1
+    rows = {r.id: r for r in api.ledger(settings).rows()}
+    bad = next(e for e in experiments if e.option.get("fake.exit_code"))
+    assert rows[bad.id].status == "failed" and rows[bad.id].error == "exit code 3"
+    assert "failing on purpose" in rows[bad.id].log_tail
+    good = [e.id for e in experiments if e.id != bad.id]
+    assert all(rows[i].status == "done" and rows[i].metric is not None for i in good)
+    assert Counter(r["id"] for r in events(fake_events)) == Counter(good)
+    node_ids = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+    assert {rows[i].node for i in good} == node_ids  # spread over both, recorded by the driver
+
+    again = api.run(settings, experiments, show=False)
+    assert again.skipped_done == 6
+    assert [o.experiment_id for o in again.outcomes] == [bad.id]
+    assert Counter(r["id"] for r in events(fake_events)) == Counter(good)
+
+
+def test_stop_cancels_the_task_and_ends_its_processes(tmp_path, cluster, fake_events):
+    settings = ray_settings(tmp_path, [{"fake.sleep": 60}], cluster)
+    exp = api.select(settings)[0]
+    launch = launcher.plan(exp, settings, 1, env=ray_slots(settings)[0].env)
+    seen: list[tuple[int, str | None]] = []
+    stop_at: list[float] = []
+
+    def on_start(pid: int, node: str | None = None) -> None:
+        seen.append((pid, node))
+        stop_at.append(time.time() + 1.0)
+
+    def stop() -> bool:
+        return bool(stop_at) and time.time() > stop_at[0]
+
+    outcome = ray_dispatch(settings)(launch, None, stop, on_start)
+    assert outcome.status == "interrupted"
+    assert seen and seen[0][0] > 0 and seen[0][1] in {n["NodeID"] for n in ray.nodes()}
+    assert outcome.node == seen[0][1]
+    assert time.time() - stop_at[0] < 15
+    assert reaper.experiment_pids(exp.id) == []
+    assert "fake training" in outcome.log_tail
+
+
+def test_every_ray_process_listens_on_loopback_only(cluster):
+    ours = _descendants(os.getpid())
+    listening = subprocess.run(["ss", "-tlnpH"], capture_output=True, text=True).stdout
+    checked = 0
+    for line in listening.splitlines():
+        pids = {int(p) for p in re.findall(r"pid=(\d+)", line)}
+        if not pids & ours:
+            continue
+        checked += 1
+        local = line.split()[3]
+        assert LOOPBACK.match(local), f"a Ray process listens on {local}: {line}"
+    assert checked >= 4  # gcs, raylets, workers
+
+
+@pytest.mark.slow
+def test_real_training_through_ray(tmp_path, cluster):
+    master = tmp_path / "master.yaml"
+    master.write_text(f"""
+system: {{project_root: {ROOT}, base_config: codes/config_v2.yaml, ledger: {tmp_path}/l.db,
+         runs_dir: {tmp_path}/runs, temp_config_dir: {tmp_path}/tc, wandb_mode: disabled,
+         baseline: false}}
+models: [{{name: test_resnet, script: python codes/train.py}}]
+experiment_categories: {{lr: {{options: [{{lr: 0.001}}, {{lr: 0.003}}]}}}}
+execution: {{executor: ray, ray_address: "{cluster[0].address}", gpus: none,
+            ray_resources: {{fake_gpu: 1}}}}
+""")
+    overrides = ["image_size=32", "batch_size=32", "epochs=1",
+                 "limit_samples=160", "cpu_threads=1", "num_workers=0", f"data_dir={ROOT}/data",
+                 "pretrained=false"]
+    settings = api.load(master, overrides)
+    experiments = api.select(settings)
+    result = api.run(settings, experiments, show=False)
+    assert result.count("done") == 2, [o.error or o.log_tail for o in result.outcomes]
+    asked = {e.id: e.option["lr"] for e in experiments}
+    for outcome in result.outcomes:
+        assert outcome.result["effective"]["lr"] == pytest.approx(asked[outcome.experiment_id])
+        assert outcome.result["metrics"]["epochs_run"] == 1
+
+
+def _descendants(root: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        for child in children.get(pid, []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
