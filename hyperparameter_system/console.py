@@ -194,19 +194,24 @@ def print_run_result(result) -> None:
 # -- the summary (report.py computes it; this only renders it) -------------------------------
 
 DELTA_COLUMNS = ("delta", "mean delta", "combined - winner")
+TERMINAL_SKIP = ("run name",)  # in the exports; too wide for a terminal next to the option
 
 
 def print_tables(tables: Sequence) -> None:
-    """report.ReportTable rows: winners bold, deltas green when better and red when worse."""
+    """report.ReportTable rows: winners bold, deltas green when better and red when worse.
+    Columns with nothing in them (std and significance without repeats) are left out."""
+    from rich import box
+
     for t in tables:
-        table = Table(title=t.title, title_justify="left")
-        for header in t.headers:
-            table.add_column(header)
+        keep = [i for i, h in enumerate(t.headers) if h not in TERMINAL_SKIP
+                and any(row[i] not in ("", "-") for row in t.rows)]
+        table = Table(title=t.title, title_justify="left", box=box.SIMPLE_HEAD)
+        for i in keep:
+            table.add_column(t.headers[i])
         for row, (winner, better) in zip(t.rows, t.tones, strict=True):
             tone = {True: "green", False: "red"}.get(better, "")
-            cells = [Text(c, style=tone if h in DELTA_COLUMNS else "")
-                     for h, c in zip(t.headers, row, strict=True)]
-            table.add_row(*cells, style="bold" if winner else None)
+            table.add_row(*(Text(row[i], style=tone if t.headers[i] in DELTA_COLUMNS else "")
+                            for i in keep), style="bold" if winner else None)
         console.print(table)
 
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from hyperparameter_system import combine
 from hyperparameter_system.configdict import get_dotted
+from hyperparameter_system.console import fmt_duration
 from hyperparameter_system.executor import RunResult, headline
 from hyperparameter_system.hyperparameter_configs import (
     BASELINE,
@@ -423,8 +424,8 @@ class ReportTable:
         self.tones.append((winner, better))
 
 
-RANK_HEADERS = ["rank", "option", "run name", "runs", "metric", "std", "delta", "significant",
-                "duration s", "epochs", "status", "winner"]
+RANK_HEADERS = ["#", "option", "run name", "runs", "metric", "std", "delta", "significant",
+                "time", "epochs", "status", "winner"]
 
 
 def tables(summary: Summary) -> list[ReportTable]:
@@ -440,7 +441,7 @@ def tables(summary: Summary) -> list[ReportTable]:
                 head.add([name, stat.n, fmt_metric(stat.mean), fmt_metric(stat.std),
                           fmt_delta(stat.delta) if name != "baseline" else "",
                           fmt_significant(stat.significant) if name != "baseline" else "",
-                          stat.status], better=summary.better(stat.delta))
+                          _status(stat)], better=summary.better(stat.delta))
         out.append(head)
         for table in report.categories:
             t = ReportTable("ranking", f"{report.model} / {table.category}", RANK_HEADERS,
@@ -448,7 +449,7 @@ def tables(summary: Summary) -> list[ReportTable]:
             for rank, o in enumerate(table.options, 1):
                 t.add([rank if o.mean is not None else "-", o.label, o.run_name, o.n,
                        fmt_metric(o.mean), fmt_metric(o.std), fmt_delta(o.delta),
-                       fmt_significant(o.significant), fmt_number(o.duration_s),
+                       fmt_significant(o.significant), fmt_duration(o.duration_s),
                        fmt_number(o.epochs_run), o.status, "winner" if o.winner else ""],
                       winner=o.winner, better=summary.better(o.delta))
             out.append(t)
@@ -477,6 +478,12 @@ def tables(summary: Summary) -> list[ReportTable]:
     return out
 
 
+def _status(stat: OptionStat) -> str:
+    if stat.category == COMBINED and not stat.rows:
+        return "not run (--combine-best runs it)"
+    return stat.status
+
+
 def _combined_tables(summary: Summary) -> list[ReportTable]:
     out = []
     for report in summary.models:
@@ -491,7 +498,7 @@ def _combined_tables(summary: Summary) -> list[ReportTable]:
                    fmt_significant(v.significant)], better=summary.better(v.diff))
         for cat, why in c.plan.skipped:
             t.add([cat, f"not applied: {why}", "", "", ""])
-        t.add(["combined", c.stat.status, fmt_metric(c.stat.mean),
+        t.add(["combined", _status(c.stat), fmt_metric(c.stat.mean),
                f"vs baseline {fmt_delta(c.stat.delta)}", fmt_significant(c.stat.significant)],
               winner=True, better=summary.better(c.stat.delta))
         out.append(t)

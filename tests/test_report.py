@@ -177,7 +177,7 @@ def test_exports_csv_md_and_plots(filled, tmp_path):
     _, summary = filled
     rows = list(csv.DictReader(io.StringIO(exports.to_csv(summary))))
     first = next(r for r in rows if r["table"] == "ranking")
-    assert (first["model"], first["category"], first["rank"], first["option"], first["delta"],
+    assert (first["model"], first["category"], first["#"], first["option"], first["delta"],
             first["winner"]) == ("m1", "lr_cat", "1", "fast", "+0.1000", "winner")
     assert {r["table"] for r in rows} == {"model", "ranking", "cross_model", "combined",
                                           "conflicts", "failures", "best"}
