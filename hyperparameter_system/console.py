@@ -91,6 +91,7 @@ class RunDisplay:
 
     def __init__(self, total: int, skipped: int, eta_s: float | None = None) -> None:
         self.total, self.skipped = total, skipped
+        self.eta_s, self.since = eta_s, time.time()  # eta_s: from the ledger's past durations
         self.done = self.failed = 0
         self.running: dict[str, tuple[Any, float, str]] = {}
         self.progress = Progress(
@@ -141,7 +142,11 @@ class RunDisplay:
             slot, run_dir = where.split("|", 1)
             rows.add_row(Text(f"[{slot}]", style="cyan"), exp.describe(),
                          latest_epoch(run_dir), fmt_duration(time.time() - since))
-        return Group(self.progress, rows)
+        if self.eta_s is None:
+            return Group(self.progress, rows)
+        left = max(0.0, self.eta_s - (time.time() - self.since))
+        eta = Text(f"estimated {fmt_duration(left)} left (from past durations)", style="dim")
+        return Group(self.progress, eta, rows)
 
 
 def latest_epoch(run_dir: str) -> str:

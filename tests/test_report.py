@@ -204,3 +204,15 @@ def test_summary_prints(filled, capsys):
     out = capsys.readouterr().out
     assert "m1 / lr_cat" in out and "Best run: m2 / batch / b128" in out
     assert "wandb sync" in out
+
+
+def test_empty_ledger_reports_nothing_without_crashing(tmp_path, capsys):
+    from hyperparameter_system import exports
+
+    settings = settings_for(tmp_path, CATEGORIES)
+    summary = report.show(settings, summary=True, export=("html", str(tmp_path / "r.html")))
+    assert summary.best is None and summary.cross[0].wins == 0
+    assert all(m.combined is None for m in summary.models)
+    assert "runs: no runs yet" in capsys.readouterr().out
+    assert exports.write_plots(summary, tmp_path / "plots") == []
+    assert "<table>" in (tmp_path / "r.html").read_text()
