@@ -382,8 +382,9 @@ def wandb_pointer(row: Row, entity: str | None) -> tuple[str, str | None, str | 
                 else f"project {project}, run id {run_id}")
         return mode, link, None
     if mode == "offline":
-        folder = block.get("dir") or row.wandb_dir or row.run_dir
-        return mode, None, f"wandb sync {folder}"
+        folder = block.get("dir") or row.wandb_dir or (
+            f"{row.run_dir}/wandb/offline-run-*" if row.run_dir else None)
+        return mode, None, f"wandb sync {folder}" if folder else None
     return mode, None, None
 
 
@@ -525,9 +526,14 @@ def run_combined(settings: Settings, models: Sequence[str] | None = None,
     summary = collect(settings)
     plans = [m.combined.plan for m in summary.models
              if m.combined and (not models or m.model in models)]
+    for p in plans:
+        if not p.applied:
+            console.warn(f"{p.model}: no category winner beat the baseline; its base config "
+                         "stays the best, nothing to combine")
+    plans = [p for p in plans if p.applied]
     if not plans:
-        raise HpsysError("--combine-best", "no model has a finished category option to "
-                         "combine; run the matrix first (--all)")
+        raise HpsysError("--combine-best", "no model has a finished category option that beats "
+                         "its baseline; run the matrix first (--all)")
     for p in plans:
         combine.save_config(p)
     console.print_combined_plans(plans)

@@ -169,6 +169,8 @@ def test_wandb_pointer_online_and_offline():
                    "wandb_dir": "/runs/x/wandb/offline-run-1"})
     assert report.wandb_pointer(offline, None) == ("offline", None,
                                                    "wandb sync /runs/x/wandb/offline-run-1")
+    bare = Row({**offline.data, "wandb_dir": None})
+    assert report.wandb_pointer(bare, None)[2] == "wandb sync /runs/x/wandb/offline-run-*"
 
 
 def test_exports_csv_md_and_plots(filled, tmp_path):
@@ -216,3 +218,14 @@ def test_empty_ledger_reports_nothing_without_crashing(tmp_path, capsys):
     assert "runs: no runs yet" in capsys.readouterr().out
     assert exports.write_plots(summary, tmp_path / "plots") == []
     assert "<table>" in (tmp_path / "r.html").read_text()
+
+
+def test_combine_best_refuses_when_nothing_beats_the_baseline(tmp_path):
+    from hyperparameter_system.errors import HpsysError
+
+    settings = settings_for(tmp_path, {"lr_cat": CATEGORIES["lr_cat"]})
+    fill_ledger(settings, lambda e: 0.9 if e.category == "baseline" else 0.1)
+    plan = report.collect(settings).models[0].combined.plan
+    assert plan.applied == [] and plan.changes == {}
+    with pytest.raises(HpsysError, match="beats its baseline"):
+        report.run_combined(settings, show=False)
