@@ -111,7 +111,7 @@ SYSTEM_KEYS = {
     "keep_temp_configs": (bool,), "ledger": (str,), "runs_dir": (str,), "reports_dir": (str,),
     "metric": (str,), "metric_mode": (str,), "baseline": (bool,), "wandb_mode": (str, type(None)),
     "wandb_entity": (str, type(None)), "project_root": (str,), "project_naming": (str,),
-    "results_tracking": (bool, dict),
+    "results_tracking": (bool, dict), "overrides": (list,),
 }
 MODEL_KEYS = {
     "name": (str,), "enabled": (bool,), "base_config": (str,), "script": (str, list),
@@ -253,6 +253,10 @@ def load_settings(path: str | Path, overrides: Sequence[str] = ()) -> Settings:
     execution = _execution(_Reader(doc, ("execution",), top.data.get("execution") or {},
                                    EXECUTION_KEYS))
     cache: dict[Path, Mapping[str, Any]] = {}
+    file_overrides = sysr.get("overrides", [])
+    if not all(isinstance(o, str) for o in file_overrides):
+        raise HpsysError(sysr.where("overrides"), "expected a list of key=value strings")
+    overrides = [*file_overrides, *overrides]  # --set wins over system.overrides
     models = _models(doc, top.data.get("models"), root, system, overrides, cache)
     base_for_checks = next((m.base for m in models if m.enabled), None)
     categories = _categories(doc, top.data.get("experiment_categories"), base_for_checks)
