@@ -87,21 +87,23 @@ class Executor:
         self.queue.extend(todo)
         beat = threading.Thread(target=self._heartbeat, daemon=True)
         beat.start()
-        workers = [threading.Thread(target=self._work, args=(slot,), daemon=True,
-                                    name=f"slot-{slot.name}") for slot in self.slots]
-        for w in workers:
-            w.start()
+        # Each slot sets its event when it ends. Not Thread.join: a join that Ctrl-C interrupts
+        # can later return while the thread still runs (CPython), and the runner would exit
+        # before a slot recorded its stopped experiment.
+        ended = [threading.Event() for _ in self.slots]
+        for slot, event in zip(self.slots, ended, strict=True):
+            threading.Thread(target=self._slot, args=(slot, event), daemon=True,
+                             name=f"slot-{slot.name}").start()
         try:
-            for w in workers:
-                while w.is_alive():
-                    w.join(timeout=0.2)
+            for event in ended:
+                while not event.wait(timeout=0.2):
                     if self.display is not None:
                         self.display.refresh()
         except KeyboardInterrupt:
             self.result.interrupted = True
             self.stop.set()
-            for w in workers:
-                w.join()
+            for event in ended:
+                event.wait()
         finally:
             self.stop.set()
         return self.result
@@ -114,6 +116,12 @@ class Executor:
         while not self.stop.wait(self.settings.execution.heartbeat_s):
             with contextlib.suppress(Exception):  # a missed beat is retried; never kill the run
                 self.ledger.heartbeat(self.owner)
+
+    def _slot(self, slot: Slot, ended: threading.Event) -> None:
+        try:
+            self._work(slot)
+        finally:
+            ended.set()
 
     def _work(self, slot: Slot) -> None:
         execution = self.settings.execution

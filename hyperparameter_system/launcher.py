@@ -162,6 +162,8 @@ def execute(launch: Launch, stop: Callable[[], bool] = lambda: False,
     if on_start is not None:
         on_start(proc.pid)
     status = _wait(proc, launch.timeout, stop, started)
+    if status == "exited":
+        _end_leftovers(proc.pid)
     outcome.finished_at = time.time()
     outcome.log_tail = tail(launch.log_path)
     outcome.exit_code = proc.returncode if proc.returncode >= 0 else None
@@ -169,18 +171,19 @@ def execute(launch: Launch, stop: Callable[[], bool] = lambda: False,
     outcome.oom = bool(OOM_PATTERNS.search(outcome.log_tail))
     if not keep_config:
         Path(launch.config_path).unlink(missing_ok=True)
-    if status == "timeout":
+    # exit 0 with a result is done, even when it came within the grace of a stop or timeout:
+    # calling it interrupted would run it a second time
+    result = read_json(run_dir / "result.json") if proc.returncode == 0 else None
+    if result is not None:
+        outcome.status, outcome.result = "done", result
+    elif status == "timeout":
         outcome.status, outcome.error = "timeout", f"timed out after {launch.timeout:g} s"
     elif status == "interrupted":
         outcome.status, outcome.error = "interrupted", "interrupted by the user"
     elif proc.returncode != 0:
         outcome.error = _exit_reason(proc.returncode) + (" (out of memory)" if outcome.oom else "")
     else:
-        result = read_json(run_dir / "result.json")
-        if result is None:
-            outcome.error = "exited 0 but wrote no readable result.json"
-        else:
-            outcome.status, outcome.result = "done", result
+        outcome.error = "exited 0 but wrote no readable result.json"
     return outcome
 
 
@@ -245,6 +248,20 @@ def kill_group(proc: subprocess.Popen, grace: float = KILL_GRACE_S) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
         return
+
+
+def _end_leftovers(pgid: int, grace: float = 1.0) -> None:
+    """The script exited: what it left in its process group (a background job, a data worker)
+    ends too, SIGTERM then SIGKILL, so nothing of a finished experiment holds on to a GPU."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        deadline = time.monotonic() + grace
+        try:
+            os.killpg(pgid, sig)
+            while time.monotonic() < deadline:
+                time.sleep(0.02)
+                os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
 
 
 def _exit_reason(code: int) -> str:

@@ -47,6 +47,7 @@ def write_master(tmp: Path, data: dict[str, Any] | str, name: str = "master.yaml
 def cli_env(tmp: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HPSYS_", "WANDB_"))}
     return {**env, "FAKE_EVENTS": str(tmp / "events.jsonl"), "WANDB_SILENT": "true",
+            "PYTHON": sys.executable,
             "COLUMNS": "200", **extra}
 
 
@@ -85,6 +86,18 @@ def experiment_pids(tmp: Path) -> list[int]:
         if state != "Z" and any(item.startswith(needle) for item in env):
             found.append(int(entry.name))
     return found
+
+
+def describe(pids: Sequence[int]) -> list[str]:
+    """`pid: command line` of each, for assertion messages."""
+    out = []
+    for pid in pids:
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+            out.append(f"{pid}: {cmd.decode(errors='replace')}")
+        except OSError:
+            out.append(f"{pid}: gone")
+    return out
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, step: float = 0.05) -> Any:

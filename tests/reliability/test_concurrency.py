@@ -1,0 +1,138 @@
+"""Points 3-5: Ctrl-C during a parallel run, two runners on one ledger, rows left running."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from relkit import (
+    ROOT,
+    completions,
+    describe,
+    experiment_pids,
+    ledger_rows,
+    master_dict,
+    run_cli,
+    start_cli,
+    wait_for,
+    write_master,
+)
+
+from hyperparameter_system import api
+from hyperparameter_system.ledger import Ledger, runner_identity
+
+STUBBORN = "tests/reliability/stubborn_train.sh"
+
+
+def test_sigint_ends_every_tree_within_5s_and_a_rerun_finishes(tmp_path):
+    data = master_dict(tmp_path, [{"fake.sleep": 5, "fake.metric": 0.1},
+                                  {"fake.sleep": 1.5, "fake.metric": 0.2}])
+    data["models"].insert(0, {"name": "stubborn", "script": STUBBORN})
+    config = str(write_master(tmp_path, data))
+    proc = start_cli(tmp_path, "--config", config, "--all")
+    # 4 experiments, each a tree; two ignore SIGTERM and have a grandchild
+    assert wait_for(lambda: len(experiment_pids(tmp_path)) >= 6, 20), proc.poll()
+    proc.send_signal(signal.SIGINT)
+    started = time.monotonic()
+    assert wait_for(lambda: not experiment_pids(tmp_path), 5), \
+        describe(experiment_pids(tmp_path))
+    assert time.monotonic() - started < 5
+    proc.communicate(timeout=10)
+    assert proc.returncode == 130
+    rows = {(r["model"], r["metric"] or r["option_json"]): r["status"]
+            for r in ledger_rows(tmp_path)}
+    # the stubborn short one ignored SIGTERM and finished in the grace: done, not run again
+    assert sorted(rows.values()) == ["done", "interrupted", "interrupted", "interrupted"], rows
+    assert rows[("stubborn", 0.2)] == "done"
+    assert len(completions(tmp_path)) == 1
+
+    rerun = run_cli(tmp_path, "--config", config, "--all")
+    assert rerun.returncode == 0, rerun.stderr
+    assert {r["status"] for r in ledger_rows(tmp_path)} == {"done"}
+    assert sorted(completions(tmp_path).values()) == [1, 1, 1, 1]
+    assert all(r["attempts"] == 1 for r in ledger_rows(tmp_path))  # interrupted don't count
+
+
+def test_two_runners_at_once_launch_nothing_twice(tmp_path):
+    options = [{"fake.sleep": 0.3 + i % 3 / 4, "fake.metric": i / 10} for i in range(10)]
+    config = str(write_master(tmp_path, master_dict(tmp_path, options)))
+    runners = [start_cli(tmp_path, "--config", config, "--all") for _ in range(2)]
+    for proc in runners:
+        proc.communicate(timeout=60)
+        assert proc.returncode == 0
+    rows = ledger_rows(tmp_path)
+    assert {r["status"] for r in rows} == {"done"} and len(rows) == 10
+    assert sorted(completions(tmp_path).values()) == [1] * 10
+    assert all(r["attempts"] == 1 for r in rows)
+
+
+def _settings(tmp_path):
+    config = write_master(tmp_path, master_dict(tmp_path, [{"fake.sleep": 0.1}]))
+    settings = api.load(config)
+    return str(config), settings, api.select(settings)
+
+
+def _mark_running(ledger: Ledger, exp_id: str, owner: str, heartbeat: float) -> None:
+    with ledger._tx() as db:
+        db.execute("UPDATE experiments SET status='running', owner=?, heartbeat=?, attempts=1"
+                   " WHERE id=?", (owner, heartbeat, exp_id))
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_a_row_running_under_a_live_runner_is_never_taken(tmp_path):
+    config, settings, (exp,) = _settings(tmp_path)
+    ledger = api.ledger(settings)
+    ledger.sync([exp])
+    host = runner_identity().rsplit(":", 1)[0]
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        for fresh_owner in (f"{host}:{owner.pid}", "elsewhere:123"):
+            _mark_running(ledger, exp.id, fresh_owner, time.time())
+            assert ledger.claim(exp.id, "me:1", stale_after=5) is None
+            busy = run_cli(Path(tmp_path), "--config", config, "--all")
+            assert busy.returncode == 0, busy.stderr
+            assert not completions(tmp_path)
+            assert ledger.rows()[0].status == "running"
+    finally:
+        owner.kill()
+        owner.wait()
+
+
+def test_a_row_left_running_by_a_dead_runner_is_taken_back(tmp_path):
+    config, settings, (exp,) = _settings(tmp_path)
+    ledger = api.ledger(settings)
+    ledger.sync([exp])
+    host = runner_identity().rsplit(":", 1)[0]
+    gone = (f"{host}:{_dead_pid()}", time.time())  # its owner exited, heartbeat fresh
+    stale = ("elsewhere:123", time.time() - 60)  # another host's runner, silent for a minute
+    for owner, beat in (gone, stale):
+        _mark_running(ledger, exp.id, owner, beat)
+        assert ledger.claim(exp.id, "me:1", stale_after=5) is not None
+        _mark_running(ledger, exp.id, owner, beat)
+        ledger.reset([exp.id])  # running rows are not reset
+        assert ledger.rows()[0].status == "running"
+    result = run_cli(tmp_path, "--config", config, "--all")
+    assert result.returncode == 0, result.stderr
+    assert ledger.rows()[0].status == "done" and completions(tmp_path)[exp.id] == 1
+
+
+def test_concurrent_claims_have_one_winner(tmp_path):
+    _, settings, (exp,) = _settings(tmp_path)
+    ledger = api.ledger(settings)
+    ledger.sync([exp])
+    code = ("import sys; from hyperparameter_system.ledger import Ledger;"
+            "print(Ledger(sys.argv[1]).claim(sys.argv[2], f'me:{sys.argv[3]}', 5) is not None)")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(settings.system.ledger), exp.id,
+                               str(os.getpid())], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+             for _ in range(8)]
+    won = [p.communicate(timeout=60)[0].strip() for p in procs]
+    assert won.count("True") == 1, won
