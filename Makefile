@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export WANDB_SILENT ?= true
 
-.PHONY: help demo test test-fast lint data bench clean
+.PHONY: help install demo test test-fast lint data bench clean chromium
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
@@ -28,7 +28,13 @@ demo: data  ## run the quickstart matrix on the embedded data and show the summa
 	WANDB_MODE=$${WANDB_MODE:-offline} $(BIN)/python hyperparameter_system/experiment_runner.py --config examples/quickstart.yaml --all
 	$(BIN)/python hyperparameter_system/experiment_runner.py --config examples/quickstart.yaml --summary --export html reports/quickstart.html
 
-test: data  ## lint, then the whole test suite (unit, end-to-end, reliability)
+chromium:  ## Debian's chromium for the html-report screenshot test (best effort; it skips without)
+	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
+	  { apt-get install -y -q chromium >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; }; }; } || \
+	  echo "chromium not installed: the html screenshot test will be skipped"
+
+test: data chromium  ## lint, then the whole test suite (unit, end-to-end, reliability)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
