@@ -99,11 +99,13 @@ class Executor:
                 while not event.wait(timeout=0.2):
                     if self.display is not None:
                         self.display.refresh()
-        except KeyboardInterrupt:
+        except BaseException as exc:  # Ctrl-C, or the display failing (stdout pipe closed)
             self.result.interrupted = True
             self.stop.set()
             for event in ended:
-                event.wait()
+                event.wait()  # each slot ends its process tree first
+            if not isinstance(exc, KeyboardInterrupt):
+                raise
         finally:
             self.stop.set()
         return self.result

@@ -83,7 +83,7 @@ def _main(args: argparse.Namespace) -> int:
         console.print_plan(api.plan_run(settings, experiments, args.rerun))
         return 0
     code = 0
-    if selecting:
+    if selecting and not did:  # --matrix / --export-ledger with a selection only show it
         result = api.run(settings, experiments, rerun=args.rerun, executor=args.executor)
         console.print_run_result(result)
         if result.interrupted:
