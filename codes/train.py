@@ -10,11 +10,14 @@ stderr), 1 for any other failure, 130 when interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
 from pathlib import Path
 
+from trainer.artifacts import RunDir, default_run_name, run_dir_for, tee_output
+from trainer.config import config_path_from, load_config, overrides_as_mapping
 from trainer.errors import UserInputError
 
 
@@ -28,37 +31,43 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     started = time.time()
     args = parse_args(argv)
-    from trainer.artifacts import RunDir, default_run_name, run_dir_for, tee_output
-    from trainer.config import config_path_from, load_config, overrides_as_mapping
+    with contextlib.ExitStack() as logs:
+        env_dir = os.environ.get("HPSYS_RUN_DIR")
+        if env_dir:  # so that even a config error lands in the runner's log
+            logs.enter_context(tee_output(Path(env_dir) / "train.log"))
+        try:
+            result_path = _train(args, started, logs, tee=not env_dir)
+        except UserInputError as exc:
+            print(f"error: {exc.one_line()}", file=sys.stderr, flush=True)
+            return exc.exit_code
+        except KeyboardInterrupt:
+            print("error: interrupted", file=sys.stderr, flush=True)
+            return 130
+    return 0 if result_path.is_file() else 1
 
-    env_dir = os.environ.get("HPSYS_RUN_DIR")
-    if env_dir:  # so that even a config error lands in the runner's log
-        tee_output(Path(env_dir) / "train.log")
-    try:
-        path = config_path_from(args.config)
-        cfg = load_config(path, args.overrides)
-        run_name = default_run_name(cfg)
-        run_dir = RunDir(run_dir_for(cfg, run_name))
-        if not env_dir:
-            tee_output(run_dir.path / "train.log")
-        run_dir.write_config(cfg, overrides_as_mapping(args.overrides))
-        print(f"run {run_name}: config {path}, output {run_dir.path}", flush=True)
-        from trainer.run import train
 
-        result = train(cfg, run_dir, run_name, started)
-    except UserInputError as exc:
-        print(f"error: {exc.one_line()}", file=sys.stderr, flush=True)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr, flush=True)
-        return 130
+def _train(
+    args: argparse.Namespace, started: float, logs: contextlib.ExitStack, tee: bool
+) -> Path:
+    """Load the config, open the run folder and train; returns the result.json path."""
+    path = config_path_from(args.config)
+    cfg = load_config(path, args.overrides)
+    run_name = default_run_name(cfg)
+    run_dir = RunDir(run_dir_for(cfg, run_name))
+    if tee:
+        logs.enter_context(tee_output(run_dir.path / "train.log"))
+    run_dir.write_config(cfg, overrides_as_mapping(args.overrides))
+    print(f"run {run_name}: config {path}, output {run_dir.path}", flush=True)
+    from trainer.run import train
+
+    result = train(cfg, run_dir, run_name, started)
     m = result["metrics"]
     print(
         f"done in {result['duration_s']:.1f}s: best val_f1 {m['best_val_f1']:.4f} "
         f"(epoch {m['best_epoch']}), result {run_dir.result_path}",
         flush=True,
     )
-    return 0
+    return run_dir.result_path
 
 
 if __name__ == "__main__":

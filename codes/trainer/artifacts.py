@@ -6,11 +6,13 @@ flushed one by one and result.json is replaced atomically.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -67,14 +69,21 @@ def _same_file(stream: TextIO, path: Path) -> bool:
         return False
 
 
-def tee_output(log_path: Path) -> None:
+@contextlib.contextmanager
+def tee_output(log_path: Path) -> Iterator[None]:
     """Copy stdout and stderr into train.log, unless they already go to that very file."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     if _same_file(sys.stdout, log_path):
+        yield
         return
-    log = log_path.open("a", buffering=1, encoding="utf-8")
-    sys.stdout = _Tee(sys.stdout, log)  # type: ignore[assignment]
-    sys.stderr = _Tee(sys.stderr, log)  # type: ignore[assignment]
+    saved = sys.stdout, sys.stderr
+    with log_path.open("a", buffering=1, encoding="utf-8") as log:
+        sys.stdout = _Tee(saved[0], log)  # type: ignore[assignment]
+        sys.stderr = _Tee(saved[1], log)  # type: ignore[assignment]
+        try:
+            yield
+        finally:
+            sys.stdout, sys.stderr = saved
 
 
 def write_atomic(path: Path, text: str) -> None:

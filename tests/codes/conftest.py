@@ -81,12 +81,36 @@ def write_cfg(tmp_path: Path) -> Callable[[dict[str, Any]], Path]:
     return _write
 
 
-def run_script(
-    args: list[str], env: dict[str, str] | None = None, timeout: float = 180
-) -> subprocess.CompletedProcess[str]:
+@pytest.fixture
+def run_script() -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run a codes/ script (or a shell script) from the repository root, as the runner does."""
-    full_env = {**os.environ, **(env or {})}
-    cmd = args if args[0].endswith(".sh") else [sys.executable, *args]
-    return subprocess.run(
-        cmd, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout
-    )
+
+    def _run(
+        args: list[str], env: dict[str, str] | None = None, timeout: float = 180
+    ) -> subprocess.CompletedProcess[str]:
+        full_env = {**os.environ, **(env or {})}
+        if args[0].endswith(".sh"):
+            cmd = [str(ROOT / args[0]), *args[1:]]
+        else:
+            cmd = [sys.executable, *args]
+        return subprocess.run(
+            cmd, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout
+        )
+
+    return _run
+
+
+@pytest.fixture(scope="session")
+def codes_dir() -> Path:
+    return CODES
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def tiny_values() -> dict[str, Any]:
+    """The keys that shrink a config to a tiny CPU run."""
+    return dict(TINY)

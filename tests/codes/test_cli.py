@@ -1,0 +1,253 @@
+"""The command-line contract: end-to-end training, outputs, evaluate/predict, W&B, bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import train as train_cli
+
+OUTPUT_FILES = [
+    "config.yaml",
+    "overrides.yaml",
+    "train.log",
+    "metrics.jsonl",
+    "result.json",
+    "figures/loss_curve.png",
+    "figures/f1_curve.png",
+    "figures/confusion_matrix.png",
+    "checkpoints/best_model.pt",
+    "checkpoints/last.pt",
+]
+EFFECTIVE_KEYS = {
+    "model_name",
+    "optimizer",
+    "lr",
+    "momentum",
+    "weight_decay",
+    "scheduler",
+    "scheduler_params",
+    "criterion",
+    "focal_alpha",
+    "focal_gamma",
+    "label_smoothing",
+    "image_size",
+    "batch_size",
+    "mixed_precision",
+    "amp_dtype",
+    "patience",
+    "epochs",
+}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, digits_dir, codes_dir, repo_root, tiny_values):
+    """One real 2-epoch CPU run through `python codes/train.py`, shared by the tests below."""
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    tmp = tmp_path_factory.mktemp("e2e")
+    cfg = yaml.safe_load((codes_dir / "config_v2.yaml").read_text())
+    cfg.update(tiny_values, data_dir=str(digits_dir), limit_samples=400)
+    cfg_path = tmp / "cfg.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    run_dir = tmp / "run"
+    env = {
+        **os.environ,
+        "HPSYS_RUN_DIR": str(run_dir),
+        "HPSYS_EXPERIMENT_ID": "exp-007",
+        "WANDB_MODE": "disabled",
+        "HF_HUB_OFFLINE": "1",
+    }
+    proc = subprocess.run(
+        [sys.executable, "codes/train.py", "--config", str(cfg_path), "epochs=2", "lr=0.003"],
+        cwd=repo_root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return proc, run_dir, cfg_path
+
+
+@pytest.mark.slow
+def test_end_to_end_outputs(trained):
+    proc, run_dir, _ = trained
+    assert proc.returncode == 0, proc.stderr
+    for rel in OUTPUT_FILES:
+        assert (run_dir / rel).is_file(), rel
+    lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in lines] == [1, 2]
+    for record in lines:
+        assert set(record) >= {
+            "epoch",
+            "train_loss",
+            "val_loss",
+            "val_acc",
+            "val_f1",
+            "lr",
+            "seconds",
+        }
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["experiment_id"] == "exp-007"
+    m = result["metrics"]
+    assert m["epochs_run"] == 2 and 1 <= m["best_epoch"] <= 2
+    assert m["final_val_f1"] == pytest.approx(lines[-1]["val_f1"])
+    assert m["best_val_f1"] == pytest.approx(max(r["val_f1"] for r in lines))
+    assert set(result["effective"]) >= EFFECTIVE_KEYS
+    assert result["effective"]["lr"] == pytest.approx(0.003)
+    assert result["effective"]["epochs"] == 2
+    assert result["duration_s"] > 0
+    assert Path(result["artifacts"]["best_checkpoint"]).is_file()
+    assert "epoch 2/2" in (run_dir / "train.log").read_text()
+    assert "lr: 0.003" in (run_dir / "overrides.yaml").read_text()
+
+
+@pytest.mark.slow
+def test_evaluate_and_predict_on_checkpoint(trained, run_script, tmp_path, digits_dir):
+    proc, run_dir, _ = trained
+    assert proc.returncode == 0, proc.stderr
+    ckpt = str(run_dir / "checkpoints" / "best_model.pt")
+    result = json.loads((run_dir / "result.json").read_text())
+    val = run_script(["codes/evaluate.py", "--checkpoint", ckpt, "--split", "val"])
+    assert val.returncode == 0, val.stderr
+    assert json.loads(val.stdout)["f1"] == pytest.approx(result["metrics"]["best_val_f1"])
+    test = run_script(
+        [
+            "codes/evaluate.py",
+            "--checkpoint",
+            ckpt,
+            "--split",
+            "test",
+            "--out",
+            str(tmp_path / "m.json"),
+        ]
+    )
+    assert test.returncode == 0, test.stderr
+    assert json.loads((tmp_path / "m.json").read_text())["images"] == 360
+    out = tmp_path / "sub.csv"
+    pred = run_script(["codes/predict.py", "--checkpoint", ckpt, "--out", str(out), "--tta"])
+    assert pred.returncode == 0, pred.stderr
+    with (digits_dir / "sample_submission.csv").open() as fh:
+        expected_ids = [r["ID"] for r in csv.DictReader(fh)]
+    with out.open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["ID"] for r in rows] == expected_ids
+    assert {int(r["target"]) for r in rows} <= set(range(10))
+    best = run_script(
+        [
+            "codes/select_best_model.py",
+            "--runs",
+            str(run_dir.parent),
+            "--dest",
+            str(tmp_path / "final_model.pt"),
+        ]
+    )
+    assert best.returncode == 0, best.stderr
+    assert (tmp_path / "final_model.pt").is_file()
+
+
+@pytest.mark.slow
+def test_wandb_offline_run_takes_project_and_name_from_env(
+    tiny_cfg, write_cfg, run_script, tmp_path
+):
+    tiny_cfg.update(limit_samples=100)
+    env = {
+        "WANDB_MODE": "offline",
+        "WANDB_DIR": str(tmp_path / "wb"),
+        "WANDB_PROJECT": "proj_from_env",
+        "WANDB_NAME": "name_from_env",
+        "WANDB_RUN_ID": "runid123",
+        "WANDB_RUN_GROUP": "optimizer",
+        "HPSYS_RUN_DIR": str(tmp_path / "run"),
+    }
+    (tmp_path / "wb").mkdir()
+    proc = run_script(["codes/train.py", "--config", str(write_cfg(tiny_cfg))], env=env)
+    assert proc.returncode == 0, proc.stderr
+    wb = json.loads((tmp_path / "run" / "result.json").read_text())["wandb"]
+    assert wb["project"] == "proj_from_env" and wb["name"] == "name_from_env"
+    assert wb["run_id"] == "runid123" and wb["mode"] == "offline"
+    runs = list((tmp_path / "wb" / "wandb").glob("offline-run-*-runid123"))
+    assert len(runs) == 1
+    blob = (runs[0] / "run-runid123.wandb").read_bytes()
+    assert b"proj_from_env" in blob and b"name_from_env" in blob
+
+
+def _bad(capsys, argv: list[str]) -> str:
+    """Run train.py's main in-process; it must return 2 with exactly one stderr line."""
+    code = train_cli.main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and err.startswith("error: "), err
+    assert "Traceback" not in err
+    return err
+
+
+def test_bad_config_inputs(capsys, tmp_path, tiny_cfg, write_cfg):
+    assert "config file not found" in _bad(capsys, ["--config", str(tmp_path / "none.yaml")])
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("lr: 0.1\nepochs: [2\nbatch_size: 3\n")
+    assert f"{broken}:" in _bad(capsys, ["--config", str(broken)])
+    cfg = str(write_cfg(tiny_cfg))
+    assert "did you mean: batch_size" in _bad(capsys, ["--config", cfg, "bach_size=8"])
+    assert "expected an integer" in _bad(capsys, ["--config", cfg, "batch_size=abc"])
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ("optimizer_name=Adamm", "did you mean: Adam"),
+        ("scheduler_name=CosineAnnealing", "CosineAnnealingLR"),
+        ("criterion=FocalLos", "FocalLoss"),
+        ("model_name=resnet10", "unknown timm model 'resnet10'"),
+    ],
+)
+def test_unknown_names_list_close_matches(capsys, tiny_cfg, write_cfg, override, needle):
+    assert needle in _bad(capsys, ["--config", str(write_cfg(tiny_cfg)), override])
+
+
+def test_bad_data_inputs(capsys, tiny_cfg, write_cfg, tmp_path, digits_dir):
+    cfg = str(write_cfg(tiny_cfg))
+    missing = tmp_path / "nowhere"
+    assert "data folder not found" in _bad(capsys, ["--config", cfg, f"data_dir={missing}"])
+    (tmp_path / "empty").mkdir()
+    assert "CSV not found" in _bad(capsys, ["--config", cfg, f"data_dir={tmp_path / 'empty'}"])
+    err = _bad(capsys, ["--config", cfg, "num_classes=5"])
+    assert "out of range" in err and "train.csv" in err
+
+
+def test_pretrained_without_network_says_how_to_fix(
+    capsys, tiny_cfg, write_cfg, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
+    tiny_cfg.update(model_name="resnet10t", pretrained=True)
+    err = _bad(capsys, ["--config", str(write_cfg(tiny_cfg))])
+    assert "could not be downloaded" in err and "pretrained: false" in err
+
+
+def test_subprocess_exit_code_and_single_line(run_script, tmp_path):
+    proc = run_script(["codes/train.py", "--config", str(tmp_path / "missing.yaml")])
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
+
+
+def test_config_from_environment(run_script, tmp_path):
+    proc = run_script(
+        ["codes/train.py", "batch_size=abc"], env={"EXPERIMENT_CONFIG": "codes/config_v2.yaml"}
+    )
+    assert proc.returncode == 2 and "batch_size" in proc.stderr
+
+
+@pytest.mark.slow
+def test_launch_script_keeps_the_experiment_model(tiny_cfg, write_cfg, run_script, tmp_path):
+    cfg = str(write_cfg(tiny_cfg))
+    env = {"EXPERIMENT_CONFIG": cfg, "HPSYS_RUN_DIR": str(tmp_path / "run")}
+    proc = run_script(["run_absolute.sh", cfg, "limit_samples=64"], env=env)
+    assert proc.returncode == 0, proc.stderr
+    resolved = (tmp_path / "run" / "config.yaml").read_text()
+    assert "model_name: test_resnet" in resolved and "limit_samples: 64" in resolved
