@@ -13,6 +13,7 @@ import yaml
 from hyperparameter_system.errors import HpsysError, close_match
 
 _MISSING = object()
+_ABSENT = object()  # has_dotted's default: _MISSING itself would mean 'raise'
 
 
 def get_dotted(config: Mapping[str, Any], key: str, default: Any = _MISSING) -> Any:
@@ -28,7 +29,7 @@ def get_dotted(config: Mapping[str, Any], key: str, default: Any = _MISSING) -> 
 
 
 def has_dotted(config: Mapping[str, Any], key: str) -> bool:
-    return get_dotted(config, key, _MISSING) is not _MISSING
+    return get_dotted(config, key, _ABSENT) is not _ABSENT
 
 
 def set_dotted(config: dict[str, Any], key: str, value: Any) -> None:

@@ -1,0 +1,135 @@
+"""load_settings: the shipped and the legacy master configs load, values are typed and resolved,
+`--set` overrides reach every base config, and bad values are told at their file and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hyperparameter_system.errors import HpsysError
+from hyperparameter_system.settings import load_settings
+
+LEGACY = """\
+# Written for the original system: its keys load unchanged.
+system:
+  base_config_template: tests/fakes/base.yaml
+  project_naming: "model_name"
+  temp_config_dir: temp_configs
+  results_tracking: true
+models:
+  - name: resnet50.tv2_in1k
+    enabled: true
+    base_config: tests/fakes/base.yaml
+    script: tests/fakes/fake_train.sh
+    description: ResNet50 baseline model
+  - name: convnext_base.fb_in1k
+    enabled: false
+    base_config: configs/convnext_missing.yaml
+    script: ./run_convnext_missing.sh
+    description: ConvNeXt Base (enable when needed)
+experiment_categories:
+  optimizer:
+    enabled: true
+    description: Optimizer
+    options:
+      - {name: AdamW, lr: 0.001, weight_decay: 0.001, description: AdamW default}
+  image_size:
+    enabled: false
+    options:
+      - {size: 224, batch_size: 64, crop: center}
+  augmentation:
+    enabled: false
+    description: not wired up yet
+    options:
+      - {strength: strong, mixup: 0.2}
+execution:
+  max_parallel: 1
+  experiment_timeout: 7200
+  retry_failed: true
+  save_logs: true
+"""
+
+
+def test_shipped_master_config_loads(repo_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(repo_root)
+    s = load_settings("experiment_config.yaml")
+    assert [m.name for m in s.models if m.enabled] == [
+        "resnet50.tv2_in1k", "efficientnet_b4.ra2_in1k", "efficientnet_b3.ra2_in1k",
+        "swin_base_patch4_window12_384.ms_in1k"]
+    assert not s.model("convnext_base.fb_in1k").enabled
+    assert [c.name for c in s.categories if c.enabled] == [
+        "optimizer", "scheduler", "loss_function", "image_size", "batch_size", "early_stopping"]
+    assert not s.category("regularization").enabled
+    assert s.system.metric == "metrics.best_val_f1" and s.system.metric_mode == "max"
+    assert s.system.base_config == repo_root / "codes" / "config_v2.yaml"
+    assert s.execution.max_parallel == 1 and s.execution.experiment_timeout == 7200
+    assert s.execution.max_attempts == 2  # retry_failed: true is one retry
+    assert s.model("resnet50.tv2_in1k").project == "resnet50_tv2_in1k"
+
+
+def test_legacy_master_config_loads_unchanged(repo_root: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(repo_root)
+    path = tmp_path / "legacy.yaml"
+    path.write_text(LEGACY)
+    s = load_settings(path)
+    assert s.system.base_config == repo_root / "tests" / "fakes" / "base.yaml"
+    assert s.system.temp_config_dir == repo_root / "temp_configs"
+    assert [m.name for m in s.models] == ["resnet50.tv2_in1k", "convnext_base.fb_in1k"]
+    assert s.model("resnet50.tv2_in1k").base["optimizer_name"] == "AdamW"
+    assert s.execution.retry_failed == 1
+    assert {c.name: c.enabled for c in s.categories} == {
+        "optimizer": True, "image_size": False, "augmentation": False}
+
+
+@pytest.mark.parametrize(("value", "attempts"), [(True, 2), (False, 1), (0, 1), (3, 4)])
+def test_retry_failed_takes_true_false_or_a_count(master_config, value, attempts) -> None:
+    s = load_settings(master_config(execution={"retry_failed": value}))
+    assert s.execution.max_attempts == attempts
+
+
+def test_set_overrides_every_base_config(master_config) -> None:
+    s = load_settings(master_config(), ["epochs=7", "scheduler_params.T_max=25", "+extra.k=1"])
+    for model in s.models:
+        assert model.base["epochs"] == 7
+        assert model.base["scheduler_params"]["T_max"] == 25
+        assert model.base["extra"] == {"k": 1}
+
+
+def test_set_unknown_key_names_the_close_match(master_config) -> None:
+    with pytest.raises(HpsysError, match=r"unknown key 'epocs' \(did you mean 'epochs'\?\)"):
+        load_settings(master_config(), ["epocs=3"])
+
+
+def test_yaml_only_category_may_change_only_base_keys(master_config) -> None:
+    path = master_config(experiment_categories={
+        "reg": {"options": [{"weight_decay": 0.1, "label_smoth": 0.1}]}})
+    with pytest.raises(HpsysError) as err:
+        load_settings(path)
+    text = str(err.value)
+    assert f"{path}:" in text and "experiment_categories.reg.options[0].label_smoth" in text
+    assert "did you mean 'label_smooth'" in text
+    # '+key' adds a key the base config lacks
+    ok = master_config(experiment_categories={"reg": {"options": [{"+new.key": 1}]}})
+    assert load_settings(ok).category("reg").plugin.changes({"+new.key": 1}) == {"new.key": 1}
+
+
+@pytest.mark.parametrize(("section", "value", "key_path", "expected"), [
+    ("execution", {"max_parallel": 0}, "execution.max_parallel", ">= 1"),
+    ("execution", {"max_parallel": "two"}, "execution.max_parallel", "an integer"),
+    ("execution", {"experiment_timeout": -5}, "execution.experiment_timeout", "> 0"),
+    ("execution", {"retry_failed": -1}, "execution.retry_failed", "true, false or a count"),
+    ("execution", {"retry_failed": "often"}, "execution.retry_failed", "true or false"),
+    ("system", {"keep_temp_configs": "yes"}, "system.keep_temp_configs", "true or false"),
+    ("system", {"metric_mode": "maximum"}, "system.metric_mode", "did you mean 'max'"),
+])
+def test_bad_values_name_file_line_and_key(master_config, section, value, key_path,
+                                           expected) -> None:
+    path = master_config(**{section: value})
+    with pytest.raises(HpsysError) as err:
+        load_settings(path)
+    line = next(i for i, t in enumerate(path.read_text().splitlines(), 1)
+                if t.strip().startswith(f"{key_path.rsplit('.', 1)[1]}:"))
+    assert str(err.value).startswith(f"{path}:{line}: {key_path}: ")
+    assert expected in str(err.value)
