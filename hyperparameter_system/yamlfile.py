@@ -71,6 +71,9 @@ def load_yaml(path: str | Path, what: str = "YAML file") -> YamlDoc:
     except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
         raise HpsysError(str(path), f"YAML error: {str(exc).splitlines()[0]}") from None
     lines: dict[KeyPath, int] = {}
-    if node is not None:
-        _walk(node, (), lines)
+    try:
+        if node is not None:
+            _walk(node, (), lines)
+    except RecursionError:  # an alias inside itself (`&a [*a]`) or absurd nesting
+        raise HpsysError(str(path), "YAML error: recursive alias or nesting too deep") from None
     return YamlDoc(path=path, data=data, lines=lines)

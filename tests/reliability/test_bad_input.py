@@ -1,0 +1,232 @@
+"""Point 7: broken master configs, base configs and command lines exit 2 with one line that
+names the place, and launch nothing; the loaders raise nothing but HpsysError."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from relkit import ledger_rows, master_dict, run_cli, write_master
+
+from hyperparameter_system import experiment_runner
+from hyperparameter_system.errors import HpsysError
+from hyperparameter_system.settings import load_settings
+from hyperparameter_system.yamlfile import load_yaml
+
+
+def _set(path: str, value: Any):
+    """A mutation of the good master config: `a.b.0.c` set to value (None deletes it)."""
+    def mutate(data: dict) -> None:
+        *parents, last = [int(p) if p.isdigit() else p for p in path.split(".")]
+        for part in parents:
+            data = data[part]
+        if value is None:
+            del data[last]
+        else:
+            data[last] = value
+    return mutate
+
+
+MASTER = {  # id: (mutation or raw text, what the message must name)
+    "not-yaml": ("system: [unclosed\nmodels: 1\n", "master.yaml:"),
+    "tab-indent": ("system:\n\tledger: x\n", "master.yaml:"),
+    "empty": ("", "master.yaml"),
+    "top-list": ("- 1\n- 2\n", "master.yaml"),
+    "top-scalar": ("hello\n", "master.yaml"),
+    "unknown-top": (_set("experiments", {}), "experiments"),
+    "system-list": (_set("system", [1]), "system"),
+    "system-unknown": (_set("system.ledgr", "x.db"), "system.ledgr"),
+    "baseline-str": (_set("system.baseline", "yes please"), "system.baseline"),
+    "wandb-mode": (_set("system.wandb_mode", "sometimes"), "system.wandb_mode"),
+    "metric-mode": (_set("system.metric_mode", "median"), "system.metric_mode"),
+    "base-missing": (_set("system.base_config", "nope/base.yaml"), "base.yaml"),
+    "models-missing": (_set("models", None), "models"),
+    "models-empty": (_set("models", []), "models"),
+    "models-mapping": (_set("models", {"m1": "x"}), "models"),
+    "model-str": (_set("models.0", "m1"), "models[0]"),
+    "model-no-name": (_set("models.0.name", None), "models[0]"),
+    "model-no-script": (_set("models.0.script", None), "models[0]"),
+    "script-empty": (_set("models.0.script", " "), "models[0].script"),
+    "script-quote": (_set("models.0.script", 'python "tests/fakes'), "models[0].script"),
+    "script-missing": (_set("models.0.script", "python tests/fakes/nope.py"), "models[0].script"),
+    "command-missing": (_set("models.0.script", "no-such-cmd-xyz --go"), "models[0].script"),
+    "not-executable": (_set("models.0.script", "tests/fakes/base.yaml"), "models[0].script"),
+    "model-unknown": (_set("models.0.scrpit", "x"), "models[0].scrpit"),
+    "model-twice": (lambda d: d["models"].append(dict(d["models"][0])), "models[1].name"),
+    "model-base-missing": (_set("models.0.base_config", "nope.yaml"), "models[0].base_config"),
+    "categories-missing": (_set("experiment_categories", None), "experiment_categories"),
+    "options-empty": (_set("experiment_categories.fake.options", []), "fake.options"),
+    "options-mapping": (_set("experiment_categories.fake.options", {"a": 1}), "fake.options"),
+    "option-str": (_set("experiment_categories.fake.options.0", "sleep"), "options[0]"),
+    "option-key-typo": (_set("experiment_categories.fake.options.0",
+                             {"fake.sleeep": 1}), "options[0].fake.sleeep"),
+    "optimizer-bad-lr": (_set("experiment_categories.optimizer",
+                              {"options": [{"name": "SGD", "lr": "fast"}]}),
+                         "optimizer.options[0].lr"),
+    "optimizer-unknown": (_set("experiment_categories.optimizer",
+                               {"options": [{"name": "SGD", "momentun": 0.9}]}),
+                          "optimizer.options[0].momentun"),
+    "category-unknown-key": (_set("experiment_categories.fake.enabeld", True), "fake.enabeld"),
+    "max-parallel-0": (_set("execution.max_parallel", 0), "execution.max_parallel"),
+    "max-parallel-str": (_set("execution.max_parallel", "four"), "execution.max_parallel"),
+    "timeout-negative": (_set("execution.experiment_timeout", -1), "experiment_timeout"),
+    "retry-negative": (_set("execution.retry_failed", -2), "execution.retry_failed"),
+    "gpus-all": (_set("execution.gpus", "all"), "execution.gpus"),
+    "gpus-negative": (_set("execution.gpus", [-1]), "execution.gpus"),
+    "executor-slurm": (_set("execution.executor", "slurm"), "execution.executor"),
+    "min-free-negative": (_set("execution.min_free_gb", -1), "execution.min_free_gb"),
+    "stale-zero": (_set("execution.stale_after_s", 0), "execution.stale_after_s"),
+    "execution-unknown": (_set("execution.max_paralel", 2), "execution.max_paralel"),
+    "not-utf8": (b"system: {ledger: \xff\xfe}\n", "master.yaml"),
+}
+
+BASE = {  # the model's base config file: text, and what the message must name
+    "base-not-yaml": ("lr: [0.1\n", "base.yaml:"),
+    "base-list": ("- lr\n", "base.yaml"),
+    "base-empty": ("", "base.yaml"),
+    "base-binary": (b"\x00\xff\xfe", "base.yaml"),
+}
+
+ARGV = {  # command lines over the good master config, and what the message must name
+    "unknown-model": (["--models", "nope"], "--models nope"),
+    "unknown-category": (["--categories", "fak"], "--categories fak"),
+    "unknown-flag": (["--all", "--bogus"], "--bogus"),
+    "set-no-equals": (["--all", "--set", "batch_size"], "batch_size"),
+    "set-unknown-key": (["--all", "--set", "batch_sise=8"], "batch_sise"),
+    "executor-choice": (["--all", "--executor", "slurm"], "slurm"),
+    "nothing-to-do": ([], "nothing to do"),
+    "config-missing": (["--config", "does/not/exist.yaml", "--all"], "exist.yaml"),
+}
+
+
+@pytest.fixture
+def cli(tmp_path, capsys, monkeypatch):
+    """The runner's main() in this process (fast); it installs a SIGTERM handler: restored."""
+    monkeypatch.setattr(signal, "signal", lambda *a: None)
+
+    def run(*argv: str) -> tuple[int, str]:
+        code = experiment_runner.main(argv)
+        return code, capsys.readouterr().err
+
+    return run
+
+
+def _nothing_launched(tmp: Path) -> None:
+    assert not [r for r in ledger_rows(tmp) if r["status"] in ("running", "done")]
+    assert not list((tmp / "tc").glob("*")) if (tmp / "tc").exists() else True
+    assert not (tmp / "runs").exists() or not list((tmp / "runs").rglob("*"))
+    assert not (tmp / "events.jsonl").exists()
+
+
+def _check(code: int, err: str, where: str, tmp: Path) -> None:
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert where in lines[0], lines[0]
+    _nothing_launched(tmp)
+
+
+@pytest.mark.parametrize("case", MASTER)
+def test_broken_master_config(case, tmp_path, cli):
+    change, where = MASTER[case]
+    path = tmp_path / "master.yaml"
+    if isinstance(change, bytes):
+        path.write_bytes(change)
+    elif isinstance(change, str):
+        path.write_text(change)
+    else:
+        data = master_dict(tmp_path)
+        change(data)
+        write_master(tmp_path, data)
+    _check(*cli("--config", str(path), "--all"), where, tmp_path)
+
+
+@pytest.mark.parametrize("case", BASE)
+def test_broken_base_config(case, tmp_path, cli):
+    text, where = BASE[case]
+    base = tmp_path / "base.yaml"
+    base.write_bytes(text if isinstance(text, bytes) else text.encode())
+    config = write_master(tmp_path, master_dict(tmp_path, base_config=str(base)))
+    _check(*cli("--config", str(config), "--all"), where, tmp_path)
+
+
+@pytest.mark.parametrize("case", ARGV)
+def test_broken_command_line(case, tmp_path, cli):
+    args, where = ARGV[case]
+    config = write_master(tmp_path, master_dict(tmp_path))
+    _check(*cli("--config", str(config), *args), where, tmp_path)
+
+
+@pytest.mark.parametrize("case", ["not-yaml", "script-missing", "max-parallel-0"])
+def test_the_real_cli_prints_one_line_and_exits_2(case, tmp_path):
+    data = master_dict(tmp_path)
+    change, where = MASTER[case]
+    if isinstance(change, str):
+        config = tmp_path / "master.yaml"
+        config.write_text(change)
+    else:
+        change(data)
+        config = write_master(tmp_path, data)
+    proc = run_cli(tmp_path, "--config", str(config), "--all")
+    _check(proc.returncode, proc.stderr, where, tmp_path)
+
+
+# -- arbitrary input ------------------------------------------------------------------------
+SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
+VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4)
+                      | st.dictionaries(st.text(max_size=12), inner, max_size=4), max_leaves=12)
+NASTY = ["[" * 2000, "&a [*a]", "!!python/name:os.system", "a: !!binary x", "{a: 1, a: 2}",
+         "? [a]\n: 1", "a: &x {b: *x}", "models: [{name: [1]}]", "\ufeffsystem: {}"]
+FUZZ = settings(max_examples=60, deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def _only_hpsys_errors(path: Path) -> None:
+    for load in (lambda p: load_yaml(p), load_settings):
+        with contextlib.suppress(HpsysError):
+            load(path)
+
+
+@FUZZ
+@given(text=st.text(max_size=300) | st.sampled_from(NASTY))
+def test_arbitrary_yaml_text(tmp_path, text):
+    path = tmp_path / "any.yaml"
+    path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    _only_hpsys_errors(path)
+
+
+def _paths(node: Any, prefix: tuple = ()) -> list[tuple]:
+    out = [prefix]
+    if isinstance(node, dict):
+        for key, value in node.items():
+            out += _paths(value, prefix + (key,))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            out += _paths(value, prefix + (index,))
+    return out
+
+
+@FUZZ
+@given(data=st.data())
+def test_arbitrary_structures_in_the_master_config(tmp_path, data):
+    doc = master_dict(tmp_path, [{"fake.sleep": 0.1}, {"fake.metric": 0.2}])
+    doc["experiment_categories"]["optimizer"] = {"options": [{"name": "SGD", "lr": 0.1}]}
+    doc["models"][0]["base_config"] = "tests/fakes/base.yaml"
+    path = data.draw(st.sampled_from(_paths(doc)[1:]))
+    value = data.draw(VALUES)
+    node = doc
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = value
+    target = tmp_path / "master.yaml"
+    try:
+        target.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    except UnicodeEncodeError:  # lone surrogates cannot be written as UTF-8
+        return
+    _only_hpsys_errors(target)
