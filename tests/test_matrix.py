@@ -1,0 +1,103 @@
+"""The matrix: enabled models x enabled categories x options plus a baseline per model, in a
+stable order, with ids that change exactly when the experiment does."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from hyperparameter_system.errors import HpsysError
+from hyperparameter_system.hyperparameter_configs import build_matrix
+from hyperparameter_system.settings import load_settings
+
+
+@pytest.fixture
+def shipped(repo_root: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(repo_root)
+    return load_settings("experiment_config.yaml")
+
+
+def test_shipped_config_gives_4_x_17_plus_4(shipped) -> None:
+    experiments = build_matrix(shipped)
+    assert len(experiments) == 4 * 17 + 4 == 72
+    per_model = Counter(e.model for e in experiments)
+    assert len(per_model) == 4 and set(per_model.values()) == {18}
+    assert Counter(e.category for e in experiments) == {
+        "baseline": 4, "optimizer": 8, "scheduler": 8, "loss_function": 12, "image_size": 16,
+        "batch_size": 12, "early_stopping": 12}
+    assert [e.index for e in experiments] == list(range(1, 73))
+    assert len({e.id for e in experiments}) == 72
+
+
+def test_configs_are_one_factor_around_the_base(shipped) -> None:
+    experiments = build_matrix(shipped, models=["efficientnet_b3.ra2_in1k"])
+    base = dict(shipped.model("efficientnet_b3.ra2_in1k").base)
+    baseline = experiments[0]
+    assert baseline.category == "baseline" and baseline.run_name == "baseline"
+    assert baseline.config == {**base, "model_name": "efficientnet_b3.ra2_in1k"}
+    for e in experiments:
+        assert e.config["model_name"] == "efficientnet_b3.ra2_in1k"
+        assert e.project == "efficientnet_b3_ra2_in1k"
+        assert e.script == ("./run_b3.sh",)
+
+
+def test_selection_and_unknown_names(shipped) -> None:
+    chosen = build_matrix(shipped, models=["resnet50.tv2_in1k"], categories=["optimizer",
+                                                                           "scheduler"])
+    assert [e.run_name for e in chosen] == [
+        "baseline", "opt_AdamW_lr0.001_wd0.001", "opt_SGD_lr0.01_mom0.9_wd0.0001",
+        "sch_CosineAnnealingLR_T25", "sch_OneCycleLR_maxlr0.01"]
+    # a disabled model or category named explicitly runs: naming it is the choice
+    named = build_matrix(shipped, models=["convnext_base.fb_in1k"], categories=["regularization"])
+    assert [e.run_name for e in named][1:] == [
+        "regularization_weight_decay0.001_label_smooth0.05",
+        "regularization_weight_decay0.01_label_smooth0.1"]
+    with pytest.raises(HpsysError, match=r"expected one of .*resnet50.tv2_in1k.*"
+                                         r"did you mean 'resnet50.tv2_in1k'"):
+        build_matrix(shipped, models=["resnet50.tv2_in1"])
+    with pytest.raises(HpsysError, match="did you mean 'optimizer'"):
+        build_matrix(shipped, categories=["optimiser"])
+
+
+def test_ids_are_stable_and_follow_the_config(master_config) -> None:
+    path = master_config()
+    first = {e.run_name + e.model: e.id for e in build_matrix(load_settings(path))}
+    again = {e.run_name + e.model: e.id for e in build_matrix(load_settings(path))}
+    assert first == again and len(set(first.values())) == len(first)
+
+    changed = master_config(experiment_categories={
+        "optimizer": {"options": [{"name": "SGD", "lr": 0.02, "momentum": 0.9,
+                                   "weight_decay": 0.0001}]},
+        "early_stopping": {"options": [{"patience": 5}, {"patience": 7}]}})
+    after = {e.run_name + e.model: e.id for e in build_matrix(load_settings(changed))}
+    moved = {k for k in first if after.get(k) != first[k]}
+    assert moved == {k for k in first if k.startswith("opt_SGD")}
+
+    overridden = {e.run_name + e.model: e.id
+                  for e in build_matrix(load_settings(path, ["epochs=9"]))}
+    assert not set(overridden.values()) & set(first.values())  # a new base: all new experiments
+
+
+def test_repeats_give_one_seed_each(master_config) -> None:
+    settings = load_settings(master_config(execution={"repeats": 2}))
+    runs = [e for e in build_matrix(settings) if e.category == "early_stopping"
+            and e.model == "fake-net.v1"]
+    assert [e.run_name for e in runs] == ["es_patience5_seed42", "es_patience5_seed43",
+                                          "es_patience7_seed42", "es_patience7_seed43"]
+    assert [e.config["random_seed"] for e in runs] == [42, 43, 42, 43]
+
+
+def test_module_runs_as_a_script_and_prints(repo_root: Path) -> None:
+    res = subprocess.run([sys.executable, "hyperparameter_system/hyperparameter_configs.py",
+                          "experiment_config.yaml"], cwd=repo_root, capture_output=True,
+                         text=True, timeout=60, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+    assert res.returncode == 0, res.stderr
+    for project in ("resnet50_tv2_in1k", "efficientnet_b4_ra2_in1k", "efficientnet_b3_ra2_in1k",
+                    "swin_base_patch4_window12_384_ms_in1k"):
+        assert f"Project: {project} (18 runs)" in res.stdout
+    assert "Total: 72 experiments" in res.stdout
+    assert "img320_batch64" in res.stdout and "loss_FocalLoss_alpha2_gamma1" in res.stdout
