@@ -50,7 +50,9 @@ class RunResult:
     interrupted: bool = False
 
     def count(self, status: str) -> int:
-        return sum(1 for o in self.outcomes if o.status == status)
+        """Experiments whose last attempt ended so: a retry that succeeded is no failure."""
+        last = {o.experiment_id: o.status for o in self.outcomes}
+        return sum(1 for s in last.values() if s == status)
 
 
 def headline(result: dict[str, Any] | None, metric: str) -> float | None:
