@@ -42,13 +42,16 @@ def connect(settings: Settings) -> None:
     """Join the configured cluster, or start a local Ray bound to loopback, once per process."""
     execution = settings.execution
     address = execution.ray_address or None
-    if address is None and "ray" not in sys.modules:
-        # read by Ray at import: a Ray started on the spot then binds to 127.0.0.1 only
+    if address is None:
+        # a Ray started on the spot binds to 127.0.0.1 only: Ray reads this at import, its
+        # processes inherit it; without it they listen on every interface despite the node IP
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
 
     if ray.is_initialized():
         return
+    if address is None:  # Ray was imported before the variable was set
+        ray._private.ray_constants.ENABLE_RAY_CLUSTER = False
     options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
     if address is None:
         options["_node_ip_address"] = LOOPBACK
@@ -90,9 +93,9 @@ def capacity(nodes: list[Mapping[str, Any]], ask: Mapping[str, Any]) -> int:
 def ray_slots(settings: Settings) -> list[Slot]:
     """One slot per Ray task kept in flight: `max_parallel`, or when that is 1, as many as the
     cluster can run at once. No CUDA_VISIBLE_DEVICES here: Ray sets it for each task."""
+    connect(settings)
     import ray
 
-    connect(settings)
     execution = settings.execution
     ask = request(execution, ray.cluster_resources().get("GPU", 0))
     count = execution.max_parallel
@@ -110,9 +113,9 @@ def ray_slots(settings: Settings) -> list[Slot]:
 
 def ray_dispatch(settings: Settings) -> Dispatch:
     """Run one launch as a Ray task; `stop()` cancels it and ends its processes on its node."""
+    connect(settings)
     import ray
 
-    connect(settings)
     ask = request(settings.execution, ray.cluster_resources().get("GPU", 0))
     remote = ray.remote(max_retries=0)(run_on_node).options(**ask)
     keep = settings.system.keep_temp_configs

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -29,6 +31,38 @@ NODE = {"num_cpus": 2, "resources": {"fake_gpu": 2}, "node_ip_address": "127.0.0
 RAY = {"executor": "ray", "gpus": "none", "ray_resources": {"fake_gpu": 1},
        "heartbeat_s": 0.5, "stale_after_s": 10}
 LOOPBACK = re.compile(r"^(127\.\d+\.\d+\.\d+|\[::1\]|\[::ffff:127\.\d+\.\d+\.\d+\]|localhost):")
+
+
+def test_cli_starts_a_local_ray_on_loopback(tmp_path):
+    """First in the module, before the shared cluster: `--executor ray` with no address starts
+    Ray on the spot, and the runner itself keeps it on 127.0.0.1."""
+    options = [{"fake.sleep": 3.0, "fake.metric": round(0.1 * (i + 1), 2)} for i in range(2)]
+    settings = fake_settings(tmp_path, options, {"max_parallel": 2, "gpus": "none"})
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "RAY_ADDRESS")}
+    proc = subprocess.Popen([sys.executable, "-m", "hyperparameter_system.experiment_runner",
+                             "--config", str(settings.path), "--all", "--executor", "ray"],
+                            cwd=ROOT, env={**env, "FAKE_EVENTS": str(tmp_path / "ev.jsonl")},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    checked = 0
+    try:
+        while proc.poll() is None:
+            for local, line in _listening(_descendants(proc.pid)):
+                checked += 1
+                assert LOOPBACK.match(local), f"a Ray process listens on {local}: {line}"
+            time.sleep(0.5)
+    finally:
+        if proc.poll() is None:  # a failed check: Ctrl-C the runner, which shuts its Ray down
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    out = proc.stdout.read()
+    assert proc.returncode == 0, out
+    assert "2 done" in out
+    assert checked > 0
+    assert len(events(tmp_path / "ev.jsonl")) == 2
 
 
 @pytest.fixture(scope="module")
@@ -122,15 +156,9 @@ def test_stop_cancels_the_task_and_ends_its_processes(tmp_path, cluster, fake_ev
 
 
 def test_every_ray_process_listens_on_loopback_only(cluster):
-    ours = _descendants(os.getpid())
-    listening = subprocess.run(["ss", "-tlnpH"], capture_output=True, text=True).stdout
     checked = 0
-    for line in listening.splitlines():
-        pids = {int(p) for p in re.findall(r"pid=(\d+)", line)}
-        if not pids & ours:
-            continue
+    for local, line in _listening(_descendants(os.getpid())):
         checked += 1
-        local = line.split()[3]
         assert LOOPBACK.match(local), f"a Ray process listens on {local}: {line}"
     assert checked >= 4  # gcs, raylets, workers
 
@@ -158,6 +186,13 @@ execution: {{executor: ray, ray_address: "{cluster[0].address}", gpus: none,
     for outcome in result.outcomes:
         assert outcome.result["effective"]["lr"] == pytest.approx(asked[outcome.experiment_id])
         assert outcome.result["metrics"]["epochs_run"] == 1
+
+
+def _listening(pids: set[int]) -> list[tuple[str, str]]:
+    """(local address, ss line) of each listening TCP socket held by one of `pids`."""
+    out = subprocess.run(["ss", "-tlnpH"], capture_output=True, text=True).stdout
+    return [(line.split()[3], line) for line in out.splitlines()
+            if {int(p) for p in re.findall(r"pid=(\d+)", line)} & pids]
 
 
 def _descendants(root: int) -> set[int]:
