@@ -1,0 +1,106 @@
+"""Training-loop throughput against the ceiling of bare forward+backward+step.
+
+    python bench/train_throughput.py [--config codes/config_v2.yaml] [--epochs 3] [key=value ...]
+
+The loop is the engine's real epoch (in-memory batches, augmentation, normalisation, AMP plan,
+scheduler hooks, loss bookkeeping) on the embedded data. The ceiling is the same model and
+optimizer on one pre-made tensor batch of the same shape, with nothing else in the way. Both are
+timed alternately, best of N, so that a busy machine hurts both alike. Target ratio: >= 0.9.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "codes"))
+
+import torch  # noqa: E402
+from prepare_data import prepare  # noqa: E402
+from trainer import builders  # noqa: E402
+from trainer.config import load_config  # noqa: E402
+from trainer.data import load_train_set, make_loaders, split_indices  # noqa: E402
+from trainer.device import amp_plan, configure_threads, pick_device  # noqa: E402
+from trainer.engine import train_one_epoch  # noqa: E402
+
+
+def bare_epoch(model, criterion, optimizer, amp, x, y, steps: int) -> float:
+    """Seconds for `steps` forward+backward+step on the same in-memory batch."""
+    model.train()
+    start = time.perf_counter()
+    for _ in range(steps):
+        with torch.autocast(x.device.type, dtype=amp.dtype, enabled=amp.enabled):
+            loss = criterion(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        if amp.scaler is not None:
+            amp.scaler.scale(loss).backward()
+            amp.scaler.step(optimizer)
+            amp.scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+    float(loss.detach())  # wait for the device
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=str(ROOT / "codes" / "config_v2.yaml"))
+    parser.add_argument("--epochs", type=int, default=3, help="timed rounds of each (best of)")
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args(argv)
+
+    cfg = load_config(Path(args.config), args.overrides)
+    data_dir = ROOT / "data" if cfg.get("data_dir", "data") == "data" else Path(cfg["data_dir"])
+    prepare(data_dir)
+    cfg["data_dir"] = str(data_dir)
+    device = pick_device(cfg.get("device", "auto"))
+    threads = configure_threads(cfg.get("cpu_threads"), device)
+    amp = amp_plan(bool(cfg.get("mixed_precision")), device)
+    torch.manual_seed(0)
+
+    data = load_train_set(cfg)
+    train_idx, val_idx = split_indices(data.labels, cfg)[0]
+    loader, _ = make_loaders(data, train_idx, val_idx, cfg, device)
+    model = builders.build_model(cfg, data.num_classes).to(device)
+    bare_model = copy.deepcopy(model)
+    optimizer = builders.build_optimizer(cfg, model)
+    bare_optimizer = builders.build_optimizer(cfg, bare_model)
+    schedule = builders.build_scheduler(cfg, optimizer, len(loader))
+    criterion = builders.build_criterion(cfg, None).to(device)
+
+    steps = len(loader)
+    images = loader.dataset_size if not loader.drop_last else steps * loader.batch_size
+    shape = (cfg["batch_size"], 3, cfg["image_size"], cfg["image_size"])
+    x = torch.randn(shape, device=device)
+    y = torch.randint(0, data.num_classes, (shape[0],), device=device)
+
+    # Warm-up: first calls allocate and pick kernels.
+    train_one_epoch(model, loader, criterion, optimizer, amp, schedule)
+    bare_epoch(bare_model, criterion, bare_optimizer, amp, x, y, steps)
+    loop_s, bare_s = [], []
+    for _ in range(args.epochs):
+        start = time.perf_counter()
+        train_one_epoch(model, loader, criterion, optimizer, amp, schedule)
+        loop_s.append(time.perf_counter() - start)
+        bare_s.append(bare_epoch(bare_model, criterion, bare_optimizer, amp, x, y, steps))
+
+    # The bare loop always runs full batches; compare per image.
+    loop_ips = images / min(loop_s)
+    bare_ips = steps * shape[0] / min(bare_s)
+    model_name = cfg["model_name"] if isinstance(cfg["model_name"], str) else "custom"
+    print(f"model {model_name}, input {list(shape)}, {steps} steps/epoch, device {device} "
+          f"({threads} threads), AMP {amp.dtype_name}, augment "
+          f"{'on' if loader.augment is not None else 'off'}")
+    print(f"training loop : {loop_ips:9.1f} images/s (best of {args.epochs} epochs)")
+    print(f"bare fwd+bwd  : {bare_ips:9.1f} images/s (same model, batch and optimizer)")
+    print(f"ratio         : {loop_ips / bare_ips:9.3f} (target >= 0.9)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
