@@ -4,6 +4,7 @@ as a subprocess (as a user runs it)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -38,6 +39,7 @@ def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
         if name.startswith(("HPSYS_", "WANDB_")) and name not in ("WANDB_MODE", "WANDB_SILENT"):
             monkeypatch.delenv(name)
     monkeypatch.delenv("EXPERIMENT_CONFIG", raising=False)
+    monkeypatch.setenv("PYTHON", sys.executable)  # the .sh fakes run this interpreter
     plugins.reset()
 
 
@@ -65,26 +67,33 @@ def master_doc(tmp: Path) -> dict[str, Any]:
     }
 
 
+def write_master(tmp: Path, name: str = "master.yaml", text: str | None = None,
+                 **sections: Any) -> Path:
+    """Write a master YAML into `tmp` and return its path. `system` and `execution` mappings
+    are merged into the defaults; any other section replaces its default; `text=` writes that
+    YAML verbatim instead."""
+    doc = master_doc(tmp)
+    for key, value in sections.items():
+        if key in ("system", "execution") and isinstance(value, dict):
+            doc[key].update(value)
+        else:
+            doc[key] = value
+    path = tmp / name
+    path.write_text(text if text is not None else yaml.safe_dump(doc, sort_keys=False),
+                    encoding="utf-8")
+    return path
+
+
 @pytest.fixture
 def master_config(tmp_path: Path) -> MasterConfig:
-    """`master_config(**sections)`: write a master YAML into tmp_path and return its path.
+    """`master_config(name=..., text=..., **sections)`: write_master into this test's tmp_path."""
+    return functools.partial(write_master, tmp_path)
 
-    `system` and `execution` mappings are merged into the defaults; any other section replaces
-    its default; `text=` writes that YAML verbatim instead."""
 
-    def make(name: str = "master.yaml", text: str | None = None, **sections: Any) -> Path:
-        doc = master_doc(tmp_path)
-        for key, value in sections.items():
-            if key in ("system", "execution") and isinstance(value, dict):
-                doc[key].update(value)
-            else:
-                doc[key] = value
-        path = tmp_path / name
-        path.write_text(text if text is not None else yaml.safe_dump(doc, sort_keys=False),
-                        encoding="utf-8")
-        return path
-
-    return make
+@pytest.fixture(scope="session")
+def master_writer() -> Callable[..., Path]:
+    """write_master itself, for module-scoped fixtures that pick their own folder."""
+    return write_master
 
 
 @pytest.fixture
@@ -107,6 +116,6 @@ def records(runs_dir: Path) -> dict[str, dict[str, Any]]:
             for p in sorted(runs_dir.glob("*/*/record.json"))}
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def fake_records() -> Callable[[Path], dict[str, dict[str, Any]]]:
     return records

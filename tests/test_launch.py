@@ -1,0 +1,179 @@
+"""Launching per the runner -> script contract, with the fake trainer recording what it got:
+temp configs, argv, environment, cwd; then resume, failures, retries, --rerun and timeouts."""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from hyperparameter_system import api
+from hyperparameter_system.hyperparameter_configs import build_matrix
+from hyperparameter_system.reaper import alive
+from hyperparameter_system.safe_names import safe_name
+from hyperparameter_system.settings import load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def leaves(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Every leaf of a nested config by its dotted key."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, Mapping) and value:
+            out.update(leaves(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory, master_writer, fake_records):
+    """The shipped six categories plus the YAML-only `regularization`, over a python-command
+    model and a .sh model, run once for the module."""
+    tmp = tmp_path_factory.mktemp("full")
+    cats = yaml.safe_load((ROOT / "experiment_config.yaml").read_text())["experiment_categories"]
+    cats["regularization"]["enabled"] = True
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PYTHON", sys.executable)
+        mp.setenv("WANDB_MODE", "online")  # the master config's wandb_mode must win
+        settings = load_settings(master_writer(tmp, experiment_categories=cats))
+        experiments = build_matrix(settings)
+        before = time.strftime("%y%m%d%H%M")
+        result = api.run(settings, experiments, show=False)
+        after = time.strftime("%y%m%d%H%M")
+    by_id = {r["env"]["HPSYS_EXPERIMENT_ID"]: r for r in fake_records(tmp / "runs").values()}
+    return settings, experiments, result, by_id, (before, after)
+
+
+def test_every_experiment_ran_and_is_done(full_run) -> None:
+    settings, experiments, result, by_id, _ = full_run
+    assert len(experiments) == 2 * (1 + 17 + 2)
+    assert result.count("done") == len(experiments) and set(by_id) == {e.id for e in experiments}
+    rows = api.ledger(settings).rows([e.id for e in experiments])
+    assert {r.status for r in rows} == {"done"} and {r.metric for r in rows} == {0.5}
+
+
+def test_temp_config_is_the_base_plus_exactly_the_option(full_run) -> None:
+    settings, experiments, _, by_id, _ = full_run
+    for e in experiments:
+        base = leaves(settings.model(e.model).base)
+        got = leaves(by_id[e.id]["config"])
+        diff = {k: v for k, v in got.items() if base.get(k, object()) != v}
+        assert set(got) == set(base) | set(e.changes), e.run_name
+        assert set(diff) <= {"model_name", *e.changes}, e.run_name
+        assert got["model_name"] == e.model
+        assert {k: got[k] for k in e.changes} == e.changes
+        values = [v for k, v in e.option.items() if k != "description"]
+        assert sorted(map(repr, e.changes.values())) == sorted(map(repr, values))
+        if e.category == "baseline":
+            assert diff == {"model_name": e.model}
+
+
+def test_names_argv_env_and_cwd_follow_the_contract(full_run) -> None:
+    settings, experiments, _, by_id, (before, after) = full_run
+    projects = {"fake-net.v1": "fake_net_v1", "org/fake_sh": "org_fake_sh"}
+    rows = {r.id: r for r in api.ledger(settings).rows()}
+    for e in experiments:
+        rec, env = by_id[e.id], by_id[e.id]["env"]
+        config = Path(env["EXPERIMENT_CONFIG"])
+        assert config.is_absolute() and config.parent == settings.system.temp_config_dir
+        assert config.name == f"{e.index:03d}_{env['WANDB_NAME']}.yaml" and config.is_file()
+        if e.model == "org/fake_sh":  # a .sh script gets the config in EXPERIMENT_CONFIG only
+            assert "--config" not in rec["argv"]
+        else:
+            assert rec["argv"][-2:] == ["--config", str(config)]
+        stamp = re.fullmatch(re.escape(e.run_name) + r"_(\d{10})", env["WANDB_NAME"])
+        assert stamp and before <= stamp.group(1) <= after
+        assert env["WANDB_PROJECT"] == projects[e.model]
+        assert env["WANDB_RUN_GROUP"] == e.category
+        assert {e.category, e.model} <= set(env["WANDB_TAGS"].split(","))
+        assert env["WANDB_JOB_TYPE"] == ("baseline" if e.category == "baseline" else "experiment")
+        assert env["WANDB_RUN_ID"] == e.id == env["HPSYS_EXPERIMENT_ID"]
+        assert env["WANDB_MODE"] == "disabled"
+        run_dir = settings.system.runs_dir / projects[e.model] / f"{safe_name(e.run_name)}_{e.id}"
+        assert env["HPSYS_RUN_DIR"] == str(run_dir)
+        assert rec["cwd"] == str(ROOT)
+        row = rows[e.id]
+        assert (row.wandb_project, row.wandb_name, row.wandb_run_id) == (
+            env["WANDB_PROJECT"], env["WANDB_NAME"], env["WANDB_RUN_ID"])
+        assert row.config_path == str(config)
+
+
+def test_run_ids_are_deterministic(full_run) -> None:
+    settings, experiments, *_ = full_run
+    assert [e.id for e in build_matrix(load_settings(settings.path))] == [e.id for e in experiments]
+
+
+def test_resume_launches_nothing_that_is_done(full_run) -> None:
+    settings, experiments, *_ = full_run
+    again = api.run(settings, experiments, show=False)
+    assert again.outcomes == [] and again.skipped_done == len(experiments)
+
+
+def _fake(master_config, *options: dict[str, Any], **execution: Any):
+    """Settings with one python fake model and a YAML-only category `fake`, no baseline."""
+    path = master_config(models=[{"name": "m1", "script": "python tests/fakes/fake_train.py"}],
+                         experiment_categories={"fake": {"options": list(options)}},
+                         system={"baseline": False}, execution=execution)
+    settings = load_settings(path)
+    return settings, build_matrix(settings)
+
+
+def test_a_failing_option_leaves_the_others_done(master_config) -> None:
+    settings, experiments = _fake(master_config, {"fake.exit_code": 3}, {"fake.metric": 0.7},
+                                  {"+fake.segfault": True}, {"+fake.no_result": True},
+                                  {"fake.metric": 0.8})
+    result = api.run(settings, experiments, show=False)
+    rows = api.ledger(settings).rows([e.id for e in experiments])
+    assert [r.status for r in rows] == ["failed", "done", "failed", "failed", "done"]
+    assert [r.metric for r in rows] == [None, 0.7, None, None, 0.8]
+    assert rows[0].error == "exit code 3" and rows[0].exit_code == 3
+    assert rows[2].error == "killed by signal SIGSEGV" and rows[2].signal == 11
+    assert "result.json" in rows[3].error
+    assert "failing on purpose" in rows[0].log_tail
+    assert result.count("failed") == 3
+
+
+def test_resume_retries_failures_and_rerun_forces(master_config) -> None:
+    settings, experiments = _fake(master_config, {"fake.metric": 0.6}, {"fake.exit_code": 1})
+    ok, bad = (e.id for e in experiments)
+    first = api.run(settings, experiments, show=False)
+    assert sorted(o.status for o in first.outcomes) == ["done", "failed"]
+    second = api.run(settings, experiments, show=False)
+    assert [o.experiment_id for o in second.outcomes] == [bad] and second.skipped_done == 1
+    forced = api.run(settings, experiments, rerun=True, show=False)
+    assert sorted(o.experiment_id for o in forced.outcomes) == sorted([ok, bad])
+    assert api.ledger(settings).statuses()[ok] == "done"
+
+
+@pytest.mark.parametrize(("retry", "attempts"), [(True, 2), (False, 1), (2, 3)])
+def test_retry_failed(master_config, retry, attempts) -> None:
+    settings, experiments = _fake(master_config, {"fake.exit_code": 1}, retry_failed=retry)
+    result = api.run(settings, experiments, show=False)
+    assert len(result.outcomes) == attempts
+    assert api.ledger(settings).rows()[0].attempts == attempts
+
+
+def test_timeout_ends_the_whole_process_tree(master_config, tmp_path) -> None:
+    path = master_config(models=[{"name": "m1", "script": "tests/fakes/fake_spawn.sh"}],
+                         experiment_categories={"fake": {"options": [{"fake.sleep": 60}]}},
+                         system={"baseline": False}, execution={"experiment_timeout": 1})
+    settings = load_settings(path)
+    started = time.time()
+    result = api.run(settings, build_matrix(settings), show=False)
+    assert time.time() - started < 15
+    (outcome,) = result.outcomes
+    assert outcome.status == "timeout" and outcome.error == "timed out after 1 s"
+    grandchild = int((Path(outcome.run_dir) / "grandchild.pid").read_text())
+    deadline = time.time() + 5
+    while alive(grandchild) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not alive(grandchild)
+    assert api.ledger(settings).rows()[0].status == "timeout"
