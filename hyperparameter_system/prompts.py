@@ -1,0 +1,135 @@
+"""Every question the menu asks, declared as data, and `ask()`, the one place that asks them.
+
+Nothing else in the package imports questionary, so tests replace `ask` with scripted answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import questionary
+
+from hyperparameter_system.console import fmt_duration
+from hyperparameter_system.settings import Settings
+
+
+@dataclass(frozen=True)
+class Choice:
+    title: str
+    value: str
+    checked: bool = False
+
+
+@dataclass(frozen=True)
+class Select:
+    """Pick one with the arrow keys and Enter."""
+
+    message: str
+    choices: tuple[Choice, ...]
+
+
+@dataclass(frozen=True)
+class Checkbox:
+    """Pick several with the arrow keys and space; at least one, so an empty pick never means
+    'everything'."""
+
+    message: str
+    choices: tuple[Choice, ...]
+
+
+@dataclass(frozen=True)
+class Confirm:
+    message: str
+    default: bool = True
+
+
+@dataclass(frozen=True)
+class PathInput:
+    """A file path; `validate` returns True or the reason shown under the prompt."""
+
+    message: str
+    default: str = ""
+    validate: Callable[[str], bool | str] | None = None
+
+
+Question = Select | Checkbox | Confirm | PathInput
+
+
+def ask(question: Question) -> Any | None:
+    """The answer, or None when the user pressed Ctrl-C or Ctrl-D: the caller goes back a level."""
+    try:
+        return build(question).unsafe_ask()
+    except (KeyboardInterrupt, EOFError):
+        return None
+
+
+def build(question: Question, **app: Any) -> questionary.Question:
+    """The questionary question for one declaration (`app`: input/output, for tests)."""
+    if isinstance(question, Select):
+        return questionary.select(question.message, [_choice(c) for c in question.choices], **app)
+    if isinstance(question, Checkbox):
+        return questionary.checkbox(question.message, [_choice(c) for c in question.choices],
+                                    validate=lambda picked: bool(picked) or "pick at least one",
+                                    **app)
+    if isinstance(question, Confirm):
+        return questionary.confirm(question.message, default=question.default, **app)
+    if isinstance(question, PathInput):
+        return questionary.path(question.message, default=question.default,
+                                validate=question.validate, **app)
+    raise TypeError(f"not a question: {question!r}")
+
+
+def _choice(choice: Choice) -> questionary.Choice:
+    return questionary.Choice(choice.title, value=choice.value, checked=choice.checked)
+
+
+# -- the menu's questions -----------------------------------------------------------------------
+
+MAIN_CHOICES = (
+    Choice("Show the experiment matrix", "matrix"),
+    Choice("Run everything", "all"),
+    Choice("Choose models", "models"),
+    Choice("Choose categories", "categories"),
+    Choice("Custom: choose models and categories", "custom"),
+    Choice("Rerun failed experiments", "failed"),
+    Choice("Summary report", "summary"),
+    Choice("Switch the master config file", "config"),
+    Choice("Quit", "quit"),
+)
+
+
+def main_menu(settings: Settings) -> Select:
+    return Select(f"{settings.path.name}: what next?", MAIN_CHOICES)
+
+
+def choose_models(settings: Settings) -> Checkbox:
+    """Every model of the file; the enabled ones pre-selected (a disabled one runs if picked)."""
+    return Checkbox("Models to run", tuple(
+        Choice(m.name + ("" if m.enabled else " (disabled)"), m.name, m.enabled)
+        for m in settings.models))
+
+
+def choose_categories(settings: Settings) -> Checkbox:
+    return Checkbox("Categories to run", tuple(
+        Choice(f"{c.name} ({len(c.options)} options)" + ("" if c.enabled else " (disabled)"),
+               c.name, c.enabled)
+        for c in settings.categories))
+
+
+def confirm_run(plan: Mapping[str, Any], slots: int) -> Confirm:
+    """States the count, what is skipped as done, and the estimated time, before anything runs."""
+    todo, total, skipped = len(plan["to_run"]), plan["total"], plan["skipped"]
+    text = f"Run {todo} of {total} experiment(s)"
+    text += f" ({skipped} already done, skipped)" if skipped else ""
+    if plan["estimate_s"] is None:
+        text += ", no time estimate yet"
+    else:
+        text += f", estimated {fmt_duration(plan['estimate_s'])} on {slots} slot(s)"
+        text += f" ({plan['unknown']} without an estimate)" if plan["unknown"] else ""
+    return Confirm(text + "?", default=True)
+
+
+def config_path(current: str, validate: Callable[[str], bool | str]) -> PathInput:
+    return PathInput("Master config file", default=current, validate=validate)

@@ -1,0 +1,153 @@
+"""The interactive menu over the runner API (the seed's recommended way in).
+
+    python hyperparameter_system/run_experiments.py [--config experiment_config.yaml]
+    python -m hyperparameter_system
+
+Each action calls the same API as the flags (experiment_runner.py); questions come from
+prompts.py and everything shown goes through console.py. Ctrl-C at a prompt goes back to the
+main menu (at the main menu it quits); Ctrl-C during a run stops it as the flags do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the package importable, not its folder
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+from hyperparameter_system import api, console, prompts
+from hyperparameter_system.errors import EXIT_BAD_INPUT, HpsysError
+from hyperparameter_system.hyperparameter_configs import Experiment
+from hyperparameter_system.settings import Settings
+
+NO_TERMINAL = ("the menu needs a terminal on standard input; use the flags instead: "
+               "python hyperparameter_system/experiment_runner.py --all | --models NAME... | "
+               "--categories NAME... | --matrix | --summary")
+
+Action = Callable[[Settings], Settings | None]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if not console.interactive():
+        console.error(NO_TERMINAL)
+        return EXIT_BAD_INPUT
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # end a run as Ctrl-C does
+    try:
+        settings = api.load(args.config)
+    except HpsysError as exc:
+        console.error(str(exc))
+        return EXIT_BAD_INPUT
+    menu(settings)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="run_experiments", description="Interactive menu over the "
+                                "experiment runner (the flags are in experiment_runner.py).")
+    p.add_argument("--config", default="experiment_config.yaml", help="master config file")
+    return p
+
+
+def menu(settings: Settings) -> None:
+    """Ask what next until Quit (or Ctrl-C at the main menu); every action comes back here."""
+    while True:
+        choice = prompts.ask(prompts.main_menu(settings))
+        if choice in (None, "quit"):
+            console.info("bye")
+            return
+        try:
+            settings = ACTIONS[choice](settings) or settings
+        except HpsysError as exc:
+            console.error(str(exc))
+        except KeyboardInterrupt:
+            console.warn("interrupted; back to the menu")
+
+
+def show_matrix(settings: Settings) -> None:
+    api.show_matrix(settings, api.select(settings))
+
+
+def run_all(settings: Settings) -> None:
+    confirm_and_run(settings, api.select(settings))
+
+
+def run_models(settings: Settings) -> None:
+    models = prompts.ask(prompts.choose_models(settings))
+    if models:
+        confirm_and_run(settings, api.select(settings, models))
+
+
+def run_categories(settings: Settings) -> None:
+    categories = prompts.ask(prompts.choose_categories(settings))
+    if categories:
+        confirm_and_run(settings, api.select(settings, None, categories))
+
+
+def run_custom(settings: Settings) -> None:
+    models = prompts.ask(prompts.choose_models(settings))
+    if not models:
+        return
+    categories = prompts.ask(prompts.choose_categories(settings))
+    if categories:
+        confirm_and_run(settings, api.select(settings, models, categories))
+
+
+def rerun_failed(settings: Settings) -> None:
+    experiments = api.failed(settings)
+    if not experiments:
+        console.info("no failed experiments in the current matrix")
+        return
+    confirm_and_run(settings, experiments)
+
+
+def summary(settings: Settings) -> None:
+    from hyperparameter_system import report
+
+    report.show(settings, summary=True, export=None, plots=None)
+
+
+def switch_config(settings: Settings) -> Settings | None:
+    path = prompts.ask(prompts.config_path(str(settings.path), config_problem))
+    if not path:
+        return None
+    settings = api.load(path)
+    console.info(f"using {settings.path}")
+    return settings
+
+
+def config_problem(text: str) -> bool | str:
+    """True when the path is a master config that loads; else the reason, shown at the prompt."""
+    path = Path(text.strip()).expanduser()
+    if not text.strip() or not path.is_file():
+        return "not a file"
+    try:
+        api.load(path)
+    except HpsysError as exc:
+        return str(exc)
+    return True
+
+
+def confirm_and_run(settings: Settings, experiments: Sequence[Experiment]) -> None:
+    """Say what would run (count, skipped as done, estimate), ask, then run with live progress."""
+    plan = api.plan_run(settings, experiments)
+    if not plan["to_run"]:
+        console.info(f"nothing to run: all {plan['total']} selected experiment(s) are done")
+        return
+    if not prompts.ask(prompts.confirm_run(plan, max(1, settings.execution.max_parallel))):
+        return
+    console.print_run_result(api.run(settings, experiments))
+
+
+ACTIONS: dict[str, Action] = {
+    "matrix": show_matrix, "all": run_all, "models": run_models, "categories": run_categories,
+    "custom": run_custom, "failed": rerun_failed, "summary": summary, "config": switch_config,
+}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,258 @@
+"""The interactive menu with scripted answers: what each menu path would run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+
+import pytest
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
+
+import hyperparameter_system
+from hyperparameter_system import api, console, prompts, run_experiments
+from hyperparameter_system.executor import RunResult
+from hyperparameter_system.launcher import Outcome
+
+ROOT = Path(__file__).resolve().parent.parent
+DOWN, ENTER = "\x1b[B", "\r"
+
+
+def write_master(tmp_path: Path, name: str = "master.yaml", disabled: str = "m3") -> Path:
+    """The fake-trainer master config: m1.a and m2 enabled, one model disabled, two categories."""
+    models = [("m1.a", "python tests/fakes/fake_train.py"), ("m2", "tests/fakes/fake_train.sh"),
+              ("m3", "python tests/fakes/fake_train.py")]
+    lines = [
+        f"system: {{project_root: {ROOT}, base_config: tests/fakes/base.yaml, "
+        f"ledger: {tmp_path}/l.db, runs_dir: {tmp_path}/runs, temp_config_dir: {tmp_path}/tc, "
+        "wandb_mode: disabled}",
+        "models:",
+        *(f"  - {{name: {n}, script: {s}" + (", enabled: false}" if n == disabled else "}")
+          for n, s in models),
+        "experiment_categories:",
+        "  optimizer: {options: [{name: AdamW, lr: 0.001}, {name: SGD, lr: 0.01, momentum: 0.9}]}",
+        "  fake: {options: [{fake.metric: 0.9}]}",
+        "execution: {max_parallel: 2}",
+    ]
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def menu_env() -> dict[str, str]:
+    """For the menu as a process (the in-process tests launch nothing: api.run is replaced)."""
+    return {**os.environ, "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return api.load(write_master(tmp_path))
+
+
+class Script:
+    """Stands in for prompts.ask: answers in order, records every question; a path answer must
+    pass the question's validation, as questionary would insist (a refused one is recorded)."""
+
+    def __init__(self, answers):
+        self.answers, self.asked, self.refused = list(answers), [], []
+
+    def __call__(self, question):
+        self.asked.append(question)
+        answer = self.answers.pop(0)
+        while isinstance(question, prompts.PathInput) and question.validate(answer) is not True:
+            self.refused.append((answer, question.validate(answer)))
+            answer = self.answers.pop(0)
+        return answer
+
+
+@pytest.fixture
+def runs(monkeypatch):
+    """api.run recorded instead of launched: one (experiments, rerun) per run."""
+    calls = []
+
+    def fake_run(settings, experiments, rerun=False, executor=None, show=True):
+        calls.append(list(experiments))
+        return RunResult(selected=len(experiments))
+
+    monkeypatch.setattr(api, "run", fake_run)
+    return calls
+
+
+def play(monkeypatch, settings, answers) -> Script:
+    script = Script(answers)
+    monkeypatch.setattr(prompts, "ask", script)
+    run_experiments.menu(settings)
+    assert script.answers == [], "the menu stopped before the script ended"
+    return script
+
+
+def seed(settings, experiments, status: str) -> None:
+    """Put experiments in the ledger as if they had ended with `status`."""
+    book = api.ledger(settings)
+    book.sync(experiments)
+    now = time.time()
+    for e in experiments:
+        book.finish(e.id, Outcome(e.id, status, now - 5, now, exit_code=0), None)
+
+
+def pairs(experiments) -> set[tuple[str, str]]:
+    return {(e.model, e.category) for e in experiments}
+
+
+def test_show_matrix_shows_every_enabled_experiment(monkeypatch, settings, runs):
+    shown = []
+    monkeypatch.setattr(api, "show_matrix", lambda s, exps: shown.append(list(exps)))
+    play(monkeypatch, settings, ["matrix", "quit"])
+    assert [e.id for e in shown[0]] == [e.id for e in api.select(settings)]
+    assert {e.model for e in shown[0]} == {"m1.a", "m2"} and runs == []
+
+
+def test_run_all_confirms_count_skipped_and_estimate(monkeypatch, settings, runs):
+    everything = api.select(settings)
+    seed(settings, everything[:2], "done")
+    script = play(monkeypatch, settings, ["all", True, "quit"])
+    confirm = script.asked[1]
+    assert isinstance(confirm, prompts.Confirm)
+    assert f"Run {len(everything) - 2} of {len(everything)}" in confirm.message
+    assert "2 already done, skipped" in confirm.message and "estimated" in confirm.message
+    assert [e.id for e in runs[0]] == [e.id for e in everything]  # the runner skips the done
+
+
+def test_run_all_declined_runs_nothing(monkeypatch, settings, runs):
+    script = play(monkeypatch, settings, ["all", False, "quit"])
+    assert "no time estimate yet" in script.asked[1].message and runs == []
+
+
+def test_nothing_to_run_when_all_done(monkeypatch, settings, runs, capsys):
+    seed(settings, api.select(settings), "done")
+    script = play(monkeypatch, settings, ["all", "quit"])
+    assert len(script.asked) == 2 and runs == []
+    assert "nothing to run" in capsys.readouterr().out
+
+
+def test_choose_models_preselects_enabled(monkeypatch, settings, runs):
+    script = play(monkeypatch, settings, ["models", ["m3"], True, "quit"])
+    box = script.asked[1]
+    assert isinstance(box, prompts.Checkbox)
+    assert {c.value: c.checked for c in box.choices} == {"m1.a": True, "m2": True, "m3": False}
+    assert pairs(runs[0]) == {("m3", c) for c in ("baseline", "optimizer", "fake")}
+
+
+def test_choose_categories(monkeypatch, settings, runs):
+    script = play(monkeypatch, settings, ["categories", ["fake"], True, "quit"])
+    assert [c.value for c in script.asked[1].choices] == ["optimizer", "fake"]
+    assert pairs(runs[0]) == {(m, c) for m in ("m1.a", "m2") for c in ("baseline", "fake")}
+
+
+def test_custom_asks_models_then_categories(monkeypatch, settings, runs):
+    script = play(monkeypatch, settings, ["custom", ["m2"], ["optimizer"], True, "quit"])
+    assert [type(q).__name__ for q in script.asked] == ["Select", "Checkbox", "Checkbox",
+                                                        "Confirm", "Select"]
+    assert pairs(runs[0]) == {("m2", "baseline"), ("m2", "optimizer")} and len(runs[0]) == 3
+
+
+def test_rerun_failed_runs_only_the_failed(monkeypatch, settings, runs, capsys):
+    everything = api.select(settings)
+    play(monkeypatch, settings, ["failed", "quit"])
+    assert runs == [] and "no failed experiments" in capsys.readouterr().out
+    seed(settings, everything[1:3], "failed")
+    seed(settings, everything[3:4], "timeout")
+    play(monkeypatch, settings, ["failed", True, "quit"])
+    assert [e.id for e in runs[0]] == [e.id for e in everything[1:4]]
+
+
+def test_summary_is_the_flags_report(monkeypatch, settings, runs):
+    calls = []
+    fake = types.ModuleType("hyperparameter_system.report")
+    fake.show = lambda s, **kw: calls.append((s, kw))
+    monkeypatch.setitem(sys.modules, "hyperparameter_system.report", fake)
+    monkeypatch.setattr(hyperparameter_system, "report", fake, raising=False)
+    play(monkeypatch, settings, ["summary", "summary", "quit"])
+    assert calls == [(settings, {"summary": True, "export": None, "plots": None})] * 2
+
+
+def test_switch_config_validates_the_path(monkeypatch, settings, runs, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    second = write_master(other, name="second.yaml", disabled="m1.a")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("models: 3\n", encoding="utf-8")
+    script = play(monkeypatch, settings, [
+        "config", str(tmp_path / "missing.yaml"), str(broken), str(second), "all", True, "quit"])
+    assert [answer for answer, _ in script.refused] == [str(tmp_path / "missing.yaml"),
+                                                        str(broken)]
+    assert script.refused[0][1] == "not a file" and "broken.yaml" in script.refused[1][1]
+    assert script.asked[2].message.startswith("second.yaml:")  # the menu names its file
+    assert {e.model for e in runs[0]} == {"m2", "m3"}
+
+
+def test_ctrl_c_at_a_prompt_goes_back_then_quits(monkeypatch, settings, runs):
+    script = play(monkeypatch, settings, ["custom", ["m1.a"], None, "models", None, None])
+    assert runs == [] and [type(q).__name__ for q in script.asked] == [
+        "Select", "Checkbox", "Checkbox", "Select", "Checkbox", "Select"]
+
+
+def test_errors_and_interrupts_come_back_to_the_menu(monkeypatch, settings, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api, "run", interrupted)
+    monkeypatch.setattr(api, "failed", lambda s: api.select(s, ["nope"]))
+    play(monkeypatch, settings, ["all", True, "failed", "quit"])
+    err = capsys.readouterr().err
+    assert "interrupted; back to the menu" in err and "unknown model" in err
+
+
+def test_interrupted_run_shows_the_result(monkeypatch, settings, capsys):
+    monkeypatch.setattr(api, "run", lambda *a, **k: RunResult(interrupted=True))
+    play(monkeypatch, settings, ["all", True, "quit"])
+    out = capsys.readouterr().out
+    assert "interrupted:" in out and "resume" in out and out.rstrip().endswith("bye")
+
+
+def test_main_loads_the_config_and_opens_the_menu(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(console, "interactive", lambda: True)
+    monkeypatch.setattr(prompts, "ask", Script(["quit"]))
+    assert run_experiments.main(["--config", str(write_master(tmp_path))]) == 0
+    assert run_experiments.main(["--config", str(tmp_path / "missing.yaml")]) == 2
+    assert "missing.yaml" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["hyperparameter_system/run_experiments.py"],
+                                     ["-m", "hyperparameter_system"]])
+def test_no_terminal_says_use_the_flags(command):
+    done = subprocess.run([sys.executable, *command], cwd=ROOT, env=menu_env(),
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "experiment_runner.py --all" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_ask_returns_none_on_ctrl_c(monkeypatch):
+    class Interrupted:
+        def unsafe_ask(self):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(prompts, "build", lambda question: Interrupted())
+    assert prompts.ask(prompts.Confirm("go?")) is None
+
+
+@pytest.mark.timeout(20)
+def test_questions_build_real_questionary_prompts(settings):
+    """Each declaration drives a real questionary prompt fed with keys."""
+    cases = [
+        (prompts.main_menu(settings), DOWN + ENTER, "all"),
+        (prompts.choose_models(settings), DOWN + " " + ENTER, ["m1.a"]),
+        (prompts.choose_categories(settings), " " + ENTER, ["fake"]),
+        (prompts.Confirm("go?"), "n", False),
+        (prompts.config_path("", run_experiments.config_problem),
+         f"nope.yaml{ENTER}" + "\x7f" * 9 + f"{settings.path}{ENTER}", str(settings.path)),
+    ]
+    for question, keys, expected in cases:
+        with create_pipe_input() as pipe:
+            pipe.send_text(keys)
+            asked = prompts.build(question, input=pipe, output=DummyOutput())
+            assert asked.unsafe_ask() == expected, question

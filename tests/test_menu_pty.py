@@ -1,0 +1,66 @@
+"""The real menu in a pseudo-terminal: pick with arrows and space, run, see it, quit."""
+
+from __future__ import annotations
+
+import sys
+
+import pexpect
+import pytest
+from test_menu import ROOT, menu_env, write_master
+
+from hyperparameter_system import api
+from hyperparameter_system.ledger import Ledger
+
+DOWN, UP, ENTER, SPACE, CTRL_C = "\x1b[B", "\x1b[A", "\r", " ", "\x03"
+# pexpect is no terminal emulator: it never answers prompt_toolkit's cursor-position request,
+# which would cost a one-second wait at every prompt.
+NO_CPR = {"PROMPT_TOOLKIT_NO_CPR": "1"}
+
+
+@pytest.mark.timeout(30)
+def test_menu_in_a_terminal_runs_the_pick_and_records_it(tmp_path):
+    config = write_master(tmp_path)
+    child = pexpect.spawn(sys.executable, ["hyperparameter_system/run_experiments.py",
+                                           "--config", str(config)],
+                          cwd=str(ROOT), env={**menu_env(), **NO_CPR}, dimensions=(40, 140),
+                          encoding="utf-8", timeout=30)
+    screen: list[str] = []
+    child.logfile_read = _Tee(screen)
+    try:
+        child.expect("what next")
+        child.send(DOWN * 4 + ENTER)  # Custom: choose models and categories
+        child.expect("Models to run")
+        child.send(DOWN + SPACE + ENTER)  # m1.a and m2 were pre-selected: drop m2
+        child.expect("Categories to run")
+        child.send(SPACE + ENTER)  # optimizer and fake were pre-selected: drop optimizer
+        child.expect(r"Run 2 of 2 experiment\(s\)")
+        child.send("y")
+        child.expect("run finished: 2 done")
+        child.expect("what next")  # the menu comes back
+        child.send(DOWN * 2 + ENTER)  # Choose models ...
+        child.expect("Models to run")
+        child.send(CTRL_C)  # ... Ctrl-C goes back a level
+        child.expect("what next")
+        child.send(UP + ENTER)  # Quit, the last entry
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    text = "".join(screen)
+    assert child.exitstatus == 0, text
+    assert "Traceback" not in text
+    rows = Ledger(api.load(config).system.ledger).rows()
+    assert sorted((r.model, r.category, r.status) for r in rows) == [
+        ("m1.a", "baseline", "done"), ("m1.a", "fake", "done")]
+
+
+class _Tee:
+    """pexpect's logfile: keeps everything the terminal showed."""
+
+    def __init__(self, sink: list[str]) -> None:
+        self.sink = sink
+
+    def write(self, data: str) -> None:
+        self.sink.append(data)
+
+    def flush(self) -> None:
+        pass
