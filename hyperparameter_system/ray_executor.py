@@ -42,6 +42,12 @@ def connect(settings: Settings) -> None:
     """Join the configured cluster, or start a local Ray bound to loopback, once per process."""
     execution = settings.execution
     address = execution.ray_address or None
+    if address and address.startswith("ray://"):
+        # Ray Client cannot stream a task's items (start, then outcome)
+        raise HpsysError(f"{settings.path}: execution.ray_address",
+                         "Ray Client addresses (ray://) are not supported: run the runner on a "
+                         "node of the cluster with ray_address: auto (or <head-ip>:6379), or "
+                         "submit it with `ray job submit`")
     if address is None:
         # a Ray started on the spot binds to 127.0.0.1 only: Ray reads this at import, its
         # processes inherit it; without it they listen on every interface despite the node IP

@@ -5,6 +5,7 @@ One cluster serves the whole module (Ray starts slowly)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import signal
@@ -24,13 +25,58 @@ from parallel_support import ROOT, events, fake_settings  # noqa: E402
 from ray.cluster_utils import Cluster  # noqa: E402
 
 from hyperparameter_system import api, launcher, reaper  # noqa: E402
-from hyperparameter_system.ray_executor import ray_dispatch, ray_slots  # noqa: E402
+from hyperparameter_system.errors import HpsysError  # noqa: E402
+from hyperparameter_system.ray_executor import (  # noqa: E402
+    capacity,
+    connect,
+    localise,
+    ray_dispatch,
+    ray_slots,
+    request,
+)
 
 NODE = {"num_cpus": 2, "resources": {"fake_gpu": 2}, "node_ip_address": "127.0.0.1",
         "include_dashboard": False}
 RAY = {"executor": "ray", "gpus": "none", "ray_resources": {"fake_gpu": 1},
        "heartbeat_s": 0.5, "stale_after_s": 10}
 LOOPBACK = re.compile(r"^(127\.\d+\.\d+\.\d+|\[::1\]|\[::ffff:127\.\d+\.\d+\.\d+\]|localhost):")
+
+
+def test_request_and_capacity(tmp_path):
+    execution = fake_settings(tmp_path, [{"fake.sleep": 0}], {**RAY, "gpus": "auto",
+                                                              "experiments_per_gpu": 2}).execution
+    assert request(execution, cluster_gpus=0)["num_gpus"] == 0  # auto on a CPU-only cluster
+    ask = request(execution, cluster_gpus=8)
+    assert ask == {"num_cpus": 1.0, "num_gpus": 0.5, "resources": {"fake_gpu": 1.0}}
+    nodes = [{"Resources": {"CPU": 16, "GPU": 2, "fake_gpu": 3}},
+             {"Resources": {"CPU": 2, "GPU": 4, "fake_gpu": 8}}, {"Resources": {"CPU": 64}}]
+    assert capacity(nodes, ask) == 3 + 2  # fake_gpu bounds the first node, CPU the second
+
+
+def test_localise_moves_paths_under_the_task_working_dir(tmp_path, monkeypatch):
+    settings = fake_settings(tmp_path, [{"fake.sleep": 0}], RAY)
+    launch = launcher.plan(api.select(settings)[0], settings, 1)
+    moved = dataclasses.replace(launch, cwd="/nowhere/repo",
+                                argv=("/nowhere/bin/python3", "/nowhere/repo/tests/x.py"),
+                                env={**launch.env, "HPSYS_RUN_DIR": "/nowhere/repo/runs/a"},
+                                run_dir="/nowhere/repo/runs/a")
+    monkeypatch.chdir(tmp_path)
+    here = localise(moved)
+    assert here.cwd == str(tmp_path) and here.run_dir == f"{tmp_path}/runs/a"
+    assert here.argv == (sys.executable, f"{tmp_path}/tests/x.py")
+    assert here.env["HPSYS_RUN_DIR"] == f"{tmp_path}/runs/a"
+    assert localise(launch) == launch  # a shared filesystem: nothing moves
+
+
+def test_ray_client_addresses_are_refused(tmp_path):
+    settings = fake_settings(tmp_path, [{"fake.sleep": 0}], {**RAY, "ray_address": "ray://h:1"})
+    with pytest.raises(HpsysError, match="not supported"):
+        connect(settings)
+
+
+def test_bad_ray_resources_are_refused(tmp_path):
+    with pytest.raises(HpsysError, match="resource 'fake_gpu'"):
+        fake_settings(tmp_path, [{"fake.sleep": 0}], {**RAY, "ray_resources": {"fake_gpu": -1}})
 
 
 def test_cli_starts_a_local_ray_on_loopback(tmp_path):
