@@ -61,7 +61,7 @@ def connect(settings: Settings) -> None:
     options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
     if address is None:
         options["_node_ip_address"] = LOOPBACK
-    if execution.ray_runtime_env:
+    if execution.ray_runtime_env:  # a local working_dir is uploaded at the job level only
         options["runtime_env"] = dict(execution.ray_runtime_env)
     try:
         ray.init(address=address, **options)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import yaml
 
 # read by Ray when imported: nodes of a cluster started here then bind to 127.0.0.1 only
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
@@ -176,6 +178,35 @@ def test_matrix_runs_once_each_over_both_nodes_failure_alone_and_resume(tmp_path
     assert again.skipped_done == 6
     assert [o.experiment_id for o in again.outcomes] == [bad.id]
     assert Counter(r["id"] for r in events(fake_events)) == Counter(good)
+
+
+def test_runtime_env_ships_the_code_to_a_node_without_it(tmp_path, cluster, fake_events):
+    """The project root is gone where the task runs: working_dir brings the scripts."""
+    proj, ship = tmp_path / "proj", tmp_path / "ship"
+    for root in (proj, ship):
+        (root / "tests/fakes").mkdir(parents=True)
+        for name in ("fake_train.py", "base.yaml"):
+            shutil.copy(ROOT / "tests/fakes" / name, root / "tests/fakes" / name)
+    master = {"system": {"project_root": str(proj), "base_config": "tests/fakes/base.yaml",
+                         "ledger": str(tmp_path / "l.db"), "runs_dir": "runs",
+                         "temp_config_dir": "tc", "baseline": False},
+              "models": [{"name": "m1", "script": "python tests/fakes/fake_train.py"}],
+              "experiment_categories": {"fake": {"options": [{"fake.metric": 0.7}]}},
+              "execution": {**RAY, "ray_address": cluster[0].address,
+                            "ray_runtime_env": {"working_dir": str(ship)}}}
+    (tmp_path / "master.yaml").write_text(yaml.safe_dump(master))
+    settings = api.load(tmp_path / "master.yaml")
+    shutil.rmtree(proj)
+    ray.shutdown()  # the runtime environment is the job's: the runner joins with its own
+    try:
+        result = api.run(settings, api.select(settings), show=False)
+    finally:
+        ray.shutdown()
+        ray.init(address=cluster[0].address)
+    assert result.count("done") == 1, result.outcomes[0].log_tail
+    outcome = result.outcomes[0]
+    assert outcome.result["metrics"]["best_val_f1"] == 0.7
+    assert not proj.exists() and not outcome.run_dir.startswith(str(proj))
 
 
 def test_stop_cancels_the_task_and_ends_its_processes(tmp_path, cluster, fake_events):
