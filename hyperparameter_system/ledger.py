@@ -221,14 +221,15 @@ class Ledger:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
-            writer.writerow([*LEGACY_CSV, *COLUMNS])
+            extra = [k for k in COLUMNS if k not in LEGACY_CSV]  # no duplicate headers
+            writer.writerow([*LEGACY_CSV, *extra])
             for r in rows:
                 metrics = r.result.get("metrics", {})
                 legacy = (r.id, r.model, r.category, r.option_json, _legacy_status(r.status),
                           _iso(r.started_at), r.error, r.config_path, r.duration_s,
                           metrics.get("best_val_f1"), metrics.get("final_val_acc"),
                           (r.log_tail or "")[-200:])
-                writer.writerow([*legacy, *(r.data.get(k) for k in COLUMNS)])
+                writer.writerow([*legacy, *(r.data.get(k) for k in extra)])
         return len(rows)
 
 

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FAKE_PY = "python tests/fakes/fake_train.py"
 FAKE_SH = "tests/fakes/fake_train.sh"
 BASE = ROOT / "tests" / "fakes" / "base.yaml"
-RUNNER = (sys.executable, "hyperparameter_system/experiment_runner.py")
+RUNNER = (sys.executable, str(ROOT / "hyperparameter_system" / "experiment_runner.py"))
 
 MasterConfig = Callable[..., Path]
 Cli = Callable[..., subprocess.CompletedProcess]
@@ -100,10 +100,10 @@ def master_writer() -> Callable[..., Path]:
 def cli(tmp_path: Path) -> Cli:
     """`cli(*args, env={...})`: the runner CLI in a subprocess from the repository root."""
 
-    def run(*args: str, env: dict[str, str] | None = None,
+    def run(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT,
             timeout: float = 120) -> subprocess.CompletedProcess:
         full = {**os.environ, "COLUMNS": "250", "PYTHON": sys.executable, **(env or {})}
-        return subprocess.run([*RUNNER, *args], cwd=ROOT, env=full, capture_output=True,
+        return subprocess.run([*RUNNER, *args], cwd=cwd, env=full, capture_output=True,
                               text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
     return run

@@ -10,45 +10,7 @@ import pytest
 from hyperparameter_system.errors import HpsysError
 from hyperparameter_system.settings import load_settings
 
-LEGACY = """\
-# Written for the original system: its keys load unchanged.
-system:
-  base_config_template: tests/fakes/base.yaml
-  project_naming: "model_name"
-  temp_config_dir: temp_configs
-  results_tracking: true
-models:
-  - name: resnet50.tv2_in1k
-    enabled: true
-    base_config: tests/fakes/base.yaml
-    script: tests/fakes/fake_train.sh
-    description: ResNet50 baseline model
-  - name: convnext_base.fb_in1k
-    enabled: false
-    base_config: configs/convnext_missing.yaml
-    script: ./run_convnext_missing.sh
-    description: ConvNeXt Base (enable when needed)
-experiment_categories:
-  optimizer:
-    enabled: true
-    description: Optimizer
-    options:
-      - {name: AdamW, lr: 0.001, weight_decay: 0.001, description: AdamW default}
-  image_size:
-    enabled: false
-    options:
-      - {size: 224, batch_size: 64, crop: center}
-  augmentation:
-    enabled: false
-    description: not wired up yet
-    options:
-      - {strength: strong, mixup: 0.2}
-execution:
-  max_parallel: 1
-  experiment_timeout: 7200
-  retry_failed: true
-  save_logs: true
-"""
+LEGACY = Path(__file__).parent / "fakes" / "legacy_config.yaml"
 
 
 def test_shipped_master_config_loads(repo_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -68,12 +30,10 @@ def test_shipped_master_config_loads(repo_root: Path, monkeypatch: pytest.Monkey
     assert s.model("resnet50.tv2_in1k").project == "resnet50_tv2_in1k"
 
 
-def test_legacy_master_config_loads_unchanged(repo_root: Path, tmp_path: Path,
+def test_legacy_master_config_loads_unchanged(repo_root: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(repo_root)
-    path = tmp_path / "legacy.yaml"
-    path.write_text(LEGACY)
-    s = load_settings(path)
+    s = load_settings(LEGACY)
     assert s.system.base_config == repo_root / "tests" / "fakes" / "base.yaml"
     assert s.system.temp_config_dir == repo_root / "temp_configs"
     assert [m.name for m in s.models] == ["resnet50.tv2_in1k", "convnext_base.fb_in1k"]

@@ -1,0 +1,169 @@
+"""The CLI as a user runs it: selection flags, --matrix, --dry-run, --set, --summary,
+--export-ledger, unknown names, and broken master configs (exit 2, one line, nothing launched)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+LEGACY_CSV = ["experiment_id", "model_name", "category", "option", "status", "start_time",
+              "error_message", "config_path", "execution_time", "f1_score", "accuracy",
+              "stdout_sample"]
+
+
+def test_selection_matrix_dry_run_and_resume(master_config, cli, tmp_path) -> None:
+    path = str(master_config())
+    res = cli("--config", path, "--dry-run")
+    assert res.returncode == 0 and "Would run 8 of 8 (0 already done" in res.stdout
+    # --models and --categories combine; with --matrix they only show, never launch
+    res = cli("--config", path, "--models", "fake-net.v1", "--categories", "early_stopping",
+              "--matrix")
+    assert res.returncode == 0 and "Project: fake_net_v1 (3 runs)" in res.stdout
+    assert "org_fake_sh" not in res.stdout and not (tmp_path / "runs").exists()
+    res = cli("--config", path, "--models", "fake-net.v1", "--categories", "early_stopping")
+    assert res.returncode == 0 and "3 done, 0 failed" in res.stdout, res.stderr
+    assert len(list((tmp_path / "runs" / "fake_net_v1").iterdir())) == 3
+
+    res = cli("--config", path, "--matrix")
+    assert "Project: fake_net_v1 (4 runs)" in res.stdout
+    assert "Project: org_fake_sh (4 runs)" in res.stdout
+    assert res.stdout.count(" done ") >= 3
+    assert "Total: 8 experiments, 3 done, 5 to run" in res.stdout
+    res = cli("--config", path, "--dry-run")
+    assert "Would run 5 of 8 (3 already done, skipped)" in res.stdout
+    res = cli("--config", path, "--all")
+    assert res.returncode == 0 and "5 done" in res.stdout
+    assert "3 skipped (already done)" in res.stdout
+
+
+def test_set_reaches_every_temp_config(master_config, cli, tmp_path, fake_records) -> None:
+    path = str(master_config(experiment_categories={"early_stopping": {"options": [
+        {"patience": 4}]}}))
+    res = cli("--config", path, "--all", "--set", "epochs=5", "--set", "scheduler_params.T_max=9")
+    assert res.returncode == 0, res.stderr
+    configs = [r["config"] for r in fake_records(tmp_path / "runs").values()]
+    assert len(configs) == 4
+    assert {(c["epochs"], c["scheduler_params"]["T_max"]) for c in configs} == {(5, 9)}
+
+
+def test_summary_and_export_ledger(master_config, cli, tmp_path) -> None:
+    path = str(master_config(
+        models=[{"name": "fake-net.v1", "script": "python tests/fakes/fake_train.py"}],
+        experiment_categories={"quality": {"options": [
+            {"fake.metric": 0.9, "description": "good"}, {"fake.metric": 0.2},
+            {"fake.exit_code": 4, "description": "broken"}]}}))
+    res = cli("--config", path, "--all")
+    assert res.returncode == 1 and "3 done, 1 failed" in res.stdout
+    res = cli("--config", path, "--summary")
+    assert res.returncode == 0, res.stderr
+    good = next(line for line in res.stdout.splitlines() if " good " in line)
+    assert "0.9000" in good and "+0.4000" in good and "winner" in good
+    assert "exit code 4" in res.stdout
+
+    out = tmp_path / "export" / "ledger.csv"
+    res = cli("--config", path, "--export-ledger", str(out))
+    assert res.returncode == 0 and "wrote 4 ledger rows" in res.stdout
+    with out.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0])[:len(LEGACY_CSV)] == LEGACY_CSV
+    by_option = {r["option"]: r for r in rows}
+    good_row = by_option[json.dumps({"description": "good", "fake.metric": 0.9},
+                                    separators=(",", ":"), sort_keys=True)]
+    assert good_row["status"] == "completed" and float(good_row["f1_score"]) == 0.9
+    assert good_row["model_name"] == "fake-net.v1" and good_row["category"] == "quality"
+    assert Path(good_row["config_path"]).is_file() and float(good_row["execution_time"]) >= 0
+    assert "fake training" in good_row["stdout_sample"]
+    failed = next(r for r in rows if r["status"] == "failed")
+    assert failed["error_message"] == "exit code 4"
+
+
+@pytest.mark.parametrize(("flag", "name", "valid", "close"), [
+    ("--models", "fake-net.v2", "fake-net.v1, org/fake_sh", "fake-net.v1"),
+    ("--categories", "early_stoping", "early_stopping, optimizer", "early_stopping"),
+])
+def test_unknown_names_list_the_valid_ones(master_config, cli, tmp_path, flag, name, valid,
+                                           close) -> None:
+    res = cli("--config", str(master_config()), flag, name)
+    assert res.returncode == 2 and res.stdout == ""
+    assert res.stderr == (f"error: {flag} {name}: unknown {flag[2:-1].replace('ie', 'y')}; "
+                          f"expected one of {valid} (did you mean '{close}'?)\n")
+    assert not (tmp_path / "runs").exists()
+
+
+def _set(doc: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, last = [int(p) if p.isdigit() else p for p in dotted.split(".")]
+    for part in parents:
+        doc = doc[part]
+    doc[last] = value
+
+
+SH = "tests/fakes/fake_train.sh"
+BAD = {  # id: (dotted key to set, value, key path in the message, line needle, expected text)
+    "unknown-top": ("executon", {}, "executon", "executon:", "did you mean 'execution'"),
+    "unknown-system-key": ("system.ledgr", "x.db", "system.ledgr", "ledgr:",
+                           "did you mean 'ledger'"),
+    "unknown-option-key": ("experiment_categories.optimizer.options.0.momentom", 0.9,
+                           "experiment_categories.optimizer.options[0].momentom", "momentom:",
+                           "did you mean 'momentum'"),
+    "option-type": ("experiment_categories.optimizer.options.0.lr", "fast",
+                    "experiment_categories.optimizer.options[0].lr", "lr: fast",
+                    "expected float"),
+    "option-range": ("experiment_categories.early_stopping.options.1.patience", -2,
+                     "experiment_categories.early_stopping.options[1].patience",
+                     "patience: -2", ">= 0"),
+    "execution-type": ("execution.max_parallel", "2", "execution.max_parallel", "max_parallel:",
+                       "expected an integer"),
+    "execution-range": ("execution.experiment_timeout", 0, "execution.experiment_timeout",
+                        "experiment_timeout:", "seconds > 0"),
+    "script-missing": ("models.0.script", "python tests/fakes/no_such_train.py",
+                       "models[0].script", "no_such_train.py", "does not exist"),
+    "script-sh-missing": ("models.1.script", "./no_such_run.sh", "models[1].script",
+                          "no_such_run.sh", "does not exist"),
+    "script-not-executable": ("models.1.script", "tests/fakes/base.yaml", "models[1].script",
+                              "script: tests/fakes/base.yaml", "is not executable"),
+    "base-config-broken": ("models.0.base_config", "{broken}", "models[0].base_config",
+                           "base_config: '{broken}'", "YAML syntax error"),
+}
+
+
+@pytest.mark.parametrize("case", BAD.values(), ids=list(BAD))
+def test_bad_master_config_is_one_line_at_its_place(case, cli, master_config, tmp_path) -> None:
+    dotted, value, key_path, needle, expected = case
+    doc = yaml.safe_load(master_config().read_text())
+    if dotted == "models.0.base_config":  # a base config file that exists but does not load
+        broken = tmp_path / "broken.yaml"
+        broken.write_text("lr: 0.1\nepochs: [1, 2\n")
+        value = str(broken)
+        needle = f"base_config: {broken}"
+    _set(doc, dotted, value)
+    path = tmp_path / "bad.yaml"
+    text = yaml.safe_dump(doc, sort_keys=False)
+    path.write_text(text)
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if needle in t)
+    res = cli("--config", str(path), "--all")
+    assert res.returncode == 2 and res.stdout == ""
+    assert res.stderr.startswith(f"error: {path}:{line}: {key_path}: ")
+    assert expected in res.stderr and res.stderr.count("\n") == 1
+    assert "Traceback" not in res.stderr
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "ledger.db").exists()
+
+
+def test_legacy_master_config_runs_unchanged(cli, repo_root, tmp_path) -> None:
+    """The original system's file, run from a project folder: relative paths are its own."""
+    (tmp_path / "tests").symlink_to(repo_root / "tests")
+    legacy = repo_root / "tests" / "fakes" / "legacy_config.yaml"
+    res = cli("--config", str(legacy), "--all", cwd=tmp_path,
+              env={"PATH": os.environ["PATH"]})
+    assert res.returncode == 0, res.stderr
+    assert "2 done, 0 failed" in res.stdout  # baseline + AdamW of the one enabled model
+    temp = sorted(p.name for p in (tmp_path / "temp_configs").iterdir())
+    assert temp[0].startswith("001_baseline_") and temp[1].startswith("002_opt_AdamW_lr0.001")
+    config = yaml.safe_load((tmp_path / "temp_configs" / temp[1]).read_text())
+    assert config["model_name"] == "resnet50.tv2_in1k" and config["optimizer_name"] == "AdamW"
+    assert (tmp_path / "experiments.db").is_file()
