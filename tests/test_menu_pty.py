@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
+import time
+from pathlib import Path
 
 import pexpect
 import pytest
 from test_menu import ROOT, menu_env, write_master
 
-from hyperparameter_system import api
+from hyperparameter_system import api, reaper
 from hyperparameter_system.ledger import Ledger
 
 DOWN, UP, ENTER, SPACE, CTRL_C = "\x1b[B", "\x1b[A", "\r", " ", "\x03"
@@ -17,15 +19,32 @@ DOWN, UP, ENTER, SPACE, CTRL_C = "\x1b[B", "\x1b[A", "\r", " ", "\x03"
 NO_CPR = {"PROMPT_TOOLKIT_NO_CPR": "1"}
 
 
-@pytest.mark.timeout(30)
-def test_menu_in_a_terminal_runs_the_pick_and_records_it(tmp_path):
-    config = write_master(tmp_path)
+def spawn_menu(config: Path, screen: list[str]) -> pexpect.spawn:
     child = pexpect.spawn(sys.executable, ["hyperparameter_system/run_experiments.py",
                                            "--config", str(config)],
                           cwd=str(ROOT), env={**menu_env(), **NO_CPR}, dimensions=(40, 140),
-                          encoding="utf-8", timeout=30)
-    screen: list[str] = []
+                          encoding="utf-8", timeout=15)
     child.logfile_read = _Tee(screen)
+    return child
+
+
+def quit_menu(child: pexpect.spawn, screen: list[str]) -> str:
+    """Quit (the last entry, one up from the top), wait for the end; the whole screen."""
+    child.expect("what next")
+    child.send(UP + ENTER)
+    child.expect(pexpect.EOF)
+    child.close()
+    text = "".join(screen)
+    assert child.exitstatus == 0, text
+    assert "Traceback" not in text
+    return text
+
+
+@pytest.mark.timeout(30)
+def test_menu_in_a_terminal_runs_the_pick_and_records_it(tmp_path):
+    config = write_master(tmp_path)
+    screen: list[str] = []
+    child = spawn_menu(config, screen)
     try:
         child.expect("what next")
         child.send(DOWN * 4 + ENTER)  # Custom: choose models and categories
@@ -40,17 +59,43 @@ def test_menu_in_a_terminal_runs_the_pick_and_records_it(tmp_path):
         child.send(DOWN * 2 + ENTER)  # Choose models ...
         child.expect("Models to run")
         child.send(CTRL_C)  # ... Ctrl-C goes back a level
-        child.expect("what next")
-        child.send(UP + ENTER)  # Quit, the last entry
-        child.expect(pexpect.EOF)
+        quit_menu(child, screen)
     finally:
         child.close(force=True)
-    text = "".join(screen)
-    assert child.exitstatus == 0, text
-    assert "Traceback" not in text
     rows = Ledger(api.load(config).system.ledger).rows()
     assert sorted((r.model, r.category, r.status) for r in rows) == [
         ("m1.a", "baseline", "done"), ("m1.a", "fake", "done")]
+
+
+@pytest.mark.timeout(30)
+def test_ctrl_c_during_a_run_ends_it_resumably_and_the_menu_comes_back(tmp_path):
+    config = write_master(tmp_path)
+    config.write_text(config.read_text().replace("{fake.metric: 0.9}", "{fake.sleep: 30}"))
+    screen: list[str] = []
+    child = spawn_menu(config, screen)
+    try:
+        child.expect("what next")
+        child.send(DOWN * 3 + ENTER)  # Choose categories
+        child.expect("Categories to run")
+        child.send(SPACE + ENTER)  # drop optimizer: baselines and the 30 s sleepers
+        child.expect(r"Run 4 of 4")
+        child.send("y")
+        child.expect(r"done\s+m2 / baseline")
+        time.sleep(0.5)
+        child.send(CTRL_C)
+        child.expect("interrupted: stopped experiments are marked interrupted")
+        child.expect("what next")
+        child.send(DOWN * 5 + ENTER)  # Rerun failed experiments: the two stopped ones
+        child.expect(r"Run 2 of 2")
+        child.send("n")
+        quit_menu(child, screen)
+    finally:
+        child.close(force=True)
+    rows = Ledger(api.load(config).system.ledger).rows()
+    assert sorted((r.category, r.status) for r in rows) == [
+        ("baseline", "done"), ("baseline", "done"), ("fake", "interrupted"),
+        ("fake", "interrupted")]
+    assert not any(reaper.alive(r.pid) for r in rows if r.pid)  # children ended
 
 
 class _Tee:
