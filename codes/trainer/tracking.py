@@ -60,17 +60,33 @@ class Tracker:
             }
             kwargs = {k: v for k, v in wanted.items() if v and not os.environ.get(ENV_FIRST[k])}
             wandb_dir = os.environ.get("WANDB_DIR") or str(run_dir)
-            self.run = wandb.init(
+            timeout = os.environ.get("WANDB_INIT_TIMEOUT") or block.get("init_timeout", 60)
+            init = dict(
                 dir=wandb_dir,
                 config=cfg,
                 resume="allow" if self.run_id else None,
-                settings=wandb.Settings(init_timeout=float(block.get("init_timeout", 60))),
+                settings=wandb.Settings(init_timeout=float(timeout)),
                 **kwargs,
             )
+            unreachable = None
+            try:
+                self.run = wandb.init(**init)
+            except Exception as exc:  # online but the server cannot be reached: log offline
+                if self.mode != "online":
+                    raise
+                unreachable, self.mode = exc, "offline"
+                wandb.teardown()  # the failed attempt holds the run id
+                self.run = wandb.init(**{**init, "mode": "offline"})
             self.project = self.run.project or self.project
             self.name = self.run.name or self.name
             self.run_id = self.run.id
             self.dir = str(Path(self.run.dir).parent) if self.run.dir else wandb_dir
+            if unreachable is not None:
+                print(
+                    f"warning: W&B unreachable ({type(unreachable).__name__}); this run is logged "
+                    f"offline in {self.dir}; sync it later with: wandb sync {self.dir}",
+                    file=sys.stderr,
+                )
         except Exception as exc:
             _warn("init", exc)
             self.run, self.enabled = None, False
