@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     prepare(data_dir)
     cfg["data_dir"] = str(data_dir)
     device = pick_device(cfg.get("device", "auto"))
-    threads = configure_threads(cfg.get("cpu_threads"), device)
+    threads = configure_threads(cfg.get("cpu_threads"))
     amp = amp_plan(bool(cfg.get("mixed_precision")), device)
     torch.manual_seed(0)
 
@@ -93,9 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     loop_ips = images / min(loop_s)
     bare_ips = steps * shape[0] / min(bare_s)
     model_name = cfg["model_name"] if isinstance(cfg["model_name"], str) else "custom"
-    print(f"model {model_name}, input {list(shape)}, {steps} steps/epoch, device {device} "
-          f"({threads} threads), AMP {amp.dtype_name}, augment "
-          f"{'on' if loader.augment is not None else 'off'}")
+    print(
+        f"model {model_name}, input {list(shape)}, {steps} steps/epoch, device {device} "
+        f"({threads} threads), AMP {amp.dtype_name}, augment "
+        f"{'on' if loader.augment is not None else 'off'}"
+    )
     print(f"training loop : {loop_ips:9.1f} images/s (best of {args.epochs} epochs)")
     print(f"bare fwd+bwd  : {bare_ips:9.1f} images/s (same model, batch and optimizer)")
     print(f"ratio         : {loop_ips / bare_ips:9.3f} (target >= 0.9)")

@@ -14,27 +14,25 @@ import json
 import sys
 from pathlib import Path
 
+from trainer.errors import exit_code_of
+from trainer.inference import checkpoint_parser
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Evaluate a checkpoint.")
-    parser.add_argument("--checkpoint", required=True, type=Path)
+    parser = checkpoint_parser("Evaluate a checkpoint.")
     parser.add_argument("--config", help="config (default: the one stored in the checkpoint)")
     parser.add_argument("--split", choices=("val", "test"), default="val")
-    parser.add_argument("--tta", action="store_true", help="average with horizontal flips")
     parser.add_argument("--out", type=Path, help="also write the metrics as JSON here")
     parser.add_argument("overrides", nargs="*", help="overrides, e.g. data_dir=other")
     args = parser.parse_args(argv)
-    from trainer.errors import UserInputError
+    return exit_code_of(lambda: report(evaluate(args), args.out))
 
-    try:
-        metrics = evaluate(args)
-    except UserInputError as exc:
-        print(f"error: {exc.one_line()}", file=sys.stderr)
-        return exc.exit_code
+
+def report(metrics: dict, out: Path | None) -> int:
     text = json.dumps(metrics, indent=2)
     print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    if out:
+        out.write_text(text + "\n")
     return 0
 
 

@@ -11,27 +11,26 @@ import csv
 import sys
 from pathlib import Path
 
+from trainer.errors import exit_code_of
+from trainer.inference import checkpoint_parser
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Predict the test images of a data folder.")
-    parser.add_argument("--checkpoint", required=True, type=Path)
+    parser = checkpoint_parser("Predict the test images of a data folder.")
     parser.add_argument("--data-dir", help="data folder (default: the checkpoint config's)")
     parser.add_argument("--out", type=Path, default=Path("submission.csv"))
-    parser.add_argument("--tta", action="store_true", help="average with horizontal flips")
     args = parser.parse_args(argv)
-    from trainer.errors import UserInputError
+    return exit_code_of(lambda: write_submission(predict(args), args.out))
 
-    try:
-        rows = predict(args)
-    except UserInputError as exc:
-        print(f"error: {exc.one_line()}", file=sys.stderr)
-        return exc.exit_code
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with args.out.open("w", newline="") as fh:
+
+def write_submission(rows: list[tuple[str, int]], out: Path) -> int:
+    """The competition's ID,target CSV."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["ID", "target"])
         writer.writerows(rows)
-    print(f"wrote {len(rows)} predictions to {args.out}")
+    print(f"wrote {len(rows)} predictions to {out}")
     return 0
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from trainer.artifacts import RunDir, default_run_name, run_dir_for, tee_output
 from trainer.config import config_path_from, load_config, overrides_as_mapping
-from trainer.errors import UserInputError
+from trainer.errors import exit_code_of
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -36,20 +36,15 @@ def main(argv: list[str] | None = None) -> int:
         if env_dir:  # so that even a config error lands in the runner's log
             logs.enter_context(tee_output(Path(env_dir) / "train.log"))
         try:
-            result_path = _train(args, started, logs, tee=not env_dir)
-        except UserInputError as exc:
-            print(f"error: {exc.one_line()}", file=sys.stderr, flush=True)
-            return exc.exit_code
+            code = exit_code_of(lambda: _train(args, started, logs, tee=not env_dir))
         except KeyboardInterrupt:
             print("error: interrupted", file=sys.stderr, flush=True)
             return 130
-    return 0 if result_path.is_file() else 1
+    return code
 
 
-def _train(
-    args: argparse.Namespace, started: float, logs: contextlib.ExitStack, tee: bool
-) -> Path:
-    """Load the config, open the run folder and train; returns the result.json path."""
+def _train(args: argparse.Namespace, started: float, logs: contextlib.ExitStack, tee: bool) -> int:
+    """Load the config, open the run folder and train; 0 once result.json is written."""
     path = config_path_from(args.config)
     cfg = load_config(path, args.overrides)
     run_name = default_run_name(cfg)
@@ -67,7 +62,7 @@ def _train(
         f"(epoch {m['best_epoch']}), result {run_dir.result_path}",
         flush=True,
     )
-    return run_dir.result_path
+    return 0 if run_dir.result_path.is_file() else 1
 
 
 if __name__ == "__main__":

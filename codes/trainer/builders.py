@@ -237,7 +237,7 @@ def build_scheduler(
         spec = dict(spec)
         interval = spec.pop("interval", "epoch")
         main = _call_target(spec, "scheduler_name", optimizer)
-        return Schedule(main, main, interval, 0, {})
+        return Schedule(main, main, interval, 0, effective_scheduler_params(main))
     cls = scheduler_class(spec)
     if cls is None:
         main = None

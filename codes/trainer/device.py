@@ -53,8 +53,12 @@ def amp_plan(requested: bool, device: torch.device) -> AmpPlan:
     return AmpPlan(False, None, None, "mixed precision requested, not used on CPU (float32)")
 
 
-def configure_threads(count: int | None, device: torch.device) -> int:
-    """CPU threads for torch: the configured count, else torch's own default."""
+def configure_threads(count: int | None) -> int:
+    """CPU threads for torch: the configured count, else the runner's slot share
+    (HPSYS_CPU_THREADS), else torch's default (which honours OMP_NUM_THREADS)."""
+    if not count:
+        env = os.environ.get("HPSYS_CPU_THREADS", "")
+        count = int(env) if env.isdigit() else None
     if count and count > 0:
         torch.set_num_threads(count)
     return torch.get_num_threads()

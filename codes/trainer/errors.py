@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Iterable
 
 EXIT_BAD_INPUT = 2
 
@@ -34,3 +35,12 @@ def close_matches(word: str, choices: Iterable[str], n: int = 3) -> str:
         lowered = {c.lower(): c for c in pool}
         found = [lowered[m] for m in difflib.get_close_matches(word.lower(), lowered, n=n)]
     return f" (did you mean: {', '.join(found)}?)" if found else ""
+
+
+def exit_code_of(action: Callable[[], int]) -> int:
+    """Run a command; bad input becomes one `error:` line on stderr and exit code 2."""
+    try:
+        return action()
+    except UserInputError as exc:
+        print(f"error: {exc.one_line()}", file=sys.stderr, flush=True)
+        return exc.exit_code

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,14 @@ from torch import nn
 from trainer import builders
 from trainer.data import TensorLoader
 from trainer.errors import ConfigError
+
+
+def checkpoint_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments evaluate.py and predict.py share."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--checkpoint", required=True, type=Path, help="best_model.pt or last.pt")
+    parser.add_argument("--tta", action="store_true", help="average with horizontal flips")
+    return parser
 
 
 def load_checkpoint(path: Path, device: torch.device) -> tuple[nn.Module, dict[str, Any]]:

@@ -137,7 +137,7 @@ def train(cfg: dict[str, Any], run_dir: RunDir, run_name: str, started: float) -
     """Train as configured and return the result.json payload (already written)."""
     builders.validate_names(cfg)
     device = pick_device(cfg.get("device", "auto"))
-    threads = configure_threads(cfg.get("cpu_threads"), device)
+    threads = configure_threads(cfg.get("cpu_threads"))
     amp = amp_plan(bool(cfg.get("mixed_precision", False)), device)
     seed = int(cfg.get("random_seed", 42))
     seed_everything(seed)

@@ -148,3 +148,59 @@ def test_same_seed_same_result(tiny_cfg, tmp_path):
     first = run(tiny_cfg, tmp_path / "a")["metrics"]
     second = run(tiny_cfg, tmp_path / "b")["metrics"]
     assert first["final_val_loss"] == pytest.approx(second["final_val_loss"], rel=1e-5)
+
+
+def test_target_mappings_build_any_importable_class(tiny_cfg, tmp_path, monkeypatch):
+    """`_target_` in place of a name builds a user's own class with the mapping's keys."""
+    (tmp_path / "my_parts.py").write_text(
+        "import torch\n"
+        "class HalfCE(torch.nn.Module):\n"
+        "    def __init__(self, scale=0.5, weight=None):\n"
+        "        super().__init__()\n"
+        "        self.scale = scale\n"
+        "    def forward(self, logits, y):\n"
+        "        return self.scale * torch.nn.functional.cross_entropy(logits, y)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    tiny_cfg.update(
+        model_name={"_target_": "timm.create_model", "model_name": "test_convnext"},
+        optimizer_name={"_target_": "torch.optim.SGD", "momentum": 0.66, "nesterov": True},
+        scheduler_name={
+            "_target_": "torch.optim.lr_scheduler.StepLR",
+            "step_size": 4,
+            "gamma": 0.2,
+        },
+        criterion={"_target_": "my_parts.HalfCE", "scale": 0.25},
+        lr=0.02,
+    )
+    eff = run(tiny_cfg, tmp_path)["effective"]
+    assert eff["model_name"] == "test_convnext" and eff["num_classes"] == 10
+    assert eff["optimizer"] == "SGD" and eff["momentum"] == pytest.approx(0.66)
+    assert eff["lr"] == pytest.approx(0.02) and eff["nesterov"] is True
+    assert eff["scheduler"] == "StepLR"
+    assert eff["scheduler_params"] == {"step_size": 4, "gamma": 0.2}
+    assert eff["criterion"] == "HalfCE"
+
+
+@pytest.mark.parametrize("mode", ["head", "scratch", "full"])
+def test_fine_tuning_modes(tiny_cfg, tmp_path, mode):
+    tiny_cfg.update(fine_tuning=mode, pretrained=True)  # scratch/head never download here
+    if mode != "scratch":
+        tiny_cfg["pretrained"] = False
+    eff = run(tiny_cfg, tmp_path)["effective"]
+    if mode == "head":
+        assert 0 < eff["trainable_params"] < eff["total_params"]
+    else:
+        assert eff["trainable_params"] == eff["total_params"]
+
+
+def test_threads_follow_the_runner_slot(tiny_cfg, tmp_path, monkeypatch):
+    import torch
+
+    before = torch.get_num_threads()
+    monkeypatch.setenv("HPSYS_CPU_THREADS", "1")
+    tiny_cfg["cpu_threads"] = None
+    try:
+        assert run(tiny_cfg, tmp_path)["effective"]["cpu_threads"] == 1
+    finally:
+        torch.set_num_threads(before)
