@@ -185,7 +185,7 @@ class Executor:
     def _recover(self, exp: Experiment, before) -> bool:
         """A row its dead runner left `running`: end any process of it still alive, then keep
         the result it may have finished with, so it is never completed twice."""
-        reaper.reap(exp.id, pgid=before.pid)
+        reaper.reap(exp.id, pgid=before.pid, ledger=str(self.settings.system.ledger))
         result = read_json(Path(before.run_dir) / "result.json") if before.run_dir else None
         if not result or result.get("experiment_id") != exp.id:
             return False

@@ -102,6 +102,7 @@ def plan(experiment, settings, attempt: int, env: Mapping[str, str] | None = Non
         "EXPERIMENT_CONFIG": str(temp),
         "HPSYS_RUN_DIR": str(run_dir),
         "HPSYS_EXPERIMENT_ID": experiment.id,
+        "HPSYS_LEDGER": str(system.ledger),  # ids are content hashes: equal in other ledgers
         "HPSYS_ATTEMPT": str(attempt),
         "WANDB_PROJECT": experiment.project,
         "WANDB_NAME": wandb_name,

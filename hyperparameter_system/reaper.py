@@ -15,11 +15,14 @@ from pathlib import Path
 PROC = Path("/proc")
 
 
-def experiment_pids(experiment_id: str) -> list[int]:
-    """Live processes whose environment carries HPSYS_EXPERIMENT_ID=<experiment_id>."""
+def experiment_pids(experiment_id: str, ledger: str | None = None) -> list[int]:
+    """Live processes whose environment carries HPSYS_EXPERIMENT_ID=<experiment_id> (and
+    HPSYS_LEDGER=<ledger> when given: equal experiments of another ledger are not ours)."""
     if not PROC.is_dir():
         return []
-    needle = f"HPSYS_EXPERIMENT_ID={experiment_id}".encode()
+    needles = {f"HPSYS_EXPERIMENT_ID={experiment_id}".encode()}
+    if ledger:
+        needles.add(f"HPSYS_LEDGER={ledger}".encode())
     own = os.getpid()
     found = []
     for entry in PROC.iterdir():
@@ -29,15 +32,17 @@ def experiment_pids(experiment_id: str) -> list[int]:
             env = (entry / "environ").read_bytes()
         except OSError:
             continue
-        if needle in env.split(b"\0"):
+        if needles <= set(env.split(b"\0")):
             found.append(int(entry.name))
     return found
 
 
-def reap(experiment_id: str, pgid: int | None = None, timeout: float = 5.0) -> int:
-    """SIGKILL every process of the experiment (and its process group); returns how many."""
-    pids = experiment_pids(experiment_id)
-    if pgid:
+def reap(experiment_id: str, pgid: int | None = None, timeout: float = 5.0,
+         ledger: str | None = None) -> int:
+    """SIGKILL every process of the experiment (and its process group, when one of them is
+    still in it: a recorded pid may since belong to someone else); returns how many are left."""
+    pids = experiment_pids(experiment_id, ledger)
+    if pgid and pgid in {_pgid(p) for p in pids}:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGKILL)
     for pid in pids:
@@ -49,6 +54,13 @@ def reap(experiment_id: str, pgid: int | None = None, timeout: float = 5.0) -> i
         if pids:
             time.sleep(0.05)
     return len(pids)
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
 
 
 def alive(pid: int) -> bool:

@@ -22,7 +22,7 @@ from relkit import (
     write_master,
 )
 
-from hyperparameter_system import api
+from hyperparameter_system import api, reaper
 from hyperparameter_system.ledger import Ledger, runner_identity
 
 STUBBORN = "tests/reliability/stubborn_train.sh"
@@ -136,3 +136,21 @@ def test_concurrent_claims_have_one_winner(tmp_path):
              for _ in range(8)]
     won = [p.communicate(timeout=60)[0].strip() for p in procs]
     assert won.count("True") == 1, won
+
+
+def test_reaping_takes_only_this_ledgers_processes(tmp_path):
+    def sleeper(**env: str) -> subprocess.Popen:
+        return subprocess.Popen(["sleep", "30"], start_new_session=True,
+                                env={**os.environ, "HPSYS_RUN_DIR": str(tmp_path), **env})
+
+    ours = sleeper(HPSYS_EXPERIMENT_ID="e1", HPSYS_LEDGER="/a/l.db")
+    theirs = sleeper(HPSYS_EXPERIMENT_ID="e1", HPSYS_LEDGER="/b/l.db")  # same id, other ledger
+    stranger = sleeper()  # a recorded pid now in use by an unrelated process group
+    try:
+        assert reaper.reap("e1", pgid=stranger.pid, ledger="/a/l.db") == 0
+        assert ours.wait(timeout=5) == -signal.SIGKILL
+        assert theirs.poll() is None and stranger.poll() is None
+    finally:
+        for proc in (ours, theirs, stranger):
+            proc.kill()
+            proc.wait()
