@@ -1,0 +1,58 @@
+"""End to end through the real codes/train.py: a small matrix (two tiny timm models, one through
+a .sh launch script, x the optimizer category) on the embedded digits data, then the winners
+in --summary."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+
+OPTIONS = [{"name": "AdamW", "lr": 0.003, "weight_decay": 0.0001, "description": "adamw_fast"},
+           {"name": "SGD", "lr": 1e-7, "momentum": 0.0, "description": "sgd_frozen"}]
+MODELS = [{"name": "test_resnet.r160_in1k", "script": "python codes/train.py"},
+          {"name": "test_efficientnet.r160_in1k", "script": "./run_b3.sh"}]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    """The repository's data/ when prepared, else the embedded dataset written once here."""
+    data = ROOT / "data"
+    if (data / "train.csv").is_file():
+        return data
+    out = tmp_path_factory.mktemp("digits") / "data"
+    subprocess.run([sys.executable, "codes/prepare_data.py", "--out", str(out)], cwd=ROOT,
+                   check=True, timeout=300)
+    return out
+
+
+def test_small_matrix_through_train_py_finds_the_winners(master_config, cli, tmp_path,
+                                                          data_dir) -> None:
+    path = master_config(
+        system={"base_config": "codes/config_v2.yaml", "metric": "metrics.best_val_f1",
+                "overrides": ["epochs=2", "limit_samples=400", "image_size=32",
+                              "batch_size=32", f"data_dir={data_dir}",
+                              f"output_dir={tmp_path / 'outputs'}", "pretrained=false",
+                              "num_workers=0"]},
+        models=MODELS, experiment_categories={"optimizer": {"options": OPTIONS}},
+        execution={"max_parallel": 2, "experiment_timeout": 400})
+    res = cli("--config", str(path), "--all", timeout=900)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "6 done, 0 failed" in res.stdout
+
+    for project in ("test_resnet_r160_in1k", "test_efficientnet_r160_in1k"):
+        for run in (tmp_path / "runs" / project).iterdir():
+            assert (run / "result.json").is_file() and (run / "metrics.jsonl").is_file()
+
+    res = cli("--config", str(path), "--summary")
+    assert res.returncode == 0, res.stderr
+    winners = [line for line in res.stdout.splitlines()
+               if " adamw_fast " in line and line.rstrip().endswith("winner")]
+    losers = [line for line in res.stdout.splitlines()
+              if " sgd_frozen " in line and line.rstrip().endswith("winner")]
+    assert len(winners) == 2 and not losers, res.stdout
