@@ -86,7 +86,9 @@ def test_auto_finds_gpus_with_nvidia_smi(fake_smi):
     slots = devices.plan_slots(8, "auto", cpus=12)
     assert [s.env["CUDA_VISIBLE_DEVICES"] for s in slots] == ["0", "1", "2"]
     assert {s.env["OMP_NUM_THREADS"] for s in slots} == {"4"}
-    assert "torch" not in sys.modules
+    probe = ("import sys; from hyperparameter_system import api, devices, ray_executor; "
+             "devices.plan_slots(8, 'auto'); assert 'torch' not in sys.modules, 'torch'")
+    subprocess.run([sys.executable, "-c", probe], check=True, timeout=60)
 
 
 def test_auto_honours_cuda_visible_devices(fake_smi, monkeypatch):
