@@ -90,6 +90,10 @@ class Ledger:
             for key, kind in COLUMNS.items():
                 if key not in have:
                     db.execute(f'ALTER TABLE experiments ADD COLUMN "{key}" {kind}')
+        # Held open for the ledger's life: while another connection is open, SQLite does not
+        # checkpoint (and fsync) the WAL each time a transaction's own connection closes.
+        self._keeper = sqlite3.connect(self.path, timeout=timeout, check_same_thread=False)
+        self._keeper.execute("SELECT 1 FROM experiments LIMIT 1").fetchall()
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
