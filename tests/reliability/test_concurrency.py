@@ -57,6 +57,16 @@ def test_sigint_ends_every_tree_within_5s_and_a_rerun_finishes(tmp_path):
     assert all(r["attempts"] == 1 for r in ledger_rows(tmp_path))  # interrupted don't count
 
 
+def test_sigterm_stops_a_run_as_ctrl_c_does(tmp_path):
+    config = write_master(tmp_path, master_dict(tmp_path, [{"fake.sleep": 20}]))
+    proc = start_cli(tmp_path, "--config", str(config), "--all")
+    assert wait_for(lambda: experiment_pids(tmp_path), 20)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=5) == 130
+    assert not experiment_pids(tmp_path)
+    assert [r["status"] for r in ledger_rows(tmp_path)] == ["interrupted"]
+
+
 def test_two_runners_at_once_launch_nothing_twice(tmp_path):
     options = [{"fake.sleep": 0.3 + i % 3 / 4, "fake.metric": i / 10} for i in range(10)]
     config = str(write_master(tmp_path, master_dict(tmp_path, options)))
