@@ -217,13 +217,14 @@ def localise(launch: Launch) -> Launch:
         config_path=move(launch.config_path), run_dir=move(launch.run_dir))
 
 
-def reap_on_node(experiment_id: str, log_path: str, grace: float) -> tuple[int, str]:
+def reap_on_node(experiment_id: str, log_path: str, grace: float,
+                 ledger: str | None = None) -> tuple[int, str]:
     """After a cancel: give the task `grace` seconds to end its process group itself, then
     SIGKILL what is left of the experiment. Returns (processes left, log tail)."""
     deadline = time.time() + grace
-    while reaper.experiment_pids(experiment_id) and time.time() < deadline:
+    while reaper.experiment_pids(experiment_id, ledger) and time.time() < deadline:
         time.sleep(0.1)
-    left = reaper.reap(experiment_id)
+    left = reaper.reap(experiment_id, ledger=ledger)
     return left, launcher.tail(log_path)
 
 
@@ -242,7 +243,8 @@ def _cancel(stream, launch: Launch, where: Mapping[str, Any], started: float) ->
             scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
         with contextlib.suppress(Exception):
             left, outcome.log_tail = ray.get(
-                reap.remote(launch.experiment_id, launch.log_path, launcher.KILL_GRACE_S + 2),
+                reap.remote(launch.experiment_id, launch.log_path, launcher.KILL_GRACE_S + 2,
+                            launch.env.get("HPSYS_LEDGER")),
                 timeout=REAP_TIMEOUT_S)
             if left:
                 outcome.error += f" ({left} process(es) could not be ended on node {node})"
