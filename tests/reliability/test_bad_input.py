@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from relkit import ledger_rows, master_dict, run_cli, write_master
 
 from hyperparameter_system import experiment_runner
+from hyperparameter_system.api import select
 from hyperparameter_system.errors import HpsysError
 from hyperparameter_system.settings import load_settings
 from hyperparameter_system.yamlfile import load_yaml
@@ -230,3 +231,17 @@ def test_arbitrary_structures_in_the_master_config(tmp_path, data):
     except UnicodeEncodeError:  # lone surrogates cannot be written as UTF-8
         return
     _only_hpsys_errors(target)
+
+
+@FUZZ
+@given(base=st.dictionaries(st.sampled_from(["fake", "batch_size", "lr", "wandb", "x.y", ""])
+                            | st.text(max_size=8), VALUES, max_size=6))
+def test_arbitrary_base_configs(tmp_path, base):
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base, allow_unicode=True),
+                                        encoding="utf-8", errors="surrogatepass")
+    doc = master_dict(tmp_path, [{"fake.sleep": 0.1}, {"+extra.key": 1}],
+                      base_config=str(tmp_path / "base.yaml"))
+    doc["experiment_categories"]["batch_size"] = {"options": [{"batch_size": 16}]}
+    config = write_master(tmp_path, doc)
+    with contextlib.suppress(HpsysError):
+        select(load_settings(config))  # the matrix is built before anything is launched
