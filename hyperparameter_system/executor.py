@@ -186,9 +186,13 @@ class Executor:
         """A row its dead runner left `running`: end any process of it still alive, then keep
         the result it may have finished with, so it is never completed twice."""
         reaper.reap(exp.id, pgid=before.pid, ledger=str(self.settings.system.ledger))
-        result = read_json(Path(before.run_dir) / "result.json") if before.run_dir else None
+        path = Path(before.run_dir or "") / "result.json"
+        result = read_json(path) if before.run_dir else None
         if not result or result.get("experiment_id") != exp.id:
             return False
+        with contextlib.suppress(OSError):  # written before that attempt began: --rerun's
+            if path.stat().st_mtime < (before.started_at or 0):
+                return False
         now = time.time()
         outcome = Outcome(exp.id, "done", before.started_at or now, now, exit_code=0,
                           result=result, config_path=before.config_path,

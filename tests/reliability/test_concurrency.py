@@ -135,6 +135,18 @@ def test_a_row_left_running_by_a_dead_runner_is_taken_back(tmp_path):
     assert ledger.rows()[0].status == "done" and completions(tmp_path)[exp.id] == 1
 
 
+def test_a_stale_result_json_is_not_taken_for_the_dead_runners_attempt(tmp_path):
+    config, settings, (exp,) = _settings(tmp_path)
+    assert run_cli(tmp_path, "--config", config, "--all").returncode == 0
+    ledger = api.ledger(settings)
+    ledger.reset([exp.id])  # --rerun, and the runner is killed between claim and launch:
+    host = runner_identity().rsplit(":", 1)[0]
+    assert ledger.claim(exp.id, f"{host}:{_dead_pid()}", stale_after=5)
+    # the result.json of the first run is still there: it must not pass for this attempt
+    assert run_cli(tmp_path, "--config", config, "--all").returncode == 0
+    assert completions(tmp_path)[exp.id] == 2
+
+
 def test_concurrent_claims_have_one_winner(tmp_path):
     _, settings, (exp,) = _settings(tmp_path)
     ledger = api.ledger(settings)
