@@ -9,6 +9,7 @@ descriptors and threads at start and end; exits 1 when an experiment is not done
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import resource
 import shutil
@@ -73,6 +74,8 @@ def main() -> int:
     tracemalloc.stop()
     done.set()
     time.sleep(0.1)
+    fds_cyclic = open_fds()  # ledgers caught in reference cycles still hold their connection
+    gc.collect()
     fds_end, threads_end = open_fds(), threading.active_count()
     statuses = api.ledger(settings).statuses()
     ok = sum(1 for s in statuses.values() if s == "done")
@@ -83,7 +86,8 @@ def main() -> int:
     print(f"wall time        {elapsed:.1f} s")
     print(f"throughput       {len(experiments) / elapsed:.1f} experiments/s")
     print(f"peak memory      {rss_mb:.0f} MB RSS, {heap_peak / 2**20:.1f} MB Python heap")
-    print(f"open fds         {fds_start} at start, {fds_end} at end, {max(peak_fds)} at most")
+    print(f"open fds         {fds_start} at start, {fds_end} at end ({fds_cyclic} before "
+          f"gc.collect), {max(peak_fds)} at most")
     print(f"threads          {threads_start} at start, {threads_end} at end")
     shutil.rmtree(tmp, ignore_errors=True)
     grew = fds_end > fds_start or threads_end > threads_start
