@@ -56,9 +56,22 @@ def flat_keys(config: Mapping[str, Any], prefix: str = "") -> list[str]:
     return keys
 
 
+_ATOMIC = (str, int, float, bool, type(None))
+
+
+def plain_copy(value: Any) -> Any:
+    """A deep copy of YAML data (mappings, lists, scalars), many times faster than
+    copy.deepcopy: a 10,000-experiment matrix copies its base config 10,000 times."""
+    if isinstance(value, dict):
+        return {k: plain_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain_copy(v) for v in value]
+    return value if isinstance(value, _ATOMIC) else copy.deepcopy(value)
+
+
 def apply_changes(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
     """A deep copy of `base` with every dotted change set."""
-    config = copy.deepcopy(dict(base))
+    config = plain_copy(dict(base))
     for key, value in changes.items():
         set_dotted(config, key, copy.deepcopy(value))
     return config

@@ -20,6 +20,7 @@ from rich.text import Text
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
+MATRIX_TABLE_ROWS = 300  # a model with more runs is listed as plain lines (fast), not a Table
 STATUS_STYLE = {"done": "green", "failed": "red", "timeout": "red", "interrupted": "yellow",
                 "running": "cyan", "pending": "dim"}
 
@@ -65,10 +66,17 @@ def print_matrix(settings, experiments: Sequence, statuses: Mapping[str, str],
         counts = Counter(e.category for e in experiments if e.model == model)
         grid.add_row(model, *(str(counts.get(c, 0)) for c in cats), str(sum(counts.values())))
     console.print(grid)
+    header = ("#", "id", "category", "run name", "status", "estimate")
     for model in models:
         mine = [e for e in experiments if e.model == model]
-        table = Table(title=f"Project: {mine[0].project} ({len(mine)} runs)", title_justify="left")
-        for col in ("#", "id", "category", "run name", "status", "estimate"):
+        title = f"Project: {mine[0].project} ({len(mine)} runs)"
+        if len(mine) > MATRIX_TABLE_ROWS:
+            _plain_table(title, header, [
+                (str(e.index), e.id, e.category, e.run_name, statuses.get(e.id) or "new",
+                 fmt_duration(estimates.get(e.id))) for e in mine])
+            continue
+        table = Table(title=title, title_justify="left")
+        for col in header:
             table.add_column(col)
         for e in mine:
             table.add_row(str(e.index), e.id, e.category, e.run_name,
@@ -84,6 +92,14 @@ def print_matrix(settings, experiments: Sequence, statuses: Mapping[str, str],
         line += f"; estimated {fmt_duration(sum(known) / parallel)} on {parallel} slot(s)"
         line += f" ({unknown} without an estimate)" if unknown else ""
     console.print(line)
+
+
+def _plain_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Aligned plain lines: rich takes seconds to lay out a table of thousands of rows."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+             for r in (header, *rows)]
+    console.out("\n".join([title, *lines]), highlight=False)
 
 
 class RunDisplay:

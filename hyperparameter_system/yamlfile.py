@@ -11,6 +11,7 @@ import yaml
 from hyperparameter_system.errors import HpsysError
 
 KeyPath = tuple[str | int, ...]
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def dotted(path: KeyPath) -> str:
@@ -60,9 +61,13 @@ def load_yaml(path: str | Path, what: str = "YAML file") -> YamlDoc:
         raise HpsysError(str(path), f"{what} not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise HpsysError(str(path), f"cannot read {what}: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    try:  # parse once (with libyaml when present); the node tree gives the lines
+        loader = _LOADER(text)
+        try:
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}" if mark else ""
