@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -167,3 +169,16 @@ def test_legacy_master_config_runs_unchanged(cli, repo_root, tmp_path) -> None:
     config = yaml.safe_load((tmp_path / "temp_configs" / temp[1]).read_text())
     assert config["model_name"] == "resnet50.tv2_in1k" and config["optimizer_name"] == "AdamW"
     assert (tmp_path / "experiments.db").is_file()
+
+
+@pytest.mark.parametrize("command", [
+    (sys.executable, "-m", "hyperparameter_system.experiment_runner"),
+    (str(Path(sys.executable).parent / "hpsys"),),
+], ids=["python-m", "console-script"])
+def test_other_ways_to_start_the_cli(command, master_config, repo_root) -> None:
+    if not Path(command[0]).exists():
+        pytest.skip("console script not installed")
+    res = subprocess.run([*command, "--config", str(master_config()), "--dry-run"],
+                         cwd=repo_root, capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "COLUMNS": "200"})
+    assert res.returncode == 0 and "Would run 8 of 8" in res.stdout, res.stderr
