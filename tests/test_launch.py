@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hyperparameter_system import api
+from hyperparameter_system import api, console
 from hyperparameter_system.hyperparameter_configs import build_matrix
 from hyperparameter_system.reaper import alive
 from hyperparameter_system.safe_names import safe_name
@@ -177,3 +177,10 @@ def test_timeout_ends_the_whole_process_tree(master_config, tmp_path) -> None:
         time.sleep(0.05)
     assert not alive(grandchild)
     assert api.ledger(settings).rows()[0].status == "timeout"
+
+
+def test_live_display_reads_the_latest_epoch(full_run) -> None:
+    settings, experiments, *_ = full_run
+    row = api.ledger(settings).rows([experiments[1].id])[0]
+    assert console.latest_epoch(row.run_dir) == "epoch 2 val_f1 0.5000"
+    assert console.latest_epoch(str(settings.system.runs_dir / "nowhere")) == "starting"
