@@ -132,15 +132,18 @@ class RunDisplay:
         self.running[experiment.id] = (experiment, time.time(), f"{slot}|{run_dir}")
         self.refresh()
 
-    def finished(self, experiment, outcome) -> None:
+    def finished(self, experiment, outcome, final: bool = True) -> None:
+        """One attempt ended; only the final one advances the bar (retries don't overshoot)."""
         self.running.pop(experiment.id, None)
-        if outcome.status == "done":
-            self.done += 1
-        else:
-            self.failed += 1
-        self.progress.update(self.task, advance=1, done=self.done, failed=self.failed)
+        if final:
+            if outcome.status == "done":
+                self.done += 1
+            else:
+                self.failed += 1
+            self.progress.update(self.task, advance=1, done=self.done, failed=self.failed)
         style = STATUS_STYLE.get(outcome.status, "")
         reason = f" ({outcome.error})" if outcome.error else ""
+        reason += "" if final else ", retrying"
         self.live.console.print(Text(
             f"{outcome.status:<11} {experiment.describe()} in "
             f"{fmt_duration(outcome.duration_s)}{reason}", style=style), soft_wrap=True)

@@ -145,15 +145,19 @@ class Executor:
             if before.status == "running" and self._recover(exp, before):
                 continue
             tries = self.tries[exp.id] = self.tries.get(exp.id, 0) + 1
-            outcome = self._attempt(exp, slot, (before.attempts or 0) + 1)
-            if outcome.status in ("failed", "timeout") and not self.stop.is_set() \
-                    and tries < execution.max_attempts:
+            outcome = self._attempt(exp, slot, (before.attempts or 0) + 1, tries)
+            if self._will_retry(outcome, tries):
                 if outcome.oom and execution.retry_oom_halving:
                     self._halve_batch(exp)
                 with self.lock:
                     self.queue.append(exp)
 
-    def _attempt(self, exp: Experiment, slot: Slot, attempt: int) -> Outcome:
+    def _will_retry(self, outcome: Outcome, tries: int) -> bool:
+        """Failed or timed out with retries left in this invocation (execution.retry_failed)."""
+        return (outcome.status in ("failed", "timeout") and not self.stop.is_set()
+                and tries < self.settings.execution.max_attempts)
+
+    def _attempt(self, exp: Experiment, slot: Slot, attempt: int, tries: int) -> Outcome:
         config = exp.config
         if exp.id in self.batch_override:
             config = apply_changes(config, {"batch_size": self.batch_override[exp.id]})
@@ -169,18 +173,19 @@ class Executor:
         outcome = self.dispatch(launch, slot, self.stop.is_set, on_start)
         if exp.id in self.batch_override and outcome.error:
             outcome.error += f" (batch_size {self.batch_override[exp.id]})"
-        self._record(exp, outcome)
+        self._record(exp, outcome, final=not self._will_retry(outcome, tries))
         if slot.devices:
             devices.wait_released(slot.devices, exp.id)
         return outcome
 
-    def _record(self, exp: Experiment, outcome: Outcome) -> None:
+    def _record(self, exp: Experiment, outcome: Outcome, final: bool = True) -> None:
+        """Ledger first (the truth), then the display; `final` is False before a retry."""
         metric = headline(outcome.result, self.settings.system.metric)
         self.ledger.finish(exp.id, outcome, metric)
         with self.lock:
             self.result.outcomes.append(outcome)
         if self.display is not None:
-            self.display.finished(exp, outcome)
+            self.display.finished(exp, outcome, final)
 
     def _recover(self, exp: Experiment, before) -> bool:
         """A row its dead runner left `running`: end any process of it still alive, then keep
