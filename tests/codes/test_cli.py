@@ -109,47 +109,36 @@ def test_end_to_end_outputs(trained):
 
 
 @pytest.mark.slow
-def test_evaluate_and_predict_on_checkpoint(trained, run_script, tmp_path, digits_dir):
+def test_evaluate_and_predict_on_checkpoint(trained, capsys, tmp_path, digits_dir):
+    import evaluate
+    import predict
+    import select_best_model
+
     proc, run_dir, _ = trained
     assert proc.returncode == 0, proc.stderr
     ckpt = str(run_dir / "checkpoints" / "best_model.pt")
     result = json.loads((run_dir / "result.json").read_text())
-    val = run_script(["codes/evaluate.py", "--checkpoint", ckpt, "--split", "val"])
-    assert val.returncode == 0, val.stderr
-    assert json.loads(val.stdout)["f1"] == pytest.approx(result["metrics"]["best_val_f1"])
-    test = run_script(
-        [
-            "codes/evaluate.py",
-            "--checkpoint",
-            ckpt,
-            "--split",
-            "test",
-            "--out",
-            str(tmp_path / "m.json"),
-        ]
+    capsys.readouterr()
+    assert evaluate.main(["--checkpoint", ckpt, "--split", "val"]) == 0
+    assert json.loads(capsys.readouterr().out)["f1"] == pytest.approx(
+        result["metrics"]["best_val_f1"]
     )
-    assert test.returncode == 0, test.stderr
-    assert json.loads((tmp_path / "m.json").read_text())["images"] == 360
+    metrics_path = tmp_path / "m.json"
+    assert evaluate.main(["--checkpoint", ckpt, "--split", "test", "--out", str(metrics_path)]) == 0
+    assert json.loads(metrics_path.read_text())["images"] == 360
     out = tmp_path / "sub.csv"
-    pred = run_script(["codes/predict.py", "--checkpoint", ckpt, "--out", str(out), "--tta"])
-    assert pred.returncode == 0, pred.stderr
+    assert predict.main(["--checkpoint", ckpt, "--out", str(out), "--tta"]) == 0
     with (digits_dir / "sample_submission.csv").open() as fh:
         expected_ids = [r["ID"] for r in csv.DictReader(fh)]
     with out.open() as fh:
         rows = list(csv.DictReader(fh))
     assert [r["ID"] for r in rows] == expected_ids
     assert {int(r["target"]) for r in rows} <= set(range(10))
-    best = run_script(
-        [
-            "codes/select_best_model.py",
-            "--runs",
-            str(run_dir.parent),
-            "--dest",
-            str(tmp_path / "final_model.pt"),
-        ]
-    )
-    assert best.returncode == 0, best.stderr
-    assert (tmp_path / "final_model.pt").is_file()
+    final = tmp_path / "final_model.pt"
+    assert select_best_model.main(["--runs", str(run_dir.parent), "--dest", str(final)]) == 0
+    assert final.is_file()
+    assert evaluate.main(["--checkpoint", str(tmp_path / "none.pt")]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err
 
 
 @pytest.mark.slow
