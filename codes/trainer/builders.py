@@ -107,10 +107,13 @@ def build_model(cfg: dict[str, Any], num_classes: int) -> nn.Module:
     spec = cfg["model_name"]
     mode = cfg.get("fine_tuning", "full")
     pretrained = bool(cfg.get("pretrained", False)) and mode != "scratch"
+    if cfg.get("pretrained") and mode == "scratch":
+        print("note: fine_tuning: scratch trains from random weights; pretrained is ignored")
     if isinstance(spec, dict):
         model = _call_target(spec, "model_name", num_classes=num_classes)
     else:
         model = _create_timm(spec, pretrained, num_classes, cfg.get("model_kwargs") or {})
+    model.loaded_pretrained = pretrained and not isinstance(spec, dict)
     if mode == "head":
         if not hasattr(model, "get_classifier"):
             raise ConfigError("fine_tuning: 'head' needs a model with get_classifier() (timm)")

@@ -69,6 +69,7 @@ def build_effective(
     return {
         "model_name": effective_model_name(model, cfg["model_name"]),
         "model_class": type(model).__name__,
+        "pretrained": bool(getattr(model, "loaded_pretrained", False)),
         "num_classes": getattr(model, "num_classes", None),
         "trainable_params": trainable,
         "total_params": sum(p.numel() for p in model.parameters()),
@@ -192,6 +193,15 @@ def _train_splits(
             cfg, weight.to(device) if weight is not None else None
         ).to(device)
         stopper = EarlyStopping(cfg.get("monitor", "val_f1"), cfg.get("patience"))
+        if k == 0:
+            print(
+                f"built: {type(optimizer).__name__} lr={optimizer_info['lr']:g} "
+                f"wd={optimizer_info['weight_decay']:g} momentum={optimizer_info['momentum']}; "
+                f"scheduler {type(schedule.main).__name__ if schedule.main else None} "
+                f"{schedule.params}; loss {type(criterion).__name__}; batch "
+                f"{train_loader.batch_size}; {len(train_idx)} train / {len(val_idx)} val",
+                flush=True,
+            )
 
         def on_epoch(record: dict[str, Any], _k: int = k) -> None:
             nonlocal step
