@@ -115,17 +115,30 @@ def find_image(folder: Path, image_id: str) -> Path:
     raise DataError(f"image not found: {folder / image_id} (expected one file per CSV ID)")
 
 
-def decode_images(folder: Path, ids: list[str], size: int) -> torch.Tensor:
-    """Decode, convert to RGB and resize every image once into an (N, 3, size, size) uint8."""
+def _decode_one(path: Path, size: int) -> np.ndarray:
+    with Image.open(path) as img:
+        img = img.convert("RGB")
+        if img.size != (size, size):
+            img = img.resize((size, size), Image.Resampling.BILINEAR)
+        return np.asarray(img)
+
+
+def decode_images(folder: Path, ids: list[str], size: int, workers: int = 0) -> torch.Tensor:
+    """Decode, convert to RGB and resize every image once into an (N, 3, size, size) uint8;
+    `workers` threads decode in parallel (PIL releases the GIL while decoding)."""
     if not folder.is_dir():
         raise DataError(f"image folder not found: {folder} (expected {folder.name}/<ID> files)")
+    paths = [find_image(folder, image_id) for image_id in ids]
     out = np.empty((len(ids), size, size, 3), dtype=np.uint8)
-    for i, image_id in enumerate(ids):
-        with Image.open(find_image(folder, image_id)) as img:
-            img = img.convert("RGB")
-            if img.size != (size, size):
-                img = img.resize((size, size), Image.Resampling.BILINEAR)
-            out[i] = np.asarray(img)
+    if workers > 0 and len(paths) > 64:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for i, array in enumerate(pool.map(_decode_one, paths, [size] * len(paths))):
+                out[i] = array
+    else:
+        for i, path in enumerate(paths):
+            out[i] = _decode_one(path, size)
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
 
 
@@ -145,7 +158,9 @@ def load_train_set(cfg: dict[str, Any]) -> ImageSet:
     if limit and limit < len(ids):
         keep = subsample(labels, limit, cfg.get("random_seed", 42))
         ids, labels = [ids[i] for i in keep], [labels[i] for i in keep]
-    images = decode_images(data_dir / Path(csv_path.name).stem, ids, cfg["image_size"])
+    images = decode_images(
+        data_dir / Path(csv_path.name).stem, ids, cfg["image_size"], cfg.get("num_workers") or 0
+    )
     return ImageSet(ids, images, torch.tensor(labels, dtype=torch.long), class_names)
 
 

@@ -27,9 +27,7 @@ def test_prepare_data_layout_and_idempotence(digits_dir, codes_dir):
     assert len(train) + len(test) == 1797 and len(test) == 360
     assert not {r["ID"] for r in train} & {r["ID"] for r in test}
     assert all((digits_dir / "train" / r["ID"]).is_file() for r in train)
-    assert [r["ID"] for r in _rows(digits_dir / "sample_submission.csv")] == [
-        r["ID"] for r in test
-    ]
+    assert [r["ID"] for r in _rows(digits_dir / "sample_submission.csv")] == [r["ID"] for r in test]
     assert [r["class_name"] for r in _rows(digits_dir / "meta.csv")][:2] == ["zero", "one"]
     assert prepare(digits_dir) is False  # already complete: nothing rewritten
 
@@ -97,3 +95,11 @@ def test_mixed_precision_effective_on_cuda(tiny_cfg, tmp_path):
     assert eff["mixed_precision"] is True
     expected = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
     assert eff["amp_dtype"] == expected and eff["grad_scaler"] is (expected == "float16")
+
+
+def test_parallel_decode_matches_serial(digits_dir):
+    from trainer.data import decode_images, read_id_csv
+
+    ids, _ = read_id_csv(digits_dir / "train.csv")
+    serial = decode_images(digits_dir / "train", ids[:100], 16)
+    assert torch.equal(serial, decode_images(digits_dir / "train", ids[:100], 16, workers=2))
