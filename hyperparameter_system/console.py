@@ -17,7 +17,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-console = Console(highlight=False)
+# Not a terminal (CI logs, pipes, `make demo | tee`): wide enough that run names are never cut.
+_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
+console = Console(highlight=False, width=_WIDTH)
 err_console = Console(stderr=True, highlight=False)
 
 MATRIX_TABLE_ROWS = 300  # a model with more runs is listed as plain lines (fast), not a Table
