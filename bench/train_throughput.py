@@ -25,7 +25,7 @@ from trainer import builders  # noqa: E402
 from trainer.config import load_config  # noqa: E402
 from trainer.data import load_train_set, make_loaders, split_indices  # noqa: E402
 from trainer.device import amp_plan, configure_threads, pick_device  # noqa: E402
-from trainer.engine import train_one_epoch  # noqa: E402
+from trainer.engine import train_one_epoch, train_step  # noqa: E402
 
 
 def bare_epoch(model, criterion, optimizer, amp, batches) -> float:
@@ -33,17 +33,8 @@ def bare_epoch(model, criterion, optimizer, amp, batches) -> float:
     model.train()
     start = time.perf_counter()
     for x, y in batches:
-        with torch.autocast(x.device.type, dtype=amp.dtype, enabled=amp.enabled):
-            loss = criterion(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        if amp.scaler is not None:
-            amp.scaler.scale(loss).backward()
-            amp.scaler.step(optimizer)
-            amp.scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
-    float(loss.detach())  # wait for the device
+        loss = train_step(model, x, y, criterion, optimizer, amp)
+    float(loss)  # wait for the device
     return time.perf_counter() - start
 
 

@@ -75,6 +75,28 @@ class FitResult:
     stopped_early: bool = False
 
 
+def train_step(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    criterion: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    amp: AmpPlan,
+) -> torch.Tensor:
+    """Forward, backward and optimizer step (scaled for float16); returns the loss tensor."""
+    with torch.autocast(x.device.type, dtype=amp.dtype, enabled=amp.enabled):
+        loss = criterion(model(x), y)
+    optimizer.zero_grad(set_to_none=True)
+    if amp.scaler is not None:
+        amp.scaler.scale(loss).backward()
+        amp.scaler.step(optimizer)
+        amp.scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
+    return loss.detach()
+
+
 def train_one_epoch(
     model: nn.Module,
     loader: TensorLoader,
@@ -90,18 +112,9 @@ def train_one_epoch(
     seen = 0
     shape: tuple[int, ...] = ()
     for x, y in loader:
-        with torch.autocast(device.type, dtype=amp.dtype, enabled=amp.enabled):
-            loss = criterion(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        if amp.scaler is not None:
-            amp.scaler.scale(loss).backward()
-            amp.scaler.step(optimizer)
-            amp.scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
+        loss = train_step(model, x, y, criterion, optimizer, amp)
         schedule.after_batch()
-        total += loss.detach().float() * len(y)
+        total += loss.float() * len(y)
         seen += len(y)
         shape = tuple(x.shape)
     return float(total) / max(seen, 1), shape
