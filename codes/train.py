@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from trainer.artifacts import RunDir, default_run_name, run_dir_for, tee_output
-from trainer.config import config_path_from, load_config, overrides_as_mapping
+from trainer.config import config_path_from, load_config, overrides_as_mapping, unused_keys
 from trainer.errors import exit_code_of
 
 
@@ -52,6 +52,8 @@ def _train(args: argparse.Namespace, started: float, logs: contextlib.ExitStack,
     if tee:
         logs.enter_context(tee_output(run_dir.path / "train.log"))
     run_dir.write_config(cfg, overrides_as_mapping(args.overrides))
+    for key in unused_keys(cfg):
+        print(f"warning: config key '{key}' is not used by codes/train.py", file=sys.stderr)
     print(f"run {run_name}: config {path}, output {run_dir.path}", flush=True)
     from trainer.run import train
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -393,9 +392,3 @@ def validate_names(cfg: dict[str, Any]) -> None:
             f"warmup_epochs: expected fewer than epochs ({cfg['epochs']}), "
             f"got {cfg['warmup_epochs']}"
         )
-
-
-def steps_per_epoch(n_train: int, batch_size: int) -> int:
-    """Optimizer steps in one epoch (the loader drops a lone last sample)."""
-    steps = math.ceil(n_train / batch_size)
-    return steps - 1 if n_train % batch_size == 1 and n_train > 1 else steps

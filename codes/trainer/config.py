@@ -263,6 +263,12 @@ def load_config(path: Path, overrides: list[str]) -> Config:
     return validate(cfg, source="overrides" if overrides else str(path))
 
 
+def unused_keys(cfg: Config) -> list[str]:
+    """Top-level keys the trainer does not read (a category setting one would change nothing)."""
+    known = {key.split(".")[0] for key in SCHEMA}
+    return [key for key in cfg if key not in known]
+
+
 def overrides_as_mapping(overrides: list[str]) -> dict[str, Any]:
     """The overrides as written, for overrides.yaml."""
     return {

@@ -250,7 +250,6 @@ class TensorLoader:
         shuffle: bool = False,
         augment: Augmenter | None = None,
         seed: int = 0,
-        channels_last: bool = False,
     ) -> None:
         self.images = images.to(device)
         self.labels = labels.to(device)
@@ -261,7 +260,6 @@ class TensorLoader:
         self.generator = torch.Generator().manual_seed(seed)
         self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1) * 255.0
         self.std = torch.tensor(std, device=device).view(1, -1, 1, 1) * 255.0
-        self.channels_last = channels_last
         # A last batch of one breaks BatchNorm in training; fold it into the previous epoch.
         n = len(self.labels)
         self.drop_last = shuffle and n % batch_size == 1 and n > 1
@@ -289,8 +287,6 @@ class TensorLoader:
             if self.augment is not None:
                 x = self.augment(x)
             x = (x - self.mean) / self.std
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
             yield x, y
 
 

@@ -117,3 +117,10 @@ def test_config_from_env(monkeypatch, tmp_path):
     monkeypatch.delenv("EXPERIMENT_CONFIG")
     with pytest.raises(ConfigError, match="EXPERIMENT_CONFIG"):
         config_path_from(None)
+
+
+def test_unused_keys_are_reported(codes_dir):
+    from trainer.config import unused_keys
+
+    cfg = load_config(codes_dir / "config_v2.yaml", ["+dropout=0.1"])
+    assert unused_keys(cfg) == ["dropout"]
