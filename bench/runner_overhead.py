@@ -45,7 +45,7 @@ class Stamps:
     def __init__(self) -> None:
         self.times: list[float] = []
 
-    def finished(self, experiment: Any, outcome: Any) -> None:
+    def finished(self, experiment: Any, outcome: Any, final: bool = True) -> None:
         self.times.append(time.perf_counter())
 
     def started(self, *args: Any) -> None: ...

@@ -45,6 +45,8 @@ def plan_slots(max_parallel: int, gpus: str | Sequence[int], gpus_per_experiment
     """
     found = detect_gpus() if gpus == "auto" else list(gpus)
     cpus = cpus or os.cpu_count() or 1
+    if len(set(found)) < len(found):  # two groups holding one GPU would share it
+        raise ValueError(f"GPU indices listed twice: {found}")
     if found:
         groups = [tuple(found[i:i + gpus_per_experiment])
                   for i in range(0, len(found) - gpus_per_experiment + 1, gpus_per_experiment)]
@@ -61,7 +63,8 @@ def plan_slots(max_parallel: int, gpus: str | Sequence[int], gpus_per_experiment
     for i, devices in enumerate(layout):
         env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
                "HPSYS_CPU_THREADS": str(threads), "HPSYS_MAX_WORKERS": str(max(0, threads - 1))}
-        if found:
+        if found:  # indices as nvidia-smi numbers them (CUDA's default order may differ)
+            env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
             env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, devices))
         elif gpus != "auto":
             env["CUDA_VISIBLE_DEVICES"] = ""  # gpus: none means CPU even on a GPU machine

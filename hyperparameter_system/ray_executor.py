@@ -70,13 +70,21 @@ def connect(settings: Settings) -> None:
                          f"cannot connect to Ray at {address!r}: {exc}") from None
 
 
-def request(execution: ExecutionSettings, cluster_gpus: float) -> dict[str, Any]:
+def request(execution: ExecutionSettings, cluster_gpus: float,
+            where: str = "execution") -> dict[str, Any]:
     """The Ray resources one experiment asks for.
 
     GPUs: `gpus_per_experiment / experiments_per_gpu` each, unless `gpus` is none, or `auto` on
     a cluster without GPUs. `ray_resources` adds custom resources (they may stand in for GPUs).
+    Ray shares a single GPU only (fractions below 1), so several GPUs per experiment cannot be
+    shared: refused here, before a task asking for 1.5 GPUs fails at submission.
     """
     wants_gpus = execution.gpus != () and (execution.gpus != "auto" or cluster_gpus > 0)
+    if wants_gpus and execution.gpus_per_experiment > 1 and execution.experiments_per_gpu > 1:
+        raise HpsysError(f"{where}.experiments_per_gpu",
+                         "Ray shares only single GPUs between tasks: with gpus_per_experiment "
+                         f"{execution.gpus_per_experiment}, set experiments_per_gpu to 1 "
+                         "(or use the local executor)")
     gpus = execution.gpus_per_experiment / execution.experiments_per_gpu if wants_gpus else 0
     return {"num_cpus": execution.cpus_per_experiment, "num_gpus": gpus,
             "resources": dict(execution.ray_resources)}
@@ -103,7 +111,7 @@ def ray_slots(settings: Settings) -> list[Slot]:
     import ray
 
     execution = settings.execution
-    ask = request(execution, ray.cluster_resources().get("GPU", 0))
+    ask = request(execution, ray.cluster_resources().get("GPU", 0), f"{settings.path}: execution")
     count = execution.max_parallel
     if count == 1:
         nodes = [n for n in ray.nodes() if n.get("Alive")]
@@ -122,7 +130,8 @@ def ray_dispatch(settings: Settings) -> Dispatch:
     connect(settings)
     import ray
 
-    ask = request(settings.execution, ray.cluster_resources().get("GPU", 0))
+    ask = request(settings.execution, ray.cluster_resources().get("GPU", 0),
+                  f"{settings.path}: execution")
     remote = ray.remote(max_retries=0)(run_on_node).options(**ask)
     keep = settings.system.keep_temp_configs
     here = socket.gethostname()

@@ -178,8 +178,9 @@ class Summary:
     counts: dict[str, int]
 
     def better(self, delta: float | None) -> bool | None:
-        """Whether a signed delta is an improvement under metric_mode."""
-        if delta is None or delta == 0:
+        """Whether a signed delta is an improvement under metric_mode; one that prints as
+        +0.0000 (float noise, e.g. the mean of +0.05 and -0.05) is neither, so not coloured."""
+        if delta is None or abs(delta) < 0.5e-4:
             return None
         return delta > 0 if self.metric_mode == "max" else delta < 0
 

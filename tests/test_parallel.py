@@ -127,6 +127,19 @@ def test_two_experiments_per_gpu():
     assert len(devices.plan_slots(3, [0, 1], experiments_per_gpu=2)) == 3
 
 
+def test_two_gpus_per_experiment_shared_by_two():
+    slots = devices.plan_slots(8, [0, 1, 2, 3], gpus_per_experiment=2, experiments_per_gpu=2,
+                               cpus=8)
+    assert [s.env["CUDA_VISIBLE_DEVICES"] for s in slots] == ["0,1", "2,3", "0,1", "2,3"]
+    assert {s.env["OMP_NUM_THREADS"] for s in slots} == {"2"}
+
+
+def test_gpu_indices_match_nvidia_smi_and_are_never_listed_twice():
+    assert {s.env["CUDA_DEVICE_ORDER"] for s in devices.plan_slots(2, [0, 1])} == {"PCI_BUS_ID"}
+    with pytest.raises(ValueError, match="listed twice"):
+        devices.plan_slots(2, [0, 0, 1])
+
+
 def test_max_parallel_caps_the_slots():
     slots = devices.plan_slots(2, [0, 1, 2, 3], cpus=1)
     assert [s.devices for s in slots] == [(0,), (1,)]
@@ -146,3 +159,21 @@ def test_wait_released_waits_for_the_experiments_gpu_memory(fake_smi, monkeypatc
         holder.kill()
         holder.wait()
     assert devices.wait_released([0], "exp-held", timeout=0.8) is True
+
+
+def test_the_overhead_bench_display_takes_what_the_executor_passes():
+    """bench/runner_overhead.py stands in for console.RunDisplay: same methods, same arguments
+    (it broke silently once when `finished` gained `final`)."""
+    import importlib.util
+    import inspect
+
+    from hyperparameter_system import console
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "runner_overhead.py"
+    spec = importlib.util.spec_from_file_location("runner_overhead", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    for name in ("started", "finished", "refresh", "message"):
+        real = inspect.signature(getattr(console.RunDisplay, name))
+        args = [object()] * (len(real.parameters) - 1)
+        inspect.signature(getattr(bench.Stamps, name)).bind(None, *args)

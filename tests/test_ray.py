@@ -55,6 +55,16 @@ def test_request_and_capacity(tmp_path):
     assert capacity(nodes, ask) == 3 + 2  # fake_gpu bounds the first node, CPU the second
 
 
+def test_several_gpus_per_experiment_cannot_be_shared_on_ray(tmp_path):
+    """Ray splits only single GPUs (1.5 GPUs fails at submission): refused up front."""
+    shared = {**RAY, "gpus": [0, 1, 2, 3], "gpus_per_experiment": 3, "experiments_per_gpu": 2}
+    execution = fake_settings(tmp_path, [{"fake.sleep": 0}], shared).execution
+    with pytest.raises(HpsysError, match="experiments_per_gpu.*Ray shares only single GPUs"):
+        request(execution, cluster_gpus=4)
+    assert request(dataclasses.replace(execution, experiments_per_gpu=1), 4)["num_gpus"] == 3
+    assert request(dataclasses.replace(execution, gpus=()), 4)["num_gpus"] == 0
+
+
 def test_localise_moves_paths_under_the_task_working_dir(tmp_path, monkeypatch):
     settings = fake_settings(tmp_path, [{"fake.sleep": 0}], RAY)
     launch = launcher.plan(api.select(settings)[0], settings, 1)

@@ -73,6 +73,8 @@ def test_cross_model_view(filled):
         ("size", "big", 2, 2, 0.02), ("size", "mid", 0, 1, 0.02),
         ("batch", "b16", 1, 2, 0.045), ("batch", "b128", 1, 2, 0.0),
     ]
+    b128 = next(e for e in summary.cross if e.label == "b128")  # -0.05 and +0.05: no colour
+    assert summary.better(b128.mean_delta) is None and summary.better(0.045) is True
 
 
 def test_combined_config_and_conflict_rule(filled):

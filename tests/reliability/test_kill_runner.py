@@ -26,14 +26,17 @@ def test_sigkill_at_random_moments_then_resume(tmp_path):
     options = [{"fake.sleep": round(rng.uniform(0.2, 1.5), 2), "fake.metric": i / 20}
                for i in range(20)]
     config = str(write_master(tmp_path, master_dict(tmp_path, options)))
+    mid_run = 0  # kills that caught experiments running: without them this proves little
     for _ in range(6):  # each runner is killed at a random moment of its run
         proc = start_cli(tmp_path, "--config", config, "--all")
         time.sleep(rng.uniform(0.3, 1.0))
         assert proc.poll() is None, "the matrix ended before the sixth kill"
+        mid_run += bool(experiment_pids(tmp_path))
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
         # the children of a killed runner die with it, not seconds later
         assert wait_for(lambda: not experiment_pids(tmp_path), 0.5), experiment_pids(tmp_path)
+    assert mid_run >= 5, f"only {mid_run} of 6 kills caught experiments running"
     final = run_cli(tmp_path, "--config", config, "--all")
     assert final.returncode == 0, final.stderr
 
