@@ -41,16 +41,27 @@ def plan_run(settings: Settings, experiments: Sequence[Experiment], rerun: bool 
     est = estimates(settings, todo)
     known = [v for v in est.values() if v is not None]
     slots = max(1, settings.execution.max_parallel)
-    return {"total": len(experiments), "to_run": todo, "skipped": len(experiments) - len(todo),
+    return {"experiments": list(experiments), "total": len(experiments), "to_run": todo,
+            "skipped": len(experiments) - len(todo),
             "estimate_s": (sum(known) / slots) if known else None,
             "unknown": len(est) - len(known), "statuses": statuses}
 
 
+STOPPED = ("failed", "timeout", "interrupted")
+
+
 def failed(settings: Settings) -> list[Experiment]:
-    """Experiments of the current matrix whose last attempt failed, timed out or was stopped."""
-    experiments = build_matrix(settings)
-    statuses = ledger(settings).statuses(e.id for e in experiments)
-    return [e for e in experiments if statuses.get(e.id) in ("failed", "timeout", "interrupted")]
+    """Experiments of this config whose last attempt failed, timed out or was stopped: in the
+    default matrix, or of a disabled model or category the user picked to run."""
+    book = ledger(settings)
+    rows = [r for status in STOPPED for r in book.rows(status=status)]
+    if not rows:
+        return []
+    ran_models, ran_categories = {r.model for r in rows}, {r.category for r in rows}
+    models = [m.name for m in settings.models if m.enabled or m.name in ran_models]
+    categories = [c.name for c in settings.categories if c.enabled or c.name in ran_categories]
+    stopped = {r.id for r in rows}
+    return [e for e in build_matrix(settings, models, categories) if e.id in stopped]
 
 
 def show_matrix(settings: Settings, experiments: Sequence[Experiment]) -> None:
@@ -76,8 +87,8 @@ def run(settings: Settings, experiments: Sequence[Experiment], rerun: bool = Fal
         except ValueError as exc:
             raise HpsysError(f"{settings.path}: execution.gpus", str(exc)) from None
         dispatch = local_dispatch(settings)
-    display = console.RunDisplay(len(plan["to_run"]), plan["skipped"], plan["estimate_s"]) \
-        if show else None
+    display = console.RunDisplay(len(plan["to_run"]), plan["skipped"], plan["estimate_s"],
+                                 len(slots)) if show else None
     engine = Executor(settings, book, slots, dispatch, display)
     if display is None:
         return engine.run(experiments, rerun)

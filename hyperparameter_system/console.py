@@ -13,7 +13,7 @@ from typing import Any
 
 from rich.console import Console, Group
 from rich.live import Live
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -93,6 +93,8 @@ def print_matrix(settings, experiments: Sequence, statuses: Mapping[str, str],
         unknown = len(total_est) - len(known)
         line += f"; estimated {fmt_duration(sum(known) / parallel)} on {parallel} slot(s)"
         line += f" ({unknown} without an estimate)" if unknown else ""
+    elif total_est:
+        line += "; no time estimate yet (nothing like them has run)"
     console.print(line)
 
 
@@ -105,18 +107,21 @@ def _plain_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]
 
 
 class RunDisplay:
-    """Overall bar (done/failed, ETA) and one line per running experiment with its epoch."""
+    """Overall bar (done/failed counts, ETA) and one line per running experiment with its epoch."""
 
-    def __init__(self, total: int, skipped: int, eta_s: float | None = None) -> None:
-        self.total, self.skipped = total, skipped
+    def __init__(self, total: int, skipped: int, eta_s: float | None = None,
+                 slots: int = 1) -> None:
+        self.total, self.skipped, self.slots = total, skipped, max(1, slots)
         self.eta_s, self.since = eta_s, time.time()  # eta_s: from the ledger's past durations
-        self.done = self.failed = 0
+        self.counts: Counter[str] = Counter()
+        self.durations: list[float] = []  # of this run's finished experiments
         self.running: dict[str, tuple[Any, float, str]] = {}
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("[green]{task.fields[done]} done[/] [red]{task.fields[failed]} failed"),
-            TimeRemainingColumn(), console=console, transient=False)
-        self.task = self.progress.add_task("experiments", total=max(total, 1), done=0, failed=0)
+            TextColumn("{task.fields[counts]}"), TextColumn("{task.fields[eta]}"),
+            console=console, transient=False)
+        self.task = self.progress.add_task("experiments", total=max(total, 1), counts="",
+                                           eta="")
         self.live = Live(self._render(), console=console, refresh_per_second=4,
                          transient=False, redirect_stdout=False, redirect_stderr=False)
 
@@ -135,14 +140,15 @@ class RunDisplay:
         self.refresh()
 
     def finished(self, experiment, outcome, final: bool = True) -> None:
-        """One attempt ended; only the final one advances the bar (retries don't overshoot)."""
+        """One attempt ended; only the final one counts (retries don't overshoot), and a
+        stopped one is no failure: the bar advances only for what is done or failed."""
         self.running.pop(experiment.id, None)
         if final:
-            if outcome.status == "done":
-                self.done += 1
-            else:
-                self.failed += 1
-            self.progress.update(self.task, advance=1, done=self.done, failed=self.failed)
+            status = "failed" if outcome.status == "timeout" else outcome.status
+            self.counts[status] += 1
+            if status != "interrupted":
+                self.durations.append(outcome.duration_s or 0.0)
+                self.progress.advance(self.task)
         style = STATUS_STYLE.get(outcome.status, "")
         reason = f" ({outcome.error})" if outcome.error else ""
         reason += "" if final else ", retrying"
@@ -157,17 +163,36 @@ class RunDisplay:
     def refresh(self) -> None:
         self.live.update(self._render())
 
+    def eta(self) -> str:
+        """Time left: from this run's own durations once one has finished (the ledger's past
+        ones may be of other configs), else from the ledger's, else unknown."""
+        now = time.time()
+        left = self.total - sum(self.counts.values())
+        if self.counts["interrupted"]:
+            return f"stopped after {fmt_duration(now - self.since)}"
+        if left <= 0:
+            return f"took {fmt_duration(now - self.since)}"
+        if self.durations:
+            per = sum(self.durations) / len(self.durations)
+            busy = [now - since for _, since, _ in list(self.running.values())]
+            work = sum(max(0.0, per - b) for b in busy) + max(0, left - len(busy)) * per
+            return f"ETA {fmt_duration(work / self.slots)}"
+        if self.eta_s is not None:
+            left_s = max(0.0, self.eta_s - (now - self.since))
+            return f"ETA {fmt_duration(left_s)} (from past durations)"
+        return "ETA ?"
+
     def _render(self) -> Group:
+        counts = f"[green]{self.counts['done']} done[/] [red]{self.counts['failed']} failed[/]"
+        if self.counts["interrupted"]:
+            counts += f" [yellow]{self.counts['interrupted']} interrupted[/]"
+        self.progress.update(self.task, counts=counts, eta=self.eta())
         rows = Table.grid(padding=(0, 2))
         for exp, since, where in list(self.running.values()):
             slot, run_dir = where.split("|", 1)
             rows.add_row(Text(f"[{slot}]", style="cyan"), exp.describe(),
                          latest_epoch(run_dir), fmt_duration(time.time() - since))
-        if self.eta_s is None:
-            return Group(self.progress, rows)
-        left = max(0.0, self.eta_s - (time.time() - self.since))
-        eta = Text(f"estimated {fmt_duration(left)} left (from past durations)", style="dim")
-        return Group(self.progress, eta, rows)
+        return Group(self.progress, rows)
 
 
 def latest_epoch(run_dir: str) -> str:
@@ -190,22 +215,30 @@ def interactive() -> bool:
 
 
 def print_plan(plan: Mapping[str, Any]) -> None:
-    """--dry-run: what would run, and what is skipped as done."""
-    table = Table(title=f"Would run {len(plan['to_run'])} of {plan['total']} "
+    """--dry-run: every selected experiment, whether it would run or be skipped as done."""
+    todo = {e.id for e in plan["to_run"]}
+    table = Table(title=f"Would run {len(todo)} of {plan['total']} "
                         f"({plan['skipped']} already done, skipped)")
-    for col in ("#", "id", "model", "category", "run name", "status"):
+    for col in ("#", "id", "model", "category", "run name", "status", "action"):
         table.add_column(col)
-    for e in plan["to_run"]:
+    for e in plan["experiments"]:
         table.add_row(str(e.index), e.id, e.model, e.category, e.run_name,
-                      status_text(plan["statuses"].get(e.id)))
+                      status_text(plan["statuses"].get(e.id)),
+                      Text("run") if e.id in todo else Text("skip (done)", style="dim"))
     console.print(table)
     if plan["estimate_s"] is not None:
         console.print(f"estimated time: {fmt_duration(plan['estimate_s'])}")
 
 
-def print_run_result(result) -> None:
+RESUME_HINT = "run the same command again to resume"
+
+
+def print_run_result(result, resume_hint: str = RESUME_HINT) -> None:
+    """One line of counts; after Ctrl-C, how to resume (the menu words it for its own use)."""
     parts = [f"{result.count('done')} done", f"{result.count('failed')} failed",
              f"{result.count('timeout')} timed out"]
+    if result.count("interrupted"):
+        parts.append(f"{result.count('interrupted')} interrupted")
     if result.skipped_done:
         parts.append(f"{result.skipped_done} skipped (already done)")
     if result.busy_elsewhere:
@@ -213,8 +246,8 @@ def print_run_result(result) -> None:
     style = "red" if result.count("failed") + result.count("timeout") else "green"
     console.print(Text("run finished: " + ", ".join(parts), style=style))
     if result.interrupted:
-        console.print(Text("interrupted: stopped experiments are marked interrupted; "
-                           "run the same command again to resume", style="yellow"))
+        console.print(Text(f"interrupted: stopped experiments are marked interrupted; "
+                           f"{resume_hint}", style="yellow"))
 
 
 # -- the summary (report.py computes it; this only renders it) -------------------------------

@@ -112,10 +112,13 @@ def choose_models(settings: Settings) -> Checkbox:
 
 
 def choose_categories(settings: Settings) -> Checkbox:
+    def title(c) -> str:
+        count = len(c.options)
+        return (f"{c.name} ({count} option{'' if count == 1 else 's'})"
+                + ("" if c.enabled else " (disabled)"))
+
     return Checkbox("Categories to run", tuple(
-        Choice(f"{c.name} ({len(c.options)} options)" + ("" if c.enabled else " (disabled)"),
-               c.name, c.enabled)
-        for c in settings.categories))
+        Choice(title(c), c.name, c.enabled) for c in settings.categories))
 
 
 def confirm_run(plan: Mapping[str, Any], slots: int) -> Confirm:

@@ -28,6 +28,9 @@ NO_TERMINAL = ("the menu needs a terminal on standard input; use the flags inste
                "python hyperparameter_system/experiment_runner.py --all | --models NAME... | "
                "--categories NAME... | --matrix | --summary")
 
+MENU_RESUME_HINT = ("to resume, pick the same experiments again or 'Rerun failed experiments' "
+                    "(what is done is skipped)")
+
 Action = Callable[[Settings], Settings | None]
 
 
@@ -140,7 +143,7 @@ def confirm_and_run(settings: Settings, experiments: Sequence[Experiment]) -> No
         return
     if not prompts.ask(prompts.confirm_run(plan, max(1, settings.execution.max_parallel))):
         return
-    console.print_run_result(api.run(settings, experiments))
+    console.print_run_result(api.run(settings, experiments), MENU_RESUME_HINT)
 
 
 ACTIONS: dict[str, Action] = {

@@ -4,6 +4,7 @@ size and epochs, else the model's mean, else none; and the progress display's ET
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 from report_helpers import settings_for
@@ -35,8 +36,34 @@ def test_estimate_tiers(tmp_path):
     assert est[exps["m2", "A"].id] is None  # nothing seen for that model
 
 
-def test_run_display_shows_the_eta():
-    display = console.RunDisplay(total=3, skipped=0, eta_s=125.0)
-    rendered = display._render()
-    assert any("estimated 2m0" in str(getattr(r, "plain", "")) for r in rendered.renderables)
-    assert len(console.RunDisplay(total=1, skipped=0)._render().renderables) == 2
+def _eta(display) -> str:
+    display._render()
+    return display.progress.tasks[0].fields["eta"]
+
+
+def test_run_display_eta_from_past_then_from_this_run(monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(console.time, "time", lambda: now[0])
+    display = console.RunDisplay(total=4, skipped=0, eta_s=125.0, slots=2)
+    assert _eta(display) == "ETA 2m05s (from past durations)"
+    assert _eta(console.RunDisplay(total=1, skipped=0)) == "ETA ?"
+    a, b, c = (SimpleNamespace(id=i, describe=lambda: "m / c / o") for i in "abc")
+    display.started(a, "/nowhere", "cpu0")
+    display.started(b, "/nowhere", "cpu1")
+    now[0] += 40
+    display.finished(a, SimpleNamespace(status="done", duration_s=40.0, error=None))
+    display.started(c, "/nowhere", "cpu0")
+    now[0] += 10  # b 50 s in, c 10 s in, one queued: (0 + 30 + 40) s of work on 2 slots
+    assert _eta(display) == "ETA 35s"
+
+
+def test_run_display_counts_a_stopped_experiment_apart(monkeypatch):
+    display = console.RunDisplay(total=3, skipped=0)
+    exps = [SimpleNamespace(id=i, describe=lambda: "m / c / o") for i in "abc"]
+    for exp, status in zip(exps, ("done", "timeout", "interrupted"), strict=True):
+        display.finished(exp, SimpleNamespace(status=status, duration_s=1.0, error=None))
+    display._render()
+    task = display.progress.tasks[0]
+    assert task.completed == 2  # the stopped one is not finished: it resumes next time
+    assert "1 done" in task.fields["counts"] and "1 failed" in task.fields["counts"]
+    assert "1 interrupted" in task.fields["counts"] and task.fields["eta"].startswith("stopped")

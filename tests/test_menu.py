@@ -165,6 +165,18 @@ def test_rerun_failed_runs_only_the_failed(monkeypatch, settings, runs, capsys):
     assert [e.id for e in runs[0]] == [e.id for e in everything[1:4]]
 
 
+def test_rerun_failed_finds_a_picked_disabled_model(monkeypatch, settings, runs):
+    picked = api.select(settings, ["m3"], ["optimizer"])
+    seed(settings, picked[1:2], "interrupted")
+    play(monkeypatch, settings, ["failed", True, "quit"])
+    assert [e.id for e in runs[0]] == [picked[1].id]
+
+
+def test_category_titles_count_their_options(settings):
+    titles = [c.title for c in prompts.choose_categories(settings).choices]
+    assert titles == ["optimizer (2 options)", "fake (1 option)"]
+
+
 def test_summary_is_the_flags_report(monkeypatch, settings, runs):
     calls = []
     fake = types.ModuleType("hyperparameter_system.report")
@@ -208,10 +220,14 @@ def test_errors_and_interrupts_come_back_to_the_menu(monkeypatch, settings, caps
 
 
 def test_interrupted_run_shows_the_result(monkeypatch, settings, capsys):
-    monkeypatch.setattr(api, "run", lambda *a, **k: RunResult(interrupted=True))
+    stopped = Outcome("x", "interrupted", 0.0, 1.0)
+    monkeypatch.setattr(api, "run", lambda *a, **k: RunResult(outcomes=[stopped],
+                                                              interrupted=True))
     play(monkeypatch, settings, ["all", True, "quit"])
     out = capsys.readouterr().out
     assert "interrupted:" in out and "resume" in out and out.rstrip().endswith("bye")
+    assert "same command" not in out and "Rerun failed experiments" in out  # no command here
+    assert "0 failed, 0 timed out, 1 interrupted" in out
 
 
 def test_main_loads_the_config_and_opens_the_menu(monkeypatch, tmp_path, capsys):

@@ -28,6 +28,7 @@ def test_selection_matrix_dry_run_and_resume(master_config, cli, tmp_path) -> No
               "--matrix")
     assert res.returncode == 0 and "Project: fake_net_v1 (3 runs)" in res.stdout
     assert "org_fake_sh" not in res.stdout and not (tmp_path / "runs").exists()
+    assert "3 to run; no time estimate yet" in res.stdout
     res = cli("--config", path, "--models", "fake-net.v1", "--categories", "early_stopping")
     assert res.returncode == 0 and "3 done, 0 failed" in res.stdout, res.stderr
     assert len(list((tmp_path / "runs" / "fake_net_v1").iterdir())) == 3
@@ -39,6 +40,7 @@ def test_selection_matrix_dry_run_and_resume(master_config, cli, tmp_path) -> No
     assert "Total: 8 experiments, 3 done, 5 to run" in res.stdout
     res = cli("--config", path, "--dry-run")
     assert "Would run 5 of 8 (3 already done, skipped)" in res.stdout
+    assert res.stdout.count("skip (done)") == 3 and res.stdout.count(" run ") >= 5
     res = cli("--config", path, "--all")
     assert res.returncode == 0 and "5 done" in res.stdout
     assert "3 skipped (already done)" in res.stdout
