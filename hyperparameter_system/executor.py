@@ -76,6 +76,7 @@ class Executor:
         self.result = RunResult()
         self.batch_override: dict[str, int] = {}
         self.tries: dict[str, int] = {}  # attempts in this invocation: retry_failed bounds them
+        self.errors: list[Exception] = []  # raised in a slot thread, re-raised by run()
 
     # -- the run -------------------------------------------------------------------------
     def run(self, experiments: Sequence[Experiment], rerun: bool = False) -> RunResult:
@@ -110,6 +111,8 @@ class Executor:
                 raise
         finally:
             self.stop.set()
+        if self.errors:
+            raise self.errors[0]
         return self.result
 
     def _next(self) -> Experiment | None:
@@ -122,8 +125,13 @@ class Executor:
                 self.ledger.heartbeat(self.owner)
 
     def _slot(self, slot: Slot, ended: threading.Event) -> None:
+        """A bug in a slot stops the whole run (children ended, rows released) and is raised
+        by run(), rather than silently losing the slot and stranding its experiment."""
         try:
             self._work(slot)
+        except Exception as exc:  # noqa: BLE001 - handed to the main thread
+            self.errors.append(exc)
+            self.stop.set()
         finally:
             ended.set()
 
@@ -145,7 +153,11 @@ class Executor:
             if before.status == "running" and self._recover(exp, before):
                 continue
             tries = self.tries[exp.id] = self.tries.get(exp.id, 0) + 1
-            outcome = self._attempt(exp, slot, (before.attempts or 0) + 1, tries)
+            try:
+                outcome = self._attempt(exp, slot, (before.attempts or 0) + 1, tries)
+            except Exception as exc:
+                self.ledger.release(exp.id, "failed", f"runner error: {exc!r}")
+                raise
             if self._will_retry(outcome, tries):
                 if outcome.oom and execution.retry_oom_halving:
                     self._halve_batch(exp)

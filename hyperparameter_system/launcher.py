@@ -163,7 +163,11 @@ def execute(launch: Launch, stop: Callable[[], bool] = lambda: False,
         outcome.error, outcome.finished_at = f"cannot start {launch.argv[0]}: {exc}", time.time()
         return outcome
     if on_start is not None:
-        on_start(proc.pid)
+        try:
+            on_start(proc.pid)
+        except BaseException:  # the caller cannot track it: it must not outlive this call
+            kill_group(proc)
+            raise
     status = _wait(proc, launch.timeout, stop, started)
     if status == "exited":
         _end_leftovers(proc.pid)

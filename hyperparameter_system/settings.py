@@ -96,7 +96,7 @@ class Settings:
     models: tuple[ModelSettings, ...]
     categories: tuple[CategorySettings, ...]
     execution: ExecutionSettings
-    overrides: tuple[str, ...] = ()
+    overrides: tuple[tuple[str, str], ...] = ()  # (where it was given, key=value)
 
     def model(self, name: str) -> ModelSettings:
         return next(m for m in self.models if m.name == name)
@@ -216,12 +216,24 @@ def _script(reader: _Reader, root: Path, check: bool) -> tuple[str, ...]:
     return argv
 
 
-def _base_config(path: Path, overrides: Sequence[str], cache: dict) -> Mapping[str, Any]:
+def _base_config(path: Path, overrides: Sequence[tuple[str, str]], cache: dict,
+                 where: str | None = None) -> Mapping[str, Any]:
+    """The base config with the overrides applied; a load error is told at `where` (the model's
+    base_config key), an override error at the override itself (`--set` or system.overrides)."""
     if path not in cache:
-        doc = load_yaml(path, "base config")
-        if not isinstance(doc.data, Mapping):
-            raise HpsysError(str(path), f"base config must be a mapping, got {_kind(doc.data)}")
-        cache[path] = apply_overrides(doc.data, overrides, "--set")
+        try:
+            doc = load_yaml(path, "base config")
+            if not isinstance(doc.data, Mapping):
+                raise HpsysError(str(path), f"base config must be a mapping, got "
+                                            f"{_kind(doc.data)}")
+        except HpsysError as exc:
+            if where is None:
+                raise
+            raise HpsysError(where, str(exc)) from None
+        config: Mapping[str, Any] = doc.data
+        for origin, text in overrides:
+            config = apply_overrides(config, [text], f"{origin} (on {path})")
+        cache[path] = config
     return cache[path]
 
 
@@ -256,7 +268,9 @@ def load_settings(path: str | Path, overrides: Sequence[str] = ()) -> Settings:
     file_overrides = sysr.get("overrides", [])
     if not all(isinstance(o, str) for o in file_overrides):
         raise HpsysError(sysr.where("overrides"), "expected a list of key=value strings")
-    overrides = [*file_overrides, *overrides]  # --set wins over system.overrides
+    # --set wins over system.overrides; each is told apart in errors
+    overrides = [*((sysr.where("overrides"), o) for o in file_overrides),
+                 *((f"--set {o}", o) for o in overrides)]
     models = _models(doc, top.data.get("models"), root, system, overrides, cache)
     base_for_checks = next((m.base for m in models if m.enabled), None)
     categories = _categories(doc, top.data.get("experiment_categories"), base_for_checks)
@@ -284,10 +298,7 @@ def _models(doc, data, root, system, overrides, cache) -> tuple[ModelSettings, .
         base_path = _resolve(root, reader.get("base_config", str(system.base_config)))
         base: Mapping[str, Any] = {}
         if enabled:
-            try:
-                base = _base_config(base_path, overrides, cache)
-            except HpsysError as exc:
-                raise HpsysError(reader.where("base_config"), str(exc)) from None
+            base = _base_config(base_path, overrides, cache, reader.where("base_config"))
         models.append(ModelSettings(
             name=str(name), enabled=enabled, base_config=base_path,
             script=_script(reader, root, check=enabled), description=reader.get("description", ""),

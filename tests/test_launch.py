@@ -184,3 +184,32 @@ def test_live_display_reads_the_latest_epoch(full_run) -> None:
     row = api.ledger(settings).rows([experiments[1].id])[0]
     assert console.latest_epoch(row.run_dir) == "epoch 2 val_f1 0.5000"
     assert console.latest_epoch(str(settings.system.runs_dir / "nowhere")) == "starting"
+
+
+def test_a_runner_bug_in_a_slot_is_raised_and_strands_nothing(master_config):
+    """A failure inside a slot thread (here: the display) must not vanish silently, nor leave
+    its experiment `running` or its process alive."""
+    from hyperparameter_system.devices import Slot
+    from hyperparameter_system.executor import Executor, local_dispatch
+
+    settings = api.load(master_config(experiment_categories={
+        "fake": {"options": [{"fake.sleep": 30}, {"fake.metric": 0.2}]}}))
+
+    class BrokenDisplay:
+        def started(self, *args):
+            raise RuntimeError("display broke")
+
+        def finished(self, *args):
+            pass
+
+        def refresh(self):
+            pass
+
+    engine = Executor(settings, api.ledger(settings), [Slot("cpu0")], local_dispatch(settings),
+                      BrokenDisplay())
+    with pytest.raises(RuntimeError, match="display broke"):
+        engine.run(api.select(settings))
+    rows = api.ledger(settings).rows()
+    assert "running" not in {r.status for r in rows}
+    assert any(r.status == "failed" and "display broke" in (r.error or "") for r in rows)
+    assert not any(alive(r.pid) for r in rows if r.pid)

@@ -56,6 +56,15 @@ def test_set_reaches_every_temp_config(master_config, cli, tmp_path, fake_record
     assert {(c["epochs"], c["scheduler_params"]["T_max"]) for c in configs} == {(5, 9)}
 
 
+def test_bad_set_and_system_overrides_are_told_where_they_were_given(master_config, cli) -> None:
+    res = cli("--config", str(master_config()), "--all", "--set", "epocs=5")
+    assert res.returncode == 2 and res.stderr.count("\n") == 1
+    assert res.stderr.startswith("error: --set epocs=5 (on ") and "'epochs'" in res.stderr
+    path = master_config(system={"overrides": ["lr=0.1", "nosuch=1"]})
+    res = cli("--config", str(path), "--matrix")
+    assert res.returncode == 2 and f"{path}:" in res.stderr and "system.overrides" in res.stderr
+
+
 def test_summary_and_export_ledger(master_config, cli, tmp_path) -> None:
     path = str(master_config(
         models=[{"name": "fake-net.v1", "script": "python tests/fakes/fake_train.py"}],
