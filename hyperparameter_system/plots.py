@@ -45,7 +45,12 @@ def delta_chart(summary: Summary, category: str) -> bytes | None:
     for i, (model, table) in enumerate(tables):
         deltas = {o.label: o.delta for o in table.options}
         xs = [j + i * width for j in range(len(labels))]
-        ax.bar(xs, [deltas.get(label) or 0.0 for label in labels], width, label=model)
+        heights = [deltas.get(label) for label in labels]
+        bars = ax.bar(xs, [h or 0.0 for h in heights], width, label=model)
+        for bar, height in zip(bars, heights, strict=True):
+            if height is None:  # failed or not run: say so rather than draw "no change"
+                ax.annotate("n/a", (bar.get_x() + bar.get_width() / 2, 0), ha="center",
+                            va="bottom", fontsize=7, color="grey")
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks([j + width * (len(tables) - 1) / 2 for j in range(len(labels))])
     ax.set_xticklabels(labels, rotation=20, ha="right", fontsize=8)
@@ -107,6 +112,7 @@ def learning_curves(summary: Summary, report: ModelReport) -> bytes | None:
         plt.close(fig)
         return None
     ax.set_xlabel("epoch")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_ylabel(key)
     ax.set_title(f"{report.model}: learning curves of the winners")
     ax.legend(fontsize=7)
