@@ -53,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     source = Path(result["artifacts"]["best_checkpoint"])
     if not source.is_absolute() or not source.exists():
         source = result_path.parent / "checkpoints" / "best_model.pt"
+    if not source.is_file():
+        print(f"error: {result_path}: its best checkpoint is missing: {source}", file=sys.stderr)
+        return 2
     args.dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(source, args.dest)
     print(

@@ -17,8 +17,14 @@ import time
 from pathlib import Path
 
 from trainer.artifacts import RunDir, default_run_name, run_dir_for, tee_output
-from trainer.config import config_path_from, load_config, overrides_as_mapping, unused_keys
-from trainer.errors import exit_code_of
+from trainer.config import (
+    config_path_from,
+    load_config,
+    overrides_as_mapping,
+    place_of,
+    unused_keys,
+)
+from trainer.errors import ConfigError, exit_code_of
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -57,7 +63,10 @@ def _train(args: argparse.Namespace, started: float, logs: contextlib.ExitStack,
     print(f"run {run_name}: config {path}, output {run_dir.path}", flush=True)
     from trainer.run import train
 
-    result = train(cfg, run_dir, run_name, started)
+    try:
+        result = train(cfg, run_dir, run_name, started)
+    except ConfigError as exc:  # a key that only failed once built: say where it was set
+        raise ConfigError(f"{place_of(str(exc), path, args.overrides)}: {exc}") from None
     m = result["metrics"]
     print(
         f"done in {result['duration_s']:.1f}s: best val_f1 {m['best_val_f1']:.4f} "

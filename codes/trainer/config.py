@@ -81,7 +81,16 @@ SCHEMA: dict[str, tuple[type, ...]] = {
     "output_dir": (str,),
     "run_name": (str, _NONE),
 }
-POSITIVE_INTS = ("image_size", "batch_size", "epochs")
+POSITIVE_INTS = (
+    "image_size",
+    "batch_size",
+    "epochs",
+    "scheduler_params.T_max",
+    "scheduler_params.total_steps",
+    "scheduler_params.step_size",
+)
+# Per-channel lists: the images are always decoded to RGB.
+CHANNEL_LISTS = ("norm_mean", "norm_std")
 CHOICES: dict[str, tuple[str, ...]] = {
     "fine_tuning": ("full", "head", "scratch"),
     "monitor": ("val_f1", "val_acc", "val_loss"),
@@ -206,6 +215,8 @@ def _type_name(types: tuple[type, ...]) -> str:
         list: "a list",
         _NONE: "null",
     }
+    if float in types:  # an integer is a number too
+        types = tuple(t for t in types if t is not int)
     return " or ".join(dict.fromkeys(names[t] for t in types))
 
 
@@ -227,8 +238,12 @@ def _check_key(cfg: Config, key: str, source: str) -> None:
         ok = True
     if not ok:
         raise ConfigError(f"{source}: '{key}' expected {_type_name(types)}, got {value!r}")
-    if key in POSITIVE_INTS and value <= 0:
+    if key in POSITIVE_INTS and value is not None and value <= 0:
         raise ConfigError(f"{source}: '{key}' expected a positive integer, got {value!r}")
+    if key in CHANNEL_LISTS and not (
+        len(value) == 3 and all(isinstance(v, _NUM) and not isinstance(v, bool) for v in value)
+    ):
+        raise ConfigError(f"{source}: '{key}' expected 3 numbers (R, G, B), got {value!r}")
     allowed = CHOICES.get(key)
     if allowed and value not in allowed:
         raise ConfigError(
@@ -267,6 +282,16 @@ def unused_keys(cfg: Config) -> list[str]:
     """Top-level keys the trainer does not read (a category setting one would change nothing)."""
     known = {key.split(".")[0] for key in SCHEMA}
     return [key for key in cfg if key not in known]
+
+
+def place_of(message: str, path: Path, overrides: list[str]) -> str:
+    """Where a `key: problem` error found while building comes from: the last override that
+    set a key under the same top-level key, else the config file."""
+    root = message.split(":", 1)[0].strip().split(".")[0]
+    for item in reversed(overrides):
+        if item.lstrip("+~").split("=", 1)[0].split(".")[0] == root:
+            return f"override '{item}'"
+    return str(path)
 
 
 def overrides_as_mapping(overrides: list[str]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from trainer.errors import DataError
+from trainer.errors import ConfigError, DataError
 
 IMAGE_SUFFIXES = ("", ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -84,10 +84,15 @@ def read_class_names(data_dir: Path, labels: list[int], num_classes: int | None)
     names: list[str] = []
     if meta.is_file():
         with meta.open(newline="", encoding="utf-8") as fh:
-            rows = sorted(
-                (int(r["target"]), r.get("class_name") or str(r["target"]))
-                for r in csv.DictReader(fh)
-            )
+            try:
+                rows = sorted(
+                    (int(r["target"]), r.get("class_name") or str(r["target"]))
+                    for r in csv.DictReader(fh)
+                )
+            except (KeyError, TypeError, ValueError):
+                raise DataError(
+                    f"{meta}: expected columns target,class_name with integer targets"
+                ) from None
         names = [name for _, name in rows]
     count = num_classes or len(names) or (max(labels) + 1)
     if len(names) != count:
@@ -185,6 +190,8 @@ def split_indices(labels: torch.Tensor, cfg: dict[str, Any]) -> list[tuple[np.nd
     n_folds = cfg.get("n_folds") or 0
     index = np.arange(len(y))
     if n_folds >= 2:
+        if n_folds > len(y):
+            raise ConfigError(f"n_folds: expected at most {len(y)} (the images), got {n_folds}")
         kind = StratifiedKFold if stratify else KFold
         folds = kind(n_splits=n_folds, shuffle=True, random_state=seed)
         return list(folds.split(index, y))

@@ -25,20 +25,29 @@ class AmpPlan:
 
 
 def pick_device(preference: str = "auto") -> torch.device:
-    """CUDA when available (CUDA_VISIBLE_DEVICES is honoured by torch itself), else CPU."""
+    """CUDA when available, else CPU. torch itself honours CUDA_VISIBLE_DEVICES, so `cuda:N`
+    counts among the visible devices; it becomes the current device, so that AMP's capability
+    check and any default-device allocation concern the GPU that trains."""
     pref = (preference or "auto").lower()
     if pref == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if pref.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(
-            f"device: {preference!r} asked for, but no CUDA device is visible "
-            f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); "
-            "expected auto or cpu"
-        )
     try:
-        return torch.device(pref)
+        device = torch.device(pref)
     except RuntimeError:
         raise ConfigError(f"device: expected auto, cpu or cuda[:N], got {preference!r}") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device: expected auto, cpu or cuda[:N], got {preference!r}")
+    if device.type == "cuda":
+        visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if visible == 0 or (device.index or 0) >= visible:
+            raise ConfigError(
+                f"device: {preference!r} asked for, but {visible} CUDA device(s) are visible "
+                f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); "
+                f"expected {f'auto, cpu or cuda:0..{visible - 1}' if visible else 'auto or cpu'}"
+            )
+        if device.index is not None:
+            torch.cuda.set_device(device)
+    return device
 
 
 def amp_plan(requested: bool, device: torch.device) -> AmpPlan:
@@ -46,7 +55,8 @@ def amp_plan(requested: bool, device: torch.device) -> AmpPlan:
     if not requested:
         return AmpPlan(False, None, None, "mixed precision off")
     if device.type == "cuda":
-        if torch.cuda.is_bf16_supported():
+        # Native bf16 only (Ampere and later): emulated bf16 is slower than fp16 + scaler.
+        if torch.cuda.is_bf16_supported(including_emulation=False):
             return AmpPlan(True, torch.bfloat16, None, "CUDA autocast bfloat16")
         scaler = torch.amp.GradScaler("cuda")
         return AmpPlan(True, torch.float16, scaler, "CUDA autocast float16 with GradScaler")

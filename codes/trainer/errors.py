@@ -30,10 +30,14 @@ class DataError(UserInputError):
 def close_matches(word: str, choices: Iterable[str], n: int = 3) -> str:
     """A ' (did you mean: a, b?)' hint for an unknown name, or '' when nothing is close."""
     pool = list(choices)
-    found = difflib.get_close_matches(word, pool, n=n, cutoff=0.6)
+    # An abbreviation first ('Cosine' for CosineAnnealingLR), then spelling mistakes.
+    prefixed = [c for c in pool if len(word) >= 3 and c.lower().startswith(word.lower())]
+    found = sorted(prefixed, key=len)[:n]
+    found += difflib.get_close_matches(word, pool, n=n, cutoff=0.6)
     if not found:
         lowered = {c.lower(): c for c in pool}
         found = [lowered[m] for m in difflib.get_close_matches(word.lower(), lowered, n=n)]
+    found = list(dict.fromkeys(found))[:n]
     return f" (did you mean: {', '.join(found)}?)" if found else ""
 
 

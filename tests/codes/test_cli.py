@@ -191,13 +191,22 @@ def test_bad_config_inputs(capsys, tmp_path, tiny_cfg, write_cfg):
     ("override", "needle"),
     [
         ("optimizer_name=Adamm", "did you mean: Adam"),
-        ("scheduler_name=CosineAnnealing", "CosineAnnealingLR"),
+        ("scheduler_name=Cosine", "did you mean: CosineAnnealingLR"),
         ("criterion=FocalLos", "FocalLoss"),
         ("model_name=resnet10", "unknown timm model 'resnet10'"),
     ],
 )
 def test_unknown_names_list_close_matches(capsys, tiny_cfg, write_cfg, override, needle):
-    assert needle in _bad(capsys, ["--config", str(write_cfg(tiny_cfg)), override])
+    err = _bad(capsys, ["--config", str(write_cfg(tiny_cfg)), override])
+    assert needle in err
+    assert err.startswith(f"error: override '{override}': {override.split('=')[0]}: "), err
+
+
+def test_errors_found_while_building_name_the_config_file(capsys, tiny_cfg, write_cfg):
+    tiny_cfg["optimizer_name"] = "Adamm"
+    path = write_cfg(tiny_cfg)
+    err = _bad(capsys, ["--config", str(path), "lr=0.01"])
+    assert err.startswith(f"error: {path}: optimizer_name: unknown optimizer 'Adamm'"), err
 
 
 def test_bad_data_inputs(capsys, tiny_cfg, write_cfg, tmp_path, digits_dir):
@@ -208,6 +217,40 @@ def test_bad_data_inputs(capsys, tiny_cfg, write_cfg, tmp_path, digits_dir):
     assert "CSV not found" in _bad(capsys, ["--config", cfg, f"data_dir={tmp_path / 'empty'}"])
     err = _bad(capsys, ["--config", cfg, "num_classes=5"])
     assert "out of range" in err and "train.csv" in err
+    assert "expected at most" in _bad(capsys, ["--config", cfg, "n_folds=1000"])
+    bad_meta = tmp_path / "bad_meta"
+    bad_meta.mkdir()
+    (bad_meta / "train.csv").write_text("ID,target\na.png,0\n")
+    (bad_meta / "meta.csv").write_text("label,name\n0,zero\n")
+    err = _bad(capsys, ["--config", cfg, f"data_dir={bad_meta}"])
+    assert "meta.csv: expected columns target,class_name" in err
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ("norm_mean=[0.5,0.5]", "expected 3 numbers"),
+        ("scheduler_params.step_size=0", "expected a positive integer"),
+        ("scheduler_params.total_steps=-3", "expected a positive integer"),
+        ("focal_gamma=abc", "'focal_gamma' expected a number, got 'abc'"),
+    ],
+)
+def test_bad_values_are_refused_before_training(capsys, tiny_cfg, write_cfg, override, needle):
+    assert needle in _bad(capsys, ["--config", str(write_cfg(tiny_cfg)), override])
+
+
+def test_select_best_model_without_its_checkpoint(capsys, tmp_path):
+    import select_best_model
+
+    run = tmp_path / "runs" / "r1"
+    run.mkdir(parents=True)
+    (run / "result.json").write_text(
+        json.dumps({"metrics": {"best_val_f1": 0.5}, "artifacts": {"best_checkpoint": "x.pt"}})
+    )
+    argv = ["--runs", str(tmp_path / "runs"), "--dest", str(tmp_path / "final.pt")]
+    assert select_best_model.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "best checkpoint is missing" in err
 
 
 def test_pretrained_without_network_says_how_to_fix(
@@ -240,3 +283,33 @@ def test_launch_script_keeps_the_experiment_model(tiny_cfg, write_cfg, run_scrip
     assert proc.returncode == 0, proc.stderr
     resolved = (tmp_path / "run" / "config.yaml").read_text()
     assert "model_name: test_resnet" in resolved and "limit_samples: 64" in resolved
+
+
+def test_wandb_failures_warn_and_never_stop_training(monkeypatch, capsys, tmp_path):
+    import wandb
+    from trainer.tracking import Tracker
+
+    cfg = {"wandb": {"project": "p", "mode": "offline"}}
+    monkeypatch.setenv("WANDB_MODE", "offline")
+
+    def broken_init(**kwargs):
+        raise RuntimeError("no\nserver")
+
+    monkeypatch.setattr(wandb, "init", broken_init)
+    tracker = Tracker(cfg, "run", tmp_path)
+    tracker.log_epoch({"val_f1": 0.5}, step=1)
+    tracker.finish()
+    err = capsys.readouterr().err.strip()
+    assert err == "warning: W&B init failed, training goes on without it (RuntimeError: no server)"
+    assert tracker.describe()["mode"] == "disabled"
+
+    class FlakyRun:
+        def log(self, *args, **kwargs):
+            raise OSError("disk full")
+
+    tracker.run = FlakyRun()
+    tracker.log_epoch({"val_f1": 0.5}, step=1)
+    tracker.log_epoch({"val_f1": 0.6}, step=2)  # turned off after the first failure
+    tracker.log_final({"best_val_f1": 0.6}, [0], [0], ["zero"], {})
+    assert capsys.readouterr().err.count("warning: W&B log failed") == 1
+    assert tracker.run is None

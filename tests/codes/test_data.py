@@ -8,8 +8,9 @@ import csv
 import pytest
 import torch
 from trainer.data import Augmenter, TensorLoader, load_train_set, split_indices
-from trainer.device import amp_plan
-from trainer.errors import DataError
+from trainer.device import AmpPlan, amp_plan, pick_device
+from trainer.engine import train_step
+from trainer.errors import ConfigError, DataError
 
 
 def _rows(path):
@@ -74,27 +75,104 @@ def test_missing_image_is_a_data_error(tiny_cfg, tmp_path, digits_dir):
 def test_amp_plan(monkeypatch):
     cpu = amp_plan(True, torch.device("cpu"))
     assert not cpu.enabled and cpu.dtype_name == "float32" and "CPU" in cpu.note
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
-    assert amp_plan(True, torch.device("cuda")).dtype == torch.bfloat16
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    asked = []
+
+    def native_bf16(supported):
+        def check(including_emulation=True):
+            asked.append(including_emulation)
+            return supported
+
+        return check
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", native_bf16(True))
+    bf16 = amp_plan(True, torch.device("cuda"))
+    assert bf16.dtype == torch.bfloat16 and bf16.scaler is None
+    assert asked == [False]  # emulated bf16 (pre-Ampere) must fall back to fp16 + scaler
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", native_bf16(False))
     with pytest.warns(UserWarning) if not torch.cuda.is_available() else contextlib.nullcontext():
         fp16 = amp_plan(True, torch.device("cuda"))
     assert fp16.dtype == torch.float16 and fp16.scaler is not None
     assert not amp_plan(False, torch.device("cuda")).enabled
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_mixed_precision_effective_on_cuda(tiny_cfg, tmp_path):
+@pytest.fixture
+def two_fake_gpus(monkeypatch):
+    """A machine that reports two CUDA devices; set_device calls are recorded."""
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    return chosen
+
+
+def test_pick_device_on_faked_cuda(two_fake_gpus):
+    assert pick_device("auto") == torch.device("cuda")
+    assert pick_device("cpu") == torch.device("cpu")
+    assert pick_device("cuda:1") == torch.device("cuda", 1)
+    assert two_fake_gpus == [torch.device("cuda", 1)]  # AMP checks and allocations go there
+    with pytest.raises(ConfigError, match=r"2 CUDA device.*CUDA_VISIBLE_DEVICES=3,5"):
+        pick_device("cuda:2")  # indices count the visible devices only
+    with pytest.raises(ConfigError, match="expected auto, cpu or cuda"):
+        pick_device("tpu")
+
+
+def test_pick_device_without_cuda(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert pick_device("auto") == torch.device("cpu")
+    with pytest.raises(ConfigError, match="0 CUDA device"):
+        pick_device("cuda")
+
+
+class _DtypeProbe(torch.nn.Linear):
+    """A linear layer that records the dtype of what it computes."""
+
+    seen: list[torch.dtype]
+
+    def forward(self, x):
+        out = super().forward(x)
+        self.seen.append(out.dtype)
+        return out
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_train_step_autocasts_on_the_batch_device_and_scales(dtype, monkeypatch):
+    # The CUDA plan's code path, on the CPU: autocast takes the batch's device type and the
+    # plan's dtype; a float16 plan steps through its GradScaler.
+    model = _DtypeProbe(4, 3)
+    model.seen = []
+    scaler = torch.amp.GradScaler("cpu") if dtype == torch.float16 else None
+    stepped = []
+    if scaler is not None:
+        real_step = scaler.step
+        monkeypatch.setattr(scaler, "step", lambda opt: stepped.append(real_step(opt)))
+    plan = AmpPlan(True, dtype, scaler, "faked")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    before = model.weight.detach().clone()
+    x, y = torch.randn(8, 4), torch.randint(0, 3, (8,))
+    loss = train_step(model, x, y, torch.nn.CrossEntropyLoss(), optimizer, plan)
+    assert model.seen == [dtype] and torch.isfinite(loss)
+    assert len(stepped) == (1 if scaler is not None else 0)
+    assert not torch.equal(model.weight, before)
+
+
+def test_mixed_precision_effective_on_faked_cuda(tiny_cfg, tmp_path, monkeypatch):
+    """The plan amp_plan makes for a (faked) bf16-capable GPU is the one that trains and the one
+    effective reports; the tensors stay on the CPU, which autocasts to bfloat16 alike."""
     import time
 
+    from trainer import run as run_module
     from trainer.artifacts import RunDir
-    from trainer.run import train
 
-    tiny_cfg.update(mixed_precision=True, device="cuda")
-    eff = train(tiny_cfg, RunDir(tmp_path / "run"), "cuda", time.time())["effective"]
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    monkeypatch.setattr(
+        run_module, "amp_plan", lambda requested, device: amp_plan(requested, torch.device("cuda"))
+    )
+    tiny_cfg.update(mixed_precision=True, device="cpu")
+    eff = run_module.train(tiny_cfg, RunDir(tmp_path / "run"), "amp", time.time())["effective"]
     assert eff["mixed_precision"] is True
-    expected = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-    assert eff["amp_dtype"] == expected and eff["grad_scaler"] is (expected == "float16")
+    assert eff["amp_dtype"] == "bfloat16" and eff["grad_scaler"] is False
+    assert "bfloat16" in eff["amp_note"]
 
 
 def test_parallel_decode_matches_serial(digits_dir):

@@ -103,6 +103,17 @@ def test_class_weighting_balanced(tiny_cfg, tmp_path):
     assert eff["class_weights"] is not None and len(eff["class_weights"]) == 10
 
 
+@pytest.mark.parametrize("criterion", ["CrossEntropyLoss", "FocalLoss", "LabelSmoothingLoss"])
+def test_explicit_class_weights_reach_every_loss(criterion):
+    import torch
+    from trainer import builders
+
+    cfg = {"class_weighting": [1.0, 2.0, 0.5], "criterion": criterion}
+    weight = builders.class_weights(cfg, torch.tensor([0, 1, 2]), 3)
+    eff = builders.effective_criterion(builders.build_criterion(cfg, weight))
+    assert eff["criterion"] == criterion and eff["class_weights"] == [1.0, 2.0, 0.5]
+
+
 @pytest.mark.parametrize(("image_size", "batch_size"), [(24, 16), (40, 48)])
 def test_image_and_batch_size_effective(tiny_cfg, tmp_path, image_size, batch_size):
     tiny_cfg.update(image_size=image_size, batch_size=batch_size)
