@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from trainer.device import loader_workers
 from trainer.errors import ConfigError, DataError
 
 IMAGE_SUFFIXES = ("", ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -164,7 +165,8 @@ def load_train_set(cfg: dict[str, Any]) -> ImageSet:
         keep = subsample(labels, limit, cfg.get("random_seed", 42))
         ids, labels = [ids[i] for i in keep], [labels[i] for i in keep]
     images = decode_images(
-        data_dir / Path(csv_path.name).stem, ids, cfg["image_size"], cfg.get("num_workers") or 0
+        data_dir / Path(csv_path.name).stem, ids, cfg["image_size"],
+        loader_workers(cfg.get("num_workers")),
     )
     return ImageSet(ids, images, torch.tensor(labels, dtype=torch.long), class_names)
 

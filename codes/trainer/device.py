@@ -72,3 +72,11 @@ def configure_threads(count: int | None) -> int:
     if count and count > 0:
         torch.set_num_threads(count)
     return torch.get_num_threads()
+
+
+def loader_workers(configured: int | None) -> int:
+    """Workers for decoding: the config's count, capped by the runner's share of the CPU for
+    this slot (HPSYS_MAX_WORKERS) so parallel experiments do not oversubscribe the cores."""
+    count = max(0, configured or 0)
+    cap = os.environ.get("HPSYS_MAX_WORKERS", "")
+    return min(count, int(cap)) if cap.isdigit() else count

@@ -181,3 +181,12 @@ def test_parallel_decode_matches_serial(digits_dir):
     ids, _ = read_id_csv(digits_dir / "train.csv")
     serial = decode_images(digits_dir / "train", ids[:100], 16)
     assert torch.equal(serial, decode_images(digits_dir / "train", ids[:100], 16, workers=2))
+
+
+def test_loader_workers_are_capped_by_the_runner_slot_share(monkeypatch):
+    from trainer.device import loader_workers
+
+    monkeypatch.delenv("HPSYS_MAX_WORKERS", raising=False)
+    assert loader_workers(4) == 4 and loader_workers(None) == 0
+    monkeypatch.setenv("HPSYS_MAX_WORKERS", "1")
+    assert loader_workers(4) == 1 and loader_workers(0) == 0
