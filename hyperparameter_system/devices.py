@@ -17,15 +17,16 @@ class Slot:
     """One place an experiment runs: its name, its GPUs and its share of the CPU."""
 
     name: str
-    devices: tuple[int, ...] = ()
+    devices: tuple[str, ...] = ()  # as CUDA_VISIBLE_DEVICES takes them: indices, GPU-/MIG- UUIDs
     env: dict[str, str] = field(default_factory=dict)
 
 
-def detect_gpus() -> list[int]:
-    """GPU indices visible to this process: CUDA_VISIBLE_DEVICES, else nvidia-smi, else none."""
+def detect_gpus() -> list[str]:
+    """GPUs visible to this process: CUDA_VISIBLE_DEVICES (indices or GPU-/MIG- UUIDs, as a
+    scheduler may set them), else nvidia-smi's indices, else none."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
-        return [int(x) for x in visible.split(",") if x.strip().isdigit()]
+        return [x.strip() for x in visible.split(",") if x.strip()]
     if shutil.which("nvidia-smi") is None:
         return []
     try:
@@ -33,17 +34,17 @@ def detect_gpus() -> list[int]:
                              capture_output=True, text=True, timeout=20, check=True).stdout
     except (OSError, subprocess.SubprocessError):
         return []
-    return [int(x) for x in out.split() if x.strip().isdigit()]
+    return [x for x in out.split() if x.strip().isdigit()]
 
 
-def plan_slots(max_parallel: int, gpus: str | Sequence[int], gpus_per_experiment: int = 1,
+def plan_slots(max_parallel: int, gpus: str | Sequence[int | str], gpus_per_experiment: int = 1,
                experiments_per_gpu: int = 1, cpus: int | None = None) -> list[Slot]:
     """Split the GPUs into groups of `gpus_per_experiment`, each shared by at most
     `experiments_per_gpu` slots, and the CPU threads evenly between slots.
 
     gpus: "auto" (detect), a list of indices, or () for CPU only (then CUDA is hidden).
     """
-    found = detect_gpus() if gpus == "auto" else list(gpus)
+    found = detect_gpus() if gpus == "auto" else [str(g) for g in gpus]
     cpus = cpus or os.cpu_count() or 1
     if len(set(found)) < len(found):  # two groups holding one GPU would share it
         raise ValueError(f"GPU indices listed twice: {found}")
@@ -65,15 +66,16 @@ def plan_slots(max_parallel: int, gpus: str | Sequence[int], gpus_per_experiment
                "HPSYS_CPU_THREADS": str(threads), "HPSYS_MAX_WORKERS": str(max(0, threads - 1))}
         if found:  # indices as nvidia-smi numbers them (CUDA's default order may differ)
             env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, devices))
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(devices)
         elif gpus != "auto":
             env["CUDA_VISIBLE_DEVICES"] = ""  # gpus: none means CPU even on a GPU machine
-        name = f"gpu{','.join(map(str, devices))}" if devices else f"cpu{i}"
+        name = f"gpu{','.join(devices)}" if devices else f"cpu{i}"
         slots.append(Slot(name, devices, env))
     return slots
 
 
-def wait_released(devices: Sequence[int], experiment_id: str, timeout: float = 30.0) -> bool:
+def wait_released(devices: Sequence[int | str], experiment_id: str,
+                  timeout: float = 30.0) -> bool:
     """Before a GPU slot is reused: wait until no process of the finished experiment holds
     memory on its devices (as nvidia-smi reports). True when seen released or unreadable."""
     if not devices or shutil.which("nvidia-smi") is None:

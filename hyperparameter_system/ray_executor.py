@@ -195,7 +195,7 @@ def run_on_node(launch: Launch, keep_config: bool):
                                             time.time(), error="the launcher raised")
     outcome.extra["host"], outcome.node = outcome.node, node
     gpu_ids = ray.get_runtime_context().get_accelerator_ids().get("GPU", [])
-    gpus = [int(g) for g in gpu_ids if str(g).isdigit()]
+    gpus = [str(g) for g in gpu_ids]
     if gpus:  # before Ray hands these GPUs to the next task
         devices.wait_released(gpus, launch.experiment_id)
     yield outcome

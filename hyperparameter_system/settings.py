@@ -71,7 +71,7 @@ class ExecutionSettings:
     retry_failed: int = 0
     executor: str = "local"
     ray_address: str | None = None
-    gpus: str | tuple[int, ...] = "auto"
+    gpus: str | tuple[int | str, ...] = "auto"
     gpus_per_experiment: int = 1
     experiments_per_gpu: int = 1
     repeats: int = 1
@@ -362,8 +362,14 @@ def _execution(reader: _Reader) -> ExecutionSettings:
         if gpus != "auto":
             raise HpsysError(reader.where("gpus"), "expected auto, none or a list of GPU indices")
     else:
-        if not all(isinstance(g, int) and not isinstance(g, bool) and g >= 0 for g in gpus):
-            raise HpsysError(reader.where("gpus"), f"expected GPU indices >= 0, got {gpus!r}")
+        def device(g: Any) -> bool:  # an index, or a GPU-/MIG- UUID as CUDA_VISIBLE_DEVICES takes
+            if isinstance(g, str):
+                return g.startswith(("GPU-", "MIG-"))
+            return isinstance(g, int) and not isinstance(g, bool) and g >= 0
+
+        if not all(device(g) for g in gpus):
+            raise HpsysError(reader.where("gpus"),
+                             f"expected GPU indices >= 0 or GPU-/MIG- UUIDs, got {gpus!r}")
         gpus = tuple(gpus)
     timeout = reader.get("experiment_timeout")
     if timeout is not None and timeout <= 0:

@@ -82,7 +82,7 @@ def test_a_freed_slot_takes_the_next_experiment_at_once(tmp_path, fake_events):
 
 
 def test_auto_finds_gpus_with_nvidia_smi(fake_smi):
-    assert devices.detect_gpus() == [0, 1, 2]
+    assert devices.detect_gpus() == ["0", "1", "2"]
     slots = devices.plan_slots(8, "auto", cpus=12)
     assert [s.env["CUDA_VISIBLE_DEVICES"] for s in slots] == ["0", "1", "2"]
     assert {s.env["OMP_NUM_THREADS"] for s in slots} == {"4"}
@@ -93,7 +93,10 @@ def test_auto_finds_gpus_with_nvidia_smi(fake_smi):
 
 def test_auto_honours_cuda_visible_devices(fake_smi, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1,3")
-    assert devices.detect_gpus() == [1, 3]
+    assert devices.detect_gpus() == ["1", "3"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-5e1f,MIG-a0b1/1/0")  # a scheduler's UUIDs
+    slots = devices.plan_slots(4, "auto", cpus=4)
+    assert [s.env["CUDA_VISIBLE_DEVICES"] for s in slots] == ["GPU-5e1f", "MIG-a0b1/1/0"]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert devices.plan_slots(2, "auto", cpus=4)[0].devices == ()
 
@@ -142,7 +145,7 @@ def test_gpu_indices_match_nvidia_smi_and_are_never_listed_twice():
 
 def test_max_parallel_caps_the_slots():
     slots = devices.plan_slots(2, [0, 1, 2, 3], cpus=1)
-    assert [s.devices for s in slots] == [(0,), (1,)]
+    assert [s.devices for s in slots] == [("0",), ("1",)]
     assert slots[0].env["OMP_NUM_THREADS"] == "1"
 
 
