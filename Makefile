@@ -26,7 +26,7 @@ data: $(STAMP)  ## write the embedded digits dataset into data/
 
 demo: data  ## run the quickstart matrix on the embedded data and show the summary
 	WANDB_MODE=$${WANDB_MODE:-offline} $(BIN)/python hyperparameter_system/experiment_runner.py --config examples/quickstart.yaml --all
-	$(BIN)/python hyperparameter_system/experiment_runner.py --config examples/quickstart.yaml --summary --export html reports/quickstart.html
+	$(BIN)/python hyperparameter_system/experiment_runner.py --config examples/quickstart.yaml --combine-best --summary --export html reports/quickstart.html
 
 chromium:  ## Debian's chromium for the html-report screenshot test (best effort; it skips without)
 	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \

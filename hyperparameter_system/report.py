@@ -443,7 +443,8 @@ def tables(summary: Summary) -> list[ReportTable]:
                 head.add([name, stat.n, fmt_metric(stat.mean), fmt_metric(stat.std),
                           fmt_delta(stat.delta) if name != "baseline" else "",
                           fmt_significant(stat.significant) if name != "baseline" else "",
-                          _status(stat)], better=summary.better(stat.delta))
+                          _status(stat, report.combined.plan if report.combined else None)],
+                         better=summary.better(stat.delta))
         out.append(head)
         for table in report.categories:
             t = ReportTable("ranking", f"{report.model} / {table.category}", RANK_HEADERS,
@@ -480,8 +481,10 @@ def tables(summary: Summary) -> list[ReportTable]:
     return out
 
 
-def _status(stat: OptionStat) -> str:
+def _status(stat: OptionStat, plan: combine.Plan | None = None) -> str:
     if stat.category == COMBINED and not stat.rows:
+        if plan is not None and not plan.applied:
+            return "nothing to combine: no winner beat the baseline"
         return "not run (--combine-best runs it)"
     return stat.status
 
@@ -500,7 +503,7 @@ def _combined_tables(summary: Summary) -> list[ReportTable]:
                    fmt_significant(v.significant)], better=summary.better(v.diff))
         for cat, why in c.plan.skipped:
             t.add([cat, f"not applied: {why}", "", "", ""])
-        t.add(["combined", _status(c.stat), fmt_metric(c.stat.mean),
+        t.add(["combined", _status(c.stat, c.plan), fmt_metric(c.stat.mean),
                f"vs baseline {fmt_delta(c.stat.delta)}", fmt_significant(c.stat.significant)],
               winner=True, better=summary.better(c.stat.delta))
         out.append(t)

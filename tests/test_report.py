@@ -231,3 +231,6 @@ def test_combine_best_refuses_when_nothing_beats_the_baseline(tmp_path):
     assert plan.applied == [] and plan.changes == {}
     with pytest.raises(HpsysError, match="beats its baseline"):
         report.run_combined(settings, show=False)
+    statuses = {row[-1] for t in report.tables(report.collect(settings)) if t.key == "model"
+                for row in t.rows}
+    assert "nothing to combine: no winner beat the baseline" in statuses
