@@ -30,8 +30,8 @@ demo: data  ## run the quickstart matrix on the embedded data and show the summa
 
 chromium:  ## Debian's chromium for the html-report screenshot test (best effort; it skips without)
 	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
-	  { apt-get install -y -q chromium >/dev/null 2>&1 || \
-	    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; }; }; } || \
+	  { timeout 300 apt-get install -y -q chromium >/dev/null 2>&1 || \
+	    { timeout 120 apt-get update -q >/dev/null 2>&1 && timeout 300 apt-get install -y -q chromium >/dev/null 2>&1; }; }; } || \
 	  echo "chromium not installed: the html screenshot test will be skipped"
 
 test: data chromium  ## lint, then the whole test suite (unit, end-to-end, reliability)
