@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -67,7 +68,39 @@ def _sigterm(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse an unknown export format or an unwritable output path before anything runs, so a
+    long matrix never ends in an error about where its report should go."""
+    if args.export:
+        from hyperparameter_system.exports import FORMATS
+
+        fmt, path = args.export
+        if fmt not in FORMATS:
+            raise HpsysError(f"--export {fmt}", f"unknown format; expected one of "
+                             f"{', '.join(FORMATS)}")
+        _writable(f"--export {fmt} {path}", Path(path), folder=False)
+    if args.export_ledger:
+        _writable(f"--export-ledger {args.export_ledger}", Path(args.export_ledger), folder=False)
+    if args.plots:
+        _writable(f"--plots {args.plots}", Path(args.plots), folder=True)
+
+
+def _writable(where: str, path: Path, folder: bool) -> None:
+    if not folder and path.is_dir():
+        raise HpsysError(where, "expected a file path, got a folder")
+    if folder and path.exists() and not path.is_dir():
+        raise HpsysError(where, "expected a folder, got a file")
+    target = path if folder else path.parent
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HpsysError(where, f"cannot create {target}: {exc.strerror or exc}") from None
+    if not os.access(target, os.W_OK):
+        raise HpsysError(where, f"cannot write into {target}: permission denied")
+
+
 def _main(args: argparse.Namespace) -> int:
+    _check_outputs(args)
     settings = api.load(args.config, args.set)
     selecting = args.all or args.models or args.categories
     experiments = api.select(settings, args.models, args.categories)
@@ -96,6 +129,7 @@ def _main(args: argparse.Namespace) -> int:
         result = report.run_combined(settings, args.models, executor=args.executor)
         if result.interrupted:
             return EXIT_INTERRUPTED
+        code = code or (1 if result.count("failed") + result.count("timeout") else 0)
         did = True
     if args.summary or args.export or args.plots:
         from hyperparameter_system import report

@@ -95,15 +95,14 @@ def build_matrix(
     Named models and categories run even when disabled in the file: naming them is the choice.
     """
     check_names(settings, models, categories)
-    chosen_models = [m for m in settings.models if (m.name in models if models else m.enabled)]
-    chosen_cats = [c for c in settings.categories
+    chosen_models = [m.checked() for m in settings.models
+                     if (m.name in models if models else m.enabled)]
+    chosen_cats = [c.checked() for c in settings.categories
                    if (c.name in categories if categories else c.enabled)]
     with_baseline = settings.system.baseline if baseline is None else baseline
     repeats = settings.execution.repeats
     out: list[Experiment] = []
     for model in chosen_models:
-        if not model.base:
-            model = _with_base(settings, model)
         jobs: list[tuple[str, Mapping[str, Any], Mapping[str, Any], str]] = []
         if with_baseline:
             jobs.append((BASELINE, {}, {}, BASELINE))
@@ -116,15 +115,6 @@ def build_matrix(
                 out.append(make_experiment(model, category, option, changes, run_name,
                                            len(out) + 1, repeat, repeats))
     return out
-
-
-def _with_base(settings: Settings, model: ModelSettings) -> ModelSettings:
-    """A disabled model named on the command line: load (and check) its base config now."""
-    from dataclasses import replace
-
-    from hyperparameter_system.settings import load_model_base
-
-    return replace(model, base=load_model_base(settings, model))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -19,8 +19,9 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import mean, stdev
 from typing import Any
@@ -28,6 +29,7 @@ from typing import Any
 from hyperparameter_system import combine
 from hyperparameter_system.configdict import get_dotted
 from hyperparameter_system.console import fmt_duration
+from hyperparameter_system.errors import HpsysError
 from hyperparameter_system.executor import RunResult, headline
 from hyperparameter_system.hyperparameter_configs import (
     BASELINE,
@@ -36,7 +38,7 @@ from hyperparameter_system.hyperparameter_configs import (
     build_matrix,
 )
 from hyperparameter_system.ledger import Ledger, Row
-from hyperparameter_system.settings import ModelSettings, Settings, load_model_base
+from hyperparameter_system.settings import ModelSettings, Settings
 
 FAILED = ("failed", "timeout", "interrupted")
 SIGMAS = 2.0
@@ -152,6 +154,7 @@ class Failure:
     reason: str
     log_path: str | None
     attempts: int
+    tail: str = ""  # the last lines of its train.log, so the cause shows without opening it
 
 
 @dataclass
@@ -252,8 +255,7 @@ def _selection(settings: Settings, rows: Sequence[Row]) -> list[Experiment]:
 
 
 def _model_settings(settings: Settings, name: str) -> ModelSettings:
-    model = settings.model(name)
-    return model if model.base else replace(model, base=load_model_base(settings, model))
+    return settings.model(name).checked()
 
 
 def collect(settings: Settings, ledger: Ledger | None = None) -> Summary:
@@ -357,8 +359,14 @@ def _failures(rows: Sequence[Row]) -> list[Failure]:
             reason = r.error or (r.log_tail or "").strip().splitlines()[-1:] or ["unknown"]
             out.append(Failure(r.model, r.category, r.label or r.run_name, r.status,
                                reason if isinstance(reason, str) else reason[0], r.log_path,
-                               r.attempts or 0))
+                               r.attempts or 0, _tail(r.log_tail)))
     return out
+
+
+def _tail(text: str | None, lines: int = 3, width: int = 160) -> str:
+    """The last non-empty lines of a log tail, each cut to `width` characters."""
+    kept = [line.rstrip()[:width] for line in (text or "").splitlines() if line.strip()]
+    return "\n".join(kept[-lines:])
 
 
 def _best(settings: Settings, rows: Sequence[Row]) -> BestRun | None:
@@ -466,10 +474,14 @@ def tables(summary: Summary) -> list[ReportTable]:
     if summary.failures:
         fail = ReportTable("failures", "Failures", ["model", "category", "option", "status",
                                                     "attempts", "reason", "log"])
+        tails = ReportTable("failure_logs", "Failures: the last lines of their logs",
+                            ["model", "category", "option", "log tail"])
         for f in summary.failures:
             fail.add([f.model, f.category, f.label, f.status, f.attempts, f.reason,
                       f.log_path or "-"])
-        out.append(fail)
+            if f.tail:
+                tails.add([f.model, f.category, f.label, f.tail])
+        out += [fail, tails] if tails.rows else [fail]
     if summary.best is not None:
         b = summary.best
         best = ReportTable("best", "Best run overall", ["model", "category", "option", "metric",
@@ -525,7 +537,6 @@ def run_combined(settings: Settings, models: Sequence[str] | None = None,
                  executor: str | None = None, show: bool = True) -> RunResult:
     """`--combine-best`: save and run each model's combined winners, then compare them."""
     from hyperparameter_system import api, console
-    from hyperparameter_system.errors import HpsysError
 
     summary = collect(settings)
     plans = [m.combined.plan for m in summary.models
@@ -534,10 +545,12 @@ def run_combined(settings: Settings, models: Sequence[str] | None = None,
         if not p.applied:
             console.warn(f"{p.model}: no category winner beat the baseline; its base config "
                          "stays the best, nothing to combine")
-    plans = [p for p in plans if p.applied]
     if not plans:
-        raise HpsysError("--combine-best", "no model has a finished category option that beats "
-                         "its baseline; run the matrix first (--all)")
+        raise HpsysError("--combine-best", "no model has finished category options to combine; "
+                         "run the matrix first (--all)")
+    plans = [p for p in plans if p.applied]
+    if not plans:  # every base config already beats its options: nothing to run, no error
+        return RunResult()
     for p in plans:
         combine.save_config(p)
     console.print_combined_plans(plans)
@@ -559,9 +572,20 @@ def show(settings: Settings, summary: bool = True, export: Sequence[str] | None 
         console.print_summary(data, tables(data))
     if export:
         fmt, path = export
-        written = exports.export(data, fmt, Path(path))
+        with _writing(f"--export {fmt} {path}"):
+            written = exports.export(data, fmt, Path(path))
         console.info(f"wrote the {fmt} report to {written}")
     if plots:
-        written = exports.write_plots(data, Path(plots))
-        console.info(f"wrote {len(written)} plot(s) to {plots}")
+        with _writing(f"--plots {plots}"):
+            files = exports.write_plots(data, Path(plots))
+        console.info(f"wrote {len(files)} plot(s) to {plots}")
     return data
+
+
+@contextmanager
+def _writing(where: str) -> Iterator[None]:
+    """A report that cannot be written (disk full, permissions) is one line, not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        raise HpsysError(where, f"cannot write: {exc.strerror or exc}") from None

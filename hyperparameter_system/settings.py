@@ -48,11 +48,19 @@ class ModelSettings:
     script: tuple[str, ...]
     description: str
     base: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    problem: HpsysError | None = field(default=None, compare=False, repr=False)
 
     @property
     def project(self) -> str:
         """W&B project: the model name with `.`, `-` and `/` turned into `_`."""
         return self.name.replace(".", "_").replace("-", "_").replace("/", "_")
+
+    def checked(self) -> ModelSettings:
+        """This model, or the error it holds: a disabled entry's problem (a missing script, a
+        base config that does not load) is told when the entry is picked, before any launch."""
+        if self.problem is not None:
+            raise self.problem
+        return self
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,13 @@ class CategorySettings:
     description: str
     options: tuple[Mapping[str, Any], ...]
     plugin: Category = field(compare=False, repr=False)
+    problem: HpsysError | None = field(default=None, compare=False, repr=False)
+
+    def checked(self) -> CategorySettings:
+        """This category, or the error its options hold (told when a disabled one is picked)."""
+        if self.problem is not None:
+            raise self.problem
+        return self
 
 
 @dataclass(frozen=True)
@@ -272,15 +287,10 @@ def load_settings(path: str | Path, overrides: Sequence[str] = ()) -> Settings:
     overrides = [*((sysr.where("overrides"), o) for o in file_overrides),
                  *((f"--set {o}", o) for o in overrides)]
     models = _models(doc, top.data.get("models"), root, system, overrides, cache)
-    base_for_checks = next((m.base for m in models if m.enabled), None)
-    categories = _categories(doc, top.data.get("experiment_categories"), base_for_checks)
+    bases = [m.base for m in models if m.enabled]
+    categories = _categories(doc, top.data.get("experiment_categories"), bases)
     return Settings(doc.path.resolve(), root, system, models, categories, execution,
                     tuple(overrides))
-
-
-def load_model_base(settings: Settings, model: ModelSettings) -> Mapping[str, Any]:
-    """The base config of a model disabled in the file but named on the command line."""
-    return _base_config(model.base_config, settings.overrides, {})
 
 
 def _models(doc, data, root, system, overrides, cache) -> tuple[ModelSettings, ...]:
@@ -296,18 +306,24 @@ def _models(doc, data, root, system, overrides, cache) -> tuple[ModelSettings, .
             raise HpsysError(reader.where("name"), f"model '{name}' is listed twice")
         enabled = reader.get("enabled", True)
         base_path = _resolve(root, reader.get("base_config", str(system.base_config)))
+        script = _script(reader, root, check=False)
         base: Mapping[str, Any] = {}
-        if enabled:
+        problem = None
+        try:  # a disabled model keeps its problem until it is picked
             base = _base_config(base_path, overrides, cache, reader.where("base_config"))
+            _script(reader, root, check=True)
+        except HpsysError as exc:
+            if enabled:
+                raise
+            problem = exc
         models.append(ModelSettings(
-            name=str(name), enabled=enabled, base_config=base_path,
-            script=_script(reader, root, check=enabled), description=reader.get("description", ""),
-            base=base,
+            name=str(name), enabled=enabled, base_config=base_path, script=script,
+            description=reader.get("description", ""), base=base, problem=problem,
         ))
     return tuple(models)
 
 
-def _categories(doc, data, base) -> tuple[CategorySettings, ...]:
+def _categories(doc, data, bases) -> tuple[CategorySettings, ...]:
     if not isinstance(data, Mapping) or not data:
         raise HpsysError(doc.where(("experiment_categories",)),
                          "expected a mapping of category name to its options")
@@ -321,33 +337,43 @@ def _categories(doc, data, base) -> tuple[CategorySettings, ...]:
             raise HpsysError(reader.where("options"), "expected a non-empty list of options")
         plugin = registry.get(name) or YamlCategory(str(name))
         checked: list[Mapping[str, Any]] = []
+        problem = None
         for index, option in enumerate(options):
             opath = ("experiment_categories", name, "options", index)
             if not isinstance(option, Mapping):
                 raise HpsysError(doc.where(opath), f"expected a mapping, got {_kind(option)}")
-            if enabled:
-                def locate(key, _p=opath):
-                    return doc.where(_p + ((key,) if key is not None else ()))
+
+            def locate(key, _p=opath):
+                return doc.where(_p + ((key,) if key is not None else ()))
+
+            try:  # a disabled category keeps its problem until it is picked
                 plugin.validate(option, locate)
-                if isinstance(plugin, YamlCategory) and base is not None:
-                    _check_yaml_keys(option, base, locate)
+                if isinstance(plugin, YamlCategory):
+                    _check_yaml_keys(option, bases, locate)
+            except HpsysError as exc:
+                if enabled:
+                    raise
+                problem = problem or exc
             checked.append(dict(option))
         out.append(CategorySettings(str(name), enabled, reader.get("description", ""),
-                                    tuple(checked), plugin))
+                                    tuple(checked), plugin, problem))
     return tuple(out)
 
 
-def _check_yaml_keys(option: Mapping[str, Any], base: Mapping[str, Any], locate) -> None:
-    """A YAML-only option may only change keys the base config has (a `+key` adds one)."""
+def _check_yaml_keys(option: Mapping[str, Any], bases: Sequence[Mapping[str, Any]],
+                     locate) -> None:
+    """A YAML-only option may only change keys every enabled model's base config has (a `+key`
+    adds one): a typo must not quietly add a key that nothing reads."""
     for key in option:
         if key == "description" or key.startswith("+"):
             continue
-        if not has_dotted(base, key):
-            raise HpsysError(
-                locate(key),
-                f"'{key}' is not a key of the base config{close_match(key, flat_keys(base))}; "
-                f"write '+{key}' to add a new key",
-            )
+        for base in bases:
+            if not has_dotted(base, key):
+                raise HpsysError(
+                    locate(key),
+                    f"'{key}' is not a key of the base config"
+                    f"{close_match(key, flat_keys(base))}; write '+{key}' to add a new key",
+                )
 
 
 def _execution(reader: _Reader) -> ExecutionSettings:

@@ -93,6 +93,12 @@ def test_scheduler_passes_its_own_extra_parameters() -> None:
     assert plugin.run_name(option) == "sch_StepLR_step5_gamma0.5"
 
 
+def test_scheduler_refuses_a_parameter_no_scheduler_has() -> None:
+    """A typo would otherwise land in scheduler_params, where nothing reads it."""
+    with pytest.raises(HpsysError, match=r"gama: unknown.*did you mean 'gamma'"):
+        plugins.categories()["scheduler"].validate({"name": "StepLR", "gama": 0.5}, _locate)
+
+
 def test_yaml_only_category() -> None:
     cat = YamlCategory("regularization")
     option = {"weight_decay": 0.01, "scheduler_params.T_max": 5, "+extra": 1,

@@ -222,15 +222,21 @@ def test_empty_ledger_reports_nothing_without_crashing(tmp_path, capsys):
     assert "<table>" in (tmp_path / "r.html").read_text()
 
 
-def test_combine_best_refuses_when_nothing_beats_the_baseline(tmp_path):
+def test_combine_best_runs_nothing_when_nothing_beats_the_baseline(tmp_path, capsys):
+    """Not an error (make demo must still write its report): the base config stays the best."""
     from hyperparameter_system.errors import HpsysError
 
+    (tmp_path / "empty").mkdir()
+    empty = settings_for(tmp_path / "empty", {"lr_cat": CATEGORIES["lr_cat"]})
+    with pytest.raises(HpsysError, match="run the matrix first"):
+        report.run_combined(empty, show=False)
     settings = settings_for(tmp_path, {"lr_cat": CATEGORIES["lr_cat"]})
     fill_ledger(settings, lambda e: 0.9 if e.category == "baseline" else 0.1)
     plan = report.collect(settings).models[0].combined.plan
     assert plan.applied == [] and plan.changes == {}
-    with pytest.raises(HpsysError, match="beats its baseline"):
-        report.run_combined(settings, show=False)
+    result = report.run_combined(settings, show=False)
+    assert result.outcomes == [] and not result.interrupted
+    assert "nothing to combine" in capsys.readouterr().err
     statuses = {row[-1] for t in report.tables(report.collect(settings)) if t.key == "model"
                 for row in t.rows}
     assert "nothing to combine: no winner beat the baseline" in statuses

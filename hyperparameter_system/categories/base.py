@@ -50,12 +50,14 @@ class Category:
     """A built-in category: subclasses declare `name`, `params` and `run_name`.
 
     `extra_target` lets a category accept keys it does not declare (the scheduler's own
-    parameters), each set under that prefix.
+    parameters), each set under that prefix; `extra_keys`, when given, lists the ones it knows,
+    so a typo is refused instead of becoming a key nothing reads.
     """
 
     name: str = ""
     params: tuple[Param, ...] = ()
     extra_target: str | None = None
+    extra_keys: frozenset[str] = frozenset()
 
     def _param(self, key: str) -> Param | None:
         return next((p for p in self.params if p.key == key), None)
@@ -67,12 +69,14 @@ class Category:
                 continue
             param = self._param(key)
             if param is None:
-                if self.extra_target is None:
+                if self.extra_target is None or (self.extra_keys and key not in self.extra_keys):
                     known = [p.key for p in self.params] + sorted(LABEL_KEYS)
+                    more = f", or a parameter under {self.extra_target}" if self.extra_keys else ""
                     raise HpsysError(
                         locate(key),
-                        f"unknown option key for category '{self.name}'{close_match(key, known)};"
-                        f" expected one of {', '.join(known)}",
+                        f"unknown option key for category '{self.name}'"
+                        f"{close_match(key, [*known, *self.extra_keys])}; expected one of "
+                        f"{', '.join(known)}{more}",
                     )
                 continue
             param.check(value, locate(key))

@@ -3,10 +3,21 @@
 from hyperparameter_system.categories.base import Category, Param, parts
 from hyperparameter_system.hookspecs import hookimpl
 
+# Every parameter of torch.optim.lr_scheduler's schedulers (the trainer passes each scheduler
+# the ones its signature takes), named here because the runner never imports torch.
+TORCH_SCHEDULER_PARAMS = frozenset({
+    "T_0", "T_mult", "anneal_strategy", "base_lr", "base_momentum", "cooldown",
+    "cycle_momentum", "div_factor", "end_factor", "eps", "epochs", "final_div_factor", "last_epoch",
+    "max_momentum", "milestones", "min_lr", "mode", "power", "scale_mode", "start_factor",
+    "step_size_down", "step_size_up", "steps_per_epoch", "three_phase", "threshold",
+    "threshold_mode", "total_iters",
+})
+
 
 class SchedulerCategory(Category):
     name = "scheduler"
-    extra_target = "scheduler_params"  # any other key is one of the scheduler's own parameters
+    extra_target = "scheduler_params"  # other keys: the scheduler's own parameters
+    extra_keys = TORCH_SCHEDULER_PARAMS
     params = (
         Param("name", "scheduler_name", str, required=True),
         Param("T_max", "scheduler_params.T_max", int, minimum=1),

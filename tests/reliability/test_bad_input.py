@@ -103,6 +103,15 @@ ARGV = {  # command lines over the good master config, and what the message must
     "executor-choice": (["--all", "--executor", "slurm"], "slurm"),
     "nothing-to-do": ([], "nothing to do"),
     "config-missing": (["--config", "does/not/exist.yaml", "--all"], "exist.yaml"),
+    # refused before anything runs: a long matrix must not end in an error about its report
+    "export-format": (["--all", "--export", "pdf", "r.pdf"], "--export pdf"),
+    "export-format-dry": (["--dry-run", "--all", "--export", "pdf", "r.pdf"], "--export pdf"),
+    "export-unwritable": (["--all", "--export", "html", "/proc/nope/r.html"], "/proc/nope"),
+    "export-under-a-file": (["--all", "--export", "md", "/etc/hostname/r.md"], "/etc/hostname"),
+    "export-a-folder": (["--all", "--export", "csv", "/tmp"], "expected a file path"),
+    "plots-unwritable": (["--all", "--plots", "/proc/nope"], "--plots /proc/nope"),
+    "plots-a-file": (["--all", "--plots", "/etc/hostname"], "expected a folder"),
+    "export-ledger-unwritable": (["--export-ledger", "/proc/nope/l.csv"], "--export-ledger"),
 }
 
 
@@ -245,3 +254,30 @@ def test_arbitrary_base_configs(tmp_path, base):
     config = write_master(tmp_path, doc)
     with contextlib.suppress(HpsysError):
         select(load_settings(config))  # the matrix is built before anything is launched
+
+
+DISABLED = {  # a disabled entry's problem: silent until it is picked, then told as any other
+    "model-script": (lambda d: d["models"].append(
+        {"name": "m2", "enabled": False, "script": "./no_such.sh"}),
+        ["--models", "m2"], "models[1].script"),
+    "model-base": (lambda d: d["models"].append(
+        {"name": "m2", "enabled": False, "script": "python tests/fakes/fake_train.py",
+         "base_config": "nope/base.yaml"}), ["--models", "m2"], "base.yaml"),
+    "builtin-option": (lambda d: d["experiment_categories"].update(
+        {"optimizer": {"enabled": False, "options": [{"name": "SGD", "lr": "fast"}]}}),
+        ["--categories", "optimizer"], "experiment_categories.optimizer.options[0].lr"),
+    "yaml-only-typo": (lambda d: d["experiment_categories"].update(
+        {"reg": {"enabled": False, "options": [{"weight_decya": 0.1}]}}),
+        ["--categories", "reg"], "weight_decya"),
+}
+
+
+@pytest.mark.parametrize("case", DISABLED)
+def test_a_disabled_entry_is_checked_when_picked(case, tmp_path, cli):
+    mutate, picked, where = DISABLED[case]
+    data = master_dict(tmp_path)
+    mutate(data)
+    config = write_master(tmp_path, data)
+    code, err = cli("--config", str(config), "--dry-run", "--all")
+    assert code == 0, err  # not picked: the enabled matrix runs as before
+    _check(*cli("--config", str(config), *picked), where, tmp_path)
