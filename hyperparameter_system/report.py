@@ -179,6 +179,7 @@ class Summary:
     failures: list[Failure]
     best: BestRun | None
     counts: dict[str, int]
+    unsynced: list[str] = field(default_factory=list)  # W&B dirs of online runs logged offline
 
     def better(self, delta: float | None) -> bool | None:
         """Whether a signed delta is an improvement under metric_mode; one that prints as
@@ -289,7 +290,17 @@ def collect(settings: Settings, ledger: Ledger | None = None) -> Summary:
     chosen = [r for s in stats.values() for r in s.rows] + combined_rows
     return Summary(metric, mode, settings.execution.repeats, models, _cross(models, mode),
                    _failures(chosen), _best(settings, chosen),
-                   dict(Counter(r.status for r in chosen)))
+                   dict(Counter(r.status for r in chosen)), _unsynced(chosen))
+
+
+def _unsynced(rows: Sequence[Row]) -> list[str]:
+    """Runs launched online whose trainer found W&B unreachable and logged offline instead."""
+    out = []
+    for r in rows:
+        wandb = r.result.get("wandb") or {}
+        if r.wandb_mode == "online" and wandb.get("mode") == "offline" and wandb.get("dir"):
+            out.append(str(wandb["dir"]))
+    return out
 
 
 def _picks(report: ModelReport, mode: str) -> tuple[list[combine.Pick], list[str]]:

@@ -47,3 +47,6 @@ def test_unreachable_wandb_trains_offline_and_says_how_to_sync(tmp_path):
     assert wandb["mode"] == "offline" and wandb["run_id"] == row["wandb_run_id"]
     log = Path(row["log_path"]).read_text()
     assert "W&B unreachable" in log and f"wandb sync {wandb['dir']}" in log
+    summary = run_cli(tmp_path, "--config", str(config), "--summary")
+    assert summary.returncode == 0, summary.stderr
+    assert f"upload them with: wandb sync {wandb['dir']}" in " ".join(summary.stderr.split())
