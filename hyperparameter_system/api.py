@@ -13,8 +13,8 @@ from hyperparameter_system.hyperparameter_configs import Experiment, build_matri
 from hyperparameter_system.ledger import Ledger
 from hyperparameter_system.settings import Settings, load_settings
 
-__all__ = ["load", "select", "ledger", "plan_run", "run", "show_matrix", "failed", "estimates",
-           "export_ledger"]
+__all__ = ["load", "select", "ledger", "plan_run", "slot_count", "run", "show_matrix", "failed",
+           "estimates", "export_ledger"]
 
 
 def load(config: str | Path, overrides: Sequence[str] = ()) -> Settings:
@@ -34,17 +34,37 @@ def estimates(settings: Settings, experiments: Sequence[Experiment]) -> dict[str
     return estimate_durations(ledger(settings).rows(), experiments)
 
 
-def plan_run(settings: Settings, experiments: Sequence[Experiment], rerun: bool = False) -> dict:
-    """What a run would do: counts of what runs and what is skipped as done, and the estimate."""
+def plan_run(settings: Settings, experiments: Sequence[Experiment], rerun: bool = False,
+             executor: str | None = None, slots: int | None = None) -> dict:
+    """What a run would do: counts of what runs and what is skipped as done, the slots it runs
+    on (None: a Ray cluster decides) and the estimate, the known durations spread over them."""
     statuses = ledger(settings).statuses(e.id for e in experiments)
     todo = [e for e in experiments if rerun or statuses.get(e.id) != "done"]
     est = estimates(settings, todo)
     known = [v for v in est.values() if v is not None]
-    slots = max(1, settings.execution.max_parallel)
+    slots = slots or slot_count(settings, executor)
     return {"experiments": list(experiments), "total": len(experiments), "to_run": todo,
-            "skipped": len(experiments) - len(todo),
-            "estimate_s": (sum(known) / slots) if known else None,
+            "skipped": len(experiments) - len(todo), "slots": slots,
+            "estimate_s": (sum(known) / slots) if known and slots else None,
             "unknown": len(est) - len(known), "statuses": statuses}
+
+
+def slot_count(settings: Settings, executor: str | None = None) -> int | None:
+    """How many experiments run at once: the local slots as planned (GPU caps included); on
+    Ray, max_parallel, or None when that is 1 ("as many as the cluster holds": unknown here)."""
+    execution = settings.execution
+    if (executor or execution.executor) == "ray":
+        return execution.max_parallel if execution.max_parallel > 1 else None
+    return len(local_slots(settings))
+
+
+def local_slots(settings: Settings) -> list[devices.Slot]:
+    execution = settings.execution
+    try:
+        return devices.plan_slots(execution.max_parallel, execution.gpus,
+                                  execution.gpus_per_experiment, execution.experiments_per_gpu)
+    except ValueError as exc:
+        raise HpsysError(f"{settings.path}: execution.gpus", str(exc)) from None
 
 
 STOPPED = ("failed", "timeout", "interrupted")
@@ -74,19 +94,13 @@ def run(settings: Settings, experiments: Sequence[Experiment], rerun: bool = Fal
     """Run the selection to its end; Ctrl-C ends the children and leaves it resumable."""
     kind = executor or settings.execution.executor
     book = ledger(settings)
-    plan = plan_run(settings, experiments, rerun)
     if kind == "ray":
         from hyperparameter_system.ray_executor import ray_dispatch, ray_slots
 
         slots, dispatch = ray_slots(settings), ray_dispatch(settings)
     else:
-        try:
-            slots = devices.plan_slots(settings.execution.max_parallel, settings.execution.gpus,
-                                       settings.execution.gpus_per_experiment,
-                                       settings.execution.experiments_per_gpu)
-        except ValueError as exc:
-            raise HpsysError(f"{settings.path}: execution.gpus", str(exc)) from None
-        dispatch = local_dispatch(settings)
+        slots, dispatch = local_slots(settings), local_dispatch(settings)
+    plan = plan_run(settings, experiments, rerun, kind, slots=len(slots))
     display = console.RunDisplay(len(plan["to_run"]), plan["skipped"], plan["estimate_s"],
                                  len(slots)) if show else None
     engine = Executor(settings, book, slots, dispatch, display)

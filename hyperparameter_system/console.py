@@ -150,7 +150,8 @@ class RunDisplay:
                 self.durations.append(outcome.duration_s or 0.0)
                 self.progress.advance(self.task)
         style = STATUS_STYLE.get(outcome.status, "")
-        reason = f" ({outcome.error})" if outcome.error else ""
+        detail = outcome.error or getattr(outcome, "note", None)  # a success's note: OOM halving
+        reason = f" ({detail})" if detail else ""
         reason += "" if final else ", retrying"
         self.live.console.print(Text(
             f"{outcome.status:<11} {experiment.describe()} in "
@@ -227,7 +228,10 @@ def print_plan(plan: Mapping[str, Any]) -> None:
                       Text("run") if e.id in todo else Text("skip (done)", style="dim"))
     console.print(table)
     if plan["estimate_s"] is not None:
-        console.print(f"estimated time: {fmt_duration(plan['estimate_s'])}")
+        console.print(f"estimated time: {fmt_duration(plan['estimate_s'])} on "
+                      f"{plan['slots']} slot(s)")
+    elif plan.get("slots", 1) is None:
+        console.print("estimated time: unknown (the Ray cluster decides how many run at once)")
 
 
 RESUME_HINT = "run the same command again to resume"
@@ -284,6 +288,9 @@ def print_summary(summary, tables: Sequence) -> None:
                       "delta within two combined standard errors (not significant)",
                       soft_wrap=True)
     print_tables(tables)
+    if summary.unsynced:
+        warn(f"W&B was unreachable for {len(summary.unsynced)} online run(s); they were logged "
+             f"offline; upload them with: wandb sync {' '.join(summary.unsynced)}")
     best = summary.best
     if best is None:
         return

@@ -26,7 +26,7 @@ def detect_gpus() -> list[str]:
     scheduler may set them), else nvidia-smi's indices, else none."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
-        return [x.strip() for x in visible.split(",") if x.strip()]
+        return visible_devices(visible)
     if shutil.which("nvidia-smi") is None:
         return []
     try:
@@ -35,6 +35,17 @@ def detect_gpus() -> list[str]:
     except (OSError, subprocess.SubprocessError):
         return []
     return [x for x in out.split() if x.strip().isdigit()]
+
+
+def visible_devices(value: str) -> list[str]:
+    """The GPUs a CUDA_VISIBLE_DEVICES value shows, read as CUDA reads it: up to the first
+    empty or negative entry, so `-1` (the usual way to hide every GPU) or `""` means none."""
+    found = []
+    for entry in (x.strip() for x in value.split(",")):
+        if not entry or entry.startswith("-"):
+            break
+        found.append(entry)
+    return found
 
 
 def plan_slots(max_parallel: int, gpus: str | Sequence[int | str], gpus_per_experiment: int = 1,

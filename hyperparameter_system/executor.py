@@ -23,7 +23,7 @@ from hyperparameter_system.configdict import apply_changes, get_dotted
 from hyperparameter_system.devices import Slot
 from hyperparameter_system.hyperparameter_configs import Experiment
 from hyperparameter_system.launcher import Launch, Outcome
-from hyperparameter_system.ledger import Ledger, runner_identity
+from hyperparameter_system.ledger import Ledger, Row, runner_identity
 from hyperparameter_system.settings import Settings
 
 Dispatch = Callable[[Launch, Slot, Callable[[], bool], Callable[[int], None]], Outcome]
@@ -74,7 +74,8 @@ class Executor:
         self.queue: deque[Experiment] = deque()
         self.lock = threading.Lock()
         self.result = RunResult()
-        self.batch_override: dict[str, int] = {}
+        self.disk_paused = False  # one "paused" line per pause, whichever slots wait
+        self.gpu_warned = False  # one warning for GPU memory held past a run's end
         self.tries: dict[str, int] = {}  # attempts in this invocation: retry_failed bounds them
         self.errors: list[Exception] = []  # raised in a slot thread, re-raised by run()
 
@@ -154,13 +155,13 @@ class Executor:
                 continue
             tries = self.tries[exp.id] = self.tries.get(exp.id, 0) + 1
             try:
-                outcome = self._attempt(exp, slot, (before.attempts or 0) + 1, tries)
+                outcome = self._attempt(exp, slot, before, tries)
             except Exception as exc:
-                self.ledger.release(exp.id, "failed", f"runner error: {exc!r}")
+                self.ledger.release(exp.id, "failed", f"runner error: {exc!r}", self.owner)
                 raise
+            if outcome.extra.get("taken_over"):
+                continue
             if self._will_retry(outcome, tries):
-                if outcome.oom and execution.retry_oom_halving:
-                    self._halve_batch(exp)
                 with self.lock:
                     self.queue.append(exp)
 
@@ -169,35 +170,67 @@ class Executor:
         return (outcome.status in ("failed", "timeout") and not self.stop.is_set()
                 and tries < self.settings.execution.max_attempts)
 
-    def _attempt(self, exp: Experiment, slot: Slot, attempt: int, tries: int) -> Outcome:
-        config = exp.config
-        if exp.id in self.batch_override:
-            config = apply_changes(config, {"batch_size": self.batch_override[exp.id]})
-        launch = launcher.plan(exp, self.settings, attempt, env=slot.env, config=config)
+    def _attempt(self, exp: Experiment, slot: Slot, before: Row, tries: int) -> Outcome:
+        """One launch of a claimed experiment, at the batch size an earlier OOM left in its
+        row (a restarted runner goes on from there, not from the OOM batch)."""
+        batch = before.batch_override
+        config = apply_changes(exp.config, {"batch_size": batch}) if batch else exp.config
+        launch = launcher.plan(exp, self.settings, (before.attempts or 0) + 1, env=slot.env,
+                               config=config, launch=(before.launches or 0) + 1)
+        lost = threading.Event()  # the row was taken over before the script started
 
         def on_start(pid: int, node: str | None = None) -> None:
             # a Ray task reports the node it landed on; pid 0 when that is another host
             info = launch.info() if node is None else {**launch.info(), "node": node}
-            self.ledger.set_started(exp.id, pid, info)
-            if self.display is not None:
+            if not self.ledger.set_started(exp.id, pid, info, self.owner):
+                lost.set()
+            elif self.display is not None:
                 self.display.started(exp, launch.run_dir, slot.name)
 
-        outcome = self.dispatch(launch, slot, self.stop.is_set, on_start)
-        if exp.id in self.batch_override and outcome.error:
-            outcome.error += f" (batch_size {self.batch_override[exp.id]})"
-        self._record(exp, outcome, final=not self._will_retry(outcome, tries))
-        if slot.devices:
-            devices.wait_released(slot.devices, exp.id)
+        def stop() -> bool:
+            return self.stop.is_set() or lost.is_set()
+
+        outcome = self.dispatch(launch, slot, stop, on_start)
+        if batch and outcome.error:
+            outcome.error += f" (batch_size {batch})"
+        elif batch and outcome.status == "done":
+            outcome.note = f"retried with batch_size {batch} after CUDA OOM"
+        self._record(exp, outcome, final=not self._will_retry(outcome, tries),
+                     batch_override=self._halved(exp, batch, outcome))
+        self._check_released(exp, slot, outcome)
         return outcome
 
-    def _record(self, exp: Experiment, outcome: Outcome, final: bool = True) -> None:
-        """Ledger first (the truth), then the display; `final` is False before a retry."""
+    def _record(self, exp: Experiment, outcome: Outcome, final: bool = True,
+                batch_override: int | None = None) -> None:
+        """Ledger first (the truth), then the display; `final` is False before a retry. A row
+        another runner took over keeps that runner's record: this outcome is only reported."""
         metric = headline(outcome.result, self.settings.system.metric)
-        self.ledger.finish(exp.id, outcome, metric)
+        if not self.ledger.finish(exp.id, outcome, metric, self.owner, batch_override):
+            outcome.extra["taken_over"] = True
+            with self.lock:
+                self.result.busy_elsewhere += 1
+            self._say(f"{exp.describe()}: another runner took this experiment over; this "
+                      f"runner's attempt ({outcome.status}) is not recorded")
+            return
         with self.lock:
             self.result.outcomes.append(outcome)
         if self.display is not None:
             self.display.finished(exp, outcome, final)
+
+    def _check_released(self, exp: Experiment, slot: Slot, outcome: Outcome) -> None:
+        """Before the slot's GPUs take the next experiment: warn (once a run) when the finished
+        one's processes still hold their memory, rather than reuse them silently."""
+        held = outcome.extra.get("gpus_not_released")  # checked on its node by a Ray task
+        if held is None and slot.devices and not devices.wait_released(slot.devices, exp.id):
+            held = list(slot.devices)
+        if not held:
+            return
+        with self.lock:
+            warned, self.gpu_warned = self.gpu_warned, True
+        if not warned:
+            self._say(f"GPU memory on {','.join(map(str, held))} was still held by {exp.id} "
+                      "after it ended; the next experiment may run out of memory (not "
+                      "reported again in this run)")
 
     def _recover(self, exp: Experiment, before) -> bool:
         """A row its dead runner left `running`: end any process of it still alive, then keep
@@ -222,9 +255,14 @@ class Executor:
         self._record(exp, outcome)
         return True
 
-    def _halve_batch(self, exp: Experiment) -> None:
-        current = self.batch_override.get(exp.id) or int(exp.config.get("batch_size") or 2)
-        self.batch_override[exp.id] = max(1, current // 2)
+    def _halved(self, exp: Experiment, batch: int | None, outcome: Outcome) -> int | None:
+        """After a CUDA OOM with execution.retry_oom_halving: the batch size the next launch
+        uses, half of this one's; stored in the row, so a runner restart goes on from it."""
+        if not (outcome.oom and outcome.status == "failed"
+                and self.settings.execution.retry_oom_halving):
+            return None
+        current = batch or int(exp.config.get("batch_size") or 2)
+        return max(1, current // 2)
 
     def _disk_ok(self) -> bool:
         """Below execution.min_free_gb, pause the queue (and say so) until space returns."""
@@ -233,17 +271,23 @@ class Executor:
             return True
         target = self.settings.system.runs_dir
         target.mkdir(parents=True, exist_ok=True)
-        said = False
         while not self.stop.is_set():
             free_gb = shutil.disk_usage(target).free / 1e9
             if free_gb >= need:
+                self._disk_paused(False, f"resumed: {free_gb:.1f} GB free under {target}")
                 return True
-            if not said:
-                self._say(f"paused: {free_gb:.1f} GB free under {target}, below "
-                          f"execution.min_free_gb={need:g}; waiting for space (Ctrl-C to stop)")
-                said = True
+            self._disk_paused(True, f"paused: {free_gb:.1f} GB free under {target}, below "
+                              f"execution.min_free_gb={need:g}; waiting for space "
+                              "(Ctrl-C to stop)")
             self.stop.wait(DISK_POLL_S)
         return False
+
+    def _disk_paused(self, paused: bool, text: str) -> None:
+        """Say `text` when the run's pause state changes: once per pause, not once per slot."""
+        with self.lock:
+            changed, self.disk_paused = self.disk_paused != paused, paused
+        if changed:
+            self._say(text)
 
     def _say(self, text: str) -> None:
         from hyperparameter_system import console

@@ -113,7 +113,7 @@ def _main(args: argparse.Namespace) -> int:
         api.show_matrix(settings, experiments)
         did = True
     if args.dry_run:
-        console.print_plan(api.plan_run(settings, experiments, args.rerun))
+        console.print_plan(api.plan_run(settings, experiments, args.rerun, args.executor))
         return 0
     code = 0
     if selecting and not did:  # --matrix / --export-ledger with a selection only show it

@@ -74,6 +74,7 @@ class Outcome:
     exit_code: int | None = None
     signal: int | None = None
     error: str | None = None
+    note: str | None = None  # worth knowing about a success (a batch size halved after OOM)
     log_tail: str = ""
     result: dict[str, Any] | None = None
     config_path: str | None = None
@@ -88,13 +89,22 @@ class Outcome:
         return round(self.finished_at - self.started_at, 3)
 
 
+def wandb_run_id(experiment_id: str, launch: int) -> str:
+    """`<id>` for an experiment's first launch, `<id>-<n>` for its n-th: the trainer resumes a
+    W&B run of the same id, so a retry or --rerun must not reuse one (online W&B would drop
+    its steps up to the old run's last)."""
+    return experiment_id if launch <= 1 else f"{experiment_id}-{launch}"
+
+
 def plan(experiment, settings, attempt: int, env: Mapping[str, str] | None = None,
-         config: Mapping[str, Any] | None = None, now: float | None = None) -> Launch:
-    """The launch of `experiment`'s attempt number `attempt` (1-based)."""
+         config: Mapping[str, Any] | None = None, now: float | None = None,
+         launch: int = 1) -> Launch:
+    """The launch of `experiment`'s attempt number `attempt` (1-based, reset by --rerun) and
+    launch number `launch` (1-based, never reset: it names the W&B run)."""
     system = settings.system
     stamp = time.strftime("%y%m%d%H%M", time.localtime(now))
     wandb_name = f"{experiment.run_name}_{stamp}"
-    run_id = experiment.id if attempt <= 1 else f"{experiment.id}r{attempt}"
+    run_id = wandb_run_id(experiment.id, launch)
     temp = system.temp_config_dir / f"{experiment.index:03d}_{safe_name(wandb_name)}.yaml"
     run_dir = system.runs_dir / safe_name(experiment.project) / \
         f"{safe_name(experiment.run_name)}_{experiment.id}"

@@ -2,7 +2,8 @@
 
 Every state change is one transaction. A claim is an atomic compare-and-set, so two runners on
 one ledger never launch the same experiment; a row left `running` by a dead runner is taken back
-once its owner is gone or its heartbeat is stale.
+once its owner is gone: on this host, its pid has exited; elsewhere, its heartbeat is stale.
+Outcomes are written only by the runner that still owns the row.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hyperparameter_system.reaper import alive as pid_alive
+from hyperparameter_system.reaper import process_start
 
 if TYPE_CHECKING:
     from hyperparameter_system.hyperparameter_configs import Experiment
@@ -38,7 +40,13 @@ COLUMNS = {
     "metric": "REAL", "result_json": "TEXT", "config_path": "TEXT", "run_dir": "TEXT",
     "log_path": "TEXT", "wandb_project": "TEXT", "wandb_name": "TEXT", "wandb_run_id": "TEXT",
     "wandb_mode": "TEXT", "wandb_dir": "TEXT",
+    "launches": "INTEGER DEFAULT 0", "batch_override": "INTEGER", "note": "TEXT",
 }
+
+# Rows recorded before `launches` existed: each started attempt used the W&B run id of the old
+# scheme (the experiment id first), so the next launch must count on from there.
+_LAUNCHES_FROM_ATTEMPTS = ("UPDATE experiments SET launches=MAX(COALESCE(attempts, 0), 1)"
+                           " WHERE started_at IS NOT NULL")
 
 # The original system's experiment_results_extended.csv columns, then everything else.
 LEGACY_CSV = ("experiment_id", "model_name", "category", "option", "status", "start_time",
@@ -90,6 +98,8 @@ class Ledger:
             for key, kind in COLUMNS.items():
                 if key not in have:
                     db.execute(f'ALTER TABLE experiments ADD COLUMN "{key}" {kind}')
+            if have and "launches" not in have:
+                db.execute(_LAUNCHES_FROM_ATTEMPTS)
         # Held open for the ledger's life: while another connection is open, SQLite does not
         # checkpoint (and fsync) the WAL each time a transaction's own connection closes.
         self._keeper = sqlite3.connect(self.path, timeout=timeout, check_same_thread=False)
@@ -131,23 +141,27 @@ class Ledger:
                 " attempts) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,'pending',0)", rows)
 
     def reset(self, ids: Iterable[str]) -> None:
-        """`--rerun`: forget the outcome of these (not running) experiments."""
+        """`--rerun`: forget the outcome of these (not running) experiments, and any batch size
+        halved after an OOM (a fresh start; the launch counter keeps counting)."""
         with self._tx() as db:
-            db.executemany("UPDATE experiments SET status='pending', attempts=0 WHERE id=?"
-                           " AND status!='running'", [(i,) for i in ids])
+            db.executemany("UPDATE experiments SET status='pending', attempts=0,"
+                           " batch_override=NULL, note=NULL WHERE id=? AND status!='running'",
+                           [(i,) for i in ids])
 
     def claim(self, exp_id: str, owner: str, stale_after: float,
               alive=pid_alive) -> Row | None:
         """Atomically take an experiment to run: its row as it was before, for the one runner
-        that got it; None for everyone else (done, or running under a live runner)."""
+        that got it; None for everyone else (done, or running under a live runner). Counts a
+        launch: this one is number `launches + 1` of the row returned."""
         with self._tx() as db:
             row = db.execute("SELECT * FROM experiments WHERE id=?", (exp_id,)).fetchone()
             if row is None or not self._claimable(row, stale_after, alive):
                 return None
             host, pid = owner.rsplit(":", 1)
-            db.execute("UPDATE experiments SET status='running', attempts=attempts+1, owner=?,"
-                       " host=?, pid=NULL, heartbeat=?, started_at=?, finished_at=NULL,"
-                       " exit_code=NULL, signal=NULL, error=NULL WHERE id=?",
+            db.execute("UPDATE experiments SET status='running', attempts=attempts+1,"
+                       " launches=COALESCE(launches, 0)+1, owner=?, host=?, pid=NULL,"
+                       " heartbeat=?, started_at=?, finished_at=NULL, exit_code=NULL,"
+                       " signal=NULL, error=NULL, note=NULL WHERE id=?",
                        (owner, host, time.time(), time.time(), exp_id))
             return Row(dict(row))
 
@@ -155,51 +169,68 @@ class Ledger:
     def _claimable(row: sqlite3.Row, stale_after: float, alive) -> bool:
         status = row["status"]
         if status == "running":
-            return owner_gone(row["owner"], row["heartbeat"], stale_after, alive)
+            return owner_gone(row["owner"], row["heartbeat"], stale_after, alive,
+                              row["started_at"])
         return status != "done"
 
     def stale_running(self, stale_after: float, alive=pid_alive) -> list[Row]:
         """Rows marked running whose runner is dead: their children may need reaping."""
         return [r for r in self.rows(status="running")
-                if owner_gone(r.owner, r.heartbeat, stale_after, alive)]
+                if owner_gone(r.owner, r.heartbeat, stale_after, alive, r.started_at)]
 
-    def set_started(self, exp_id: str, pid: int, launch_info: dict[str, Any]) -> None:
-        """The process is up: record its pid (for reaping) and where it writes."""
+    def set_started(self, exp_id: str, pid: int, launch_info: dict[str, Any],
+                    owner: str | None = None) -> bool:
+        """The process is up: record its pid (for reaping) and where it writes. False when
+        `owner` no longer holds the row (taken over): the caller must stop that process."""
         keys = ("config_path", "run_dir", "log_path", "wandb_project", "wandb_name",
                 "wandb_run_id", "wandb_mode", "node")
         values = [launch_info.get(k) for k in keys]
+        where, args = _owned(exp_id, owner)
         with self._tx() as db:
-            db.execute(f"UPDATE experiments SET pid=?, {', '.join(f'{k}=?' for k in keys)}"
-                       " WHERE id=?", (pid, *values, exp_id))
+            return db.execute(
+                f"UPDATE experiments SET pid=?, {', '.join(f'{k}=?' for k in keys)} {where}",
+                (pid, *values, *args)).rowcount > 0
 
     def heartbeat(self, owner: str) -> None:
         with self._tx() as db:
             db.execute("UPDATE experiments SET heartbeat=? WHERE owner=? AND status='running'",
                        (time.time(), owner))
 
-    def finish(self, exp_id: str, outcome: Outcome, metric: float | None) -> None:
-        """Record how an attempt ended; an interrupted attempt does not count against retries."""
+    def finish(self, exp_id: str, outcome: Outcome, metric: float | None,
+               owner: str | None = None, batch_override: int | None = None) -> bool:
+        """Record how an attempt ended; an interrupted attempt does not count against retries.
+
+        With `owner` (a runner), only while that runner still holds the row: one whose row was
+        taken over must not overwrite the new owner's record (False then). Without, the row is
+        written as it stands (seeding a ledger). `batch_override`: the batch size the next
+        launch uses (halved after an OOM); kept across runner restarts, cleared by --rerun.
+        """
         o = outcome
         result = json.dumps(o.result, default=str) if o.result is not None else None
         wandb = (o.result or {}).get("wandb") or {}
+        where, args = _owned(exp_id, owner)
         with self._tx() as db:
-            db.execute(
+            return db.execute(
                 "UPDATE experiments SET status=?, finished_at=?, duration_s=?, exit_code=?,"
-                " signal=?, error=?, log_tail=?, metric=?, result_json=?, config_path=?,"
-                " run_dir=?, log_path=?, wandb_run_id=COALESCE(?, wandb_run_id),"
+                " signal=?, error=?, note=?, log_tail=?, metric=?, result_json=?,"
+                " config_path=?, run_dir=?, log_path=?, wandb_run_id=COALESCE(?, wandb_run_id),"
                 " wandb_dir=?, node=COALESCE(?, node), pid=NULL,"
-                " attempts=attempts - (CASE WHEN ?='interrupted' THEN 1 ELSE 0 END)"
-                " WHERE id=?",
-                (o.status, o.finished_at, o.duration_s, o.exit_code, o.signal, o.error,
+                " batch_override=COALESCE(?, batch_override),"
+                " attempts=attempts - (CASE WHEN ?='interrupted' THEN 1 ELSE 0 END) " + where,
+                (o.status, o.finished_at, o.duration_s, o.exit_code, o.signal, o.error, o.note,
                  o.log_tail, metric, result, o.config_path, o.run_dir, o.log_path,
-                 wandb.get("run_id"), wandb.get("dir"), o.node, o.status, exp_id))
+                 wandb.get("run_id"), wandb.get("dir"), o.node, batch_override, o.status,
+                 *args)).rowcount > 0
 
-    def release(self, exp_id: str, status: str = "interrupted", error: str | None = None) -> None:
-        """A claimed experiment that never started (stopped first): hand it back."""
+    def release(self, exp_id: str, status: str = "interrupted", error: str | None = None,
+                owner: str | None = None) -> bool:
+        """A claimed experiment that never started (stopped first): hand it back, if `owner`
+        (when given) still holds it."""
+        where, args = _owned(exp_id, owner)
         with self._tx() as db:
-            db.execute("UPDATE experiments SET status=?, error=?, pid=NULL,"
-                       " attempts=MAX(attempts-1, 0) WHERE id=? AND status='running'",
-                       (status, error, exp_id))
+            return db.execute("UPDATE experiments SET status=?, error=?, pid=NULL,"
+                              " attempts=MAX(attempts-1, 0) " + where,
+                              (status, error, *args)).rowcount > 0
 
     def rows(self, ids: Iterable[str] | None = None, status: str | None = None) -> list[Row]:
         db = self._connect()
@@ -237,13 +268,26 @@ class Ledger:
         return len(rows)
 
 
-def owner_gone(owner: str | None, heartbeat: float | None, stale_after: float, alive) -> bool:
-    """The owner is another process on this host that has exited, or its heartbeat is stale."""
+def _owned(exp_id: str, owner: str | None) -> tuple[str, tuple[str, ...]]:
+    """The WHERE clause of a write to a running row: only while `owner` still holds it."""
+    if owner is None:
+        return "WHERE id=?", (exp_id,)
+    return "WHERE id=? AND status='running' AND owner=?", (exp_id, owner)
+
+
+def owner_gone(owner: str | None, heartbeat: float | None, stale_after: float, alive,
+               claimed_at: float | None = None) -> bool:
+    """Whether a running row's runner is gone. On this host its pid decides: a live runner whose
+    heartbeat stalls (a loaded machine, a suspended laptop) still owns its rows, and taking one
+    over would run the experiment twice; a process that started after the claim only reuses the
+    dead runner's pid. Another host's runner is judged by its heartbeat."""
     if not owner:
         return True
     host, _, pid = owner.rpartition(":")
-    if host == socket.gethostname() and pid.isdigit() and not alive(int(pid)):
-        return True
+    if host == socket.gethostname() and pid.isdigit():
+        born = process_start(int(pid))
+        reused = born is not None and claimed_at is not None and born > claimed_at + 1.0
+        return reused or not alive(int(pid))
     return heartbeat is None or time.time() - heartbeat > stale_after
 
 

@@ -196,8 +196,9 @@ def run_on_node(launch: Launch, keep_config: bool):
     outcome.extra["host"], outcome.node = outcome.node, node
     gpu_ids = ray.get_runtime_context().get_accelerator_ids().get("GPU", [])
     gpus = [str(g) for g in gpu_ids]
-    if gpus:  # before Ray hands these GPUs to the next task
-        devices.wait_released(gpus, launch.experiment_id)
+    # before Ray hands these GPUs to the next task; the driver warns when they stay held
+    if gpus and not devices.wait_released(gpus, launch.experiment_id):
+        outcome.extra["gpus_not_released"] = gpus
     yield outcome
 
 

@@ -76,3 +76,15 @@ def alive(pid: int) -> bool:
         return (PROC / str(pid) / "stat").read_text().split(")")[-1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def process_start(pid: int) -> float | None:
+    """When a process started (epoch seconds, from /proc), None where that cannot be read: tells
+    a runner apart from a later process that was given its pid."""
+    try:
+        fields = (PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+        boot = next(float(line.split()[1]) for line in (PROC / "stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None

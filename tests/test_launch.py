@@ -3,7 +3,9 @@ temp configs, argv, environment, cwd; then resume, failures, retries, --rerun an
 
 from __future__ import annotations
 
+import json
 import re
+import sqlite3
 import sys
 import time
 from collections.abc import Mapping
@@ -159,6 +161,38 @@ def test_retry_failed(master_config, retry, attempts) -> None:
     result = api.run(settings, experiments, show=False)
     assert len(result.outcomes) == attempts
     assert api.ledger(settings).rows()[0].attempts == attempts
+
+
+def test_each_launch_has_its_own_wandb_run_id(master_config) -> None:
+    """The trainer resumes a W&B run of the same id: a retry or --rerun appending to the old
+    run would lose its steps. The experiment id stays; the run id counts launches."""
+    settings, (exp,) = _fake(master_config, {"fake.metric": 0.6})
+
+    def launched_env() -> dict[str, str]:
+        row = api.ledger(settings).rows()[0]
+        return json.loads((Path(row.run_dir) / "record.json").read_text())["env"]
+
+    api.run(settings, [exp], show=False)
+    first = launched_env()
+    api.run(settings, [exp], rerun=True, show=False)
+    second = launched_env()
+    assert first["WANDB_RUN_ID"] == exp.id and second["WANDB_RUN_ID"] == f"{exp.id}-2"
+    assert first["HPSYS_EXPERIMENT_ID"] == second["HPSYS_EXPERIMENT_ID"] == exp.id
+    row = api.ledger(settings).rows()[0]
+    assert (row.wandb_run_id, row.launches, row.attempts) == (f"{exp.id}-2", 2, 1)
+
+
+def test_retries_and_old_ledgers_count_launches_on(master_config) -> None:
+    settings, (exp,) = _fake(master_config, {"fake.exit_code": 1}, retry_failed=1)
+    api.run(settings, [exp], show=False)
+    row = api.ledger(settings).rows()[0]
+    assert (row.wandb_run_id, row.launches, row.attempts) == (f"{exp.id}-2", 2, 2)
+    # a ledger written before launches were counted: its attempts used the old run ids
+    with sqlite3.connect(settings.system.ledger) as db:
+        db.execute("ALTER TABLE experiments DROP COLUMN launches")
+    assert api.ledger(settings).rows()[0].launches == 2
+    api.run(settings, [exp], rerun=True, show=False)
+    assert api.ledger(settings).rows()[0].wandb_run_id == f"{exp.id}-4"
 
 
 def test_timeout_ends_the_whole_process_tree(master_config, tmp_path) -> None:

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -23,19 +24,25 @@ from relkit import (
 )
 
 from hyperparameter_system import api, reaper
+from hyperparameter_system.launcher import Outcome
 from hyperparameter_system.ledger import Ledger, runner_identity
 
 STUBBORN = "tests/reliability/stubborn_train.sh"
 
 
 def test_sigint_ends_every_tree_within_5s_and_a_rerun_finishes(tmp_path):
-    data = master_dict(tmp_path, [{"fake.sleep": 5, "fake.metric": 0.1},
-                                  {"fake.sleep": 1.5, "fake.metric": 0.2}])
+    # at Ctrl-C the short one (2 s) must still run and, when stubborn, end within the 3 s
+    # grace; the long one must outlast the grace
+    data = master_dict(tmp_path, [{"fake.sleep": 6, "fake.metric": 0.1},
+                                  {"fake.sleep": 2, "fake.metric": 0.2}])
     data["models"].insert(0, {"name": "stubborn", "script": STUBBORN})
     config = str(write_master(tmp_path, data))
     proc = start_cli(tmp_path, "--config", config, "--all")
-    # 4 experiments, each a tree; two ignore SIGTERM and have a grandchild
-    assert wait_for(lambda: len(experiment_pids(tmp_path)) >= 6, 20), proc.poll()
+    # 4 experiments, each a tree; two ignore SIGTERM and have a grandchild. Ctrl-C once all
+    # four are past their start-up (record.json comes just before the sleep): however slowly
+    # the machine starts them, the short ones then have at most their 2 s left
+    assert wait_for(lambda: len(experiment_pids(tmp_path)) >= 6
+                    and len(list(tmp_path.glob("runs/*/*/record.json"))) == 4, 30), proc.poll()
     proc.send_signal(signal.SIGINT)
     started = time.monotonic()
     assert wait_for(lambda: not experiment_pids(tmp_path), 5), \
@@ -176,3 +183,80 @@ def test_reaping_takes_only_this_ledgers_processes(tmp_path):
         for proc in (ours, theirs, stranger):
             proc.kill()
             proc.wait()
+
+
+def test_a_live_owner_on_this_host_keeps_its_row_however_stale_its_heartbeat(tmp_path):
+    """Its heartbeat may stall (a loaded machine, a suspended laptop): while its pid lives, the
+    experiment is never run a second time."""
+    _, settings, (exp,) = _settings(tmp_path)
+    ledger = api.ledger(settings)
+    ledger.sync([exp])
+    host = runner_identity().rsplit(":", 1)[0]
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        _mark_running(ledger, exp.id, f"{host}:{owner.pid}", time.time() - 600)
+        assert ledger.claim(exp.id, "me:1", stale_after=5) is None
+        assert ledger.stale_running(stale_after=5) == []
+    finally:
+        owner.kill()
+        owner.wait()
+    assert ledger.claim(exp.id, "me:1", stale_after=5) is not None  # now it is gone
+
+
+def test_only_the_runner_holding_a_row_writes_its_outcome(tmp_path):
+    _, settings, (exp,) = _settings(tmp_path)
+    ledger = api.ledger(settings)
+    ledger.sync([exp])
+    assert ledger.claim(exp.id, "new:1", stale_after=5)  # taken over from "old:2"
+    now = time.time()
+    old = Outcome(exp.id, "failed", now, now, exit_code=1, error="the old runner's attempt")
+    assert not ledger.set_started(exp.id, 4321, {"run_dir": "/old"}, owner="old:2")
+    assert not ledger.finish(exp.id, old, None, owner="old:2", batch_override=8)
+    assert not ledger.release(exp.id, "failed", "the old runner's error", owner="old:2")
+    row = ledger.rows()[0]
+    assert (row.status, row.owner, row.error, row.pid, row.run_dir, row.attempts,
+            row.batch_override) == ("running", "new:1", None, None, None, 1, None)
+    assert ledger.finish(exp.id, Outcome(exp.id, "done", now, now, exit_code=0), 0.5,
+                         owner="new:1")
+    assert ledger.rows()[0].status == "done"
+
+
+def test_a_runner_whose_row_was_taken_over_leaves_the_new_owners_record(tmp_path):
+    config = write_master(tmp_path, master_dict(tmp_path, [{"fake.sleep": 1.5}]))
+    settings = api.load(config)
+    (exp,) = api.select(settings)
+    ledger = api.ledger(settings)
+    box = {}
+    runner = threading.Thread(target=lambda: box.update(r=api.run(settings, [exp], show=False)))
+    runner.start()
+    assert wait_for(lambda: ledger.rows() and ledger.rows()[0].pid, 20)
+    with ledger._tx() as db:  # another host's runner took it over (this one looked silent)
+        db.execute("UPDATE experiments SET owner='elsewhere:7', attempts=5 WHERE id=?", (exp.id,))
+    runner.join(30)
+    row = ledger.rows()[0]
+    assert (row.status, row.owner, row.attempts, row.finished_at) == (
+        "running", "elsewhere:7", 5, None)
+    assert box["r"].outcomes == [] and box["r"].busy_elsewhere == 1
+
+
+def test_a_pid_reused_after_the_claim_is_no_owner(tmp_path):
+    """The dead runner's pid given to a later process must not keep its rows `running` forever;
+    the same pid claimed after that process started still owns them."""
+    _, settings, (exp,) = _settings(tmp_path)
+    ledger = api.ledger(settings)
+    ledger.sync([exp])
+    host = runner_identity().rsplit(":", 1)[0]
+    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        time.sleep(1.5)  # /proc start times are in clock ticks: leave no doubt which came first
+        _mark_running(ledger, exp.id, f"{host}:{stranger.pid}", time.time())
+        with ledger._tx() as db:
+            db.execute("UPDATE experiments SET started_at=? WHERE id=?", (time.time(), exp.id))
+        assert ledger.claim(exp.id, "me:1", stale_after=5) is None  # claimed after it started
+        with ledger._tx() as db:
+            db.execute("UPDATE experiments SET started_at=? WHERE id=?",
+                       (time.time() - 3600, exp.id))
+        assert ledger.claim(exp.id, "me:1", stale_after=5) is not None
+    finally:
+        stranger.kill()
+        stranger.wait()

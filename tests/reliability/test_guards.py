@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import signal
 import threading
+import time
 from pathlib import Path
 
 from relkit import (
@@ -19,7 +21,40 @@ from relkit import (
     write_master,
 )
 
+from hyperparameter_system import api, console, executor
+from hyperparameter_system.ledger import Ledger
+
 SAFE = re.compile(r"^[A-Za-z0-9._+=-]+$")
+HALVED = "retried with batch_size 16 after CUDA OOM"
+
+
+def test_the_queue_resumes_when_space_returns_saying_each_once(tmp_path, monkeypatch):
+    options = [{"fake.sleep": 0.1, "fake.metric": i / 10} for i in range(3)]
+    config = write_master(tmp_path, master_dict(tmp_path, options, {"min_free_gb": 5}))
+    settings = api.load(config)
+    real_usage = shutil.disk_usage
+    free = {"gb": 1.0, "back_at": None}
+
+    def disk_usage(path):
+        return real_usage(path)._replace(free=int(free["gb"] * 1e9))
+
+    def space_returns():
+        free["back_at"], free["gb"] = time.time(), 50.0
+
+    said: list[str] = []
+    monkeypatch.setattr(shutil, "disk_usage", disk_usage)
+    monkeypatch.setattr(executor, "DISK_POLL_S", 0.05)
+    monkeypatch.setattr(console, "warn", said.append)
+    monkeypatch.setenv("FAKE_EVENTS", str(tmp_path / "events.jsonl"))
+    timer = threading.Timer(1.0, space_returns)
+    timer.start()
+    result = api.run(settings, api.select(settings), show=False)  # 4 slots wait at once
+    timer.join()
+    assert result.count("done") == 3
+    assert [text.split(":")[0] for text in said] == ["paused", "resumed"], said
+    assert "50.0 GB free" in said[1]
+    starts = [json.loads(line)["start"] for line in (tmp_path / "events.jsonl").open()]
+    assert len(starts) == 3 and min(starts) >= free["back_at"]
 
 
 def test_low_disk_pauses_the_queue_with_a_message_and_ctrl_c_ends_it(tmp_path):
@@ -68,10 +103,33 @@ def test_oom_is_retried_with_half_the_batch(tmp_path):
     options = [{"+fake.oom_above": 16}]
     halving = {"retry_failed": 3, "retry_oom_halving": True}
     config = write_master(tmp_path, master_dict(tmp_path, options, halving))
-    assert run_cli(tmp_path, "--config", str(config), "--all").returncode == 0
+    result = run_cli(tmp_path, "--config", str(config), "--all")
+    assert result.returncode == 0, result.stderr
     (row,) = ledger_rows(tmp_path)
     assert row["status"] == "done" and row["attempts"] == 3  # 64 and 32 ran out of memory
     assert json.loads(row["result_json"])["effective"]["batch_size"] == 16
+    # done under its option, but not silently at another batch size
+    assert row["note"] == HALVED and row["batch_override"] == 16
+    assert HALVED in re.sub(r"\s+", " ", result.stdout), result.stdout
+
+
+def test_a_halved_batch_outlives_the_runner(tmp_path):
+    options = [{"+fake.oom_above": 16}]
+    halving = {"retry_failed": 1, "retry_oom_halving": True}
+    config = write_master(tmp_path, master_dict(tmp_path, options, halving))
+    assert run_cli(tmp_path, "--config", str(config), "--all").returncode == 1
+    (row,) = ledger_rows(tmp_path)  # 64, then 32 ran out of memory; no retry left
+    assert row["status"] == "failed" and row["attempts"] == 2 and row["batch_override"] == 16
+    assert row["error"].endswith("(out of memory) (batch_size 32)"), row["error"]
+    # a new runner goes on at 16, not back at 64
+    assert run_cli(tmp_path, "--config", str(config), "--all").returncode == 0
+    (row,) = ledger_rows(tmp_path)
+    assert row["status"] == "done" and row["attempts"] == 3 and row["note"] == HALVED
+    assert json.loads(Path(row["run_dir"], "record.json").read_text())["config"][
+        "batch_size"] == 16
+    Ledger(tmp_path / "l.db").reset([row["id"]])  # --rerun starts afresh, at the asked batch
+    (row,) = ledger_rows(tmp_path)
+    assert row["batch_override"] is None and row["note"] is None
 
 
 def test_oom_without_halving_fails_as_out_of_memory(tmp_path):
