@@ -1,9 +1,10 @@
 """Copy the best run's checkpoint to checkpoints/final_model.pt (seed 004's last step).
 
-    python codes/select_best_model.py [--runs outputs] [--metric best_val_f1] [--min]
+    python codes/select_best_model.py [--runs runs] [--metric best_val_f1] [--min]
         [--dest checkpoints/final_model.pt]
 
-Scans every result.json under --runs and ranks the runs by one of their metrics.
+Scans every result.json under --runs and ranks the runs by one of their metrics. The default is
+the runner's runs folder (`runs/`); pass `--runs outputs` for runs of codes/train.py alone.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def find_best(runs: Path, metric: str, lower_is_better: bool) -> tuple[Path, flo
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Copy the best run's checkpoint.")
-    parser.add_argument("--runs", type=Path, default=Path("outputs"))
+    parser.add_argument("--runs", type=Path, default=Path("runs"), help="default: runs")
     parser.add_argument("--metric", default="best_val_f1")
     parser.add_argument("--min", action="store_true", help="lower is better (e.g. a loss)")
     parser.add_argument("--dest", type=Path, default=Path("checkpoints/final_model.pt"))

@@ -93,12 +93,21 @@ def _call_target(spec: dict[str, Any], key: str, *args: Any, **defaults: Any) ->
 
 
 def check_model_name(name: str) -> None:
-    """Fail early, with close matches, on a name timm does not know."""
+    """Fail early, with close matches, on a name timm does not know: the architecture, and the
+    pretrained tag after the dot (timm.is_model checks only the architecture)."""
     import timm
+    from timm.models import get_arch_pretrained_cfgs, split_model_name_tag
 
     if not timm.is_model(name):
         hint = close_matches(name, timm.list_models(), n=5)
         raise ConfigError(f"model_name: unknown timm model {name!r}{hint}")
+    arch, tag = split_model_name_tag(name)
+    tagged = list(get_arch_pretrained_cfgs(arch))  # 'arch.tag' names
+    if tag and name not in tagged:
+        hint = close_matches(name, tagged, n=5) or (
+            f" (known: {', '.join(tagged)})" if tagged else f" ({arch} has none; use {arch!r})"
+        )
+        raise ConfigError(f"model_name: unknown pretrained tag {tag!r} of {arch!r}{hint}")
 
 
 def build_model(cfg: dict[str, Any], num_classes: int) -> nn.Module:
@@ -111,7 +120,11 @@ def build_model(cfg: dict[str, Any], num_classes: int) -> nn.Module:
     if isinstance(spec, dict):
         model = _call_target(spec, "model_name", num_classes=num_classes)
     else:
-        model = _create_timm(spec, pretrained, num_classes, cfg.get("model_kwargs") or {})
+        check_model_name(spec)
+        kwargs = dict(cfg.get("model_kwargs") or {})
+        if _fixed_input_size(spec) and "image_size" in cfg:
+            kwargs.setdefault("img_size", int(cfg["image_size"]))
+        model = _create_timm(spec, pretrained, num_classes, kwargs)
     model.loaded_pretrained = pretrained and not isinstance(spec, dict)
     if mode == "head":
         if not hasattr(model, "get_classifier"):
@@ -121,13 +134,30 @@ def build_model(cfg: dict[str, Any], num_classes: int) -> nn.Module:
     return model
 
 
+def _fixed_input_size(name: str) -> bool:
+    """Whether a timm model is built for one input size (ViT, Swin...): it then needs
+    `img_size`, and timm resamples pretrained position embeddings to it."""
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(name)
+    return bool(cfg and cfg.fixed_input_size)
+
+
 def _create_timm(name: str, pretrained: bool, num_classes: int, kwargs: dict) -> nn.Module:
     import timm
 
-    check_model_name(name)
+    if pretrained:
+        from trainer.pretrained import quiet_hub
+
+        quiet_hub()
     try:
         return timm.create_model(name, pretrained=pretrained, num_classes=num_classes, **kwargs)
     except TypeError as exc:
+        if "img_size" in str(exc):
+            raise ConfigError(
+                f"image_size: {name} has a fixed input size and cannot be built for another "
+                f"({exc}); expected its own size, or a model without a fixed one"
+            ) from None
         raise ConfigError(f"model_kwargs: {name} rejected them ({exc})") from None
     except Exception as exc:  # hub/network errors come in many types
         if not pretrained:
@@ -233,13 +263,13 @@ def build_scheduler(
     """The configured scheduler with only the parameters its class accepts, plus warm-up."""
     spec = cfg.get("scheduler_name")
     epochs = int(cfg["epochs"])
-    warmup = int(cfg.get("warmup_epochs") or 0)
+    warmup = warmup_epochs(cfg)
     params = dict(cfg.get("scheduler_params") or {})
     if isinstance(spec, dict):
         spec = dict(spec)
-        interval = spec.pop("interval", "epoch")
+        interval = spec.pop("interval", None)
         main = _call_target(spec, "scheduler_name", optimizer)
-        return Schedule(main, main, interval, 0, effective_scheduler_params(main))
+        return _with_warmup(optimizer, main, warmup, interval)
     cls = scheduler_class(spec)
     if cls is None:
         main = None
@@ -270,7 +300,21 @@ def build_scheduler(
             main = cls(optimizer, **kwargs)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"scheduler_params: {cls.__name__} rejected them ({exc})") from None
-    interval = (
+    return _with_warmup(optimizer, main, warmup, None)
+
+
+def warmup_epochs(cfg: dict[str, Any]) -> int:
+    """Warm-up epochs: scheduler_params.warmup_epochs (where the runner's scheduler category
+    puts them) when set, else the top-level warmup_epochs."""
+    nested = (cfg.get("scheduler_params") or {}).get("warmup_epochs")
+    return int(nested if nested is not None else cfg.get("warmup_epochs") or 0)
+
+
+def _with_warmup(
+    optimizer: torch.optim.Optimizer, main: Any, warmup: int, interval: str | None
+) -> Schedule:
+    """The Schedule of `main` (a named or `_target_` scheduler), preceded by a linear warm-up."""
+    interval = interval or (
         "plateau"
         if isinstance(main, lr_scheduler.ReduceLROnPlateau)
         else "step"
@@ -285,11 +329,17 @@ def build_scheduler(
                 "warm-up, pct_start); expected 0"
             )
         ramp = lr_scheduler.LinearLR(optimizer, start_factor=0.1, total_iters=warmup)
-        stepper = (
-            ramp
-            if main is None
-            else lr_scheduler.SequentialLR(optimizer, [ramp, main], milestones=[warmup])
-        )
+        try:
+            stepper = (
+                ramp
+                if main is None
+                else lr_scheduler.SequentialLR(optimizer, [ramp, main], milestones=[warmup])
+            )
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise ConfigError(
+                f"warmup_epochs: cannot put a warm-up before {type(main).__name__} ({exc}); "
+                "expected 0, or a torch.optim.lr_scheduler scheduler"
+            ) from None
     return Schedule(main, stepper, interval, warmup, effective_scheduler_params(main))
 
 
@@ -387,8 +437,14 @@ def validate_names(cfg: dict[str, Any]) -> None:
         build_criterion(cfg, None)
     if isinstance(cfg.get("model_name"), str):
         check_model_name(cfg["model_name"])
-    if cfg.get("warmup_epochs", 0) and cfg.get("warmup_epochs", 0) >= cfg["epochs"]:
+        if cfg.get("pretrained") and cfg.get("fine_tuning", "full") != "scratch":
+            from trainer.pretrained import ensure_available
+
+            ensure_available(cfg["model_name"])  # before the data is read: fail in seconds
+    warmup = warmup_epochs(cfg)
+    if warmup and warmup >= cfg["epochs"]:
+        where = "scheduler_params.warmup_epochs" if warmup != cfg.get("warmup_epochs") else ""
         raise ConfigError(
-            f"warmup_epochs: expected fewer than epochs ({cfg['epochs']}), "
-            f"got {cfg['warmup_epochs']}"
+            f"{where or 'warmup_epochs'}: expected fewer than epochs ({cfg['epochs']}), "
+            f"got {warmup}"
         )

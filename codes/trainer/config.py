@@ -6,7 +6,9 @@ Kept free of torch so a bad config fails in well under a second with one clear l
 from __future__ import annotations
 
 import copy
+import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,7 @@ SCHEMA: dict[str, tuple[type, ...]] = {
     "scheduler_params.factor": _NUM,
     "scheduler_params.patience": (int,),
     "scheduler_params.pct_start": _NUM,
+    "scheduler_params.warmup_epochs": (int, _NONE),
     "warmup_epochs": (int,),
     "image_size": (int,),
     "batch_size": (int,),
@@ -75,6 +78,9 @@ SCHEMA: dict[str, tuple[type, ...]] = {
     "wandb": (dict, _NONE),
     "wandb.project": (str, _NONE),
     "wandb.entity": (str, _NONE),
+    "wandb.group": (str, _NONE),
+    "wandb.tags": (list, str, _NONE),
+    "wandb.id": (str, _NONE),
     "wandb.mode": (str,),
     "wandb.log": (bool,),
     "wandb.init_timeout": _NUM,
@@ -89,7 +95,52 @@ POSITIVE_INTS = (
     "scheduler_params.total_steps",
     "scheduler_params.step_size",
 )
-# Per-channel lists: the images are always decoded to RGB.
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a number may take; a bound of None is open-ended."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = True
+
+    def __contains__(self, value: float) -> bool:
+        if math.isnan(value):
+            return False
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+    def describe(self, noun: str) -> str:
+        """E.g. 'a number in [0, 1)' or 'an integer >= 0'."""
+        if self.low is not None and self.high is not None:
+            left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+            return f"{noun} in {left}{self.low:g}, {self.high:g}{right}"
+        if self.low is not None:
+            return f"{noun} {'>' if self.low_open else '>='} {self.low:g}"
+        return f"{noun} {'<' if self.high_open else '<='} {self.high:g}"
+
+
+NON_NEGATIVE = Range(0)
+# Values outside these make no sense and would fail late, or silently do something else
+# (label_smooth 1.5 flips the target, patience -1 stops after every epoch).
+RANGES: dict[str, Range] = {
+    "lr": Range(0, low_open=True),
+    "weight_decay": NON_NEGATIVE,
+    "momentum": Range(0, 1, high_open=False),
+    "label_smooth": Range(0, 1),
+    "focal_alpha": NON_NEGATIVE,
+    "focal_gamma": NON_NEGATIVE,
+    "patience": NON_NEGATIVE,
+    "warmup_epochs": NON_NEGATIVE,
+    "scheduler_params.warmup_epochs": NON_NEGATIVE,
+    "scheduler_params.eta_min": NON_NEGATIVE,
+    "scheduler_params.gamma": Range(0, low_open=True),
+    "num_workers": NON_NEGATIVE,
+}
+# Per-channel lists: the images are always decoded to RGB; one value serves all three channels.
 CHANNEL_LISTS = ("norm_mean", "norm_std")
 CHOICES: dict[str, tuple[str, ...]] = {
     "fine_tuning": ("full", "head", "scratch"),
@@ -240,15 +291,28 @@ def _check_key(cfg: Config, key: str, source: str) -> None:
         raise ConfigError(f"{source}: '{key}' expected {_type_name(types)}, got {value!r}")
     if key in POSITIVE_INTS and value is not None and value <= 0:
         raise ConfigError(f"{source}: '{key}' expected a positive integer, got {value!r}")
-    if key in CHANNEL_LISTS and not (
-        len(value) == 3 and all(isinstance(v, _NUM) and not isinstance(v, bool) for v in value)
-    ):
-        raise ConfigError(f"{source}: '{key}' expected 3 numbers (R, G, B), got {value!r}")
+    bounds = RANGES.get(key)
+    if bounds is not None and value is not None and value not in bounds:
+        noun = "a number" if float in types else "an integer"
+        raise ConfigError(f"{source}: '{key}' expected {bounds.describe(noun)}, got {value!r}")
+    if key in CHANNEL_LISTS:
+        _check_channels(key, value, source)
     allowed = CHOICES.get(key)
     if allowed and value not in allowed:
         raise ConfigError(
             f"{source}: '{key}' expected one of {', '.join(allowed)}, got {value!r}"
             f"{close_matches(str(value), allowed)}"
+        )
+
+
+def _check_channels(key: str, value: list, source: str) -> None:
+    """1 or 3 numbers; a standard deviation must be > 0 (it divides every pixel)."""
+    numbers = all(isinstance(v, _NUM) and not isinstance(v, bool) for v in value)
+    positive = key != "norm_std" or (numbers and all(v > 0 for v in value))
+    if not (len(value) in (1, 3) and numbers and positive):
+        what = "numbers > 0" if key == "norm_std" else "numbers"
+        raise ConfigError(
+            f"{source}: '{key}' expected 1 or 3 {what} (all channels, or R, G, B), got {value!r}"
         )
 
 

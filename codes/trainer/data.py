@@ -165,7 +165,9 @@ def load_train_set(cfg: dict[str, Any]) -> ImageSet:
         keep = subsample(labels, limit, cfg.get("random_seed", 42))
         ids, labels = [ids[i] for i in keep], [labels[i] for i in keep]
     images = decode_images(
-        data_dir / Path(csv_path.name).stem, ids, cfg["image_size"],
+        data_dir / Path(csv_path.name).stem,
+        ids,
+        cfg["image_size"],
         loader_workers(cfg.get("num_workers")),
     )
     return ImageSet(ids, images, torch.tensor(labels, dtype=torch.long), class_names)

@@ -1,7 +1,9 @@
 """Weights & Biases logging that can never stop or hang training.
 
-W&B reads WANDB_PROJECT, WANDB_NAME, WANDB_RUN_GROUP, WANDB_TAGS, WANDB_RUN_ID and WANDB_MODE
-itself; the config's `wandb` block only fills what the environment leaves unset. Every call is
+W&B's own variables (WANDB_PROJECT, WANDB_NAME, WANDB_RUN_GROUP, WANDB_TAGS, WANDB_RUN_ID,
+WANDB_MODE, WANDB_ENTITY: the runner sets them) win; the config's `wandb` block (project, entity,
+group, tags, id, mode) fills what they leave unset. Both are resolved here and passed to
+wandb.init, so the precedence does not depend on when W&B reads its environment. Every call is
 guarded: a failure prints one warning and the tracker turns itself off.
 """
 
@@ -33,15 +35,28 @@ def _warn(what: str, exc: BaseException) -> None:
     )
 
 
+def _tags(value: Any) -> list[str] | None:
+    """Tags as a list; a string is comma-separated, as in WANDB_TAGS."""
+    if isinstance(value, str):
+        value = value.split(",")
+    return [str(t).strip() for t in value if str(t).strip()] if value else None
+
+
+def setting(key: str, block: dict[str, Any], default: Any = None) -> Any:
+    """A `wandb` block key, unless its W&B environment variable is set."""
+    value = os.environ.get(ENV_FIRST[key]) or block.get(key) or default
+    return _tags(value) if key == "tags" else value
+
+
 class Tracker:
     """A W&B run, or nothing when W&B is disabled or fails."""
 
     def __init__(self, cfg: dict[str, Any], run_name: str, run_dir: Path) -> None:
         block = dict(cfg.get("wandb") or {})
-        self.mode = os.environ.get("WANDB_MODE") or block.get("mode", "disabled")
-        self.project = os.environ.get("WANDB_PROJECT") or block.get("project")
-        self.name = os.environ.get("WANDB_NAME") or run_name
-        self.run_id: str | None = os.environ.get("WANDB_RUN_ID")
+        self.mode = setting("mode", block, "disabled")
+        self.project = setting("project", block)
+        self.name = setting("name", {}, run_name)
+        self.run_id: str | None = setting("id", block)
         self.dir: str | None = None
         self.run: Any = None
         self.enabled = self.mode != "disabled" and block.get("log", True) is not False
@@ -51,14 +66,15 @@ class Tracker:
             import wandb
 
             wanted = {
-                "project": block.get("project"),
-                "name": run_name,
-                "group": block.get("group"),
-                "tags": block.get("tags"),
-                "entity": block.get("entity"),
+                "project": self.project,
+                "name": self.name,
+                "group": setting("group", block),
+                "tags": setting("tags", block),
+                "id": self.run_id,
+                "entity": setting("entity", block),
                 "mode": self.mode,
             }
-            kwargs = {k: v for k, v in wanted.items() if v and not os.environ.get(ENV_FIRST[k])}
+            kwargs = {k: v for k, v in wanted.items() if v}
             wandb_dir = os.environ.get("WANDB_DIR") or str(run_dir)
             timeout = os.environ.get("WANDB_INIT_TIMEOUT") or block.get("init_timeout", 60)
             init = dict(

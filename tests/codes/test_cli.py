@@ -53,7 +53,7 @@ def trained(tmp_path_factory, digits_dir, codes_dir, repo_root, tiny_values):
 
     tmp = tmp_path_factory.mktemp("e2e")
     cfg = yaml.safe_load((codes_dir / "config_v2.yaml").read_text())
-    cfg.update(tiny_values, data_dir=str(digits_dir), limit_samples=400)
+    cfg.update(tiny_values, data_dir=str(digits_dir), limit_samples=400, device="cpu")
     cfg_path = tmp / "cfg.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg))
     run_dir = tmp / "run"
@@ -63,6 +63,7 @@ def trained(tmp_path_factory, digits_dir, codes_dir, repo_root, tiny_values):
         "HPSYS_EXPERIMENT_ID": "exp-007",
         "WANDB_MODE": "disabled",
         "HF_HUB_OFFLINE": "1",
+        "CUDA_VISIBLE_DEVICES": "",  # the spec's CPU end-to-end run, on any machine
     }
     proc = subprocess.run(
         [sys.executable, "codes/train.py", "--config", str(cfg_path), "epochs=2", "lr=0.003"],
@@ -102,6 +103,7 @@ def test_end_to_end_outputs(trained):
     assert set(result["effective"]) >= EFFECTIVE_KEYS
     assert result["effective"]["lr"] == pytest.approx(0.003)
     assert result["effective"]["epochs"] == 2
+    assert result["effective"]["device"] == "cpu"
     assert result["duration_s"] > 0
     assert Path(result["artifacts"]["best_checkpoint"]).is_file()
     assert "epoch 2/2" in (run_dir / "train.log").read_text()
@@ -194,6 +196,8 @@ def test_bad_config_inputs(capsys, tmp_path, tiny_cfg, write_cfg):
         ("scheduler_name=Cosine", "did you mean: CosineAnnealingLR"),
         ("criterion=FocalLos", "FocalLoss"),
         ("model_name=resnet10", "unknown timm model 'resnet10'"),
+        ("model_name=resnet50d.nope", "unknown pretrained tag 'nope' of 'resnet50d' (did you"),
+        ("model_name=resnet10t.c3", "did you mean: resnet10t.c3_in1k?"),
     ],
 )
 def test_unknown_names_list_close_matches(capsys, tiny_cfg, write_cfg, override, needle):
@@ -229,10 +233,20 @@ def test_bad_data_inputs(capsys, tiny_cfg, write_cfg, tmp_path, digits_dir):
 @pytest.mark.parametrize(
     ("override", "needle"),
     [
-        ("norm_mean=[0.5,0.5]", "expected 3 numbers"),
+        ("norm_mean=[0.5,0.5]", "'norm_mean' expected 1 or 3 numbers"),
+        ("norm_std=[0.2,0.2]", "'norm_std' expected 1 or 3 numbers > 0"),
+        ("norm_std=[0.2,0,0.2]", "'norm_std' expected 1 or 3 numbers > 0"),
         ("scheduler_params.step_size=0", "expected a positive integer"),
         ("scheduler_params.total_steps=-3", "expected a positive integer"),
         ("focal_gamma=abc", "'focal_gamma' expected a number, got 'abc'"),
+        ("focal_gamma=-0.5", "'focal_gamma' expected a number >= 0, got -0.5"),
+        ("label_smooth=1.5", "'label_smooth' expected a number in [0, 1), got 1.5"),
+        ("patience=-1", "'patience' expected an integer >= 0, got -1"),
+        ("epochs=0", "'epochs' expected a positive integer, got 0"),
+        ("lr=0", "'lr' expected a number > 0, got 0"),
+        ("lr=-1e-3", "'lr' expected a number > 0"),
+        ("val_split_ratio=1.0", "'val_split_ratio' expected a number in (0, 1)"),
+        ("scheduler_params.warmup_epochs=10", "warmup_epochs: expected fewer than epochs (1)"),
     ],
 )
 def test_bad_values_are_refused_before_training(capsys, tiny_cfg, write_cfg, override, needle):
@@ -253,13 +267,55 @@ def test_select_best_model_without_its_checkpoint(capsys, tmp_path):
     assert len(err.splitlines()) == 1 and "best checkpoint is missing" in err
 
 
-def test_pretrained_without_network_says_how_to_fix(
-    capsys, tiny_cfg, write_cfg, monkeypatch, tmp_path
+def test_select_best_model_reads_the_runners_runs_folder(capsys, tmp_path, monkeypatch):
+    import select_best_model
+
+    run = tmp_path / "runs" / "model" / "r1"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "best_model.pt").write_bytes(b"weights")
+    (run / "result.json").write_text(
+        json.dumps({"metrics": {"best_val_f1": 0.5}, "artifacts": {"best_checkpoint": "x.pt"}})
+    )
+    monkeypatch.chdir(tmp_path)
+    assert select_best_model.main([]) == 0, capsys.readouterr().err
+    assert (tmp_path / "checkpoints" / "final_model.pt").read_bytes() == b"weights"
+
+
+def _closed_port() -> int:
+    """A local TCP port nothing listens on: connecting is refused at once, as with no network."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("network", ["HF_HUB_OFFLINE", "unreachable hub"])
+def test_pretrained_without_network_fails_fast_in_one_line(
+    network, run_script, tiny_cfg, write_cfg, monkeypatch, tmp_path
 ):
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
+    """No cached weights and no network: one line within seconds, not a minute of hub retries.
+    A subprocess, so that the empty HF_HOME is read when huggingface_hub is first imported."""
+    import time
+
+    for name in ("HF_HUB_OFFLINE", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    env = {"HF_HOME": str(tmp_path / "hf"), "TORCH_HOME": str(tmp_path / "torch")}
+    if network == "HF_HUB_OFFLINE":
+        env["HF_HUB_OFFLINE"] = "1"
+    else:
+        env["HF_ENDPOINT"] = f"http://127.0.0.1:{_closed_port()}"
     tiny_cfg.update(model_name="resnet10t", pretrained=True)
-    err = _bad(capsys, ["--config", str(write_cfg(tiny_cfg))])
-    assert "could not be downloaded" in err and "pretrained: false" in err
+    started = time.monotonic()
+    proc = run_script(["codes/train.py", "--config", str(write_cfg(tiny_cfg))], env=env, timeout=60)
+    elapsed = time.monotonic() - started
+    err = proc.stderr.strip()
+    assert proc.returncode == 2, err
+    assert len(err.splitlines()) == 1 and err.startswith("error: "), err
+    assert "could not be downloaded" in err and "pretrained: false" in err, err
+    assert ("HF_HUB_OFFLINE is set" if network == "HF_HUB_OFFLINE" else "no network") in err
+    assert str(tmp_path / "hf") in err  # the cache it looked in
+    assert elapsed < 15, f"took {elapsed:.1f}s"
 
 
 def test_subprocess_exit_code_and_single_line(run_script, tmp_path):
@@ -283,6 +339,32 @@ def test_launch_script_keeps_the_experiment_model(tiny_cfg, write_cfg, run_scrip
     assert proc.returncode == 0, proc.stderr
     resolved = (tmp_path / "run" / "config.yaml").read_text()
     assert "model_name: test_resnet" in resolved and "limit_samples: 64" in resolved
+
+
+def test_wandb_id_group_and_tags_come_from_the_config_unless_the_env_sets_them(
+    monkeypatch, tmp_path
+):
+    import wandb
+    from trainer.tracking import Tracker
+
+    monkeypatch.delenv("WANDB_MODE")
+    block = {"project": "p", "mode": "offline", "group": "cfg_group", "tags": ["a", "b"]}
+    try:
+        tracker = Tracker({"wandb": {**block, "id": "cfgid42"}}, "run", tmp_path / "a")
+        assert tracker.run.id == "cfgid42" and tracker.run.group == "cfg_group"
+        assert tuple(tracker.run.tags) == ("a", "b")
+        tracker.finish()
+        assert tracker.describe()["run_id"] == "cfgid42"
+        assert list((tmp_path / "a" / "wandb").glob("offline-run-*-cfgid42"))
+
+        monkeypatch.setenv("WANDB_RUN_ID", "envid7")
+        monkeypatch.setenv("WANDB_RUN_GROUP", "env_group")
+        tracker = Tracker({"wandb": {**block, "id": "cfgid43"}}, "run", tmp_path / "b")
+        assert tracker.run.id == "envid7" and tracker.run.group == "env_group"
+        tracker.finish()
+        assert tracker.describe()["run_id"] == "envid7"
+    finally:
+        wandb.teardown()
 
 
 def test_wandb_failures_warn_and_never_stop_training(monkeypatch, capsys, tmp_path):

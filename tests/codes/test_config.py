@@ -51,7 +51,7 @@ def test_shipped_config_is_valid(codes_dir):
         assert key in cfg, key
     for key in ("T_max", "eta_min", "max_lr", "total_steps", "step_size", "gamma"):
         assert key in cfg["scheduler_params"], key
-    assert set(cfg["wandb"]) >= {"project", "entity", "mode", "log"}
+    assert set(cfg["wandb"]) >= {"project", "entity", "mode", "log", "group", "tags", "id"}
 
 
 def test_override_grammar():
@@ -124,3 +124,12 @@ def test_unused_keys_are_reported(codes_dir):
 
     cfg = load_config(codes_dir / "config_v2.yaml", ["+dropout=0.1"])
     assert unused_keys(cfg) == ["dropout"]
+
+
+def test_ranges_and_channel_lists(codes_dir):
+    path = codes_dir / "config_v2.yaml"
+    cfg = load_config(path, ["norm_mean=[0.5]", "norm_std=[0.25]", "label_smooth=0", "patience=0"])
+    assert cfg["norm_std"] == [0.25] and cfg["label_smooth"] == 0
+    for bad in ("label_smooth=1", "momentum=1.5", "weight_decay=-1", "norm_std=[0.2,0.2,0]"):
+        with pytest.raises(ConfigError, match=bad.split("=")[0]):
+            load_config(path, [bad])

@@ -68,6 +68,34 @@ def test_scheduler_effective(tiny_cfg, tmp_path, name, params, expected):
         assert eff["scheduler_params"][key] == pytest.approx(value), key
 
 
+def test_warmup_reaches_a_target_scheduler_and_the_runner_key(tiny_cfg):
+    """warmup_epochs (top level, or scheduler_params.warmup_epochs as the runner's scheduler
+    category writes it) ramps lr up before a `_target_` scheduler too."""
+    import torch
+    from trainer import builders
+
+    model = torch.nn.Linear(2, 2)
+    tiny_cfg.update(
+        epochs=5,
+        scheduler_name={"_target_": "torch.optim.lr_scheduler.StepLR", "step_size": 10},
+    )
+    for where in ("top", "nested"):
+        cfg = dict(tiny_cfg, scheduler_params=dict(tiny_cfg["scheduler_params"]))
+        if where == "top":
+            cfg["warmup_epochs"] = 2
+        else:
+            cfg["scheduler_params"]["warmup_epochs"] = 2
+        optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+        schedule = builders.build_scheduler(cfg, optimizer, steps_per_epoch=4)
+        lrs = []
+        for _ in range(4):
+            lrs.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            schedule.after_epoch(0.0)
+        assert schedule.warmup_epochs == 2 and type(schedule.main).__name__ == "StepLR", where
+        assert lrs == pytest.approx([0.1, 0.55, 1.0, 1.0]), where
+
+
 def test_no_scheduler_and_warmup(tiny_cfg, tmp_path):
     tiny_cfg.update(scheduler_name="none")
     assert run(tiny_cfg, tmp_path)["effective"]["scheduler"] is None
@@ -123,6 +151,13 @@ def test_image_and_batch_size_effective(tiny_cfg, tmp_path, image_size, batch_si
     assert eff["batch_size"] == batch_size
 
 
+def test_fixed_input_size_model_trains_at_the_configured_image_size(tiny_cfg, tmp_path):
+    """A ViT is built for 224x224; image_size reaches it as img_size."""
+    tiny_cfg.update(model_name="vit_tiny_patch16_224", image_size=32, limit_samples=64)
+    eff = run(tiny_cfg, tmp_path)["effective"]
+    assert eff["model_name"] == "vit_tiny_patch16_224" and eff["input_shape"] == [3, 32, 32]
+
+
 @pytest.mark.parametrize("requested", [True, False])
 def test_mixed_precision_effective_on_cpu(tiny_cfg, tmp_path, requested):
     tiny_cfg.update(mixed_precision=requested, device="cpu")
@@ -134,15 +169,36 @@ def test_mixed_precision_effective_on_cpu(tiny_cfg, tmp_path, requested):
     assert ("not used on CPU" in eff["amp_note"]) is requested
 
 
-def test_patience_stops_early_and_restores_best(tiny_cfg, tmp_path):
-    # lr 0 and no BatchNorm statistics (ConvNeXt uses LayerNorm): validation never improves.
-    tiny_cfg.update(model_name="test_convnext", patience=1, epochs=5, lr=0.0, scheduler_name="none")
+def test_patience_stops_early_and_restores_best(tiny_cfg, tmp_path, monkeypatch):
+    """Epoch 1 learns; StepLR then multiplies lr by 1000 each epoch and training blows up, so the
+    best epoch is not the last and the weights left in the model must be epoch 1's."""
+    import torch
+    from trainer import run as run_module
+
+    fitted, real_fit = {}, run_module.fit
+
+    def recording_fit(model, *args, **kwargs):
+        fitted["model"] = model
+        return real_fit(model, *args, **kwargs)
+
+    monkeypatch.setattr(run_module, "fit", recording_fit)
+    tiny_cfg.update(patience=2, epochs=6, lr=0.003, monitor="val_loss", scheduler_name="StepLR")
+    tiny_cfg["scheduler_params"].update(step_size=1, gamma=1000.0)
     result = run(tiny_cfg, tmp_path)
-    assert result["effective"]["patience"] == 1
-    assert result["effective"]["epochs"] == 5
+    assert result["effective"]["patience"] == 2 and result["effective"]["epochs"] == 6
     m = result["metrics"]
-    assert m["epochs_run"] == 2 and m["best_epoch"] == 1 and m["stopped_early"] is True
-    assert m["final_val_f1"] == pytest.approx(m["best_val_f1"])
+    assert m["best_epoch"] == 1 and m["epochs_run"] == 3 and m["stopped_early"] is True
+    assert not m["final_val_loss"] <= m["best_val_loss"]  # worse, or NaN
+
+    checkpoints = tmp_path / "run" / "checkpoints"
+    best = torch.load(checkpoints / "best_model.pt", weights_only=False)
+    last = torch.load(checkpoints / "last.pt", weights_only=False)
+    assert best["epoch"] == 1 and last["epoch"] == 3
+    restored = fitted["model"].state_dict()
+    assert restored.keys() == best["model_state"].keys()
+    for key, value in best["model_state"].items():
+        assert torch.equal(restored[key].cpu(), value), key
+    assert any(not torch.equal(best["model_state"][k], v) for k, v in last["model_state"].items())
 
 
 def test_kfold_reports_mean_and_folds(tiny_cfg, tmp_path):
