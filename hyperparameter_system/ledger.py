@@ -91,6 +91,7 @@ class Ledger:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._timeout = timeout
+        self._use_wal()
         with self._tx() as db:
             cols = ", ".join(f'"{k}" {v}' for k, v in COLUMNS.items())
             db.execute(f"CREATE TABLE IF NOT EXISTS experiments ({cols})")
@@ -105,10 +106,25 @@ class Ledger:
         self._keeper = sqlite3.connect(self.path, timeout=timeout, check_same_thread=False)
         self._keeper.execute("SELECT 1 FROM experiments LIMIT 1").fetchall()
 
+    def _use_wal(self) -> None:
+        """Put the file in WAL mode (it stays so). SQLite's busy timeout does not cover the
+        switch: two runners opening a new ledger at once would see 'database is locked'."""
+        deadline = time.monotonic() + self._timeout
+        while True:
+            db = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            finally:
+                db.close()
+            time.sleep(0.05)
+
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
         db.row_factory = sqlite3.Row
-        db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         return db
 

@@ -5,7 +5,7 @@ Nothing else in the package imports questionary, so tests replace `ask` with scr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,10 +104,12 @@ def main_menu(settings: Settings) -> Select:
     return Select(f"{settings.path.name}: what next?", MAIN_CHOICES)
 
 
-def choose_models(settings: Settings) -> Checkbox:
-    """Every model of the file; the enabled ones pre-selected (a disabled one runs if picked)."""
+def choose_models(settings: Settings, picked: Sequence[str] | None = None) -> Checkbox:
+    """Every model of the file; `picked` pre-selected (coming back to the question), else the
+    enabled ones (a disabled one runs if picked)."""
+    chosen = set(picked) if picked else {m.name for m in settings.models if m.enabled}
     return Checkbox("Models to run", tuple(
-        Choice(m.name + ("" if m.enabled else " (disabled)"), m.name, m.enabled)
+        Choice(m.name + ("" if m.enabled else " (disabled)"), m.name, m.name in chosen)
         for m in settings.models))
 
 
@@ -121,15 +123,16 @@ def choose_categories(settings: Settings) -> Checkbox:
         Choice(title(c), c.name, c.enabled) for c in settings.categories))
 
 
-def confirm_run(plan: Mapping[str, Any], slots: int) -> Confirm:
-    """States the count, what is skipped as done, and the estimated time, before anything runs."""
+def confirm_run(plan: Mapping[str, Any]) -> Confirm:
+    """States the count, what is skipped as done, and the estimated time over the slots the run
+    really has (GPUs may cap them below max_parallel), before anything runs."""
     todo, total, skipped = len(plan["to_run"]), plan["total"], plan["skipped"]
     text = f"Run {todo} of {total} experiment(s)"
     text += f" ({skipped} already done, skipped)" if skipped else ""
     if plan["estimate_s"] is None:
         text += ", no time estimate yet"
     else:
-        text += f", estimated {fmt_duration(plan['estimate_s'])} on {slots} slot(s)"
+        text += f", estimated {fmt_duration(plan['estimate_s'])} on {plan['slots']} slot(s)"
         text += f" ({plan['unknown']} without an estimate)" if plan["unknown"] else ""
     return Confirm(text + "?", default=True)
 

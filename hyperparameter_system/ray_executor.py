@@ -63,8 +63,8 @@ def connect(settings: Settings) -> None:
         options["_node_ip_address"] = LOOPBACK
     if execution.ray_runtime_env:  # a local working_dir is uploaded at the job level only
         options["runtime_env"] = dict(execution.ray_runtime_env)
-    try:
-        ray.init(address=address, **options)
+    try:  # "local": a fresh Ray, never whatever cluster /tmp/ray/ray_current_cluster names
+        ray.init(address=address or "local", **options)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise HpsysError(f"{settings.path}: execution.ray_address",
                          f"cannot connect to Ray at {address!r}: {exc}") from None

@@ -4,8 +4,10 @@
     python -m hyperparameter_system
 
 Each action calls the same API as the flags (experiment_runner.py); questions come from
-prompts.py and everything shown goes through console.py. Ctrl-C at a prompt goes back to the
-main menu (at the main menu it quits); Ctrl-C during a run stops it as the flags do.
+prompts.py and everything shown goes through console.py. Ctrl-C at a prompt goes back one
+level: from the categories of a custom pick to its models (still ticked), from any other
+question to the main menu, and at the main menu it quits. Ctrl-C during a run stops it as the
+flags do.
 """
 
 from __future__ import annotations
@@ -92,12 +94,19 @@ def run_categories(settings: Settings) -> None:
 
 
 def run_custom(settings: Settings) -> None:
-    models = prompts.ask(prompts.choose_models(settings))
-    if not models:
+    """Models, then categories. Ctrl-C at the categories goes back to the models (the ones
+    just picked still ticked); Ctrl-C at the models goes back to the main menu."""
+    models = None
+    while True:
+        models = prompts.ask(prompts.choose_models(settings, models))
+        if not models:
+            return
+        categories = prompts.ask(prompts.choose_categories(settings))
+        if categories is None:
+            continue
+        if categories:
+            confirm_and_run(settings, api.select(settings, models, categories))
         return
-    categories = prompts.ask(prompts.choose_categories(settings))
-    if categories:
-        confirm_and_run(settings, api.select(settings, models, categories))
 
 
 def rerun_failed(settings: Settings) -> None:
@@ -141,7 +150,7 @@ def confirm_and_run(settings: Settings, experiments: Sequence[Experiment]) -> No
     if not plan["to_run"]:
         console.info(f"nothing to run: all {plan['total']} selected experiment(s) are done")
         return
-    if not prompts.ask(prompts.confirm_run(plan, max(1, settings.execution.max_parallel))):
+    if not prompts.ask(prompts.confirm_run(plan)):
         return
     console.print_run_result(api.run(settings, experiments), MENU_RESUME_HINT)
 

@@ -3,6 +3,7 @@ stable order, with ids that change exactly when the experiment does."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -101,3 +102,38 @@ def test_module_runs_as_a_script_and_prints(repo_root: Path) -> None:
         assert f"Project: {project} (18 runs)" in res.stdout
     assert "Total: 72 experiments" in res.stdout
     assert "img320_batch64" in res.stdout and "loss_FocalLoss_alpha2_gamma1" in res.stdout
+
+
+PACKAGE = "hyperparameter_system"
+
+
+def test_quickstart_example_gives_2_x_12_plus_2(repo_root: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """examples/quickstart.yaml (what `make demo` runs), pinned: its project_root `..` is
+    taken relative to the file, wherever the runner starts; built-in categories only."""
+    monkeypatch.setenv("HPSYS_DISABLE_PLUGINS", "1")
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(repo_root / "examples" / "quickstart.yaml")
+    assert settings.root == repo_root
+    builtin = ("optimizer", "scheduler", "loss_function", "image_size", "batch_size",
+               "early_stopping")
+    assert [c.name for c in settings.categories] == list(builtin)
+    assert all(c.enabled and type(c.plugin).__module__ == f"{PACKAGE}.categories.{c.name}"
+               for c in settings.categories)
+
+    experiments = build_matrix(settings)
+    assert len(experiments) == 2 * 12 + 2 == 26
+    assert Counter(e.model for e in experiments) == {"test_resnet.r160_in1k": 13,
+                                                     "test_efficientnet.r160_in1k": 13}
+    assert Counter(e.category for e in experiments) == {"baseline": 2, **dict.fromkeys(builtin, 4)}
+    assert len({e.id for e in experiments}) == 26
+    assert [e.run_name for e in experiments[:13]] == [
+        "baseline", "opt_AdamW_lr0.003_wd0.001", "opt_SGD_lr0.05_mom0.9_wd0.0001",
+        "sch_CosineAnnealingLR_T2", "sch_OneCycleLR_maxlr0.01", "loss_FocalLoss_alpha2_gamma1",
+        "loss_LabelSmoothingLoss_smooth0.1", "img16_batch64", "img32_batch64", "batch32_MP",
+        "batch128", "es_patience1", "es_patience3"]
+
+    for model in settings.models:  # every model's script is there (and a .sh is executable)
+        files = [repo_root / arg for arg in model.script if arg.endswith((".py", ".sh"))]
+        assert files and all(f.is_file() for f in files), model.script
+        assert all(os.access(f, os.X_OK) for f in files if f.suffix == ".sh"), model.script

@@ -119,6 +119,7 @@ def test_run_all_confirms_count_skipped_and_estimate(monkeypatch, settings, runs
     assert isinstance(confirm, prompts.Confirm)
     assert f"Run {len(everything) - 2} of {len(everything)}" in confirm.message
     assert "2 already done, skipped" in confirm.message and "estimated" in confirm.message
+    assert f"on {api.slot_count(settings)} slot(s)" in confirm.message
     assert [e.id for e in runs[0]] == [e.id for e in everything]  # the runner skips the done
 
 
@@ -203,9 +204,23 @@ def test_switch_config_validates_the_path(monkeypatch, settings, runs, tmp_path)
 
 
 def test_ctrl_c_at_a_prompt_goes_back_then_quits(monkeypatch, settings, runs):
-    script = play(monkeypatch, settings, ["custom", ["m1.a"], None, "models", None, None])
-    assert runs == [] and [type(q).__name__ for q in script.asked] == [
-        "Select", "Checkbox", "Checkbox", "Select", "Checkbox", "Select"]
+    # categories -> models (the pick kept) -> main menu; models -> main menu; main menu: quit
+    script = play(monkeypatch, settings, ["custom", ["m1.a"], None, None, "models", None, None])
+    assert runs == [] and [q.message for q in script.asked] == [
+        "master.yaml: what next?", "Models to run", "Categories to run", "Models to run",
+        "master.yaml: what next?", "Models to run", "master.yaml: what next?"]
+    assert {c.value: c.checked for c in script.asked[3].choices} == {
+        "m1.a": True, "m2": False, "m3": False}
+    assert {c.value: c.checked for c in script.asked[5].choices} == {
+        "m1.a": True, "m2": True, "m3": False}  # a new pick starts from the enabled ones
+
+
+def test_ctrl_c_at_the_categories_lets_the_models_be_picked_again(monkeypatch, settings, runs):
+    script = play(monkeypatch, settings,
+                  ["custom", ["m1.a"], None, ["m2", "m3"], ["fake"], True, "quit"])
+    assert [type(q).__name__ for q in script.asked] == [
+        "Select", "Checkbox", "Checkbox", "Checkbox", "Checkbox", "Confirm", "Select"]
+    assert pairs(runs[0]) == {(m, c) for m in ("m2", "m3") for c in ("baseline", "fake")}
 
 
 def test_errors_and_interrupts_come_back_to_the_menu(monkeypatch, settings, capsys):

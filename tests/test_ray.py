@@ -6,12 +6,13 @@ One cluster serves the whole module (Ray starts slowly)."""
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
-import re
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -39,9 +40,9 @@ from hyperparameter_system.ray_executor import (  # noqa: E402
 
 NODE = {"num_cpus": 2, "resources": {"fake_gpu": 2}, "node_ip_address": "127.0.0.1",
         "include_dashboard": False}
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 RAY = {"executor": "ray", "gpus": "none", "ray_resources": {"fake_gpu": 1},
        "heartbeat_s": 0.5, "stale_after_s": 10}
-LOOPBACK = re.compile(r"^(127\.\d+\.\d+\.\d+|\[::1\]|\[::ffff:127\.\d+\.\d+\.\d+\]|localhost):")
 
 
 def test_request_and_capacity(tmp_path):
@@ -92,22 +93,26 @@ def test_bad_ray_resources_are_refused(tmp_path):
 
 
 def test_cli_starts_a_local_ray_on_loopback(tmp_path):
-    """First in the module, before the shared cluster: `--executor ray` with no address starts
-    Ray on the spot, and the runner itself keeps it on 127.0.0.1."""
+    """`--executor ray` with no address starts Ray on the spot, and the runner itself keeps it
+    on 127.0.0.1. Its own Ray temp folder hides the module's cluster (Ray would join the last
+    cluster started on this machine, which `ray_current_cluster` there names), so the test does
+    not depend on running before it, nor on other Ray sessions of the machine."""
     options = [{"fake.sleep": 3.0, "fake.metric": round(0.1 * (i + 1), 2)} for i in range(2)]
     settings = fake_settings(tmp_path, options, {"max_parallel": 2, "gpus": "none"})
     env = {k: v for k, v in os.environ.items()
-           if k not in ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "RAY_ADDRESS")}
+           if k not in ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "RAY_ADDRESS", "TMPDIR")}
+    ray_tmp = tempfile.mkdtemp(prefix="hpray")  # short: Ray's unix sockets live under it
     proc = subprocess.Popen([sys.executable, "-m", "hyperparameter_system.experiment_runner",
                              "--config", str(settings.path), "--all", "--executor", "ray"],
-                            cwd=ROOT, env={**env, "FAKE_EVENTS": str(tmp_path / "ev.jsonl")},
+                            cwd=ROOT, env={**env, "FAKE_EVENTS": str(tmp_path / "ev.jsonl"),
+                                           "RAY_TMPDIR": ray_tmp},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     checked = 0
     try:
         while proc.poll() is None:
-            for local, line in _listening(_descendants(proc.pid)):
+            for local, pid in _listening(_descendants(proc.pid)):
                 checked += 1
-                assert LOOPBACK.match(local), f"a Ray process listens on {local}: {line}"
+                assert _loopback(local), f"a Ray process listens on {local}: {_command(pid)}"
             time.sleep(0.5)
     finally:
         if proc.poll() is None:  # a failed check: Ctrl-C the runner, which shuts its Ray down
@@ -116,6 +121,7 @@ def test_cli_starts_a_local_ray_on_loopback(tmp_path):
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        shutil.rmtree(ray_tmp, ignore_errors=True)
     out = proc.stdout.read()
     assert proc.returncode == 0, out
     assert "2 done" in out
@@ -244,9 +250,9 @@ def test_stop_cancels_the_task_and_ends_its_processes(tmp_path, cluster, fake_ev
 
 def test_every_ray_process_listens_on_loopback_only(cluster):
     checked = 0
-    for local, line in _listening(_descendants(os.getpid())):
+    for local, pid in _listening(_descendants(os.getpid())):
         checked += 1
-        assert LOOPBACK.match(local), f"a Ray process listens on {local}: {line}"
+        assert _loopback(local), f"a Ray process listens on {local}: {_command(pid)}"
     assert checked >= 4  # gcs, raylets, workers
 
 
@@ -275,11 +281,51 @@ execution: {{executor: ray, ray_address: "{cluster[0].address}", gpus: none,
         assert outcome.result["metrics"]["epochs_run"] == 1
 
 
-def _listening(pids: set[int]) -> list[tuple[str, str]]:
-    """(local address, ss line) of each listening TCP socket held by one of `pids`."""
-    out = subprocess.run(["ss", "-tlnpH"], capture_output=True, text=True).stdout
-    return [(line.split()[3], line) for line in out.splitlines()
-            if {int(p) for p in re.findall(r"pid=(\d+)", line)} & pids]
+def _listening(pids: set[int]) -> list[tuple[tuple[IPAddress, int], int]]:
+    """((address, port), pid) of each listening TCP socket held by one of `pids`, read from
+    /proc (no `ss`, no psutil): the pids' socket inodes, looked up in /proc/net/tcp and tcp6."""
+    owner: dict[str, int] = {}
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:  # gone meanwhile
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                owner[target[len("socket:["):-1]] = pid
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:  # no IPv6
+            continue
+        for line in lines:
+            fields = line.split()  # sl local remote state ... uid timeout inode
+            if fields[3] != "0A" or fields[9] not in owner:  # 0A: LISTEN
+                continue
+            host, port = fields[1].split(":")
+            # each 32-bit word of the address is printed as a number in host byte order
+            raw = b"".join(int(host[i:i + 8], 16).to_bytes(4, sys.byteorder)
+                           for i in range(0, len(host), 8))
+            found.append(((ipaddress.ip_address(raw), int(port, 16)), owner[fields[9]]))
+    return found
+
+
+def _loopback(local: tuple[IPAddress, int]) -> bool:
+    address = local[0]
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1
+    return address.is_loopback or bool(mapped and mapped.is_loopback)
+
+
+def _command(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return f"pid {pid} (gone)"
 
 
 def _descendants(root: int) -> set[int]:

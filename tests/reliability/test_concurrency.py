@@ -260,3 +260,23 @@ def test_a_pid_reused_after_the_claim_is_no_owner(tmp_path):
     finally:
         stranger.kill()
         stranger.wait()
+
+
+def _open_ledger(path: str) -> None:
+    Ledger(path).rows()
+
+
+def test_runners_opening_a_new_ledger_at_once_all_get_it(tmp_path):
+    """Runners started together on a fresh ledger race to create it and switch it to WAL;
+    none may die of 'database is locked'."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    for round_ in range(8):
+        path = str(tmp_path / f"ledger{round_}.db")
+        procs = [context.Process(target=_open_ledger, args=(path,)) for _ in range(6)]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join(60)
+        assert [proc.exitcode for proc in procs] == [0] * 6

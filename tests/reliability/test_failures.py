@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from relkit import ROOT, completions, ledger_rows, master_dict, run_cli, write_master
+from relkit import completions, ledger_rows, master_dict, run_cli, write_master
 
 CASES = {  # option -> what the ledger's error must say
     "+fake.tag": ("ok-a", None),
@@ -33,8 +33,14 @@ def test_each_failure_alone_with_its_cause(tmp_path):
     assert rows["fake.metric"]["status"] == "done"
     # the two that succeeded and the one that exited 0 without a result ran to their end
     assert sum(completions(tmp_path).values()) == 3
-    if (ROOT / "hyperparameter_system" / "report.py").exists():  # the summary names them too
-        summary = run_cli(tmp_path, "--config", str(tmp_path / "master.yaml"), "--summary")
-        assert summary.returncode == 0, summary.stderr
-        for _, cause in CASES.values():
-            assert cause is None or cause in summary.stdout
+    # the summary names each failure's reason and shows its log tail (wide: no cell wraps)
+    summary = run_cli(tmp_path, "--config", str(tmp_path / "master.yaml"), "--summary",
+                      COLUMNS="1000")
+    assert summary.returncode == 0, summary.stderr
+    for key, (_, cause) in CASES.items():
+        if cause is None:
+            continue
+        assert cause in summary.stdout, (key, summary.stdout)
+        last_line = rows[key]["log_tail"].strip().splitlines()[-1].strip()
+        assert last_line in summary.stdout, (key, last_line, summary.stdout)
+    assert "failing on purpose" in summary.stdout  # what the exit-code fake logs as it fails
