@@ -105,10 +105,6 @@ def _main(args: argparse.Namespace) -> int:
     selecting = args.all or args.models or args.categories
     experiments = api.select(settings, args.models, args.categories)
     did = False
-    if args.export_ledger:
-        count = api.export_ledger(settings, args.export_ledger)
-        console.info(f"wrote {count} ledger rows to {args.export_ledger}")
-        did = True
     if args.matrix:
         api.show_matrix(settings, experiments)
         did = True
@@ -116,7 +112,7 @@ def _main(args: argparse.Namespace) -> int:
         console.print_plan(api.plan_run(settings, experiments, args.rerun, args.executor))
         return 0
     code = 0
-    if selecting and not did:  # --matrix / --export-ledger with a selection only show it
+    if selecting and not did:  # --matrix with a selection only shows it
         result = api.run(settings, experiments, rerun=args.rerun, executor=args.executor)
         console.print_run_result(result)
         if result.interrupted:
@@ -135,6 +131,10 @@ def _main(args: argparse.Namespace) -> int:
         from hyperparameter_system import report
 
         report.show(settings, summary=args.summary, export=args.export, plots=args.plots)
+        did = True
+    if args.export_ledger:  # last: the rows as this invocation left them
+        count = api.export_ledger(settings, args.export_ledger)
+        console.info(f"wrote {count} ledger rows to {args.export_ledger}")
         did = True
     if not did:
         raise HpsysError("command line", "nothing to do: give --all, --models, --categories, "

@@ -128,6 +128,20 @@ def _fake(master_config, *options: dict[str, Any], **execution: Any):
     return settings, build_matrix(settings)
 
 
+def test_temp_configs_go_when_not_kept(master_config, tmp_path) -> None:
+    """keep_temp_configs: false removes each temp config once its run has ended; the script
+    still read it (its record holds the config) and the ledger keeps the resolved config."""
+    path = master_config(models=[{"name": "m1", "script": "python tests/fakes/fake_train.py"}],
+                         experiment_categories={"fake": {"options": [{"fake.metric": 0.6}]}},
+                         system={"baseline": False, "keep_temp_configs": False})
+    settings = load_settings(path)
+    result = api.run(settings, build_matrix(settings), show=False)
+    assert result.count("done") == 1
+    assert not list(settings.system.temp_config_dir.glob("*.yaml"))
+    (record,) = (tmp_path / "runs").glob("*/*/record.json")
+    assert json.loads(record.read_text())["config"]["fake"]["metric"] == 0.6
+
+
 def test_a_failing_option_leaves_the_others_done(master_config) -> None:
     settings, experiments = _fake(master_config, {"fake.exit_code": 3}, {"fake.metric": 0.7},
                                   {"+fake.segfault": True}, {"+fake.no_result": True},

@@ -71,15 +71,17 @@ def test_summary_and_export_ledger(master_config, cli, tmp_path) -> None:
         experiment_categories={"quality": {"options": [
             {"fake.metric": 0.9, "description": "good"}, {"fake.metric": 0.2},
             {"fake.exit_code": 4, "description": "broken"}]}}))
-    res = cli("--config", path, "--all")
+    out = tmp_path / "export" / "ledger.csv"
+    res = cli("--config", path, "--all", "--export-ledger", str(out))  # runs, then exports
     assert res.returncode == 1 and "3 done, 1 failed" in res.stdout
+    assert "wrote 4 ledger rows" in res.stdout and out.is_file()
+    out.unlink()
     res = cli("--config", path, "--summary")
     assert res.returncode == 0, res.stderr
     good = next(line for line in res.stdout.splitlines() if " good " in line)
     assert "0.9000" in good and "+0.4000" in good and "winner" in good
     assert "exit code 4" in res.stdout
 
-    out = tmp_path / "export" / "ledger.csv"
     res = cli("--config", path, "--export-ledger", str(out))
     assert res.returncode == 0 and "wrote 4 ledger rows" in res.stdout
     with out.open(newline="") as fh:
