@@ -183,13 +183,10 @@ def build_optimizer(cfg: dict[str, Any], model: nn.Module) -> torch.optim.Optimi
         return _call_target(
             spec, "optimizer_name", params, lr=lr, weight_decay=wd, momentum=momentum
         )
-    from timm.optim import create_optimizer_v2, list_optimizers
+    from timm.optim import create_optimizer_v2
 
     key = str(spec).lower()
-    opt = OPTIMIZERS.get(key, key)
-    if opt not in list_optimizers():
-        hint = close_matches(str(spec), canonical_names()["optimizer_name"] + list_optimizers())
-        raise ConfigError(f"optimizer_name: unknown optimizer {spec!r}{hint}")
+    opt = optimizer_key(spec)
     if key == "sgd":
         extra.setdefault("nesterov", False)
     kwargs: dict[str, Any] = {"weight_decay": wd, **extra}
@@ -422,15 +419,24 @@ def effective_criterion(criterion: nn.Module) -> dict[str, Any]:
     }
 
 
+def optimizer_key(name: Any) -> str:
+    """timm's name for a configured optimizer (ours or any of timm's), refused with close
+    matches when timm has no such optimizer."""
+    from timm.optim import list_optimizers
+
+    key = str(name).lower()
+    opt = OPTIMIZERS.get(key, key)
+    if opt not in list_optimizers():
+        hint = close_matches(str(name), canonical_names()["optimizer_name"] + list_optimizers())
+        raise ConfigError(f"optimizer_name: unknown optimizer {name!r}{hint}")
+    return opt
+
+
 def validate_names(cfg: dict[str, Any]) -> None:
     """Check optimizer, scheduler, loss and model names before any data is read."""
     spec = cfg.get("optimizer_name")
     if isinstance(spec, str):
-        from timm.optim import list_optimizers
-
-        if OPTIMIZERS.get(spec.lower(), spec.lower()) not in list_optimizers():
-            hint = close_matches(spec, canonical_names()["optimizer_name"])
-            raise ConfigError(f"optimizer_name: unknown optimizer {spec!r}{hint}")
+        optimizer_key(spec)
     if not isinstance(cfg.get("scheduler_name"), dict):
         scheduler_class(cfg.get("scheduler_name"))
     if not isinstance(cfg.get("criterion"), dict):

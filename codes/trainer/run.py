@@ -151,12 +151,15 @@ def train(cfg: dict[str, Any], run_dir: RunDir, run_name: str, started: float) -
         flush=True,
     )
     tracker = Tracker(cfg, run_name, run_dir.path)
+    exit_code = 1  # a run that raises shows as failed in W&B, not as finished
     try:
-        return _train_splits(
+        result = _train_splits(
             cfg, run_dir, data, splits, device, threads, amp, epochs, tracker, started
         )
+        exit_code = 0
+        return result
     finally:
-        tracker.finish()
+        tracker.finish(exit_code)
 
 
 def _train_splits(

@@ -1,8 +1,8 @@
 """Weights & Biases logging that can never stop or hang training.
 
 W&B's own variables (WANDB_PROJECT, WANDB_NAME, WANDB_RUN_GROUP, WANDB_TAGS, WANDB_RUN_ID,
-WANDB_MODE, WANDB_ENTITY: the runner sets them) win; the config's `wandb` block (project, entity,
-group, tags, id, mode) fills what they leave unset. Both are resolved here and passed to
+WANDB_MODE, WANDB_ENTITY, WANDB_JOB_TYPE: the runner sets them) win; the config's `wandb` block
+(project, entity, group, tags, id, job_type, mode) fills what they leave unset. Both are resolved here and passed to
 wandb.init, so the precedence does not depend on when W&B reads its environment. Every call is
 guarded: a failure prints one warning and the tracker turns itself off.
 """
@@ -72,6 +72,7 @@ class Tracker:
                 "tags": setting("tags", block),
                 "id": self.run_id,
                 "entity": setting("entity", block),
+                "job_type": setting("job_type", block),
                 "mode": self.mode,
             }
             kwargs = {k: v for k, v in wanted.items() if v}
