@@ -2,9 +2,10 @@
 
 W&B's own variables (WANDB_PROJECT, WANDB_NAME, WANDB_RUN_GROUP, WANDB_TAGS, WANDB_RUN_ID,
 WANDB_MODE, WANDB_ENTITY, WANDB_JOB_TYPE: the runner sets them) win; the config's `wandb` block
-(project, entity, group, tags, id, job_type, mode) fills what they leave unset. Both are resolved here and passed to
-wandb.init, so the precedence does not depend on when W&B reads its environment. Every call is
-guarded: a failure prints one warning and the tracker turns itself off.
+(project, entity, group, tags, id, job_type, mode) fills what they leave unset. Both are
+resolved here and passed to wandb.init, so the precedence does not depend on when W&B reads its
+environment. Every call is guarded: a failure prints one warning and the tracker turns itself
+off.
 """
 
 from __future__ import annotations
