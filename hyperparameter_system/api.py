@@ -2,19 +2,45 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-from hyperparameter_system import console, devices
+from hyperparameter_system import combine, console, devices, exports
 from hyperparameter_system.errors import HpsysError
 from hyperparameter_system.estimates import estimate_durations
 from hyperparameter_system.executor import Executor, RunResult, local_dispatch
 from hyperparameter_system.hyperparameter_configs import Experiment, build_matrix
-from hyperparameter_system.ledger import Ledger
+from hyperparameter_system.ledger import Ledger, open_ledger
+from hyperparameter_system.report import FAILED, Summary, collect, seen_matrix, tables
 from hyperparameter_system.settings import Settings, load_settings
 
-__all__ = ["load", "select", "ledger", "plan_run", "slot_count", "run", "show_matrix", "failed",
-           "estimates", "export_ledger"]
+__all__ = ["EXPORT_FORMATS", "Plan", "load", "select", "ledger", "plan_run", "slot_count", "run",
+           "show_matrix", "failed", "estimates", "export_ledger", "combine_best", "report"]
+
+EXPORT_FORMATS = exports.FORMATS
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run would do: what runs, what is skipped as done, the slots it runs on (None: a
+    Ray cluster decides) and the estimate, the known durations spread over them."""
+
+    experiments: tuple[Experiment, ...]
+    to_run: tuple[Experiment, ...]
+    statuses: Mapping[str, str]
+    slots: int | None
+    estimate_s: float | None
+    unknown: int  # experiments to run without an estimate
+
+    @property
+    def total(self) -> int:
+        return len(self.experiments)
+
+    @property
+    def skipped(self) -> int:
+        return self.total - len(self.to_run)
 
 
 def load(config: str | Path, overrides: Sequence[str] = ()) -> Settings:
@@ -27,7 +53,7 @@ def select(settings: Settings, models: Sequence[str] | None = None,
 
 
 def ledger(settings: Settings) -> Ledger:
-    return Ledger(settings.system.ledger)
+    return open_ledger(settings)
 
 
 def estimates(settings: Settings, experiments: Sequence[Experiment]) -> dict[str, float | None]:
@@ -35,18 +61,14 @@ def estimates(settings: Settings, experiments: Sequence[Experiment]) -> dict[str
 
 
 def plan_run(settings: Settings, experiments: Sequence[Experiment], rerun: bool = False,
-             executor: str | None = None, slots: int | None = None) -> dict:
-    """What a run would do: counts of what runs and what is skipped as done, the slots it runs
-    on (None: a Ray cluster decides) and the estimate, the known durations spread over them."""
+             executor: str | None = None, slots: int | None = None) -> Plan:
     statuses = ledger(settings).statuses(e.id for e in experiments)
     todo = [e for e in experiments if rerun or statuses.get(e.id) != "done"]
     est = estimates(settings, todo)
     known = [v for v in est.values() if v is not None]
     slots = slots or slot_count(settings, executor)
-    return {"experiments": list(experiments), "total": len(experiments), "to_run": todo,
-            "skipped": len(experiments) - len(todo), "slots": slots,
-            "estimate_s": (sum(known) / slots) if known and slots else None,
-            "unknown": len(est) - len(known), "statuses": statuses}
+    return Plan(tuple(experiments), tuple(todo), statuses, slots,
+                (sum(known) / slots) if known and slots else None, len(est) - len(known))
 
 
 def slot_count(settings: Settings, executor: str | None = None) -> int | None:
@@ -67,26 +89,20 @@ def local_slots(settings: Settings) -> list[devices.Slot]:
         raise HpsysError(f"{settings.path}: execution.gpus", str(exc)) from None
 
 
-STOPPED = ("failed", "timeout", "interrupted")
-
-
 def failed(settings: Settings) -> list[Experiment]:
     """Experiments of this config whose last attempt failed, timed out or was stopped: in the
     default matrix, or of a disabled model or category the user picked to run."""
-    book = ledger(settings)
-    rows = [r for status in STOPPED for r in book.rows(status=status)]
-    if not rows:
-        return []
-    ran_models, ran_categories = {r.model for r in rows}, {r.category for r in rows}
-    models = [m.name for m in settings.models if m.enabled or m.name in ran_models]
-    categories = [c.name for c in settings.categories if c.enabled or c.name in ran_categories]
+    rows = [r for r in ledger(settings).rows() if r.status in FAILED]
     stopped = {r.id for r in rows}
-    return [e for e in build_matrix(settings, models, categories) if e.id in stopped]
+    return [e for e in seen_matrix(settings, rows) if e.id in stopped] if rows else []
 
 
-def show_matrix(settings: Settings, experiments: Sequence[Experiment]) -> None:
+def show_matrix(settings: Settings, experiments: Sequence[Experiment],
+                executor: str | None = None) -> None:
+    """The matrix with ledger statuses; its estimate over the slots a run would really have."""
     statuses = ledger(settings).statuses(e.id for e in experiments)
-    console.print_matrix(settings, experiments, statuses, estimates(settings, experiments))
+    console.print_matrix(settings, experiments, statuses, estimates(settings, experiments),
+                         slot_count(settings, executor))
 
 
 def run(settings: Settings, experiments: Sequence[Experiment], rerun: bool = False,
@@ -101,7 +117,7 @@ def run(settings: Settings, experiments: Sequence[Experiment], rerun: bool = Fal
     else:
         slots, dispatch = local_slots(settings), local_dispatch(settings)
     plan = plan_run(settings, experiments, rerun, kind, slots=len(slots))
-    display = console.RunDisplay(len(plan["to_run"]), plan["skipped"], plan["estimate_s"],
+    display = console.RunDisplay(len(plan.to_run), plan.skipped, plan.estimate_s,
                                  len(slots)) if show else None
     engine = Executor(settings, book, slots, dispatch, display)
     if display is None:
@@ -112,3 +128,61 @@ def run(settings: Settings, experiments: Sequence[Experiment], rerun: bool = Fal
 
 def export_ledger(settings: Settings, path: str | Path) -> int:
     return ledger(settings).export_csv(path)
+
+
+def combine_best(settings: Settings, models: Sequence[str] | None = None,
+                 executor: str | None = None, rerun: bool = False, show: bool = True,
+                 dry_run: bool = False) -> RunResult:
+    """`--combine-best`: save and run each model's combined winners, then compare them (with
+    `dry_run`, only say what would be combined)."""
+    plans = [m.combined.plan for m in collect(settings).models
+             if m.combined and (not models or m.model in models)]
+    for p in plans:
+        if not p.applied:
+            console.warn(f"{p.model}: no category winner beat the baseline; its base config "
+                         "stays the best, nothing to combine")
+    if not plans:
+        raise HpsysError("--combine-best", "no model has finished category options to combine; "
+                         "run the matrix first (--all)")
+    plans = [p for p in plans if p.applied]
+    if not plans:  # every base config already beats its options: nothing to run, no error
+        return RunResult()
+    console.print_combined_plans(plans)
+    if dry_run:
+        console.info("--dry-run: no combined config saved, nothing run")
+        return RunResult()
+    for p in plans:
+        combine.save_config(p)
+    result = run(settings, [e for p in plans for e in p.experiments], rerun=rerun,
+                 executor=executor, show=show)
+    console.print_run_result(result)
+    console.print_tables([t for t in tables(collect(settings))
+                          if t.key in ("model", "combined", "conflicts")])
+    return result
+
+
+def report(settings: Settings, summary: bool = True, export: Sequence[str] | None = None,
+           plots: str | Path | None = None) -> Summary:
+    """`--summary`, `--export FORMAT PATH`, `--plots DIR`: the summary printed and written."""
+    data = collect(settings)
+    if summary:
+        console.print_summary(data, tables(data))
+    if export:
+        fmt, path = export
+        with _writing(f"--export {fmt} {path}"):
+            written = exports.export(data, fmt, Path(path))
+        console.info(f"wrote the {fmt} report to {written}")
+    if plots:
+        with _writing(f"--plots {plots}"):
+            files = exports.write_plots(data, Path(plots))
+        console.info(f"wrote {len(files)} plot(s) to {plots}")
+    return data
+
+
+@contextmanager
+def _writing(where: str) -> Iterator[None]:
+    """A report that cannot be written (disk full, permissions) is one line, not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        raise HpsysError(where, f"cannot write: {exc.strerror or exc}") from None

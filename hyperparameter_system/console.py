@@ -9,13 +9,24 @@ import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console, Group
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
+
+from hyperparameter_system.launcher import tail
+
+if TYPE_CHECKING:
+    from hyperparameter_system.api import Plan
+    from hyperparameter_system.combine import Plan as CombinedPlan
+    from hyperparameter_system.executor import RunResult
+    from hyperparameter_system.hyperparameter_configs import Experiment
+    from hyperparameter_system.launcher import Outcome
+    from hyperparameter_system.report import ReportTable, Summary
+    from hyperparameter_system.settings import Settings
 
 # Not a terminal (CI logs, pipes, `make demo | tee`): wide enough that run names are never cut.
 _WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
@@ -54,9 +65,12 @@ def status_text(status: str | None) -> Text:
     return Text(status, style=STATUS_STYLE.get(status, "dim"))
 
 
-def print_matrix(settings, experiments: Sequence, statuses: Mapping[str, str],
-                 estimates: Mapping[str, float | None]) -> None:
-    """Models x categories with option counts, then each model's project and its runs."""
+def print_matrix(settings: Settings, experiments: Sequence[Experiment],
+                 statuses: Mapping[str, str], estimates: Mapping[str, float | None],
+                 slots: int | None = None) -> None:
+    """Models x categories with option counts, then each model's project and its runs; the
+    estimate spreads over `slots`, the run's real slot count (None: unknown, as on a Ray
+    cluster that decides)."""
     models = list(dict.fromkeys(e.model for e in experiments))
     cats = list(dict.fromkeys(e.category for e in experiments))
     grid = Table(title=f"Experiment matrix: {settings.path.name}", show_lines=False)
@@ -87,12 +101,13 @@ def print_matrix(settings, experiments: Sequence, statuses: Mapping[str, str],
     total_est = [estimates.get(e.id) for e in experiments if statuses.get(e.id) != "done"]
     known = [t for t in total_est if t is not None]
     done = sum(1 for e in experiments if statuses.get(e.id) == "done")
-    parallel = max(1, settings.execution.max_parallel)
     line = f"Total: {len(experiments)} experiments, {done} done, {len(experiments) - done} to run"
-    if known:
+    if known and slots:
         unknown = len(total_est) - len(known)
-        line += f"; estimated {fmt_duration(sum(known) / parallel)} on {parallel} slot(s)"
+        line += f"; estimated {fmt_duration(sum(known) / slots)} on {slots} slot(s)"
         line += f" ({unknown} without an estimate)" if unknown else ""
+    elif known:
+        line += "; time unknown (the Ray cluster decides how many run at once)"
     elif total_est:
         line += "; no time estimate yet (nothing like them has run)"
     console.print(line)
@@ -115,7 +130,7 @@ class RunDisplay:
         self.eta_s, self.since = eta_s, time.time()  # eta_s: from the ledger's past durations
         self.counts: Counter[str] = Counter()
         self.durations: list[float] = []  # of this run's finished experiments
-        self.running: dict[str, tuple[Any, float, str]] = {}
+        self.running: dict[str, tuple[Experiment, float, str]] = {}
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[counts]}"), TextColumn("{task.fields[eta]}"),
@@ -135,11 +150,11 @@ class RunDisplay:
         self.live.update(self._render())
         self.live.__exit__(*exc)
 
-    def started(self, experiment, run_dir: str, slot: str) -> None:
+    def started(self, experiment: Experiment, run_dir: str, slot: str) -> None:
         self.running[experiment.id] = (experiment, time.time(), f"{slot}|{run_dir}")
         self.refresh()
 
-    def finished(self, experiment, outcome, final: bool = True) -> None:
+    def finished(self, experiment: Experiment, outcome: Outcome, final: bool = True) -> None:
         """One attempt ended; only the final one counts (retries don't overshoot), and a
         stopped one is no failure: the bar advances only for what is done or failed."""
         self.running.pop(experiment.id, None)
@@ -198,14 +213,11 @@ class RunDisplay:
 
 def latest_epoch(run_dir: str) -> str:
     """`epoch 3 val_f1 0.91` from the last line of metrics.jsonl, read from its end."""
-    path = Path(run_dir) / "metrics.jsonl"
     try:
-        with path.open("rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, fh.tell() - 4096))
-            last = fh.read().decode("utf-8", "replace").strip().splitlines()[-1]
-        row = json.loads(last)
-    except (OSError, IndexError, ValueError):
+        row = json.loads(tail(Path(run_dir) / "metrics.jsonl", lines=1, max_bytes=4096))
+    except ValueError:  # not there yet (""), or a line half written
+        return "starting"
+    if not isinstance(row, dict):
         return "starting"
     f1 = row.get("val_f1")
     return f"epoch {row.get('epoch')}" + (f" val_f1 {f1:.4f}" if isinstance(f1, float) else "")
@@ -215,29 +227,29 @@ def interactive() -> bool:
     return sys.stdin.isatty()
 
 
-def print_plan(plan: Mapping[str, Any]) -> None:
+def print_plan(plan: Plan) -> None:
     """--dry-run: every selected experiment, whether it would run or be skipped as done."""
-    todo = {e.id for e in plan["to_run"]}
-    table = Table(title=f"Would run {len(todo)} of {plan['total']} "
-                        f"({plan['skipped']} already done, skipped)")
+    todo = {e.id for e in plan.to_run}
+    table = Table(title=f"Would run {len(todo)} of {plan.total} "
+                        f"({plan.skipped} already done, skipped)")
     for col in ("#", "id", "model", "category", "run name", "status", "action"):
         table.add_column(col)
-    for e in plan["experiments"]:
+    for e in plan.experiments:
         table.add_row(str(e.index), e.id, e.model, e.category, e.run_name,
-                      status_text(plan["statuses"].get(e.id)),
+                      status_text(plan.statuses.get(e.id)),
                       Text("run") if e.id in todo else Text("skip (done)", style="dim"))
     console.print(table)
-    if plan["estimate_s"] is not None:
-        console.print(f"estimated time: {fmt_duration(plan['estimate_s'])} on "
-                      f"{plan['slots']} slot(s)")
-    elif plan.get("slots", 1) is None:
+    if plan.estimate_s is not None:
+        console.print(f"estimated time: {fmt_duration(plan.estimate_s)} on "
+                      f"{plan.slots} slot(s)")
+    elif plan.slots is None:
         console.print("estimated time: unknown (the Ray cluster decides how many run at once)")
 
 
 RESUME_HINT = "run the same command again to resume"
 
 
-def print_run_result(result, resume_hint: str = RESUME_HINT) -> None:
+def print_run_result(result: RunResult, resume_hint: str = RESUME_HINT) -> None:
     """One line of counts; after Ctrl-C, how to resume (the menu words it for its own use)."""
     parts = [f"{result.count('done')} done", f"{result.count('failed')} failed",
              f"{result.count('timeout')} timed out"]
@@ -256,11 +268,10 @@ def print_run_result(result, resume_hint: str = RESUME_HINT) -> None:
 
 # -- the summary (report.py computes it; this only renders it) -------------------------------
 
-DELTA_COLUMNS = ("delta", "mean delta", "combined - winner")
 TERMINAL_SKIP = ("run name",)  # in the exports; too wide for a terminal next to the option
 
 
-def print_tables(tables: Sequence) -> None:
+def print_tables(tables: Sequence[ReportTable]) -> None:
     """report.ReportTable rows: winners bold, deltas green when better and red when worse.
     Columns with nothing in them (std and significance without repeats) are left out."""
     from rich import box
@@ -273,12 +284,12 @@ def print_tables(tables: Sequence) -> None:
             table.add_column(t.headers[i])
         for row, (winner, better) in zip(t.rows, t.tones, strict=True):
             tone = {True: "green", False: "red"}.get(better, "")
-            table.add_row(*(Text(row[i], style=tone if t.headers[i] in DELTA_COLUMNS else "")
+            table.add_row(*(Text(row[i], style=tone if t.toned(t.headers[i]) else "")
                             for i in keep), style="bold" if winner else None)
         console.print(table)
 
 
-def print_summary(summary, tables: Sequence) -> None:
+def print_summary(summary: Summary, tables: Sequence[ReportTable]) -> None:
     """`--summary`: the tables, then the best run and where to see it in W&B."""
     counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.counts.items())) or "no runs yet"
     console.print(Text(f"Summary: headline metric {summary.metric} ({summary.metric_mode}); "
@@ -305,7 +316,7 @@ def print_summary(summary, tables: Sequence) -> None:
         console.print(f"  W&B {best.wandb_mode}; outputs in {best.run_dir}", soft_wrap=True)
 
 
-def print_combined_plans(plans: Sequence) -> None:
+def print_combined_plans(plans: Sequence[CombinedPlan]) -> None:
     """What `--combine-best` applies per model, which key conflicts it settled, where it saved."""
     for p in plans:
         console.print(Text(f"combined winners for {p.model}", style="bold"))

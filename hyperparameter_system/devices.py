@@ -73,8 +73,7 @@ def plan_slots(max_parallel: int, gpus: str | Sequence[int | str], gpus_per_expe
     threads = max(1, cpus // count)
     slots = []
     for i, devices in enumerate(layout):
-        env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-               "HPSYS_CPU_THREADS": str(threads), "HPSYS_MAX_WORKERS": str(max(0, threads - 1))}
+        env = thread_env(threads)
         if found:  # indices as nvidia-smi numbers them (CUDA's default order may differ)
             env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
             env["CUDA_VISIBLE_DEVICES"] = ",".join(devices)
@@ -83,6 +82,13 @@ def plan_slots(max_parallel: int, gpus: str | Sequence[int | str], gpus_per_expe
         name = f"gpu{','.join(devices)}" if devices else f"cpu{i}"
         slots.append(Slot(name, devices, env))
     return slots
+
+
+def thread_env(threads: int) -> dict[str, str]:
+    """One slot's CPU share: BLAS/OpenMP threads, and data workers besides the training loop, so
+    parallel experiments do not oversubscribe the cores."""
+    return {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+            "HPSYS_CPU_THREADS": str(threads), "HPSYS_MAX_WORKERS": str(max(0, threads - 1))}
 
 
 def wait_released(devices: Sequence[int | str], experiment_id: str,

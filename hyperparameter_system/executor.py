@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from hyperparameter_system import devices, launcher, reaper
 from hyperparameter_system.atomic import read_json
@@ -26,14 +26,36 @@ from hyperparameter_system.launcher import Launch, Outcome
 from hyperparameter_system.ledger import Ledger, Row, runner_identity
 from hyperparameter_system.settings import Settings
 
-Dispatch = Callable[[Launch, Slot, Callable[[], bool], Callable[[int], None]], Outcome]
 DISK_POLL_S = 5.0
+
+
+class OnStart(Protocol):
+    """Told when the script is up: its pid, and the node a Ray task landed on (the local
+    launcher gives the pid alone)."""
+
+    def __call__(self, pid: int, node: str | None = None) -> None: ...
+
+
+Dispatch = Callable[[Launch, Slot, Callable[[], bool], OnStart], Outcome]
+
+
+class Display(Protocol):
+    """What the executor tells a live view (console.RunDisplay) as experiments go."""
+
+    def started(self, experiment: Experiment, run_dir: str, slot: str) -> None: ...
+
+    def finished(self, experiment: Experiment, outcome: Outcome, final: bool = True) -> None: ...
+
+    def refresh(self) -> None: ...
+
+    def message(self, text: str) -> None: ...
 
 
 def local_dispatch(settings: Settings) -> Dispatch:
     keep = settings.system.keep_temp_configs
 
-    def dispatch(launch, slot, stop, on_start):
+    def dispatch(launch: Launch, slot: Slot, stop: Callable[[], bool],
+                 on_start: OnStart) -> Outcome:
         return launcher.execute(launch, stop=stop, on_start=on_start, keep_config=keep)
 
     return dispatch
@@ -43,7 +65,6 @@ def local_dispatch(settings: Settings) -> Dispatch:
 class RunResult:
     """What one invocation did."""
 
-    selected: int = 0
     skipped_done: int = 0
     busy_elsewhere: int = 0
     outcomes: list[Outcome] = field(default_factory=list)
@@ -66,7 +87,7 @@ class Executor:
     (done, or failed past its retries) or the user stopped it."""
 
     def __init__(self, settings: Settings, ledger: Ledger, slots: Sequence[Slot],
-                 dispatch: Dispatch, display=None) -> None:
+                 dispatch: Dispatch, display: Display | None = None) -> None:
         self.settings, self.ledger, self.slots = settings, ledger, list(slots)
         self.dispatch, self.display = dispatch, display
         self.owner = runner_identity()
@@ -86,7 +107,6 @@ class Executor:
             self.ledger.reset(e.id for e in experiments)
         statuses = self.ledger.statuses(e.id for e in experiments)
         todo = [e for e in experiments if statuses.get(e.id) != "done"]
-        self.result.selected = len(experiments)
         self.result.skipped_done = len(experiments) - len(todo)
         self.queue.extend(todo)
         beat = threading.Thread(target=self._heartbeat, daemon=True)
@@ -232,7 +252,7 @@ class Executor:
                       "after it ended; the next experiment may run out of memory (not "
                       "reported again in this run)")
 
-    def _recover(self, exp: Experiment, before) -> bool:
+    def _recover(self, exp: Experiment, before: Row) -> bool:
         """A row its dead runner left `running`: end any process of it still alive, then keep
         the result it may have finished with, so it is never completed twice."""
         reaper.reap(exp.id, pgid=before.pid, ledger=str(self.settings.system.ledger))

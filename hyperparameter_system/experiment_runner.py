@@ -10,27 +10,25 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 if __package__ in (None, ""):  # run as a script: make the package importable, not its folder
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from hyperparameter_system import api, console
+from hyperparameter_system import api, cli, console
 from hyperparameter_system.errors import EXIT_BAD_INPUT, HpsysError
+
+if TYPE_CHECKING:
+    from hyperparameter_system.executor import RunResult
 
 EXIT_INTERRUPTED = 130
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2, no usage dump
-        raise HpsysError("command line", message)
-
-
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="experiment_runner", description="Run the category matrix of "
+    p = cli.Parser(prog="experiment_runner", description="Run the category matrix of "
                 "experiment_config.yaml and report the winners.")
     p.add_argument("--config", default="experiment_config.yaml", help="master config file")
     p.add_argument("--all", action="store_true", help="every enabled model x category")
@@ -38,7 +36,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--categories", nargs="+", metavar="NAME", help="only these categories")
     p.add_argument("--matrix", action="store_true", help="show the matrix with ledger status")
     p.add_argument("--summary", action="store_true", help="winners, deltas and failures")
-    p.add_argument("--dry-run", action="store_true", help="show what would run, run nothing")
+    p.add_argument("--dry-run", action="store_true",
+                   help="show what would run, run nothing (views and exports still happen)")
     p.add_argument("--rerun", action="store_true", help="run again even what is done")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override applied to every base config (repeatable)")
@@ -53,7 +52,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    signal.signal(signal.SIGTERM, _sigterm)
+    cli.stop_on_sigterm()
     try:
         return _main(parser().parse_args(argv))
     except HpsysError as exc:
@@ -64,20 +63,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
-def _sigterm(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
 def _check_outputs(args: argparse.Namespace) -> None:
     """Refuse an unknown export format or an unwritable output path before anything runs, so a
     long matrix never ends in an error about where its report should go."""
     if args.export:
-        from hyperparameter_system.exports import FORMATS
-
         fmt, path = args.export
-        if fmt not in FORMATS:
+        if fmt not in api.EXPORT_FORMATS:
             raise HpsysError(f"--export {fmt}", f"unknown format; expected one of "
-                             f"{', '.join(FORMATS)}")
+                             f"{', '.join(api.EXPORT_FORMATS)}")
         _writable(f"--export {fmt} {path}", Path(path), folder=False)
     if args.export_ledger:
         _writable(f"--export-ledger {args.export_ledger}", Path(args.export_ledger), folder=False)
@@ -100,37 +93,32 @@ def _writable(where: str, path: Path, folder: bool) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
+    """Views first, then the run, then what reads its outcome. --matrix and --dry-run only
+    show the selection: they skip its run, never the summary or the exports."""
     _check_outputs(args)
     settings = api.load(args.config, args.set)
-    selecting = args.all or args.models or args.categories
     experiments = api.select(settings, args.models, args.categories)
-    did = False
+    only_show = args.matrix or args.dry_run
     if args.matrix:
-        api.show_matrix(settings, experiments)
-        did = True
+        api.show_matrix(settings, experiments, args.executor)
     if args.dry_run:
         console.print_plan(api.plan_run(settings, experiments, args.rerun, args.executor))
-        return 0
     code = 0
-    if selecting and not did:  # --matrix with a selection only shows it
+    did = only_show
+    if (args.all or args.models or args.categories) and not only_show:
         result = api.run(settings, experiments, rerun=args.rerun, executor=args.executor)
         console.print_run_result(result)
         if result.interrupted:
             return EXIT_INTERRUPTED
-        code = 1 if result.count("failed") + result.count("timeout") else 0
-        did = True
+        code, did = _code(result), True
     if args.combine_best:
-        from hyperparameter_system import report
-
-        result = report.run_combined(settings, args.models, executor=args.executor)
+        result = api.combine_best(settings, args.models, executor=args.executor,
+                                  rerun=args.rerun, dry_run=args.dry_run)
         if result.interrupted:
             return EXIT_INTERRUPTED
-        code = code or (1 if result.count("failed") + result.count("timeout") else 0)
-        did = True
+        code, did = code or _code(result), True
     if args.summary or args.export or args.plots:
-        from hyperparameter_system import report
-
-        report.show(settings, summary=args.summary, export=args.export, plots=args.plots)
+        api.report(settings, summary=args.summary, export=args.export, plots=args.plots)
         did = True
     if args.export_ledger:  # last: the rows as this invocation left them
         count = api.export_ledger(settings, args.export_ledger)
@@ -140,6 +128,11 @@ def _main(args: argparse.Namespace) -> int:
         raise HpsysError("command line", "nothing to do: give --all, --models, --categories, "
                          "--matrix, --summary or --dry-run (run_experiments.py opens the menu)")
     return code
+
+
+def _code(result: RunResult) -> int:
+    """1 when an experiment ended failed or timed out (after its retries), else 0."""
+    return 1 if result.count("failed") + result.count("timeout") else 0
 
 
 if __name__ == "__main__":

@@ -101,7 +101,7 @@ def _html_table(t: ReportTable) -> str:
     for row, (winner, better) in zip(t.rows, t.tones, strict=True):
         tone = {True: "better", False: "worse"}.get(better, "")
         cells = "".join(
-            (f'<td class="{tone}">' if h in ("delta", "mean delta") and tone else "<td>")
+            (f'<td class="{tone}">' if tone and t.toned(h) else "<td>")
             + html.escape(c) + "</td>" for h, c in zip(t.headers, row, strict=True))
         body.append(f'<tr class="{"winner" if winner else ""}">{cells}</tr>')
     return (f"<h3>{html.escape(t.title)}</h3>\n<table><thead><tr>{head}</tr></thead>"

@@ -6,18 +6,17 @@ Third-party packages expose a module through the entry-point group
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import pluggy
 
 if TYPE_CHECKING:
-    from hyperparameter_system.categories.base import Category
+    from hyperparameter_system.categories.base import Register
 
 hookspec = pluggy.HookspecMarker("hyperparameter_system")
 hookimpl = pluggy.HookimplMarker("hyperparameter_system")
 
 
 @hookspec
-def register_categories(register: Callable[[Category], None]) -> None:
+def register_categories(register: Register) -> None:
     """Call `register(category)` once for each category this plugin provides."""

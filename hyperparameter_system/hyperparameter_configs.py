@@ -15,7 +15,7 @@ if __package__ in (None, ""):  # run as a script: make the package importable
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from hyperparameter_system.configdict import apply_changes, canonical, get_dotted, stable_hash
-from hyperparameter_system.errors import HpsysError, choices_hint
+from hyperparameter_system.errors import EXIT_BAD_INPUT, HpsysError, choices_hint
 from hyperparameter_system.settings import ModelSettings, Settings
 
 BASELINE = "baseline"
@@ -60,13 +60,27 @@ def make_experiment(
     """Resolve the config and derive the stable id from model, category, option and config."""
     config = apply_changes(model.base, {"model_name": model.name, **changes})
     if repeats > 1:
-        seed = int(get_dotted(config, "random_seed", 42) or 0) + repeat
+        seed = _base_seed(model, config) + repeat
         config["random_seed"] = seed
         run_name = f"{run_name}_seed{seed}"
     exp_id = stable_hash(model.name, category, canonical(option), config, list(model.script))
     label = str(option.get("description") or run_name)
     return Experiment(exp_id, index, model.name, model.project, category, dict(option), label,
                       run_name, dict(changes), config, model.script, repeat)
+
+
+def _base_seed(model: ModelSettings, config: Mapping[str, Any]) -> int:
+    """The seed that execution.repeats counts up from; not a number is bad input, told at the
+    model's base config rather than as a traceback."""
+    value = get_dotted(config, "random_seed", 42)
+    try:
+        if isinstance(value, bool):
+            raise TypeError(value)
+        return int(value or 0)
+    except (TypeError, ValueError, OverflowError):
+        raise HpsysError(f"{model.base_config}: random_seed",
+                         f"expected an integer (model {model.name}, execution.repeats counts up "
+                         f"from it), got {value!r}") from None
 
 
 def check_names(settings: Settings, models: Iterable[str] | None,
@@ -128,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         experiments = build_matrix(settings)
     except HpsysError as exc:
         console.error(str(exc))
-        return 2
+        return EXIT_BAD_INPUT
     console.print_matrix(settings, experiments, statuses={}, estimates={})
     return 0
 

@@ -22,12 +22,17 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from hyperparameter_system.atomic import atomic_write_text, read_json
 from hyperparameter_system.safe_names import safe_name
+from hyperparameter_system.settings import PYTHON_ALIASES
+
+if TYPE_CHECKING:
+    from hyperparameter_system.hyperparameter_configs import Experiment
+    from hyperparameter_system.settings import Settings
 
 LOG_TAIL_LINES = 40
 KILL_GRACE_S = 3.0
@@ -96,9 +101,9 @@ def wandb_run_id(experiment_id: str, launch: int) -> str:
     return experiment_id if launch <= 1 else f"{experiment_id}-{launch}"
 
 
-def plan(experiment, settings, attempt: int, env: Mapping[str, str] | None = None,
-         config: Mapping[str, Any] | None = None, now: float | None = None,
-         launch: int = 1) -> Launch:
+def plan(experiment: Experiment, settings: Settings, attempt: int,
+         env: Mapping[str, str] | None = None, config: Mapping[str, Any] | None = None,
+         now: float | None = None, launch: int = 1) -> Launch:
     """The launch of `experiment`'s attempt number `attempt` (1-based, reset by --rerun) and
     launch number `launch` (1-based, never reset: it names the W&B run)."""
     system = settings.system
@@ -132,7 +137,7 @@ def plan(experiment, settings, attempt: int, env: Mapping[str, str] | None = Non
                   wandb_name, run_id, full_env.get("WANDB_MODE"))
 
 
-def _tags(experiment) -> list[str]:
+def _tags(experiment: Experiment) -> list[str]:
     tags = [experiment.category, experiment.model]
     return [t.replace(",", "_") for t in tags if t]
 
@@ -140,7 +145,7 @@ def _tags(experiment) -> list[str]:
 def _argv(script: tuple[str, ...], config: Path) -> tuple[str, ...]:
     """`.sh` scripts take the config from EXPERIMENT_CONFIG; others get `--config PATH`."""
     head, *rest = script
-    if head in ("python", "python3"):
+    if head in PYTHON_ALIASES:
         head = sys.executable
     if script[-1].endswith(".sh") or head.endswith(".sh"):
         return (head, *rest)

@@ -14,18 +14,22 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hyperparameter_system.errors import HpsysError
 from hyperparameter_system.reaper import alive as pid_alive
 from hyperparameter_system.reaper import process_start
 
 if TYPE_CHECKING:
     from hyperparameter_system.hyperparameter_configs import Experiment
     from hyperparameter_system.launcher import Outcome
+    from hyperparameter_system.settings import Settings
+
+Alive = Callable[[int], bool]
 
 STATUSES = ("pending", "running", "done", "failed", "timeout", "interrupted")
 
@@ -165,7 +169,7 @@ class Ledger:
                            [(i,) for i in ids])
 
     def claim(self, exp_id: str, owner: str, stale_after: float,
-              alive=pid_alive) -> Row | None:
+              alive: Alive = pid_alive) -> Row | None:
         """Atomically take an experiment to run: its row as it was before, for the one runner
         that got it; None for everyone else (done, or running under a live runner). Counts a
         launch: this one is number `launches + 1` of the row returned."""
@@ -182,17 +186,12 @@ class Ledger:
             return Row(dict(row))
 
     @staticmethod
-    def _claimable(row: sqlite3.Row, stale_after: float, alive) -> bool:
+    def _claimable(row: sqlite3.Row, stale_after: float, alive: Alive) -> bool:
         status = row["status"]
         if status == "running":
             return owner_gone(row["owner"], row["heartbeat"], stale_after, alive,
                               row["started_at"])
         return status != "done"
-
-    def stale_running(self, stale_after: float, alive=pid_alive) -> list[Row]:
-        """Rows marked running whose runner is dead: their children may need reaping."""
-        return [r for r in self.rows(status="running")
-                if owner_gone(r.owner, r.heartbeat, stale_after, alive, r.started_at)]
 
     def set_started(self, exp_id: str, pid: int, launch_info: dict[str, Any],
                     owner: str | None = None) -> bool:
@@ -284,6 +283,18 @@ class Ledger:
         return len(rows)
 
 
+def open_ledger(settings: Settings) -> Ledger:
+    """The config's ledger. One that cannot be opened (an unwritable folder, a file that is not
+    SQLite) is bad input at system.ledger, told before anything runs, not a traceback."""
+    path = settings.system.ledger
+    try:
+        return Ledger(path)
+    except (OSError, sqlite3.Error) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise HpsysError(f"{settings.path}: system.ledger",
+                         f"cannot open the ledger {path}: {reason}") from None
+
+
 def _owned(exp_id: str, owner: str | None) -> tuple[str, tuple[str, ...]]:
     """The WHERE clause of a write to a running row: only while `owner` still holds it."""
     if owner is None:
@@ -291,7 +302,7 @@ def _owned(exp_id: str, owner: str | None) -> tuple[str, tuple[str, ...]]:
     return "WHERE id=? AND status='running' AND owner=?", (exp_id, owner)
 
 
-def owner_gone(owner: str | None, heartbeat: float | None, stale_after: float, alive,
+def owner_gone(owner: str | None, heartbeat: float | None, stale_after: float, alive: Alive,
                claimed_at: float | None = None) -> bool:
     """Whether a running row's runner is gone. On this host its pid decides: a live runner whose
     heartbeat stalls (a loaded machine, a suspended laptop) still owns its rows, and taking one

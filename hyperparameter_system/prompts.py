@@ -5,14 +5,17 @@ Nothing else in the package imports questionary, so tests replace `ask` with scr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import questionary
 
 from hyperparameter_system.console import fmt_duration
 from hyperparameter_system.settings import Settings
+
+if TYPE_CHECKING:
+    from hyperparameter_system.api import Plan
 
 
 @dataclass(frozen=True)
@@ -123,17 +126,16 @@ def choose_categories(settings: Settings) -> Checkbox:
         Choice(title(c), c.name, c.enabled) for c in settings.categories))
 
 
-def confirm_run(plan: Mapping[str, Any]) -> Confirm:
+def confirm_run(plan: Plan) -> Confirm:
     """States the count, what is skipped as done, and the estimated time over the slots the run
     really has (GPUs may cap them below max_parallel), before anything runs."""
-    todo, total, skipped = len(plan["to_run"]), plan["total"], plan["skipped"]
-    text = f"Run {todo} of {total} experiment(s)"
-    text += f" ({skipped} already done, skipped)" if skipped else ""
-    if plan["estimate_s"] is None:
+    text = f"Run {len(plan.to_run)} of {plan.total} experiment(s)"
+    text += f" ({plan.skipped} already done, skipped)" if plan.skipped else ""
+    if plan.estimate_s is None:
         text += ", no time estimate yet"
     else:
-        text += f", estimated {fmt_duration(plan['estimate_s'])} on {plan['slots']} slot(s)"
-        text += f" ({plan['unknown']} without an estimate)" if plan["unknown"] else ""
+        text += f", estimated {fmt_duration(plan.estimate_s)} on {plan.slots} slot(s)"
+        text += f" ({plan.unknown} without an estimate)" if plan.unknown else ""
     return Confirm(text + "?", default=True)
 
 

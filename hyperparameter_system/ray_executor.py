@@ -23,13 +23,13 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from hyperparameter_system import devices, launcher, reaper
 from hyperparameter_system.devices import Slot
 from hyperparameter_system.errors import HpsysError
-from hyperparameter_system.executor import Dispatch
+from hyperparameter_system.executor import Dispatch, OnStart
 from hyperparameter_system.launcher import Launch, Outcome
 from hyperparameter_system.settings import ExecutionSettings, Settings
 
@@ -120,9 +120,7 @@ def ray_slots(settings: Settings) -> list[Slot]:
             raise HpsysError(f"{settings.path}: execution",
                              f"no Ray node can run an experiment asking for {_describe(ask)}")
     threads = max(1, int(execution.cpus_per_experiment))
-    env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-           "HPSYS_CPU_THREADS": str(threads), "HPSYS_MAX_WORKERS": str(threads - 1)}
-    return [Slot(f"ray{i}", (), dict(env)) for i in range(count)]
+    return [Slot(f"ray{i}", (), devices.thread_env(threads)) for i in range(count)]
 
 
 def ray_dispatch(settings: Settings) -> Dispatch:
@@ -137,7 +135,7 @@ def ray_dispatch(settings: Settings) -> Dispatch:
     here = socket.gethostname()
 
     def dispatch(launch: Launch, slot: Slot, stop: Callable[[], bool],
-                 on_start: Callable[..., None]) -> Outcome:
+                 on_start: OnStart) -> Outcome:
         started = time.time()
         stream = remote.remote(launch, keep)
         where: dict[str, Any] = {}
@@ -162,7 +160,7 @@ def ray_dispatch(settings: Settings) -> Dispatch:
     return dispatch
 
 
-def run_on_node(launch: Launch, keep_config: bool):
+def run_on_node(launch: Launch, keep_config: bool) -> Iterator[dict[str, Any] | Outcome]:
     """The Ray task: yield {node, host, pid} once the script runs, then its Outcome."""
     import ray
 

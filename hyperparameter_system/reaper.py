@@ -71,11 +71,11 @@ def alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    # a zombie is dead for our purposes
-    try:
-        return (PROC / str(pid) / "stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
+    try:  # a zombie is dead for our purposes; only /proc tells one apart
+        stat = (PROC / str(pid) / "stat").read_text()
+    except OSError:  # no /proc (macOS): kill(0) succeeded, so it lives
+        return True
+    return stat.split(")")[-1].split()[0] != "Z"
 
 
 def process_start(pid: int) -> float | None:

@@ -1,7 +1,8 @@
 """The summary of a matrix, computed from the ledger: per model and category every option ranked
 by the headline metric, its delta against that model's baseline and the winner; the cross-model
-view; the combined winners; failures; the best run. Pure data: console.print_summary renders
-it, exports writes it.
+view; the combined winners; failures; the best run. Then the same as plain tables of strings
+(`tables()`), which console.print_tables renders and exports writes. Nothing here prints or
+writes files: api.report and api.combine_best do.
 
 Only the rows of the current matrix count (ids depend on the resolved config), so a ledger that
 also holds runs of an older base config never mixes them in.
@@ -19,25 +20,22 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from statistics import mean, stdev
 from typing import Any
 
 from hyperparameter_system import combine
 from hyperparameter_system.configdict import get_dotted
 from hyperparameter_system.console import fmt_duration
-from hyperparameter_system.errors import HpsysError
-from hyperparameter_system.executor import RunResult, headline
+from hyperparameter_system.executor import headline
 from hyperparameter_system.hyperparameter_configs import (
     BASELINE,
     COMBINED,
     Experiment,
     build_matrix,
 )
-from hyperparameter_system.ledger import Ledger, Row
+from hyperparameter_system.ledger import Ledger, Row, open_ledger
 from hyperparameter_system.settings import ModelSettings, Settings
 
 FAILED = ("failed", "timeout", "interrupted")
@@ -244,15 +242,14 @@ def _rank(options: list[OptionStat], mode: str) -> list[OptionStat]:
                                           o.order))
 
 
-def _selection(settings: Settings, rows: Sequence[Row]) -> list[Experiment]:
-    """The enabled matrix, plus disabled models and categories the ledger has runs of."""
+def seen_matrix(settings: Settings, rows: Sequence[Row]) -> list[Experiment]:
+    """The enabled matrix, plus the disabled models and categories these rows ran: a user may
+    run a disabled entry by naming it, and its runs still count."""
     seen_models = {r.model for r in rows}
     seen_cats = {r.category for r in rows}
     models = [m.name for m in settings.models if m.enabled or m.name in seen_models]
     cats = [c.name for c in settings.categories if c.enabled or c.name in seen_cats]
-    if not cats:
-        return build_matrix(settings, models, None) if models else []
-    return build_matrix(settings, models, cats) if models else []
+    return build_matrix(settings, models, cats or None) if models else []
 
 
 def _model_settings(settings: Settings, name: str) -> ModelSettings:
@@ -261,11 +258,11 @@ def _model_settings(settings: Settings, name: str) -> ModelSettings:
 
 def collect(settings: Settings, ledger: Ledger | None = None) -> Summary:
     """The whole summary of the current matrix, from the ledger."""
-    book = ledger or Ledger(settings.system.ledger)
+    book = ledger or open_ledger(settings)
     all_rows = book.rows()
     by_id = {r.id: r for r in all_rows}
     metric, mode = settings.system.metric, settings.system.metric_mode
-    experiments = _selection(settings, all_rows)
+    experiments = seen_matrix(settings, all_rows)
     stats = group(experiments, by_id, metric)
     cat_order = [c.name for c in settings.categories]
     models: list[ModelReport] = []
@@ -284,7 +281,9 @@ def collect(settings: Settings, ledger: Ledger | None = None) -> Summary:
         tables.sort(key=lambda t: cat_order.index(t.category) if t.category in cat_order else 99)
         report = ModelReport(name, next(e.project for e in experiments if e.model == name),
                              baseline, tables)
-        report.combined = _combined(settings, report, by_id, first_index=1 + 100 * len(models))
+        # numbered after the matrix, each model's repeats in turn (the temp config's NNN_)
+        first = len(experiments) + 1 + len(models) * settings.execution.repeats
+        report.combined = _combined(settings, report, by_id, first_index=first)
         models.append(report)
     combined_rows = [r for m in models if m.combined for r in m.combined.stat.rows]
     chosen = [r for s in stats.values() for r in s.rows] + combined_rows
@@ -428,6 +427,9 @@ def fmt_number(value: float | None) -> str:
     return f"{value:g}" if float(value).is_integer() else f"{value:.1f}"
 
 
+DELTA_COLUMNS = ("delta", "mean delta", "combined - winner")
+
+
 @dataclass
 class ReportTable:
     """A plain table (strings) every renderer shares; `tones` marks winner rows and deltas."""
@@ -443,6 +445,11 @@ class ReportTable:
     def add(self, cells: Sequence[Any], winner: bool = False, better: bool | None = None) -> None:
         self.rows.append([str(c) for c in cells])
         self.tones.append((winner, better))
+
+    @staticmethod
+    def toned(header: str) -> bool:
+        """Whether a column takes its row's better/worse colour (the deltas), in every view."""
+        return header in DELTA_COLUMNS
 
 
 RANK_HEADERS = ["#", "option", "run name", "runs", "metric", "std", "delta", "significant",
@@ -540,63 +547,3 @@ def _combined_tables(summary: Summary) -> list[ReportTable]:
                        json.dumps(x.dropped_value)])
             out.append(k)
     return out
-
-
-# -- entry points the CLI calls ---------------------------------------------------------------
-
-def run_combined(settings: Settings, models: Sequence[str] | None = None,
-                 executor: str | None = None, show: bool = True) -> RunResult:
-    """`--combine-best`: save and run each model's combined winners, then compare them."""
-    from hyperparameter_system import api, console
-
-    summary = collect(settings)
-    plans = [m.combined.plan for m in summary.models
-             if m.combined and (not models or m.model in models)]
-    for p in plans:
-        if not p.applied:
-            console.warn(f"{p.model}: no category winner beat the baseline; its base config "
-                         "stays the best, nothing to combine")
-    if not plans:
-        raise HpsysError("--combine-best", "no model has finished category options to combine; "
-                         "run the matrix first (--all)")
-    plans = [p for p in plans if p.applied]
-    if not plans:  # every base config already beats its options: nothing to run, no error
-        return RunResult()
-    for p in plans:
-        combine.save_config(p)
-    console.print_combined_plans(plans)
-    result = api.run(settings, [e for p in plans for e in p.experiments], executor=executor,
-                     show=show)
-    console.print_run_result(result)
-    console.print_tables([t for t in tables(collect(settings))
-                          if t.key in ("model", "combined", "conflicts")])
-    return result
-
-
-def show(settings: Settings, summary: bool = True, export: Sequence[str] | None = None,
-         plots: str | Path | None = None) -> Summary:
-    """`--summary`, `--export FORMAT PATH`, `--plots DIR`."""
-    from hyperparameter_system import console, exports
-
-    data = collect(settings)
-    if summary:
-        console.print_summary(data, tables(data))
-    if export:
-        fmt, path = export
-        with _writing(f"--export {fmt} {path}"):
-            written = exports.export(data, fmt, Path(path))
-        console.info(f"wrote the {fmt} report to {written}")
-    if plots:
-        with _writing(f"--plots {plots}"):
-            files = exports.write_plots(data, Path(plots))
-        console.info(f"wrote {len(files)} plot(s) to {plots}")
-    return data
-
-
-@contextmanager
-def _writing(where: str) -> Iterator[None]:
-    """A report that cannot be written (disk full, permissions) is one line, not a traceback."""
-    try:
-        yield
-    except OSError as exc:
-        raise HpsysError(where, f"cannot write: {exc.strerror or exc}") from None

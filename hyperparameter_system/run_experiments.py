@@ -13,7 +13,6 @@ flags do.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,12 +20,12 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the package importable, not its folder
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from hyperparameter_system import api, console, prompts
+from hyperparameter_system import api, cli, console, prompts
 from hyperparameter_system.errors import EXIT_BAD_INPUT, HpsysError
 from hyperparameter_system.hyperparameter_configs import Experiment
 from hyperparameter_system.settings import Settings
 
-NO_TERMINAL = ("the menu needs a terminal on standard input; use the flags instead: "
+NO_TERMINAL = ("not a terminal, and the menu needs one; use the flags instead: "
                "python hyperparameter_system/experiment_runner.py --all | --models NAME... | "
                "--categories NAME... | --matrix | --summary")
 
@@ -37,12 +36,11 @@ Action = Callable[[Settings], Settings | None]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if not console.interactive():
-        console.error(NO_TERMINAL)
-        return EXIT_BAD_INPUT
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # end a run as Ctrl-C does
     try:
+        args = _parser().parse_args(argv)
+        if not console.interactive():
+            raise HpsysError("standard input", NO_TERMINAL)
+        cli.stop_on_sigterm()
         settings = api.load(args.config)
     except HpsysError as exc:
         console.error(str(exc))
@@ -52,8 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="run_experiments", description="Interactive menu over the "
-                                "experiment runner (the flags are in experiment_runner.py).")
+    p = cli.Parser(prog="run_experiments", description="Interactive menu over the experiment "
+                   "runner (the flags are in experiment_runner.py).")
     p.add_argument("--config", default="experiment_config.yaml", help="master config file")
     return p
 
@@ -118,9 +116,7 @@ def rerun_failed(settings: Settings) -> None:
 
 
 def summary(settings: Settings) -> None:
-    from hyperparameter_system import report
-
-    report.show(settings, summary=True, export=None, plots=None)
+    api.report(settings, summary=True)
 
 
 def switch_config(settings: Settings) -> Settings | None:
@@ -147,8 +143,8 @@ def config_problem(text: str) -> bool | str:
 def confirm_and_run(settings: Settings, experiments: Sequence[Experiment]) -> None:
     """Say what would run (count, skipped as done, estimate), ask, then run with live progress."""
     plan = api.plan_run(settings, experiments)
-    if not plan["to_run"]:
-        console.info(f"nothing to run: all {plan['total']} selected experiment(s) are done")
+    if not plan.to_run:
+        console.info(f"nothing to run: all {plan.total} selected experiment(s) are done")
         return
     if not prompts.ask(prompts.confirm_run(plan)):
         return

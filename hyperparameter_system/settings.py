@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from hyperparameter_system import plugins
-from hyperparameter_system.categories.base import Category, YamlCategory
-from hyperparameter_system.configdict import apply_overrides, flat_keys, has_dotted
+from hyperparameter_system.categories.base import Category, Locate, YamlCategory
+from hyperparameter_system.configdict import apply_overrides, canonical, flat_keys, has_dotted
 from hyperparameter_system.errors import HpsysError, close_match
 from hyperparameter_system.yamlfile import KeyPath, YamlDoc, load_yaml
 
@@ -350,6 +350,7 @@ def _categories(doc, data, bases) -> tuple[CategorySettings, ...]:
                 plugin.validate(option, locate)
                 if isinstance(plugin, YamlCategory):
                     _check_yaml_keys(option, bases, locate)
+                _check_unique(option, checked, locate)
             except HpsysError as exc:
                 if enabled:
                     raise
@@ -360,8 +361,18 @@ def _categories(doc, data, bases) -> tuple[CategorySettings, ...]:
     return tuple(out)
 
 
+def _check_unique(option: Mapping[str, Any], earlier: Sequence[Mapping[str, Any]],
+                  locate: Locate) -> None:
+    """Two identical options would be one experiment (the id hashes the option): the second
+    would be listed again and reported as running elsewhere."""
+    same = [i for i, o in enumerate(earlier) if canonical(o) == canonical(option)]
+    if same:
+        raise HpsysError(locate(None), f"the same option as options[{same[0]}]; list each option "
+                                       "once (execution.repeats runs one several times)")
+
+
 def _check_yaml_keys(option: Mapping[str, Any], bases: Sequence[Mapping[str, Any]],
-                     locate) -> None:
+                     locate: Locate) -> None:
     """A YAML-only option may only change keys every enabled model's base config has (a `+key`
     adds one): a typo must not quietly add a key that nothing reads."""
     for key in option:

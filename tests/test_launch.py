@@ -4,6 +4,7 @@ temp configs, argv, environment, cwd; then resume, failures, retries, --rerun an
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 import sys
@@ -15,8 +16,9 @@ from typing import Any
 import pytest
 import yaml
 
-from hyperparameter_system import api, console
+from hyperparameter_system import api, console, reaper
 from hyperparameter_system.hyperparameter_configs import build_matrix
+from hyperparameter_system.ledger import owner_gone, runner_identity
 from hyperparameter_system.reaper import alive
 from hyperparameter_system.safe_names import safe_name
 from hyperparameter_system.settings import load_settings
@@ -261,3 +263,10 @@ def test_a_runner_bug_in_a_slot_is_raised_and_strands_nothing(master_config):
     assert "running" not in {r.status for r in rows}
     assert any(r.status == "failed" and "display broke" in (r.error or "") for r in rows)
     assert not any(alive(r.pid) for r in rows if r.pid)
+
+
+def test_without_proc_a_live_pid_is_alive(monkeypatch, tmp_path) -> None:
+    """No /proc (macOS): kill(0) decides, so a live runner never looks dead to the ledger."""
+    monkeypatch.setattr(reaper, "PROC", tmp_path / "no-proc")
+    assert alive(os.getpid())
+    assert not owner_gone(runner_identity(), None, 5, alive)

@@ -6,14 +6,12 @@ import os
 import subprocess
 import sys
 import time
-import types
 from pathlib import Path
 
 import pytest
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
-import hyperparameter_system
 from hyperparameter_system import api, console, prompts, run_experiments
 from hyperparameter_system.executor import RunResult
 from hyperparameter_system.launcher import Outcome
@@ -76,7 +74,7 @@ def runs(monkeypatch):
 
     def fake_run(settings, experiments, rerun=False, executor=None, show=True):
         calls.append(list(experiments))
-        return RunResult(selected=len(experiments))
+        return RunResult()
 
     monkeypatch.setattr(api, "run", fake_run)
     return calls
@@ -180,12 +178,9 @@ def test_category_titles_count_their_options(settings):
 
 def test_summary_is_the_flags_report(monkeypatch, settings, runs):
     calls = []
-    fake = types.ModuleType("hyperparameter_system.report")
-    fake.show = lambda s, **kw: calls.append((s, kw))
-    monkeypatch.setitem(sys.modules, "hyperparameter_system.report", fake)
-    monkeypatch.setattr(hyperparameter_system, "report", fake, raising=False)
+    monkeypatch.setattr(api, "report", lambda s, **kw: calls.append((s, kw)))
     play(monkeypatch, settings, ["summary", "summary", "quit"])
-    assert calls == [(settings, {"summary": True, "export": None, "plots": None})] * 2
+    assert calls == [(settings, {"summary": True})] * 2
 
 
 def test_switch_config_validates_the_path(monkeypatch, settings, runs, tmp_path):
@@ -251,6 +246,13 @@ def test_main_loads_the_config_and_opens_the_menu(monkeypatch, tmp_path, capsys)
     assert run_experiments.main(["--config", str(write_master(tmp_path))]) == 0
     assert run_experiments.main(["--config", str(tmp_path / "missing.yaml")]) == 2
     assert "missing.yaml" in capsys.readouterr().err
+
+
+def test_a_bad_flag_is_one_line_and_exit_2(capsys):
+    """As for the flags (experiment_runner): no usage dump, the flag named."""
+    assert run_experiments.main(["--bogus"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--bogus" in err and "usage" not in err, err
 
 
 @pytest.mark.parametrize("command", [["hyperparameter_system/run_experiments.py"],

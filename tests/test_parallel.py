@@ -235,6 +235,7 @@ def test_gpu_memory_held_after_a_run_is_warned_about_once(tmp_path, fake_events,
 
 
 def test_the_estimate_spreads_over_the_slots_actually_planned(tmp_path, capsys):
+    """--dry-run, the menu and --matrix alike: 2 GPUs cap max_parallel 8 at 2 slots."""
     from hyperparameter_system import console
     from hyperparameter_system.launcher import Outcome
 
@@ -243,14 +244,18 @@ def test_the_estimate_spreads_over_the_slots_actually_planned(tmp_path, capsys):
     experiments = api.select(settings)
     book = api.ledger(settings)
     book.sync(experiments)
-    for e in experiments:  # each took 10 s before
+    for e in experiments[:2]:  # two took 10 s before; the two left are estimated alike
         book.finish(e.id, Outcome(e.id, "done", 100.0, 110.0, exit_code=0), 0.5)
     plan = api.plan_run(settings, experiments, rerun=True)
-    assert plan["slots"] == 2 and plan["estimate_s"] == pytest.approx(20.0)  # 2 GPUs, not 8
+    assert plan.slots == 2 and plan.estimate_s == pytest.approx(20.0)  # 2 GPUs, not 8
+    api.show_matrix(settings, experiments)
+    assert "2 done, 2 to run; estimated 10s on 2 slot(s)" in capsys.readouterr().out
     ray = fake_settings(tmp_path, options, {"executor": "ray", "max_parallel": 4})
-    assert api.plan_run(ray, experiments, rerun=True)["estimate_s"] == pytest.approx(10.0)
+    assert api.plan_run(ray, experiments, rerun=True).estimate_s == pytest.approx(10.0)
     ray = fake_settings(tmp_path, options, {"executor": "ray", "max_parallel": 1})
     plan = api.plan_run(ray, experiments, rerun=True)  # as many as the cluster holds: unknown
-    assert plan["slots"] is None and plan["estimate_s"] is None
+    assert plan.slots is None and plan.estimate_s is None
     console.print_plan(plan)
     assert "estimated time: unknown" in capsys.readouterr().out
+    api.show_matrix(ray, experiments)
+    assert "time unknown (the Ray cluster decides" in capsys.readouterr().out

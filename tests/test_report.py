@@ -9,7 +9,7 @@ import io
 import pytest
 from report_helpers import fill_ledger, settings_for
 
-from hyperparameter_system import combine, report
+from hyperparameter_system import api, combine, report
 from hyperparameter_system.ledger import Row
 
 CATEGORIES = {
@@ -204,7 +204,7 @@ def test_unknown_export_format_is_a_clear_error(filled, tmp_path):
 
 def test_summary_prints(filled, capsys):
     settings, _ = filled
-    report.show(settings, summary=True)
+    api.report(settings, summary=True)
     out = capsys.readouterr().out
     assert "m1 / lr_cat" in out and "Best run: m2 / batch / b128" in out
     assert "wandb sync" in out
@@ -214,7 +214,7 @@ def test_empty_ledger_reports_nothing_without_crashing(tmp_path, capsys):
     from hyperparameter_system import exports
 
     settings = settings_for(tmp_path, CATEGORIES)
-    summary = report.show(settings, summary=True, export=("html", str(tmp_path / "r.html")))
+    summary = api.report(settings, summary=True, export=("html", str(tmp_path / "r.html")))
     assert summary.best is None and summary.cross[0].wins == 0
     assert all(m.combined is None for m in summary.models)
     assert "runs: no runs yet" in capsys.readouterr().out
@@ -229,14 +229,41 @@ def test_combine_best_runs_nothing_when_nothing_beats_the_baseline(tmp_path, cap
     (tmp_path / "empty").mkdir()
     empty = settings_for(tmp_path / "empty", {"lr_cat": CATEGORIES["lr_cat"]})
     with pytest.raises(HpsysError, match="run the matrix first"):
-        report.run_combined(empty, show=False)
+        api.combine_best(empty, show=False)
     settings = settings_for(tmp_path, {"lr_cat": CATEGORIES["lr_cat"]})
     fill_ledger(settings, lambda e: 0.9 if e.category == "baseline" else 0.1)
     plan = report.collect(settings).models[0].combined.plan
     assert plan.applied == [] and plan.changes == {}
-    result = report.run_combined(settings, show=False)
+    result = api.combine_best(settings, show=False)
     assert result.outcomes == [] and not result.interrupted
     assert "nothing to combine" in capsys.readouterr().err
     statuses = {row[-1] for t in report.tables(report.collect(settings)) if t.key == "model"
                 for row in t.rows}
     assert "nothing to combine: no winner beat the baseline" in statuses
+
+
+def test_combine_best_reruns_only_when_asked(tmp_path):
+    """--combine-best --rerun runs a done combination again; without --rerun it is skipped."""
+    settings = settings_for(tmp_path, {"lr_cat": CATEGORIES["lr_cat"]})
+    fill_ledger(settings, lambda e: {"baseline": 0.5, "fast": 0.6, "slow": 0.4}[e.label])
+    first = api.combine_best(settings, show=False)
+    assert first.count("done") == 1
+    again = api.combine_best(settings, show=False)
+    assert again.skipped_done == 1 and again.outcomes == []
+    rerun = api.combine_best(settings, show=False, rerun=True)
+    assert rerun.count("done") == 1 and rerun.skipped_done == 0
+
+
+def test_the_combined_temp_configs_are_numbered_after_the_matrix(filled):
+    settings, summary = filled
+    combined = [e.index for m in summary.models for e in m.combined.plan.experiments]
+    assert combined == [15, 16]  # 2 models x 7 experiments, then one combined each
+
+
+def test_every_view_colours_the_same_delta_columns():
+    """The html export colours what the terminal colours, "combined - winner" included."""
+    from hyperparameter_system import exports
+
+    table = report.ReportTable("combined", "t", ["winner metric", "combined - winner"])
+    table.add(["0.5000", "+0.1000"], better=True)
+    assert '<td>0.5000</td><td class="better">+0.1000</td>' in exports._html_table(table)

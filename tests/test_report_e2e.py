@@ -10,7 +10,7 @@ import pytest
 import yaml
 from report_helpers import write_master
 
-from hyperparameter_system import experiment_runner, report
+from hyperparameter_system import api, experiment_runner, report
 from hyperparameter_system.settings import load_settings
 
 CATEGORIES = {
@@ -62,7 +62,7 @@ def test_combine_best_runs_the_combination_and_saves_its_config(ran):
 
 def test_combine_best_again_is_resumed_not_rerun(ran):
     settings, _ = ran
-    result = report.run_combined(settings, show=False)
+    result = api.combine_best(settings, show=False)
     assert result.skipped_done == 1 and result.outcomes == []
 
 

@@ -195,3 +195,37 @@ def test_other_ways_to_start_the_cli(command, master_config, repo_root) -> None:
                          cwd=repo_root, capture_output=True, text=True, timeout=60,
                          env={**os.environ, "COLUMNS": "200"})
     assert res.returncode == 0 and "Would run 8 of 8" in res.stdout, res.stderr
+
+
+@pytest.fixture
+def in_process(monkeypatch, capsys):
+    """experiment_runner.main in this process (fast), SIGTERM left as pytest has it."""
+    from hyperparameter_system import cli, experiment_runner
+
+    monkeypatch.setattr(cli, "stop_on_sigterm", lambda: None)
+
+    def run(*argv: str) -> tuple[int, str]:
+        return experiment_runner.main(argv), capsys.readouterr().out
+
+    return run
+
+
+def test_dry_run_skips_only_the_run(master_config, in_process, tmp_path) -> None:
+    """--dry-run with --summary and --export-ledger still shows and writes them."""
+    out = tmp_path / "ledger.csv"
+    code, text = in_process("--config", str(master_config()), "--dry-run", "--summary",
+                            "--export-ledger", str(out))
+    assert code == 0 and "Would run 8 of 8" in text
+    assert "Summary: headline metric" in text and "wrote 0 ledger rows" in text and out.is_file()
+    assert not (tmp_path / "runs").exists()
+
+
+def test_combine_best_takes_rerun(master_config, in_process, monkeypatch) -> None:
+    from hyperparameter_system import api
+    from hyperparameter_system.executor import RunResult
+
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(api, "combine_best",
+                        lambda *args, **kw: calls.append(kw) or RunResult())
+    assert in_process("--config", str(master_config()), "--combine-best", "--rerun")[0] == 0
+    assert calls[0]["rerun"] is True and calls[0]["dry_run"] is False

@@ -98,6 +98,10 @@ class Category:
         raise NotImplementedError
 
 
+Register = Callable[[Category], None]
+"""What `register_categories(register)` is handed: call it once per category provided."""
+
+
 def parts(option: Mapping[str, Any], *pairs: tuple[str, str]) -> str:
     """`_lr0.001_wd0.001` from (prefix, key) pairs, skipping absent keys."""
     return "".join(f"_{prefix}{fmt(option[key])}" for prefix, key in pairs if key in option)

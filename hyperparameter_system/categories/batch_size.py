@@ -1,6 +1,11 @@
 """batch_size: batch_size, mixed_precision -> `batch32_MP` (or `batch64` without AMP)."""
 
-from hyperparameter_system.categories.base import Category, Param
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from hyperparameter_system.categories.base import Category, Param, Register
 from hyperparameter_system.hookspecs import hookimpl
 
 
@@ -11,10 +16,10 @@ class BatchSizeCategory(Category):
         Param("mixed_precision", "mixed_precision", bool),
     )
 
-    def run_name(self, option):
+    def run_name(self, option: Mapping[str, Any]) -> str:
         return f"batch{option['batch_size']}{'_MP' if option.get('mixed_precision') else ''}"
 
 
 @hookimpl
-def register_categories(register):
+def register_categories(register: Register) -> None:
     register(BatchSizeCategory())

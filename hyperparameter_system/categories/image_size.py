@@ -1,6 +1,11 @@
 """image_size: size, batch_size -> `img320_batch64`."""
 
-from hyperparameter_system.categories.base import Category, Param, parts
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from hyperparameter_system.categories.base import Category, Param, Register, parts
 from hyperparameter_system.hookspecs import hookimpl
 
 
@@ -11,10 +16,10 @@ class ImageSizeCategory(Category):
         Param("batch_size", "batch_size", int, minimum=1),
     )
 
-    def run_name(self, option):
+    def run_name(self, option: Mapping[str, Any]) -> str:
         return f"img{option['size']}{parts(option, ('batch', 'batch_size'))}"
 
 
 @hookimpl
-def register_categories(register):
+def register_categories(register: Register) -> None:
     register(ImageSizeCategory())

@@ -1,6 +1,11 @@
 """loss_function: name, alpha, gamma, smoothing -> `loss_FocalLoss_alpha2_gamma1`."""
 
-from hyperparameter_system.categories.base import Category, Param, parts
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from hyperparameter_system.categories.base import Category, Param, Register, parts
 from hyperparameter_system.hookspecs import hookimpl
 
 
@@ -13,11 +18,11 @@ class LossFunctionCategory(Category):
         Param("smoothing", "label_smooth", float, minimum=0.0, maximum=1.0),
     )
 
-    def run_name(self, option):
+    def run_name(self, option: Mapping[str, Any]) -> str:
         pairs = (("alpha", "alpha"), ("gamma", "gamma"), ("smooth", "smoothing"))
         return f"loss_{option['name']}{parts(option, *pairs)}"
 
 
 @hookimpl
-def register_categories(register):
+def register_categories(register: Register) -> None:
     register(LossFunctionCategory())

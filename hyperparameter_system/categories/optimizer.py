@@ -1,6 +1,11 @@
 """optimizer: name, lr, weight_decay, momentum -> `opt_AdamW_lr0.001_wd0.001`."""
 
-from hyperparameter_system.categories.base import Category, Param, parts
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from hyperparameter_system.categories.base import Category, Param, Register, parts
 from hyperparameter_system.hookspecs import hookimpl
 
 
@@ -13,11 +18,11 @@ class OptimizerCategory(Category):
         Param("momentum", "momentum", float, minimum=0.0, maximum=1.0),
     )
 
-    def run_name(self, option):
+    def run_name(self, option: Mapping[str, Any]) -> str:
         pairs = (("lr", "lr"), ("mom", "momentum"), ("wd", "weight_decay"))
         return f"opt_{option['name']}{parts(option, *pairs)}"
 
 
 @hookimpl
-def register_categories(register):
+def register_categories(register: Register) -> None:
     register(OptimizerCategory())

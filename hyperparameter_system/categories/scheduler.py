@@ -1,6 +1,11 @@
 """scheduler: name plus its parameters (into scheduler_params) -> `sch_CosineAnnealingLR_T25`."""
 
-from hyperparameter_system.categories.base import Category, Param, parts
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from hyperparameter_system.categories.base import Category, Param, Register, parts
 from hyperparameter_system.hookspecs import hookimpl
 
 # Every parameter of torch.optim.lr_scheduler's schedulers (the trainer passes each scheduler
@@ -32,11 +37,11 @@ class SchedulerCategory(Category):
         Param("warmup_epochs", "scheduler_params.warmup_epochs", int, minimum=0),
     )
 
-    def run_name(self, option):
+    def run_name(self, option: Mapping[str, Any]) -> str:
         pairs = (("T", "T_max"), ("maxlr", "max_lr"), ("step", "step_size"), ("gamma", "gamma"))
         return f"sch_{option['name']}{parts(option, *pairs)}"
 
 
 @hookimpl
-def register_categories(register):
+def register_categories(register: Register) -> None:
     register(SchedulerCategory())

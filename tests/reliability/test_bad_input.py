@@ -12,7 +12,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from relkit import ledger_rows, master_dict, run_cli, write_master
+from relkit import ROOT, ledger_rows, master_dict, run_cli, write_master
 
 from hyperparameter_system import experiment_runner
 from hyperparameter_system.api import select
@@ -34,6 +34,18 @@ def _set(path: str, value: Any):
     return mutate
 
 
+def _text_ledger(data: dict) -> None:
+    """system.ledger names a file that exists but is no SQLite database."""
+    path = Path(data["system"]["ledger"]).with_name("notes.txt")
+    path.write_text("not a database\n")
+    data["system"]["ledger"] = str(path)
+
+
+def _option_twice(data: dict) -> None:
+    options = data["experiment_categories"]["fake"]["options"]
+    options.append(dict(options[0]))
+
+
 MASTER = {  # id: (mutation or raw text, what the message must name)
     "not-yaml": ("system: [unclosed\nmodels: 1\n", "master.yaml:"),
     "tab-indent": ("system:\n\tledger: x\n", "master.yaml:"),
@@ -46,6 +58,8 @@ MASTER = {  # id: (mutation or raw text, what the message must name)
     "baseline-str": (_set("system.baseline", "yes please"), "system.baseline"),
     "wandb-mode": (_set("system.wandb_mode", "sometimes"), "system.wandb_mode"),
     "metric-mode": (_set("system.metric_mode", "median"), "system.metric_mode"),
+    "ledger-unwritable": (_set("system.ledger", "/proc/nope/x.db"), "master.yaml: system.ledger"),
+    "ledger-not-sqlite": (_text_ledger, "master.yaml: system.ledger"),
     "base-missing": (_set("system.base_config", "nope/base.yaml"), "base.yaml"),
     "models-missing": (_set("models", None), "models"),
     "models-empty": (_set("models", []), "models"),
@@ -73,6 +87,7 @@ MASTER = {  # id: (mutation or raw text, what the message must name)
     "optimizer-unknown": (_set("experiment_categories.optimizer",
                                {"options": [{"name": "SGD", "momentun": 0.9}]}),
                           "optimizer.options[0].momentun"),
+    "option-twice": (_option_twice, "fake.options[1]: the same option as options[0]"),
     "category-unknown-key": (_set("experiment_categories.fake.enabeld", True), "fake.enabeld"),
     "max-parallel-0": (_set("execution.max_parallel", 0), "execution.max_parallel"),
     "max-parallel-str": (_set("execution.max_parallel", "four"), "execution.max_parallel"),
@@ -185,6 +200,25 @@ def test_the_real_cli_prints_one_line_and_exits_2(case, tmp_path):
         config = write_master(tmp_path, data)
     proc = run_cli(tmp_path, "--config", str(config), "--all")
     _check(proc.returncode, proc.stderr, where, tmp_path)
+
+
+def test_an_option_listed_twice_is_told_at_the_second_ones_line(tmp_path, cli):
+    data = master_dict(tmp_path)
+    _option_twice(data)
+    config = write_master(tmp_path, data)
+    line = [i for i, text in enumerate(config.read_text().splitlines(), 1)
+            if "fake.sleep" in text][1]
+    _check(*cli("--config", str(config), "--all"),
+           f"{config}:{line}: experiment_categories.fake.options[1]", tmp_path)
+
+
+def test_a_seed_that_is_no_integer_is_told_when_repeats_count_up_from_it(tmp_path, cli):
+    base = tmp_path / "base.yaml"
+    base.write_text((ROOT / "tests" / "fakes" / "base.yaml").read_text()
+                    .replace("random_seed: 42", "random_seed: abc"))
+    data = master_dict(tmp_path, execution={"repeats": 2}, base_config=str(base))
+    code, err = cli("--config", str(write_master(tmp_path, data)), "--all")
+    _check(code, err, f"{base}: random_seed: expected an integer (model m1", tmp_path)
 
 
 # -- arbitrary input ------------------------------------------------------------------------
