@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 EXIT_BAD_INPUT = 2
 
@@ -17,10 +17,15 @@ class HpsysError(Exception):
         self.message = message
 
 
-def close_match(word: str, choices: Iterable[str]) -> str:
-    """A ` (did you mean 'x'?)` suffix when a close match exists, else ''."""
-    found = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f" (did you mean '{found[0]}'?)" if found else ""
+def close_match(word: str, choices: Iterable[str],
+                normalize: Callable[[str], str] = str) -> str:
+    """A ` (did you mean 'x'?)` suffix when a close match exists, else ''. `normalize` compares
+    names as their consumer does (e.g. ignoring case) and the first choice of a form is shown."""
+    forms: dict[str, str] = {}
+    for choice in choices:
+        forms.setdefault(normalize(str(choice)), str(choice))
+    found = difflib.get_close_matches(normalize(str(word)), list(forms), n=1, cutoff=0.6)
+    return f" (did you mean '{forms[found[0]]}'?)" if found else ""
 
 
 def choices_hint(word: str, choices: Iterable[str]) -> str:

@@ -93,6 +93,26 @@ def test_scheduler_passes_its_own_extra_parameters() -> None:
     assert plugin.run_name(option) == "sch_StepLR_step5_gamma0.5"
 
 
+@pytest.mark.parametrize(("category", "option", "hint"), [
+    ("optimizer", {"name": "SDG"}, "SGD"),
+    ("optimizer", {"name": "adamw", "lr": 0}, None),
+    ("scheduler", {"name": "CosineAnealingLR"}, "CosineAnnealingLR"),
+    ("loss_function", {"name": "FocalLos"}, "FocalLoss"),
+])
+def test_unknown_names_are_refused_before_launch(category, option, hint) -> None:
+    """A typo would otherwise fail every run of that option, one launch at a time."""
+    with pytest.raises(HpsysError) as caught:
+        plugins.categories()[category].validate(option, _locate)
+    assert (f"did you mean '{hint}'" if hint else "expected a value > 0") in str(caught.value)
+
+
+@pytest.mark.parametrize(("category", "name"), [
+    ("optimizer", "lamb"), ("optimizer", "ADAMW"), ("scheduler", "none"),
+    ("loss_function", "ce"), ("loss_function", "focalloss")])
+def test_other_names_the_trainer_knows_pass(category, name) -> None:
+    plugins.categories()[category].validate({"name": name}, _locate)
+
+
 def test_scheduler_refuses_a_parameter_no_scheduler_has() -> None:
     """A typo would otherwise land in scheduler_params, where nothing reads it."""
     with pytest.raises(HpsysError, match=r"gama: unknown.*did you mean 'gamma'"):

@@ -41,6 +41,8 @@ SCHEDULERS = {
     "cosineannealingwarmrestarts": lr_scheduler.CosineAnnealingWarmRestarts,
     "polynomiallr": lr_scheduler.PolynomialLR,
     "cycliclr": lr_scheduler.CyclicLR,
+    "linearlr": lr_scheduler.LinearLR,
+    "constantlr": lr_scheduler.ConstantLR,
 }
 NO_SCHEDULER = ("none", "null", "")
 STEP_WISE = (lr_scheduler.OneCycleLR, lr_scheduler.CyclicLR)

@@ -21,9 +21,16 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
+def name_key(name: str) -> str:
+    """How the trainer compares names: case does not matter."""
+    return name.lower()
+
+
 @dataclass(frozen=True)
 class Param:
-    """One option key: the config key it sets, its type and allowed range."""
+    """One option key: the config key it sets, its type, allowed range and, for a name, the
+    names the training engine knows (`listed` of them shown in errors, `choices` all of them),
+    so a typo is refused before a matrix of failing runs is launched."""
 
     key: str
     target: str
@@ -31,6 +38,10 @@ class Param:
     required: bool = False
     minimum: float | None = None
     maximum: float | None = None
+    above: float | None = None  # an exclusive minimum (a learning rate of 0 trains nothing)
+    listed: tuple[str, ...] = ()
+    choices: frozenset[str] = frozenset()
+    others: str = ""  # how errors name `choices` beyond the listed ones
 
     def check(self, value: Any, where: str) -> None:
         kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
@@ -44,6 +55,14 @@ class Param:
             raise HpsysError(where, f"expected a value >= {self.minimum}, got {value!r}")
         if self.maximum is not None and value > self.maximum:
             raise HpsysError(where, f"expected a value <= {self.maximum}, got {value!r}")
+        if self.above is not None and value <= self.above:
+            raise HpsysError(where, f"expected a value > {self.above}, got {value!r}")
+        known = {name_key(c) for c in (*self.listed, *self.choices)}
+        if known and name_key(value) not in known:
+            more = f" or {self.others}" if self.others else ""
+            hint = close_match(value, (*self.listed, *sorted(self.choices)), name_key)
+            raise HpsysError(where, f"unknown name {value!r}{hint}; expected one of "
+                                    f"{', '.join(self.listed)}{more}")
 
 
 class Category:

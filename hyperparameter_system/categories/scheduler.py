@@ -19,12 +19,19 @@ TORCH_SCHEDULER_PARAMS = frozenset({
 })
 
 
+# torch's schedulers that scalar parameters can build (LambdaLR, SequentialLR and the like take
+# functions or other schedulers), and `none`.
+SCHEDULERS = ("CosineAnnealingLR", "OneCycleLR", "StepLR", "ExponentialLR", "ReduceLROnPlateau",
+              "MultiStepLR", "CosineAnnealingWarmRestarts", "PolynomialLR", "CyclicLR",
+              "LinearLR", "ConstantLR", "none")
+
+
 class SchedulerCategory(Category):
     name = "scheduler"
     extra_target = "scheduler_params"  # other keys: the scheduler's own parameters
     extra_keys = TORCH_SCHEDULER_PARAMS
     params = (
-        Param("name", "scheduler_name", str, required=True),
+        Param("name", "scheduler_name", str, required=True, listed=SCHEDULERS),
         Param("T_max", "scheduler_params.T_max", int, minimum=1),
         Param("eta_min", "scheduler_params.eta_min", float, minimum=0.0),
         Param("max_lr", "scheduler_params.max_lr", float, minimum=0.0),
