@@ -17,7 +17,8 @@ from hyperparameter_system.report import FAILED, Summary, collect, seen_matrix, 
 from hyperparameter_system.settings import Settings, load_settings
 
 __all__ = ["EXPORT_FORMATS", "Plan", "load", "select", "ledger", "plan_run", "slot_count", "run",
-           "show_matrix", "failed", "estimates", "export_ledger", "combine_best", "report"]
+           "show_matrix", "failed", "estimates", "export_ledger", "combine_best", "report",
+           "summarize"]
 
 EXPORT_FORMATS = exports.FORMATS
 
@@ -135,7 +136,7 @@ def combine_best(settings: Settings, models: Sequence[str] | None = None,
                  dry_run: bool = False) -> RunResult:
     """`--combine-best`: save and run each model's combined winners, then compare them (with
     `dry_run`, only say what would be combined)."""
-    plans = [m.combined.plan for m in collect(settings).models
+    plans = [m.combined.plan for m in summarize(settings).models
              if m.combined and (not models or m.model in models)]
     for p in plans:
         if not p.applied:
@@ -155,7 +156,7 @@ def combine_best(settings: Settings, models: Sequence[str] | None = None,
         combine.save_config(p)
     result = run(settings, [e for p in plans for e in p.experiments], rerun=rerun,
                  executor=executor, show=show)
-    console.print_run_result(result)
+    console.print_run_result(result, console.resume_hint(rerun))
     console.print_tables([t for t in tables(collect(settings))
                           if t.key in ("model", "combined", "conflicts")])
     return result
@@ -164,7 +165,7 @@ def combine_best(settings: Settings, models: Sequence[str] | None = None,
 def report(settings: Settings, summary: bool = True, export: Sequence[str] | None = None,
            plots: str | Path | None = None) -> Summary:
     """`--summary`, `--export FORMAT PATH`, `--plots DIR`: the summary printed and written."""
-    data = collect(settings)
+    data = summarize(settings)
     if summary:
         console.print_summary(data, tables(data))
     if export:
@@ -176,6 +177,15 @@ def report(settings: Settings, summary: bool = True, export: Sequence[str] | Non
         with _writing(f"--plots {plots}"):
             files = exports.write_plots(data, Path(plots))
         console.info(f"wrote {len(files)} plot(s) to {plots}")
+    return data
+
+
+def summarize(settings: Settings) -> Summary:
+    """The summary, with a warning when `system.metric` names a key no finished result has:
+    otherwise a renamed metric would show as tables without a single number."""
+    data = collect(settings)
+    if data.metric_missing:
+        console.warn(data.metric_missing)
     return data
 
 

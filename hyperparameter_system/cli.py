@@ -16,7 +16,11 @@ class Parser(argparse.ArgumentParser):
         raise HpsysError("command line", message)
 
 
-def stop_on_sigterm() -> None:
-    """SIGTERM (a scheduler, `kill`) stops a run as Ctrl-C does: its children ended, its rows
-    left resumable."""
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def stop_on_signals() -> None:
+    """SIGTERM (a scheduler, `kill`) and SIGHUP (the terminal closed, tmux kill-session) stop a
+    run as Ctrl-C does: its children ended, its rows marked interrupted and left resumable."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.default_int_handler)

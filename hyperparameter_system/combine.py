@@ -80,13 +80,14 @@ def merge(picks: Sequence[Pick]) -> tuple[dict[str, Any], list[Conflict]]:
     return {key: pick.changes[key] for key, pick in owner.items()}, conflicts
 
 
-def plan(model: ModelSettings, picks: Sequence[Pick], missing: Sequence[str], reports_dir: Path,
-         repeats: int, first_index: int = 1) -> Plan:
-    """The combined experiment(s) of one model: one per repeat, like every other option."""
+def plan(model: ModelSettings, picks: Sequence[Pick], missing: Sequence[tuple[str, str]],
+         reports_dir: Path, repeats: int, first_index: int = 1) -> Plan:
+    """The combined experiment(s) of one model: one per repeat, like every other option;
+    `missing` is each category without a winner and why (nothing finished, a tie)."""
     applied = [p for p in picks if p.beats_baseline]
     skipped = [(p.category, f"its winner {p.label} did not beat the baseline")
                for p in picks if not p.beats_baseline]
-    skipped += [(c, "no finished option") for c in missing]
+    skipped += list(missing)
     changes, conflicts = merge(applied)
     option = {"description": "combined winners",
               "winners": {p.category: dict(p.option) for p in applied}}

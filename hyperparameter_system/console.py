@@ -141,12 +141,16 @@ class RunDisplay:
                          transient=False, redirect_stdout=False, redirect_stderr=False)
 
     def __enter__(self) -> RunDisplay:
+        if not self.total:  # nothing to run: no empty bar; print_run_result tells the skips
+            return self
         if self.skipped:
             console.print(f"skipping {self.skipped} experiment(s) already done")
         self.live.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
+        if not self.total:
+            return
         self.live.update(self._render())
         self.live.__exit__(*exc)
 
@@ -249,8 +253,18 @@ def print_plan(plan: Plan) -> None:
 RESUME_HINT = "run the same command again to resume"
 
 
+def resume_hint(rerun: bool) -> str:
+    """How to resume a stopped run: the same command again, unless it had --rerun, which
+    would redo what is done by now too."""
+    return "run it again without --rerun to resume" if rerun else RESUME_HINT
+
+
 def print_run_result(result: RunResult, resume_hint: str = RESUME_HINT) -> None:
     """One line of counts; after Ctrl-C, how to resume (the menu words it for its own use)."""
+    if not (result.outcomes or result.interrupted or result.busy_elsewhere):
+        console.print(Text(f"nothing to run: {result.skipped_done} skipped (already done)",
+                           style="green"))
+        return
     parts = [f"{result.count('done')} done", f"{result.count('failed')} failed",
              f"{result.count('timeout')} timed out"]
     if result.count("interrupted"):
@@ -269,6 +283,7 @@ def print_run_result(result: RunResult, resume_hint: str = RESUME_HINT) -> None:
 # -- the summary (report.py computes it; this only renders it) -------------------------------
 
 TERMINAL_SKIP = ("run name",)  # in the exports; too wide for a terminal next to the option
+PATH_COLUMNS = ("log", "run folder", "W&B", "config")  # folded, never cut: they get copied
 
 
 def print_tables(tables: Sequence[ReportTable]) -> None:
@@ -281,7 +296,8 @@ def print_tables(tables: Sequence[ReportTable]) -> None:
                 and any(row[i] not in ("", "-") for row in t.rows)]
         table = Table(title=t.title, title_justify="left", box=box.SIMPLE_HEAD)
         for i in keep:
-            table.add_column(t.headers[i])
+            table.add_column(t.headers[i], overflow="fold" if t.headers[i] in PATH_COLUMNS
+                             else "ellipsis")
         for row, (winner, better) in zip(t.rows, t.tones, strict=True):
             tone = {True: "green", False: "red"}.get(better, "")
             table.add_row(*(Text(row[i], style=tone if t.toned(t.headers[i]) else "")

@@ -9,8 +9,8 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -52,14 +52,16 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    cli.stop_on_sigterm()
+    cli.stop_on_signals()
+    args = None
     try:
-        return _main(parser().parse_args(argv))
+        args = parser().parse_args(argv)
+        return _main(args)
     except HpsysError as exc:
         console.error(str(exc))
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        console.warn("interrupted; run the same command again to resume")
+        console.warn(f"interrupted; {console.resume_hint(bool(args and args.rerun))}")
         return EXIT_INTERRUPTED
 
 
@@ -88,8 +90,11 @@ def _writable(where: str, path: Path, folder: bool) -> None:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise HpsysError(where, f"cannot create {target}: {exc.strerror or exc}") from None
-    if not os.access(target, os.W_OK):
-        raise HpsysError(where, f"cannot write into {target}: permission denied")
+    try:  # really create a file: os.access says yes to root, even for /proc
+        with tempfile.NamedTemporaryFile(dir=target, prefix=".hpsys-probe-"):
+            pass
+    except OSError as exc:
+        raise HpsysError(where, f"cannot write into {target}: {exc.strerror or exc}") from None
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -107,7 +112,7 @@ def _main(args: argparse.Namespace) -> int:
     did = only_show
     if (args.all or args.models or args.categories) and not only_show:
         result = api.run(settings, experiments, rerun=args.rerun, executor=args.executor)
-        console.print_run_result(result)
+        console.print_run_result(result, console.resume_hint(args.rerun))
         if result.interrupted:
             return EXIT_INTERRUPTED
         code, did = _code(result), True

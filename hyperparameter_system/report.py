@@ -60,6 +60,7 @@ class OptionStat:
     delta: float | None = None
     significant: bool | None = None
     winner: bool = False
+    tied: bool = False  # shares the best metric with another option: no winner
 
     @property
     def n(self) -> int:
@@ -178,6 +179,7 @@ class Summary:
     best: BestRun | None
     counts: dict[str, int]
     unsynced: list[str] = field(default_factory=list)  # W&B dirs of online runs logged offline
+    metric_missing: str | None = None  # why no run has a value: the key is in no result
 
     def better(self, delta: float | None) -> bool | None:
         """Whether a signed delta is an improvement under metric_mode; one that prints as
@@ -209,9 +211,32 @@ def noise_test(a: OptionStat, b: OptionStat) -> tuple[float | None, bool | None]
 
 
 def _value(row: Row, metric: str) -> float | None:
-    if row.status != "done":
+    """The configured metric from the row's result.json, not the ledger's `metric` column:
+    that holds whatever `system.metric` was when the run ended, maybe another key."""
+    return headline(row.result, metric) if row.status == "done" else None
+
+
+def numeric_keys(result: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """The dotted keys of a result that hold numbers: what `system.metric` could name."""
+    out = []
+    for key, value in result.items():
+        if isinstance(value, Mapping):
+            out += numeric_keys(value, f"{prefix}{key}.")
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            out.append(f"{prefix}{key}")
+    return out
+
+
+def missing_metric(rows: Sequence[Row], metric: str, shown: int = 5) -> str | None:
+    """Why no finished run has a number, when the configured key is in none of their results
+    (a renamed or mistyped `system.metric`), with a few keys that are there; else None."""
+    done = [r for r in rows if r.status == "done"]
+    if not done or any(_value(r, metric) is not None for r in done):
         return None
-    return row.metric if row.metric is not None else headline(row.result, metric)
+    keys = list(dict.fromkeys(k for r in done for k in numeric_keys(r.result)))
+    known = ", ".join(keys[:shown]) + (" ..." if len(keys) > shown else "")
+    return (f"system.metric {metric} is in none of the {len(done)} finished result(s); "
+            f"keys they have: {known or 'none'}")
 
 
 def group(experiments: Sequence[Experiment], rows: Mapping[str, Row],
@@ -240,6 +265,20 @@ def _rank(options: list[OptionStat], mode: str) -> list[OptionStat]:
     return sorted(options, key=lambda o: (o.mean is None,
                                           -score(o.mean, mode) if o.mean is not None else 0,
                                           o.order))
+
+
+def _crown(ranked: list[OptionStat], mode: str) -> None:
+    """The winner must beat every other option strictly; options sharing the best metric are
+    marked tied instead (e.g. two early-stopping patiences that never trigger)."""
+    scored = [o for o in ranked if o.mean is not None]
+    if not scored:
+        return
+    top = [o for o in scored if score(o.mean, mode) == score(scored[0].mean, mode)]
+    if len(top) == 1:
+        top[0].winner = True
+        return
+    for o in top:
+        o.tied = True
 
 
 def seen_matrix(settings: Settings, rows: Sequence[Row]) -> list[Experiment]:
@@ -275,8 +314,7 @@ def collect(settings: Settings, ledger: Ledger | None = None) -> Summary:
             for stat in ranked:
                 if baseline is not None:
                     stat.delta, stat.significant = noise_test(stat, baseline)
-            if ranked and ranked[0].mean is not None:
-                ranked[0].winner = True
+            _crown(ranked, mode)
             tables.append(CategoryTable(cat, ranked))
         tables.sort(key=lambda t: cat_order.index(t.category) if t.category in cat_order else 99)
         report = ModelReport(name, next(e.project for e in experiments if e.model == name),
@@ -289,7 +327,8 @@ def collect(settings: Settings, ledger: Ledger | None = None) -> Summary:
     chosen = [r for s in stats.values() for r in s.rows] + combined_rows
     return Summary(metric, mode, settings.execution.repeats, models, _cross(models, mode),
                    _failures(chosen), _best(settings, chosen),
-                   dict(Counter(r.status for r in chosen)), _unsynced(chosen))
+                   dict(Counter(r.status for r in chosen)), _unsynced(chosen),
+                   missing_metric(chosen, metric))
 
 
 def _unsynced(rows: Sequence[Row]) -> list[str]:
@@ -302,12 +341,16 @@ def _unsynced(rows: Sequence[Row]) -> list[str]:
     return out
 
 
-def _picks(report: ModelReport, mode: str) -> tuple[list[combine.Pick], list[str]]:
+def _picks(report: ModelReport, mode: str
+           ) -> tuple[list[combine.Pick], list[tuple[str, str]]]:
+    """Each category's winner as a pick; a category without one is (category, why)."""
     picks, missing = [], []
     for table in report.categories:
         win = table.winner
         if win is None:
-            missing.append(table.category)
+            tied = [o.label for o in table.options if o.tied]
+            missing.append((table.category, f"no winner (tie: {', '.join(tied)})" if tied
+                            else "no finished option"))
             continue
         base = report.baseline.mean if report.baseline else None
         beats = base is None or score(win.mean, mode) > score(base, mode)
@@ -321,8 +364,8 @@ def _combined(settings: Settings, report: ModelReport, rows: Mapping[str, Row],
               first_index: int) -> CombinedReport | None:
     """The plan for the model's combined winners and how its runs (if any) did."""
     picks, missing = _picks(report, settings.system.metric_mode)
-    if not picks:
-        return None
+    if not any(o.mean is not None for t in report.categories for o in t.options):
+        return None  # nothing finished: nothing to plan yet
     plan = combine.plan(_model_settings(settings, report.model), picks, missing,
                         settings.system.reports_dir, settings.execution.repeats, first_index)
     stat = group(plan.experiments, rows, settings.system.metric)[
@@ -479,7 +522,7 @@ def tables(summary: Summary) -> list[ReportTable]:
                 t.add([rank if o.mean is not None else "-", o.label, o.run_name, o.n,
                        fmt_metric(o.mean), fmt_metric(o.std), fmt_delta(o.delta),
                        fmt_significant(o.significant), fmt_duration(o.duration_s),
-                       fmt_number(o.epochs_run), o.status, "winner" if o.winner else ""],
+                       fmt_number(o.epochs_run), o.status, _verdict(o)],
                       winner=o.winner, better=summary.better(o.delta))
             out.append(t)
     cross = ReportTable("cross_model", "Across models: which option wins each category",
@@ -509,6 +552,10 @@ def tables(summary: Summary) -> list[ReportTable]:
                  winner=True)
         out.append(best)
     return out
+
+
+def _verdict(stat: OptionStat) -> str:
+    return "winner" if stat.winner else "tie" if stat.tied else ""
 
 
 def _status(stat: OptionStat, plan: combine.Plan | None = None) -> str:

@@ -40,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         if not console.interactive():
             raise HpsysError("standard input", NO_TERMINAL)
-        cli.stop_on_sigterm()
+        cli.stop_on_signals()
         settings = api.load(args.config)
     except HpsysError as exc:
         console.error(str(exc))

@@ -210,8 +210,17 @@ def _script(reader: _Reader, root: Path, check: bool) -> tuple[str, ...]:
         raise HpsysError(reader.where("script"), f"cannot split the command: {exc}") from None
     if not argv:
         raise HpsysError(reader.where("script"), "expected a command, got an empty one")
-    if not check:
-        return argv
+    if check:
+        try:
+            _check_script(reader, root, argv)
+        except OSError as exc:  # a name the OS refuses to look up (too long, ...)
+            raise HpsysError(reader.where("script"),
+                             f"cannot look the script up: {exc.strerror or exc}") from None
+    return argv
+
+
+def _check_script(reader: _Reader, root: Path, argv: tuple[str, ...]) -> None:
+    """The command and the .py/.sh files it names exist (and the command can run)."""
     head = argv[0]
     if head not in PYTHON_ALIASES:
         path = _resolve(root, head)
@@ -228,7 +237,6 @@ def _script(reader: _Reader, root: Path, check: bool) -> tuple[str, ...]:
     for arg in argv[1:]:
         if arg.endswith((".py", ".sh")) and not _resolve(root, arg).is_file():
             raise HpsysError(reader.where("script"), f"script '{arg}' does not exist")
-    return argv
 
 
 def _base_config(path: Path, overrides: Sequence[tuple[str, str]], cache: dict,

@@ -267,3 +267,88 @@ def test_every_view_colours_the_same_delta_columns():
     table = report.ReportTable("combined", "t", ["winner metric", "combined - winner"])
     table.add(["0.5000", "+0.1000"], better=True)
     assert '<td>0.5000</td><td class="better">+0.1000</td>' in exports._html_table(table)
+
+
+def test_a_changed_metric_is_read_from_each_result_not_the_ledger(tmp_path, capsys):
+    """Runs recorded under best_val_f1 (max), then system.metric switched to final_val_loss
+    (min): the summary, combine and the best run rank the new key, the ledger keeps its own."""
+    quality = {"quality": [{"fake.metric": 0.9, "description": "good"},
+                           {"fake.metric": 0.2, "description": "poor"}]}
+    ran = settings_for(tmp_path, quality)
+    assert api.run(ran, api.select(ran), show=False).count("done") == 3
+    settings = settings_for(tmp_path, quality, metric="metrics.final_val_loss",
+                            metric_mode="min")
+    summary = report.collect(settings)
+    table = summary.models[0].categories[0]
+    assert [(o.label, o.mean) for o in table.options] == [("good", pytest.approx(0.1)),
+                                                          ("poor", pytest.approx(0.8))]
+    assert table.winner.label == "good" and summary.best.label == "good"
+    assert summary.models[0].combined.plan.applied[0].label == "good"
+    assert summary.metric_missing is None
+    assert sorted(r.metric for r in api.ledger(settings).rows()) == pytest.approx([0.2, 0.5,
+                                                                                   0.9])
+
+
+def test_a_metric_no_result_has_is_one_warning_naming_what_is(tmp_path, capsys):
+    settings = settings_for(tmp_path, {"lr_cat": CATEGORIES["lr_cat"]})
+    fill_ledger(settings, lambda e: METRICS["m1"][e.label])
+    renamed = settings_for(tmp_path, {"lr_cat": CATEGORIES["lr_cat"]}, metric="metrics.val_f1")
+    summary = api.report(renamed, summary=True)
+    assert summary.best is None and summary.models[0].categories[0].winner is None
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "system.metric metrics.val_f1" in err
+    assert "metrics.best_val_f1" in err and "metrics.epochs_run" in err
+    assert report.collect(settings).metric_missing is None
+
+
+def test_a_tie_at_the_top_is_no_winner(tmp_path):
+    """Two patiences that never trigger end alike: both marked tie, no win counted, and
+    combine leaves the category out rather than pick the first one listed."""
+    cats = {"patience": [{"patience": 5, "description": "p5"},
+                         {"patience": 7, "description": "p7"},
+                         {"patience": 1, "description": "p1"}],
+            "lr_cat": CATEGORIES["lr_cat"]}
+    values = {"baseline": 0.5, "p5": 0.6, "p7": 0.6, "p1": 0.4, "fast": 0.7, "slow": 0.4}
+    settings = settings_for(tmp_path, cats)
+    fill_ledger(settings, lambda e: values[e.label])
+    summary = report.collect(settings)
+    model = summary.models[0]
+    patience = next(t for t in model.categories if t.category == "patience")
+    assert patience.winner is None
+    assert [(o.label, o.tied) for o in patience.options] == [("p5", True), ("p7", True),
+                                                             ("p1", False)]
+    ranking = next(t for t in report.tables(summary) if t.category == "patience")
+    assert [row[-1] for row in ranking.rows] == ["tie", "tie", ""]
+    assert not any(winner for winner, _ in ranking.tones)
+    assert {e.label: e.wins for e in summary.cross if e.category == "patience"} == {
+        "p5": 0, "p7": 0, "p1": 0}
+    plan = model.combined.plan
+    assert [p.category for p in plan.applied] == ["lr_cat"]
+    assert plan.skipped == [("patience", "no winner (tie: p5, p7)")]
+
+
+def test_a_tie_below_the_top_keeps_the_winner(tmp_path):
+    settings = settings_for(tmp_path, {"lr_cat": CATEGORIES["lr_cat"] + [
+        {"lr": 0.001, "description": "mid"}]})
+    fill_ledger(settings, lambda e: {"baseline": 0.5, "fast": 0.7}.get(e.label, 0.4))
+    table = report.collect(settings).models[0].categories[0]
+    assert table.winner.label == "fast" and not any(o.tied for o in table.options)
+
+
+def test_path_columns_fold_instead_of_being_cut(monkeypatch):
+    """A narrow terminal wraps a failure's log path onto more lines, never cuts it with an
+    ellipsis: the whole path can be copied."""
+    from rich.console import Console
+
+    from hyperparameter_system import console
+
+    screen = Console(width=60, file=io.StringIO(), highlight=False)
+    monkeypatch.setattr(console, "console", screen)
+    log = "/runs/" + "very_long_project_name/" * 4 + "run_0123456789abcdef/train.log"
+    table = report.ReportTable("failures", "Failures", ["model", "reason", "log"])
+    table.add(["m1", "exit code 1 after a long and winding explanation", log])
+    console.print_tables([table])
+    lines = screen.file.getvalue().splitlines()
+    header = next(i for i, line in enumerate(lines) if line.strip().startswith("model"))
+    at = lines[header].index("log")
+    assert "".join(line[at:].strip() for line in lines[header + 2:]) == log

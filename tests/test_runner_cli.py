@@ -199,10 +199,10 @@ def test_other_ways_to_start_the_cli(command, master_config, repo_root) -> None:
 
 @pytest.fixture
 def in_process(monkeypatch, capsys):
-    """experiment_runner.main in this process (fast), SIGTERM left as pytest has it."""
+    """experiment_runner.main in this process (fast), SIGTERM and SIGHUP left as pytest has them."""
     from hyperparameter_system import cli, experiment_runner
 
-    monkeypatch.setattr(cli, "stop_on_sigterm", lambda: None)
+    monkeypatch.setattr(cli, "stop_on_signals", lambda: None)
 
     def run(*argv: str) -> tuple[int, str]:
         return experiment_runner.main(argv), capsys.readouterr().out
@@ -229,3 +229,14 @@ def test_combine_best_takes_rerun(master_config, in_process, monkeypatch) -> Non
                         lambda *args, **kw: calls.append(kw) or RunResult())
     assert in_process("--config", str(master_config()), "--combine-best", "--rerun")[0] == 0
     assert calls[0]["rerun"] is True and calls[0]["dry_run"] is False
+
+
+def test_nothing_to_run_shows_no_bar(master_config, cli) -> None:
+    """All done: no empty `experiments 0/1` bar, just how many were skipped."""
+    path = str(master_config(
+        models=[{"name": "fake-net.v1", "script": "python tests/fakes/fake_train.py"}],
+        experiment_categories={"quality": {"options": [{"fake.metric": 0.9}]}}))
+    assert cli("--config", path, "--all").returncode == 0
+    res = cli("--config", path, "--all")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "nothing to run: 2 skipped (already done)"

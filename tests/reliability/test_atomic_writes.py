@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import random
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -94,3 +96,23 @@ def test_a_half_written_result_json_is_a_failure_not_a_result(tmp_path):
     (row,) = ledger_rows(tmp_path)
     assert row["status"] == "failed" and "no readable result.json" in row["error"]
     assert Path(row["run_dir"], "result.json").exists()
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_atomic_write_text_gives_a_new_file_the_umask_mode(tmp_path, umask, mode):
+    """An exported report is readable as any new file is, not mkstemp's owner-only 0o600."""
+    old = os.umask(umask)
+    try:
+        atomic_write_text(tmp_path / "r.html", "new")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "r.html").stat().st_mode) == mode
+
+
+def test_atomic_write_text_keeps_the_mode_of_the_file_it_replaces(tmp_path):
+    target = tmp_path / "r.csv"
+    target.write_text("old")
+    target.chmod(0o640)
+    atomic_write_text(target, "new")
+    assert target.read_text() == "new" and stat.S_IMODE(target.stat().st_mode) == 0o640
+    assert [p.name for p in tmp_path.iterdir()] == ["r.csv"]  # no temp file left

@@ -122,6 +122,7 @@ ARGV = {  # command lines over the good master config, and what the message must
     "export-format": (["--all", "--export", "pdf", "r.pdf"], "--export pdf"),
     "export-format-dry": (["--dry-run", "--all", "--export", "pdf", "r.pdf"], "--export pdf"),
     "export-unwritable": (["--all", "--export", "html", "/proc/nope/r.html"], "/proc/nope"),
+    "export-into-proc": (["--all", "--export", "html", "/proc/r.html"], "/proc/r.html"),
     "export-under-a-file": (["--all", "--export", "md", "/etc/hostname/r.md"], "/etc/hostname"),
     "export-a-folder": (["--all", "--export", "csv", "/tmp"], "expected a file path"),
     "plots-unwritable": (["--all", "--plots", "/proc/nope"], "--plots /proc/nope"),

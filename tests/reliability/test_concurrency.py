@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from relkit import (
     ROOT,
     completions,
@@ -64,14 +65,21 @@ def test_sigint_ends_every_tree_within_5s_and_a_rerun_finishes(tmp_path):
     assert all(r["attempts"] == 1 for r in ledger_rows(tmp_path))  # interrupted don't count
 
 
-def test_sigterm_stops_a_run_as_ctrl_c_does(tmp_path):
+@pytest.mark.parametrize(("signum", "flags", "hint"), [
+    (signal.SIGTERM, (), "run the same command again to resume"),
+    (signal.SIGHUP, (), "run the same command again to resume"),  # the terminal closed
+    (signal.SIGHUP, ("--rerun",), "run it again without --rerun to resume"),
+], ids=["sigterm", "sighup", "sighup-rerun"])
+def test_sigterm_and_sighup_stop_a_run_as_ctrl_c_does(tmp_path, signum, flags, hint):
     config = write_master(tmp_path, master_dict(tmp_path, [{"fake.sleep": 20}]))
-    proc = start_cli(tmp_path, "--config", str(config), "--all")
+    proc = start_cli(tmp_path, "--config", str(config), "--all", *flags)
     assert wait_for(lambda: experiment_pids(tmp_path), 20)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=5) == 130
+    proc.send_signal(signum)
+    out, _ = proc.communicate(timeout=10)
+    assert proc.returncode == 130
     assert not experiment_pids(tmp_path)
     assert [r["status"] for r in ledger_rows(tmp_path)] == ["interrupted"]
+    assert hint in " ".join(out.split()), out
 
 
 def test_two_runners_at_once_launch_nothing_twice(tmp_path):
