@@ -345,6 +345,7 @@ def _categories(doc, data, bases) -> tuple[CategorySettings, ...]:
             raise HpsysError(reader.where("options"), "expected a non-empty list of options")
         plugin = registry.get(name) or YamlCategory(str(name))
         checked: list[Mapping[str, Any]] = []
+        seen: dict[str, int] = {}  # canonical option -> its index
         problem = None
         for index, option in enumerate(options):
             opath = ("experiment_categories", name, "options", index)
@@ -358,7 +359,7 @@ def _categories(doc, data, bases) -> tuple[CategorySettings, ...]:
                 plugin.validate(option, locate)
                 if isinstance(plugin, YamlCategory):
                     _check_yaml_keys(option, bases, locate)
-                _check_unique(option, checked, locate)
+                _check_unique(option, index, seen, locate)
             except HpsysError as exc:
                 if enabled:
                     raise
@@ -369,13 +370,13 @@ def _categories(doc, data, bases) -> tuple[CategorySettings, ...]:
     return tuple(out)
 
 
-def _check_unique(option: Mapping[str, Any], earlier: Sequence[Mapping[str, Any]],
+def _check_unique(option: Mapping[str, Any], index: int, seen: dict[str, int],
                   locate: Locate) -> None:
     """Two identical options would be one experiment (the id hashes the option): the second
     would be listed again and reported as running elsewhere."""
-    same = [i for i, o in enumerate(earlier) if canonical(o) == canonical(option)]
-    if same:
-        raise HpsysError(locate(None), f"the same option as options[{same[0]}]; list each option "
+    first = seen.setdefault(canonical(option), index)
+    if first != index:
+        raise HpsysError(locate(None), f"the same option as options[{first}]; list each option "
                                        "once (execution.repeats runs one several times)")
 
 
