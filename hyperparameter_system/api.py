@@ -26,7 +26,7 @@ EXPORT_FORMATS = exports.FORMATS
 @dataclass(frozen=True)
 class Plan:
     """What a run would do: what runs, what is skipped as done, the slots it runs on (None: a
-    Ray cluster decides) and the estimate, the known durations spread over them."""
+    Ray cluster decides, or nothing has a known duration to spread) and the estimate."""
 
     experiments: tuple[Experiment, ...]
     to_run: tuple[Experiment, ...]
@@ -67,7 +67,8 @@ def plan_run(settings: Settings, experiments: Sequence[Experiment], rerun: bool 
     todo = [e for e in experiments if rerun or statuses.get(e.id) != "done"]
     est = estimates(settings, todo)
     known = [v for v in est.values() if v is not None]
-    slots = slots or slot_count(settings, executor)
+    if slots is None and known:  # only to spread known durations (may run nvidia-smi)
+        slots = slot_count(settings, executor)
     return Plan(tuple(experiments), tuple(todo), statuses, slots,
                 (sum(known) / slots) if known and slots else None, len(est) - len(known))
 
@@ -95,15 +96,29 @@ def failed(settings: Settings) -> list[Experiment]:
     default matrix, or of a disabled model or category the user picked to run."""
     rows = [r for r in ledger(settings).rows() if r.status in FAILED]
     stopped = {r.id for r in rows}
-    return [e for e in seen_matrix(settings, rows) if e.id in stopped] if rows else []
+    chosen = [e for e in seen_matrix(settings, rows) if e.id in stopped] if rows else []
+    _check_entries(settings, chosen)
+    return chosen
+
+
+def _check_entries(settings: Settings, experiments: Sequence[Experiment]) -> None:
+    """Before launching what was picked from the ledger: a problem of its (disabled) model or
+    category, such as a script removed since, is told now, not once per launch."""
+    for name in dict.fromkeys(e.model for e in experiments):
+        settings.model(name).checked()
+    for name in dict.fromkeys(e.category for e in experiments):
+        if any(c.name == name for c in settings.categories):
+            settings.category(name).checked()
 
 
 def show_matrix(settings: Settings, experiments: Sequence[Experiment],
                 executor: str | None = None) -> None:
     """The matrix with ledger statuses; its estimate over the slots a run would really have."""
     statuses = ledger(settings).statuses(e.id for e in experiments)
-    console.print_matrix(settings, experiments, statuses, estimates(settings, experiments),
-                         slot_count(settings, executor))
+    est = estimates(settings, experiments)
+    # the slots only matter to spread known durations (finding GPUs may run nvidia-smi)
+    slots = slot_count(settings, executor) if any(v is not None for v in est.values()) else None
+    console.print_matrix(settings, experiments, statuses, est, slots)
 
 
 def run(settings: Settings, experiments: Sequence[Experiment], rerun: bool = False,
@@ -152,6 +167,7 @@ def combine_best(settings: Settings, models: Sequence[str] | None = None,
     if dry_run:
         console.info("--dry-run: no combined config saved, nothing run")
         return RunResult()
+    _check_entries(settings, [e for p in plans for e in p.experiments])
     for p in plans:
         combine.save_config(p)
     result = run(settings, [e for p in plans for e in p.experiments], rerun=rerun,

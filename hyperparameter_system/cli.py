@@ -21,6 +21,8 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 def stop_on_signals() -> None:
     """SIGTERM (a scheduler, `kill`) and SIGHUP (the terminal closed, tmux kill-session) stop a
-    run as Ctrl-C does: its children ended, its rows marked interrupted and left resumable."""
+    run as Ctrl-C does: its children ended, its rows marked interrupted and left resumable. A
+    signal already ignored (a run started with nohup) stays ignored."""
     for signum in STOP_SIGNALS:
-        signal.signal(signum, signal.default_int_handler)
+        if signal.getsignal(signum) is not signal.SIG_IGN:  # nohup: the user chose to go on
+            signal.signal(signum, signal.default_int_handler)

@@ -246,7 +246,7 @@ def print_plan(plan: Plan) -> None:
     if plan.estimate_s is not None:
         console.print(f"estimated time: {fmt_duration(plan.estimate_s)} on "
                       f"{plan.slots} slot(s)")
-    elif plan.slots is None:
+    elif plan.slots is None and plan.unknown < len(plan.to_run):  # durations known, slots not
         console.print("estimated time: unknown (the Ray cluster decides how many run at once)")
 
 

@@ -103,15 +103,18 @@ def build_matrix(
     models: Sequence[str] | None = None,
     categories: Sequence[str] | None = None,
     baseline: bool | None = None,
+    strict: bool = True,
 ) -> list[Experiment]:
     """Every experiment of the selection, in a stable order (model, baseline, category, option).
 
-    Named models and categories run even when disabled in the file: naming them is the choice.
+    Named models and categories run even when disabled in the file: naming them is the choice,
+    and raises the problem a disabled entry holds. Not `strict`: for reading the ledger only
+    (a report must not fail on a script removed since its runs).
     """
     check_names(settings, models, categories)
-    chosen_models = [m.checked() for m in settings.models
+    chosen_models = [m.checked() if strict else m for m in settings.models
                      if (m.name in models if models else m.enabled)]
-    chosen_cats = [c.checked() for c in settings.categories
+    chosen_cats = [c.checked() if strict else c for c in settings.categories
                    if (c.name in categories if categories else c.enabled)]
     with_baseline = settings.system.baseline if baseline is None else baseline
     repeats = settings.execution.repeats

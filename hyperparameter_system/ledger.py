@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -75,15 +76,16 @@ class Row:
         except KeyError:
             raise AttributeError(name) from None
 
-    @property
+    # parsed once per row: a report reads each row's result several times over
+    @cached_property
     def option(self) -> dict[str, Any]:
         return json.loads(self.data["option_json"] or "{}")
 
-    @property
+    @cached_property
     def result(self) -> dict[str, Any]:
         return json.loads(self.data["result_json"] or "{}")
 
-    @property
+    @cached_property
     def config(self) -> dict[str, Any]:
         return json.loads(self.data["config_json"] or "{}")
 

@@ -22,7 +22,7 @@ import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from statistics import mean, stdev
+from statistics import fmean, stdev
 from typing import Any
 
 from hyperparameter_system import combine
@@ -36,7 +36,7 @@ from hyperparameter_system.hyperparameter_configs import (
     build_matrix,
 )
 from hyperparameter_system.ledger import Ledger, Row, open_ledger
-from hyperparameter_system.settings import ModelSettings, Settings
+from hyperparameter_system.settings import Settings
 
 FAILED = ("failed", "timeout", "interrupted")
 SIGMAS = 2.0
@@ -68,7 +68,7 @@ class OptionStat:
 
     @property
     def mean(self) -> float | None:
-        return mean(self.values) if self.values else None
+        return fmean(self.values) if self.values else None
 
     @property
     def std(self) -> float | None:
@@ -81,13 +81,13 @@ class OptionStat:
     @property
     def duration_s(self) -> float | None:
         times = [r.duration_s for r in self.done_rows if r.duration_s is not None]
-        return mean(times) if times else None
+        return fmean(times) if times else None
 
     @property
     def epochs_run(self) -> float | None:
         epochs = [get_dotted(r.result, "metrics.epochs_run", None) for r in self.done_rows]
         epochs = [e for e in epochs if isinstance(e, int | float)]
-        return mean(epochs) if epochs else None
+        return fmean(epochs) if epochs else None
 
     @property
     def status(self) -> str:
@@ -273,7 +273,8 @@ def _crown(ranked: list[OptionStat], mode: str) -> None:
     scored = [o for o in ranked if o.mean is not None]
     if not scored:
         return
-    top = [o for o in scored if score(o.mean, mode) == score(scored[0].mean, mode)]
+    best = score(scored[0].mean, mode)
+    top = [o for o in scored if score(o.mean, mode) == best]
     if len(top) == 1:
         top[0].winner = True
         return
@@ -288,11 +289,7 @@ def seen_matrix(settings: Settings, rows: Sequence[Row]) -> list[Experiment]:
     seen_cats = {r.category for r in rows}
     models = [m.name for m in settings.models if m.enabled or m.name in seen_models]
     cats = [c.name for c in settings.categories if c.enabled or c.name in seen_cats]
-    return build_matrix(settings, models, cats or None) if models else []
-
-
-def _model_settings(settings: Settings, name: str) -> ModelSettings:
-    return settings.model(name).checked()
+    return build_matrix(settings, models, cats or None, strict=False) if models else []
 
 
 def collect(settings: Settings, ledger: Ledger | None = None) -> Summary:
@@ -366,7 +363,7 @@ def _combined(settings: Settings, report: ModelReport, rows: Mapping[str, Row],
     picks, missing = _picks(report, settings.system.metric_mode)
     if not any(o.mean is not None for t in report.categories for o in t.options):
         return None  # nothing finished: nothing to plan yet
-    plan = combine.plan(_model_settings(settings, report.model), picks, missing,
+    plan = combine.plan(settings.model(report.model), picks, missing,
                         settings.system.reports_dir, settings.execution.repeats, first_index)
     stat = group(plan.experiments, rows, settings.system.metric)[
         (report.model, COMBINED, plan.experiments[0].option_json)]
@@ -398,7 +395,7 @@ def _cross(models: Sequence[ModelReport], mode: str) -> list[CrossEntry]:
                     deltas.setdefault(key, []).append(stat.delta)
     for key, entry in entries.items():
         if deltas.get(key):
-            entry.mean_delta = mean(deltas[key])
+            entry.mean_delta = fmean(deltas[key])
     cats = list(dict.fromkeys(e.category for e in entries.values()))
     return sorted(entries.values(), key=lambda e: (
         cats.index(e.category), -e.wins,

@@ -259,3 +259,14 @@ def test_the_estimate_spreads_over_the_slots_actually_planned(tmp_path, capsys):
     assert "estimated time: unknown" in capsys.readouterr().out
     api.show_matrix(ray, experiments)
     assert "time unknown (the Ray cluster decides" in capsys.readouterr().out
+
+
+def test_views_ask_for_gpus_only_to_spread_known_durations(tmp_path, monkeypatch):
+    """--matrix and --dry-run start fast on a GPU server: nvidia-smi runs only when there are
+    earlier durations to spread over the slots."""
+    calls = []
+    monkeypatch.setattr(devices, "detect_gpus", lambda: calls.append(1) or [])
+    settings = fake_settings(tmp_path, [{"fake.metric": 0.1}], {"gpus": "auto"})
+    experiments = api.select(settings)
+    api.show_matrix(settings, experiments)
+    assert api.plan_run(settings, experiments).slots is None and calls == []

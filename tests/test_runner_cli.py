@@ -240,3 +240,49 @@ def test_nothing_to_run_shows_no_bar(master_config, cli) -> None:
     res = cli("--config", path, "--all")
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "nothing to run: 2 skipped (already done)"
+
+
+def test_a_run_under_nohup_survives_the_terminal_closing() -> None:
+    """SIGTERM stops a run as Ctrl-C does; SIGHUP too, unless already ignored (nohup)."""
+    import signal
+
+    from hyperparameter_system import cli
+
+    saved = {s: signal.getsignal(s) for s in cli.STOP_SIGNALS}
+    try:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        cli.stop_on_signals()
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) is signal.default_int_handler
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        cli.stop_on_signals()
+        assert signal.getsignal(signal.SIGHUP) is signal.default_int_handler
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+
+
+def test_a_script_removed_since_its_runs_blocks_launches_not_reports(master_config, cli,
+                                                                     tmp_path) -> None:
+    """A disabled model picked by name once: its runs still count in --summary after its
+    script is gone, while relaunching them says what is wrong before anything starts."""
+    import shutil
+
+    from hyperparameter_system import api
+    from hyperparameter_system.errors import HpsysError
+
+    script = tmp_path / "old_train.sh"
+    fakes = Path(__file__).parent / "fakes"
+    shutil.copy(fakes / "fake_train.sh", script)
+    shutil.copy(fakes / "fake_train.py", tmp_path / "fake_train.py")
+    models = [{"name": "m1", "script": "python tests/fakes/fake_train.py"},
+              {"name": "old", "enabled": False, "script": str(script)}]
+    path = str(master_config(models=models, experiment_categories={"quality": {"options": [
+        {"fake.metric": 0.9}, {"fake.exit_code": 3}]}}))
+    assert cli("--config", path, "--models", "old").returncode == 1  # one option fails
+    script.unlink()
+    res = cli("--config", path, "--summary")
+    assert res.returncode == 0, res.stderr
+    assert "0.9000" in res.stdout and "exit code 3" in res.stdout
+    with pytest.raises(HpsysError, match=r"models\[1\]\.script.*does not exist"):
+        api.failed(api.load(path))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from hyperparameter_system.errors import HpsysError, close_match
@@ -43,6 +44,11 @@ class Param:
     choices: frozenset[str] = frozenset()
     others: str = ""  # how errors name `choices` beyond the listed ones
 
+    @cached_property
+    def _known(self) -> frozenset[str]:
+        """The accepted names as compared (built once, not per option)."""
+        return frozenset(name_key(c) for c in (*self.listed, *self.choices))
+
     def check(self, value: Any, where: str) -> None:
         kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
         if float in kinds:
@@ -57,8 +63,7 @@ class Param:
             raise HpsysError(where, f"expected a value <= {self.maximum}, got {value!r}")
         if self.above is not None and value <= self.above:
             raise HpsysError(where, f"expected a value > {self.above}, got {value!r}")
-        known = {name_key(c) for c in (*self.listed, *self.choices)}
-        if known and name_key(value) not in known:
+        if self._known and name_key(value) not in self._known:
             more = f" or {self.others}" if self.others else ""
             hint = close_match(value, (*self.listed, *sorted(self.choices)), name_key)
             raise HpsysError(where, f"unknown name {value!r}{hint}; expected one of "
