@@ -110,7 +110,9 @@ def plan(experiment: Experiment, settings: Settings, attempt: int,
     stamp = time.strftime("%y%m%d%H%M", time.localtime(now))
     wandb_name = f"{experiment.run_name}_{stamp}"
     run_id = wandb_run_id(experiment.id, launch)
-    temp = system.temp_config_dir / f"{experiment.index:03d}_{safe_name(wandb_name)}.yaml"
+    # the launch's run id in the name: two launches in one minute (a --set change, a retry)
+    # never overwrite each other's config
+    temp = system.temp_config_dir / f"{experiment.index:03d}_{safe_name(wandb_name)}_{run_id}.yaml"
     run_dir = system.runs_dir / safe_name(experiment.project) / \
         f"{safe_name(experiment.run_name)}_{experiment.id}"
     text = yaml.safe_dump(dict(config or experiment.config), sort_keys=False, allow_unicode=True)

@@ -88,7 +88,8 @@ def test_names_argv_env_and_cwd_follow_the_contract(full_run) -> None:
         rec, env = by_id[e.id], by_id[e.id]["env"]
         config = Path(env["EXPERIMENT_CONFIG"])
         assert config.is_absolute() and config.parent == settings.system.temp_config_dir
-        assert config.name == f"{e.index:03d}_{env['WANDB_NAME']}.yaml" and config.is_file()
+        assert config.name == f"{e.index:03d}_{env['WANDB_NAME']}_{e.id}.yaml"
+        assert config.is_file()
         if e.model == "org/fake_sh":  # a .sh script gets the config in EXPERIMENT_CONFIG only
             assert "--config" not in rec["argv"]
         else:
@@ -142,6 +143,24 @@ def test_temp_configs_go_when_not_kept(master_config, tmp_path) -> None:
     assert not list(settings.system.temp_config_dir.glob("*.yaml"))
     (record,) = (tmp_path / "runs").glob("*/*/record.json")
     assert json.loads(record.read_text())["config"]["fake"]["metric"] == 0.6
+
+
+def test_each_launch_keeps_its_own_temp_config(master_config) -> None:
+    """Two configs of one experiment launched in the same minute (a --set change) keep their
+    own temp config files: each ledger row points at the config its run read."""
+    path = master_config(models=[{"name": "m1", "script": "python tests/fakes/fake_train.py"}],
+                         experiment_categories={"fake": {"options": [{"fake.metric": 0.6}]}},
+                         system={"baseline": False})
+    ids = []
+    for epochs in (2, 3):
+        settings = load_settings(path, [f"epochs={epochs}"])
+        experiments = build_matrix(settings)
+        assert api.run(settings, experiments, show=False).count("done") == 1
+        ids.append(experiments[0].id)
+    rows = api.ledger(settings).rows(ids)
+    assert len({r.config_path for r in rows}) == 2
+    for row, epochs in zip(rows, (2, 3), strict=True):
+        assert yaml.safe_load(Path(row.config_path).read_text())["epochs"] == epochs
 
 
 def test_a_failing_option_leaves_the_others_done(master_config) -> None:
