@@ -155,8 +155,9 @@ def combine_best(settings: Settings, models: Sequence[str] | None = None,
              if m.combined and (not models or m.model in models)]
     for p in plans:
         if not p.applied:
-            console.warn(f"{p.model}: no category winner beat the baseline; its base config "
-                         "stays the best, nothing to combine")
+            console.warn(f"{p.model}: no category has a winner that beat the baseline (a tie at "
+                         "the top is no winner); its base config stays the best, nothing to "
+                         "combine")
     if not plans:
         raise HpsysError("--combine-best", "no model has finished category options to combine; "
                          "run the matrix first (--all)")

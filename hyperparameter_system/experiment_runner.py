@@ -53,6 +53,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     cli.stop_on_signals()
+    return cli.until_output_gone(lambda: _guarded(argv))
+
+
+def _guarded(argv: Sequence[str] | None) -> int:
+    """Bad input and interrupts as one line each, with their exit codes."""
     args = None
     try:
         args = parser().parse_args(argv)
@@ -94,7 +99,8 @@ def _writable(where: str, path: Path, folder: bool) -> None:
         with tempfile.NamedTemporaryFile(dir=target, prefix=".hpsys-probe-"):
             pass
     except OSError as exc:
-        raise HpsysError(where, f"cannot write into {target}: {exc.strerror or exc}") from None
+        raise HpsysError(where, f"cannot create a file in {target}: "
+                                f"{exc.strerror or exc}") from None
 
 
 def _main(args: argparse.Namespace) -> int:

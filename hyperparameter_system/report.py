@@ -569,7 +569,8 @@ def _combined_tables(summary: Summary) -> list[ReportTable]:
         c = report.combined
         if c is None:
             continue
-        t = ReportTable("combined", f"{report.model} / combined winners -> {c.plan.config_path}",
+        saved = f" -> {c.plan.config_path}" if c.plan.applied else ""  # none without winners
+        t = ReportTable("combined", f"{report.model} / combined winners{saved}",
                         ["category", "winner", "winner metric", "combined - winner",
                          "significant"], model=report.model, category=COMBINED)
         for v in c.versus:

@@ -29,13 +29,17 @@ NO_TERMINAL = ("not a terminal, and the menu needs one; use the flags instead: "
                "python hyperparameter_system/experiment_runner.py --all | --models NAME... | "
                "--categories NAME... | --matrix | --summary")
 
-MENU_RESUME_HINT = ("to resume, pick the same experiments again or 'Rerun failed experiments' "
-                    "(what is done is skipped)")
+MENU_RESUME_HINT = ("to resume, pick the same experiments again (what is done is skipped); "
+                    "'Rerun failed experiments' takes only those that failed or were stopped")
 
 Action = Callable[[Settings], Settings | None]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    return cli.until_output_gone(lambda: _start(argv))
+
+
+def _start(argv: Sequence[str] | None) -> int:
     try:
         args = _parser().parse_args(argv)
         if not console.interactive():

@@ -286,3 +286,30 @@ def test_a_script_removed_since_its_runs_blocks_launches_not_reports(master_conf
     assert "0.9000" in res.stdout and "exit code 3" in res.stdout
     with pytest.raises(HpsysError, match=r"models\[1\]\.script.*does not exist"):
         api.failed(api.load(path))
+
+
+def test_a_closed_terminal_ends_it_quietly(master_config, monkeypatch) -> None:
+    """The terminal gone (EIO on write, as after tmux kill-session): exit 129, no traceback;
+    any other OSError is still a bug to see."""
+    import errno
+
+    from hyperparameter_system import api, cli, experiment_runner
+
+    monkeypatch.setattr(cli, "stop_on_signals", lambda: None)
+    silenced = []
+    monkeypatch.setattr(cli.os, "dup2", lambda fd, to: silenced.append(to))  # keep pytest's
+    path = str(master_config())
+
+    def gone(*args, **kwargs):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(api, "show_matrix", gone)
+    assert experiment_runner.main(["--config", path, "--matrix"]) == 129
+    assert len(silenced) == 2  # stdout and stderr pointed at /dev/null for Python's exit
+
+    def bug(*args, **kwargs):
+        raise OSError(errno.ENOENT, "a bug")
+
+    monkeypatch.setattr(api, "show_matrix", bug)
+    with pytest.raises(OSError, match="a bug"):
+        experiment_runner.main(["--config", path, "--matrix"])
