@@ -39,6 +39,7 @@ from hyperparameter_system.ledger import Ledger, Row, open_ledger
 from hyperparameter_system.settings import Settings
 
 FAILED = ("failed", "timeout", "interrupted")
+UNFINISHED = ("pending", "running", "interrupted")
 SIGMAS = 2.0
 _SEED = re.compile(r"_seed\d+$")
 
@@ -61,6 +62,12 @@ class OptionStat:
     significant: bool | None = None
     winner: bool = False
     tied: bool = False  # shares the best metric with another option: no winner
+    leading: bool = False  # best so far, while another option of its category may still run
+
+    @property
+    def unfinished(self) -> bool:
+        """Not run yet, running, or stopped and resumable: its metric may still come."""
+        return not self.rows or any(r.status in UNFINISHED for r in self.rows)
 
     @property
     def n(self) -> int:
@@ -269,14 +276,18 @@ def _rank(options: list[OptionStat], mode: str) -> list[OptionStat]:
 
 def _crown(ranked: list[OptionStat], mode: str) -> None:
     """The winner must beat every other option strictly; options sharing the best metric are
-    marked tied instead (e.g. two early-stopping patiences that never trigger)."""
+    marked tied instead (e.g. two early-stopping patiences that never trigger). While an option
+    of the category may still run, the best so far is only leading."""
     scored = [o for o in ranked if o.mean is not None]
     if not scored:
         return
     best = score(scored[0].mean, mode)
     top = [o for o in scored if score(o.mean, mode) == best]
     if len(top) == 1:
-        top[0].winner = True
+        if any(o.unfinished for o in ranked):
+            top[0].leading = True
+        else:
+            top[0].winner = True
         return
     for o in top:
         o.tied = True
@@ -346,7 +357,9 @@ def _picks(report: ModelReport, mode: str
         win = table.winner
         if win is None:
             tied = [o.label for o in table.options if o.tied]
+            leading = [o.label for o in table.options if o.leading]
             missing.append((table.category, f"no winner (tie: {', '.join(tied)})" if tied
+                            else f"not finished ({leading[0]} leads so far)" if leading
                             else "no finished option"))
             continue
         base = report.baseline.mean if report.baseline else None
@@ -552,7 +565,8 @@ def tables(summary: Summary) -> list[ReportTable]:
 
 
 def _verdict(stat: OptionStat) -> str:
-    return "winner" if stat.winner else "tie" if stat.tied else ""
+    return ("winner" if stat.winner else "tie" if stat.tied else "leading" if stat.leading
+            else "")
 
 
 def _status(stat: OptionStat, plan: combine.Plan | None = None) -> str:

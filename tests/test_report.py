@@ -327,6 +327,27 @@ def test_a_tie_at_the_top_is_no_winner(tmp_path):
     assert plan.skipped == [("patience", "no winner (tie: p5, p7)")]
 
 
+def test_the_best_so_far_only_leads_while_an_option_may_still_run(tmp_path):
+    """A pending option could still beat it: no winner, no win counted, nothing combined for
+    that category until it has run (a failed option does not hold the crown back)."""
+    cats = {"lr_cat": CATEGORIES["lr_cat"] + [{"lr": 0.001, "description": "mid"},
+                                              {"lr": 0.002, "description": "broken"}]}
+    settings = settings_for(tmp_path, cats)
+    values = {"baseline": 0.5, "fast": 0.7, "slow": 0.4, "mid": None, "broken": "boom"}
+    fill_ledger(settings, lambda e: values[e.label])
+    summary = report.collect(settings)
+    table = summary.models[0].categories[0]
+    assert table.winner is None and [o.label for o in table.options if o.leading] == ["fast"]
+    ranking = next(t for t in report.tables(summary) if t.category == "lr_cat")
+    assert ranking.rows[0][-1] == "leading" and not any(w for w, _ in ranking.tones)
+    assert {e.label: e.wins for e in summary.cross}["fast"] == 0
+    assert summary.models[0].combined.plan.skipped == [
+        ("lr_cat", "not finished (fast leads so far)")]
+    values["mid"] = 0.6  # now every option has ended: the leader is the winner
+    fill_ledger(settings, lambda e: values[e.label])
+    assert report.collect(settings).models[0].categories[0].winner.label == "fast"
+
+
 def test_a_tie_below_the_top_keeps_the_winner(tmp_path):
     settings = settings_for(tmp_path, {"lr_cat": CATEGORIES["lr_cat"] + [
         {"lr": 0.001, "description": "mid"}]})
