@@ -96,7 +96,34 @@ def parse_override(text: str, config: Mapping[str, Any], where: str) -> tuple[st
         raise HpsysError(where, f"unknown key '{key}'{hint}; use +{key}=... to add a new key")
     if mode == "+" and exists:
         raise HpsysError(where, f"key '{key}' already exists; use {key}=... or ++{key}=...")
+    if exists:
+        old = get_dotted(config, key)
+        expected = _expected_type(old, value)
+        if expected is not None:
+            raise HpsysError(where, f"override '{text}': expected {expected} (the value it "
+                                    f"replaces is {old!r}), got {value!r}")
     return key, value
+
+
+def _expected_type(old: Any, new: Any) -> str | None:
+    """What the replaced value's type asks of its replacement, when `new` does not fit: a
+    number wants a number (int and float alike; a string float() reads, such as YAML's 1e-3,
+    too), a bool a bool. A null on either side (unset, or nothing to compare) is taken."""
+    if old is None or new is None:
+        return None
+    if isinstance(old, bool):
+        return None if isinstance(new, bool) else "true or false"
+    if isinstance(old, int | float):
+        if isinstance(new, int | float) and not isinstance(new, bool):
+            return None
+        if isinstance(new, str):
+            try:
+                float(new)
+            except ValueError:
+                return "a number"
+            return None
+        return "a number"
+    return None
 
 
 def apply_overrides(config: Mapping[str, Any], overrides: Iterable[str], where: str) -> dict:

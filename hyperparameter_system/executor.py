@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,6 +28,29 @@ from hyperparameter_system.ledger import Ledger, Row, runner_identity
 from hyperparameter_system.settings import Settings
 
 DISK_POLL_S = 5.0
+# Ctrl-C, and what cli.stop_on_signals turns into it; a second one must not cut the stop short
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+                     if hasattr(signal, name))
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Ignore further stop signals while the first is handled (children ended, rows released),
+    then restore the handlers. Only signals with a Python handler (default_int_handler
+    included) are touched: one already ignored (nohup) or left to the OS stays as it is. Only
+    the main thread can set handlers, and only it receives signals: elsewhere nothing to do."""
+    saved: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in STOP_SIGNALS:
+            handler = signal.getsignal(signum)
+            if callable(handler):  # not SIG_IGN, SIG_DFL nor None (set outside Python)
+                saved[signum] = handler
+                signal.signal(signum, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
 
 
 class OnStart(Protocol):
@@ -114,20 +138,23 @@ class Executor:
         # Each slot sets its event when it ends. Not Thread.join: a join that Ctrl-C interrupts
         # can later return while the thread still runs (CPython), and the runner would exit
         # before a slot recorded its stopped experiment.
-        ended = [threading.Event() for _ in self.slots]
-        for slot, event in zip(self.slots, ended, strict=True):
-            threading.Thread(target=self._slot, args=(slot, event), daemon=True,
-                             name=f"slot-{slot.name}").start()
+        ended: list[threading.Event] = []  # those of the slots started
         try:
+            for slot in self.slots:
+                event = threading.Event()
+                threading.Thread(target=self._slot, args=(slot, event), daemon=True,
+                                 name=f"slot-{slot.name}").start()
+                ended.append(event)
             for event in ended:
                 while not event.wait(timeout=0.2):
                     if self.display is not None:
                         self.display.refresh()
         except BaseException as exc:  # Ctrl-C, or the display failing (stdout pipe closed)
-            self.result.interrupted = True
-            self.stop.set()
-            for event in ended:
-                event.wait()  # each slot ends its process tree first
+            with signals_held():  # a second Ctrl-C would leave rows running
+                self.result.interrupted = True
+                self.stop.set()
+                for event in ended:
+                    event.wait()  # each slot ends its process tree first
             if not isinstance(exc, KeyboardInterrupt):
                 raise
         finally:

@@ -17,7 +17,13 @@ from typing import Any
 
 from hyperparameter_system import plugins
 from hyperparameter_system.categories.base import Category, Locate, YamlCategory
-from hyperparameter_system.configdict import apply_overrides, canonical, flat_keys, has_dotted
+from hyperparameter_system.configdict import (
+    apply_overrides,
+    canonical,
+    flat_keys,
+    get_dotted,
+    has_dotted,
+)
 from hyperparameter_system.errors import HpsysError, close_match
 from hyperparameter_system.yamlfile import KeyPath, YamlDoc, load_yaml
 
@@ -254,10 +260,32 @@ def _base_config(path: Path, overrides: Sequence[tuple[str, str]], cache: dict,
                 raise
             raise HpsysError(where, str(exc)) from None
         config: Mapping[str, Any] = doc.data
+        set_by: list[tuple[str, str]] = []  # (key, the override's location), in order
         for origin, text in overrides:
-            config = apply_overrides(config, [text], f"{origin} (on {path})")
+            at = f"{origin} (on {path})"
+            config = apply_overrides(config, [text], at)
+            set_by.append((text.split("=", 1)[0].lstrip("+").strip(), at))
+        _check_names(config, set_by, doc)
         cache[path] = config
     return cache[path]
+
+
+def _check_names(config: Mapping[str, Any], set_by: Sequence[tuple[str, str]],
+                 doc: YamlDoc) -> None:
+    """A name the built-in categories check in an option (optimizer_name, scheduler_name,
+    criterion) is checked in the base config too, as the overrides left it: told at the last
+    override that set it, else at the base config's key."""
+    for category in plugins.categories().values():
+        for param in category.params:
+            if not (param.listed or param.choices):
+                continue
+            value = get_dotted(config, param.target, None)
+            if not isinstance(value, str):
+                continue
+            where = next((at for key, at in reversed(set_by)
+                          if param.target == key or param.target.startswith(f"{key}.")),
+                         None)
+            param.check(value, where or doc.where(tuple(param.target.split("."))))
 
 
 def load_settings(path: str | Path, overrides: Sequence[str] = ()) -> Settings:

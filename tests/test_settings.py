@@ -93,3 +93,59 @@ def test_bad_values_name_file_line_and_key(master_config, section, value, key_pa
                 if t.strip().startswith(f"{key_path.rsplit('.', 1)[1]}:"))
     assert str(err.value).startswith(f"{path}:{line}: {key_path}: ")
     assert expected in str(err.value)
+
+
+def _master(tmp_path: Path, base: Path, overrides: list[str] | None = None) -> Path:
+    root = Path(__file__).resolve().parent.parent
+    lines = ["system:", f"  project_root: {root}", f"  base_config: {base}",
+             f"  ledger: {tmp_path / 'l.db'}"]
+    if overrides is not None:
+        lines += ["  overrides:", *(f"    - {o}" for o in overrides)]
+    lines += ["models:", "  - name: m1", "    script: python tests/fakes/fake_train.py",
+              "experiment_categories:", "  fake:", "    options:", "      - {lr: 0.1}"]
+    path = tmp_path / "master.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_name_in_the_base_config_is_checked_at_its_line(tmp_path: Path) -> None:
+    base = tmp_path / "base.yaml"
+    text = (Path(__file__).parent / "fakes" / "base.yaml").read_text()
+    base.write_text(text.replace("optimizer_name: AdamW", "optimizer_name: Adamm"))
+    line = next(i for i, t in enumerate(base.read_text().splitlines(), 1)
+                if t.startswith("optimizer_name"))
+    with pytest.raises(HpsysError, match=f"{base}:{line}: optimizer_name.*'Adamm'.*'Adam'"):
+        load_settings(_master(tmp_path, base))
+    # an override that fixes it wins, and is no error
+    load_settings(_master(tmp_path, base), ["optimizer_name=adamw"])
+
+
+def test_overrides_of_names_and_numbers_that_fit_are_taken(tmp_path: Path) -> None:
+    base = Path(__file__).parent / "fakes" / "base.yaml"
+    s = load_settings(_master(tmp_path, base, ["scheduler_name=StepLR", "criterion=focal"]),
+                      ["lr=1e-3", "batch_size=32.0", "epochs=null", "pretrained=true",
+                       "model_name=7"])
+    b = s.model("m1").base
+    assert (b["lr"], b["batch_size"], b["epochs"], b["pretrained"]) == ("1e-3", 32.0, None, True)
+    assert b["scheduler_name"] == "StepLR" and b["criterion"] == "focal"
+
+
+@pytest.mark.parametrize(("given", "file", "where", "message"), [
+    (["lr=abc"], None, "--set lr=abc", "expected a number"),
+    (["batch_size=[1]"], None, "--set batch_size=[1]", "expected a number"),
+    (["pretrained=1"], None, "--set pretrained=1", "expected true or false"),
+    ([], ["scheduler_name=Cosine", "criterion=focal"], "system.overrides", "'Cosine'"),
+    (["criterion=focal"], ["criterion=Focall"], "--set criterion=focal", None),
+    (["criterion=Focall"], ["criterion=focal"], "--set criterion=Focall", "unknown name"),
+])
+def test_bad_overrides_are_told_at_the_override(tmp_path: Path, given, file, where,
+                                                 message) -> None:
+    base = Path(__file__).parent / "fakes" / "base.yaml"
+    master = _master(tmp_path, base, file)
+    if message is None:  # --set wins over system.overrides: the last value is checked
+        load_settings(master, given)
+        return
+    with pytest.raises(HpsysError) as err:
+        load_settings(master, given)
+    assert where in str(err.value) and message in str(err.value), str(err.value)
+    assert "\n" not in str(err.value)

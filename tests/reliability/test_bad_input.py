@@ -99,6 +99,9 @@ MASTER = {  # id: (mutation or raw text, what the message must name)
     "min-free-negative": (_set("execution.min_free_gb", -1), "execution.min_free_gb"),
     "stale-zero": (_set("execution.stale_after_s", 0), "execution.stale_after_s"),
     "execution-unknown": (_set("execution.max_paralel", 2), "execution.max_paralel"),
+    "overrides-unknown-scheduler": (_set("system.overrides", ["scheduler_name=Cosine"]),
+                                    "system.overrides"),
+    "overrides-lr-not-number": (_set("system.overrides", ["lr=fast"]), "lr=fast"),
     "not-utf8": (b"system: {ledger: \xff\xfe}\n", "master.yaml"),
 }
 
@@ -115,6 +118,12 @@ ARGV = {  # command lines over the good master config, and what the message must
     "unknown-flag": (["--all", "--bogus"], "--bogus"),
     "set-no-equals": (["--all", "--set", "batch_size"], "batch_size"),
     "set-unknown-key": (["--all", "--set", "batch_sise=8"], "batch_sise"),
+    "set-unknown-optimizer": (["--all", "--set", "optimizer_name=Adamm"],
+                              "--set optimizer_name=Adamm"),
+    "set-unknown-criterion": (["--all", "--set", "criterion=focall"], "--set criterion=focall"),
+    "set-lr-not-number": (["--all", "--set", "lr=abc"], "--set lr=abc"),
+    "set-batch-not-number": (["--all", "--set", "batch_size=abc"], "expected a number"),
+    "set-bool-not-bool": (["--all", "--set", "pretrained=maybe"], "expected true or false"),
     "executor-choice": (["--all", "--executor", "slurm"], "slurm"),
     "nothing-to-do": ([], "nothing to do"),
     "config-missing": (["--config", "does/not/exist.yaml", "--all"], "exist.yaml"),

@@ -287,3 +287,43 @@ def test_runners_opening_a_new_ledger_at_once_all_get_it(tmp_path):
         for proc in procs:
             proc.join(60)
         assert [proc.exitcode for proc in procs] == [0] * 6
+
+
+def test_a_second_ctrl_c_during_the_stop_leaves_no_row_running(tmp_path):
+    # a second signal 20 ms after the first lands in the executor's cleanup (the trees ignore
+    # SIGTERM: the stop waits out the grace): it must not cut it short (rows left running, no
+    # "run finished" line)
+    data = master_dict(tmp_path, [{"fake.sleep": 20, "fake.metric": i / 10} for i in range(2)])
+    data["models"][0]["script"] = STUBBORN
+    config = write_master(tmp_path, data)
+    proc = start_cli(tmp_path, "--config", str(config), "--all")
+    assert wait_for(lambda: len(list(tmp_path.glob("runs/*/*/record.json"))) == 2, 30)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=15)
+    assert proc.returncode == 130, err
+    statuses = [r["status"] for r in ledger_rows(tmp_path)]
+    assert "running" not in statuses, statuses
+    assert set(statuses) <= {"interrupted", "done", "pending"}, statuses
+    assert not experiment_pids(tmp_path)
+    assert "finished" in out, out
+
+
+def test_signals_held_ignores_python_handlers_only_and_restores_them():
+    from hyperparameter_system.executor import signals_held
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # nohup
+        with signals_held():
+            assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGTERM)  # no KeyboardInterrupt
+            time.sleep(0.05)
+        assert signal.getsignal(signal.SIGTERM) is signal.default_int_handler
+        assert signal.getsignal(signal.SIGINT) is saved[signal.SIGINT]
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
