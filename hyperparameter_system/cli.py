@@ -12,6 +12,9 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from hyperparameter_system.errors import HpsysError
+from hyperparameter_system.stopping import stop_on_signals
+
+__all__ = ["Parser", "stop_on_signals", "until_output_gone"]
 
 
 class Parser(argparse.ArgumentParser):
@@ -19,18 +22,6 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise HpsysError("command line", message)
-
-
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
-
-
-def stop_on_signals() -> None:
-    """SIGTERM (a scheduler, `kill`) and SIGHUP (the terminal closed, tmux kill-session) stop a
-    run as Ctrl-C does: its children ended, its rows marked interrupted and left resumable. A
-    signal already ignored (a run started with nohup) stays ignored."""
-    for signum in STOP_SIGNALS:
-        if signal.getsignal(signum) is not signal.SIG_IGN:  # nohup: the user chose to go on
-            signal.signal(signum, signal.default_int_handler)
 
 
 def until_output_gone(main: Callable[[], int]) -> int:

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,31 +25,9 @@ from hyperparameter_system.hyperparameter_configs import Experiment
 from hyperparameter_system.launcher import Launch, Outcome
 from hyperparameter_system.ledger import Ledger, Row, runner_identity
 from hyperparameter_system.settings import Settings
+from hyperparameter_system.stopping import signals_held
 
 DISK_POLL_S = 5.0
-# Ctrl-C, and what cli.stop_on_signals turns into it; a second one must not cut the stop short
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
-                     if hasattr(signal, name))
-
-
-@contextlib.contextmanager
-def signals_held() -> Iterator[None]:
-    """Ignore further stop signals while the first is handled (children ended, rows released),
-    then restore the handlers. Only signals with a Python handler (default_int_handler
-    included) are touched: one already ignored (nohup) or left to the OS stays as it is. Only
-    the main thread can set handlers, and only it receives signals: elsewhere nothing to do."""
-    saved: dict[int, Any] = {}
-    if threading.current_thread() is threading.main_thread():
-        for signum in STOP_SIGNALS:
-            handler = signal.getsignal(signum)
-            if callable(handler):  # not SIG_IGN, SIG_DFL nor None (set outside Python)
-                saved[signum] = handler
-                signal.signal(signum, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        for signum, handler in saved.items():
-            signal.signal(signum, handler)
 
 
 class OnStart(Protocol):

@@ -20,6 +20,7 @@ if __package__ in (None, ""):  # run as a script: make the package importable, n
 
 from hyperparameter_system import api, cli, console
 from hyperparameter_system.errors import EXIT_BAD_INPUT, HpsysError
+from hyperparameter_system.stopping import signals_held
 
 if TYPE_CHECKING:
     from hyperparameter_system.executor import RunResult
@@ -66,7 +67,8 @@ def _guarded(argv: Sequence[str] | None) -> int:
         console.error(str(exc))
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        console.warn(f"interrupted; {console.resume_hint(bool(args and args.rerun))}")
+        with signals_held():  # a second Ctrl-C must not turn this line into a traceback
+            console.warn(f"interrupted; {console.resume_hint(bool(args and args.rerun))}")
         return EXIT_INTERRUPTED
 
 

@@ -246,9 +246,9 @@ def test_a_run_under_nohup_survives_the_terminal_closing() -> None:
     """SIGTERM stops a run as Ctrl-C does; SIGHUP too, unless already ignored (nohup)."""
     import signal
 
-    from hyperparameter_system import cli
+    from hyperparameter_system import cli, stopping
 
-    saved = {s: signal.getsignal(s) for s in cli.STOP_SIGNALS}
+    saved = {s: signal.getsignal(s) for s in stopping.STOP_SIGNALS}
     try:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         cli.stop_on_signals()

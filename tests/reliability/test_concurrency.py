@@ -311,7 +311,7 @@ def test_a_second_ctrl_c_during_the_stop_leaves_no_row_running(tmp_path):
 
 
 def test_signals_held_ignores_python_handlers_only_and_restores_them():
-    from hyperparameter_system.executor import signals_held
+    from hyperparameter_system.stopping import signals_held
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         signal.signal(signal.SIGTERM, signal.default_int_handler)

@@ -1,0 +1,42 @@
+"""How a run is stopped by signals: Ctrl-C, SIGTERM and SIGHUP all mean "stop, resumably"."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+# Turned into KeyboardInterrupt as Ctrl-C is (SIGINT is Python's own default).
+MAPPED_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+STOP_SIGNALS = (signal.SIGINT, *MAPPED_SIGNALS)
+
+
+def stop_on_signals() -> None:
+    """SIGTERM (a scheduler, `kill`) and SIGHUP (the terminal closed, tmux kill-session) stop a
+    run as Ctrl-C does: its children ended, its rows marked interrupted and left resumable. A
+    signal already ignored (a run started with nohup) stays ignored."""
+    for signum in MAPPED_SIGNALS:
+        if signal.getsignal(signum) is not signal.SIG_IGN:  # nohup: the user chose to go on
+            signal.signal(signum, signal.default_int_handler)
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Ignore further stop signals while the first is handled (children ended, rows released,
+    the outcome told), then restore the handlers. Only signals with a Python handler
+    (default_int_handler included) are touched: one already ignored (nohup) or left to the OS
+    stays as it is. Only the main thread can set handlers, and only it receives signals."""
+    saved: dict[int, Callable[..., Any]] = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in STOP_SIGNALS:
+            handler = signal.getsignal(signum)
+            if callable(handler):  # not SIG_IGN, SIG_DFL nor None (set outside Python)
+                saved[signum] = handler
+                signal.signal(signum, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
