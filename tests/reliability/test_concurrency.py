@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -107,6 +108,26 @@ def _mark_running(ledger: Ledger, exp_id: str, owner: str, heartbeat: float) -> 
                    " WHERE id=?", (owner, heartbeat, exp_id))
 
 
+@contextlib.contextmanager
+def _live_process():
+    """A process of this host that lives through the block: a runner that is still there."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _one_row(tmp_path):
+    """The master config, its ledger with one experiment recorded, that experiment, and this
+    host's name."""
+    config, settings, (exp,) = _settings(tmp_path)
+    ledger = api.ledger(settings)
+    ledger.sync([exp])
+    return config, ledger, exp, runner_identity().rsplit(":", 1)[0]
+
+
 def _dead_pid() -> int:
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
@@ -114,12 +135,8 @@ def _dead_pid() -> int:
 
 
 def test_a_row_running_under_a_live_runner_is_never_taken(tmp_path):
-    config, settings, (exp,) = _settings(tmp_path)
-    ledger = api.ledger(settings)
-    ledger.sync([exp])
-    host = runner_identity().rsplit(":", 1)[0]
-    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
+    config, ledger, exp, host = _one_row(tmp_path)
+    with _live_process() as owner:
         for fresh_owner in (f"{host}:{owner.pid}", "elsewhere:123"):
             _mark_running(ledger, exp.id, fresh_owner, time.time())
             assert ledger.claim(exp.id, "me:1", stale_after=5) is None
@@ -127,16 +144,10 @@ def test_a_row_running_under_a_live_runner_is_never_taken(tmp_path):
             assert busy.returncode == 0, busy.stderr
             assert not completions(tmp_path)
             assert ledger.rows()[0].status == "running"
-    finally:
-        owner.kill()
-        owner.wait()
 
 
 def test_a_row_left_running_by_a_dead_runner_is_taken_back(tmp_path):
-    config, settings, (exp,) = _settings(tmp_path)
-    ledger = api.ledger(settings)
-    ledger.sync([exp])
-    host = runner_identity().rsplit(":", 1)[0]
+    config, ledger, exp, host = _one_row(tmp_path)
     gone = (f"{host}:{_dead_pid()}", time.time())  # its owner exited, heartbeat fresh
     stale = ("elsewhere:123", time.time() - 60)  # another host's runner, silent for a minute
     for owner, beat in (gone, stale):
@@ -196,17 +207,10 @@ def test_reaping_takes_only_this_ledgers_processes(tmp_path):
 def test_a_live_owner_on_this_host_keeps_its_row_however_stale_its_heartbeat(tmp_path):
     """Its heartbeat may stall (a loaded machine, a suspended laptop): while its pid lives, the
     experiment is never run a second time."""
-    _, settings, (exp,) = _settings(tmp_path)
-    ledger = api.ledger(settings)
-    ledger.sync([exp])
-    host = runner_identity().rsplit(":", 1)[0]
-    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
+    _, ledger, exp, host = _one_row(tmp_path)
+    with _live_process() as owner:
         _mark_running(ledger, exp.id, f"{host}:{owner.pid}", time.time() - 600)
         assert ledger.claim(exp.id, "me:1", stale_after=5) is None
-    finally:
-        owner.kill()
-        owner.wait()
     assert ledger.claim(exp.id, "me:1", stale_after=5) is not None  # now it is gone
 
 
@@ -249,12 +253,8 @@ def test_a_runner_whose_row_was_taken_over_leaves_the_new_owners_record(tmp_path
 def test_a_pid_reused_after_the_claim_is_no_owner(tmp_path):
     """The dead runner's pid given to a later process must not keep its rows `running` forever;
     the same pid claimed after that process started still owns them."""
-    _, settings, (exp,) = _settings(tmp_path)
-    ledger = api.ledger(settings)
-    ledger.sync([exp])
-    host = runner_identity().rsplit(":", 1)[0]
-    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
+    _, ledger, exp, host = _one_row(tmp_path)
+    with _live_process() as stranger:
         time.sleep(1.5)  # /proc start times are in clock ticks: leave no doubt which came first
         _mark_running(ledger, exp.id, f"{host}:{stranger.pid}", time.time())
         with ledger._tx() as db:
@@ -264,9 +264,6 @@ def test_a_pid_reused_after_the_claim_is_no_owner(tmp_path):
             db.execute("UPDATE experiments SET started_at=? WHERE id=?",
                        (time.time() - 3600, exp.id))
         assert ledger.claim(exp.id, "me:1", stale_after=5) is not None
-    finally:
-        stranger.kill()
-        stranger.wait()
 
 
 def _open_ledger(path: str) -> None:
