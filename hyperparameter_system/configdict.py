@@ -77,13 +77,23 @@ def apply_changes(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[s
     return config
 
 
+def _split_override(text: str) -> tuple[str, str, str]:
+    """(mode, key, raw value) of `key=value`, `+key=value` or `++key=value`."""
+    raw_key, _, raw_value = text.partition("=")
+    mode = "++" if raw_key.startswith("++") else "+" if raw_key.startswith("+") else ""
+    return mode, raw_key[len(mode):].strip(), raw_value
+
+
+def override_key(text: str) -> str:
+    """The dotted key an override sets (it was checked when applied)."""
+    return _split_override(text)[1]
+
+
 def parse_override(text: str, config: Mapping[str, Any], where: str) -> tuple[str, Any]:
     """`key=value` changes an existing key, `+key=value` adds a new one, `++key=value` either."""
     if "=" not in text:
         raise HpsysError(where, f"override '{text}' must look like key=value")
-    raw_key, raw_value = text.split("=", 1)
-    mode = "++" if raw_key.startswith("++") else "+" if raw_key.startswith("+") else ""
-    key = raw_key[len(mode):].strip()
+    mode, key, raw_value = _split_override(text)
     if not key:
         raise HpsysError(where, f"override '{text}' has an empty key")
     try:

@@ -23,6 +23,7 @@ from hyperparameter_system.configdict import (
     flat_keys,
     get_dotted,
     has_dotted,
+    override_key,
 )
 from hyperparameter_system.errors import HpsysError, close_match
 from hyperparameter_system.yamlfile import KeyPath, YamlDoc, load_yaml
@@ -206,7 +207,8 @@ def _resolve(root: Path, value: str) -> Path:
     return path if path.is_absolute() else root / path
 
 
-def _script(reader: _Reader, root: Path, check: bool) -> tuple[str, ...]:
+def _script(reader: _Reader) -> tuple[str, ...]:
+    """The model's command as argv (a string is split as a shell would, never run by one)."""
     raw = reader.get("script")
     if raw is None:
         raise HpsysError(reader.where(), "missing required key 'script'")
@@ -216,17 +218,19 @@ def _script(reader: _Reader, root: Path, check: bool) -> tuple[str, ...]:
         raise HpsysError(reader.where("script"), f"cannot split the command: {exc}") from None
     if not argv:
         raise HpsysError(reader.where("script"), "expected a command, got an empty one")
-    if check:
-        try:
-            _check_script(reader, root, argv)
-        except OSError as exc:  # a name the OS refuses to look up (too long, ...)
-            raise HpsysError(reader.where("script"),
-                             f"cannot look the script up: {exc.strerror or exc}") from None
     return argv
 
 
 def _check_script(reader: _Reader, root: Path, argv: tuple[str, ...]) -> None:
     """The command and the .py/.sh files it names exist (and the command can run)."""
+    try:
+        _check_command(reader, root, argv)
+    except OSError as exc:  # a name the OS refuses to look up (too long, ...)
+        raise HpsysError(reader.where("script"),
+                         f"cannot look the script up: {exc.strerror or exc}") from None
+
+
+def _check_command(reader: _Reader, root: Path, argv: tuple[str, ...]) -> None:
     head = argv[0]
     if head not in PYTHON_ALIASES:
         path = _resolve(root, head)
@@ -264,7 +268,7 @@ def _base_config(path: Path, overrides: Sequence[tuple[str, str]], cache: dict,
         for origin, text in overrides:
             at = f"{origin} (on {path})"
             config = apply_overrides(config, [text], at)
-            set_by.append((text.split("=", 1)[0].lstrip("+").strip(), at))
+            set_by.append((override_key(text), at))
         _check_names(config, set_by, doc)
         cache[path] = config
     return cache[path]
@@ -342,12 +346,12 @@ def _models(doc, data, root, system, overrides, cache) -> tuple[ModelSettings, .
             raise HpsysError(reader.where("name"), f"model '{name}' is listed twice")
         enabled = reader.get("enabled", True)
         base_path = _resolve(root, reader.get("base_config", str(system.base_config)))
-        script = _script(reader, root, check=False)
+        script = _script(reader)
         base: Mapping[str, Any] = {}
         problem = None
         try:  # a disabled model keeps its problem until it is picked
             base = _base_config(base_path, overrides, cache, reader.where("base_config"))
-            _script(reader, root, check=True)
+            _check_script(reader, root, script)
         except HpsysError as exc:
             if enabled:
                 raise
