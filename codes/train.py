@@ -1,6 +1,7 @@
 """Train a timm image classifier from a V2 config.
 
     python codes/train.py --config codes/config_v2.yaml [key=value | +key=value | ++key=value ...]
+    python codes/train.py --describe     # the keys it reads, as JSON (codes/train.schema.json)
 
 The config comes from --config, else from EXPERIMENT_CONFIG. Outputs go to $HPSYS_RUN_DIR, else
 output_dir/<run name>/. Exit codes: 0 when result.json was written, 2 for bad input (one line on
@@ -30,6 +31,11 @@ from trainer.errors import ConfigError, exit_code_of
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Train a timm classifier from a V2 config.")
     parser.add_argument("--config", help="YAML config (default: $EXPERIMENT_CONFIG)")
+    parser.add_argument(
+        "--describe",
+        action="store_true",
+        help="print the schema of the config keys (types, ranges, names) as JSON and exit",
+    )
     parser.add_argument("overrides", nargs="*", help="Hydra-style overrides, e.g. lr=0.01")
     return parser.parse_args(argv)
 
@@ -37,6 +43,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     started = time.time()
     args = parse_args(argv)
+    if args.describe:  # torch-free and instant: the runner reads it before any launch
+        from trainer.schema import dumps
+
+        print(dumps())
+        return 0
     with contextlib.ExitStack() as logs:
         env_dir = os.environ.get("HPSYS_RUN_DIR")
         if env_dir:  # so that even a config error lands in the runner's log

@@ -18,44 +18,8 @@ import torch
 from torch import nn
 from torch.optim import lr_scheduler
 
+from trainer.build import registry
 from trainer.errors import ConfigError, close_matches
-from trainer.losses import FocalLoss, LabelSmoothingLoss
-
-# Config name (lower case) -> timm optimizer factory name.
-OPTIMIZERS = {
-    "adamw": "adamw",
-    "adam": "adam",
-    "sgd": "momentum",  # classical momentum; optimizer_params.nesterov: true switches it
-    "rmsprop": "rmsprop",
-    "radam": "radam",
-    "nadam": "nadam",
-    "adafactor": "adafactor",
-}
-SCHEDULERS = {
-    "cosineannealinglr": lr_scheduler.CosineAnnealingLR,
-    "onecyclelr": lr_scheduler.OneCycleLR,
-    "steplr": lr_scheduler.StepLR,
-    "exponentiallr": lr_scheduler.ExponentialLR,
-    "reducelronplateau": lr_scheduler.ReduceLROnPlateau,
-    "multisteplr": lr_scheduler.MultiStepLR,
-    "cosineannealingwarmrestarts": lr_scheduler.CosineAnnealingWarmRestarts,
-    "polynomiallr": lr_scheduler.PolynomialLR,
-    "cycliclr": lr_scheduler.CyclicLR,
-    "linearlr": lr_scheduler.LinearLR,
-    "constantlr": lr_scheduler.ConstantLR,
-}
-NO_SCHEDULER = ("none", "null", "")
-STEP_WISE = (lr_scheduler.OneCycleLR, lr_scheduler.CyclicLR)
-CRITERIA = ("CrossEntropyLoss", "FocalLoss", "LabelSmoothingLoss")
-
-
-def canonical_names() -> dict[str, list[str]]:
-    """The names each config key accepts, for help texts and close-match hints."""
-    return {
-        "optimizer_name": ["AdamW", "Adam", "SGD", "RMSprop", "RAdam", "NAdam", "Adafactor"],
-        "scheduler_name": [cls.__name__ for cls in SCHEDULERS.values()] + ["none"],
-        "criterion": list(CRITERIA),
-    }
 
 
 def import_target(path: str, key: str) -> Any:
@@ -187,9 +151,8 @@ def build_optimizer(cfg: dict[str, Any], model: nn.Module) -> torch.optim.Optimi
         )
     from timm.optim import create_optimizer_v2
 
-    key = str(spec).lower()
     opt = optimizer_key(spec)
-    if key == "sgd":
+    if str(spec).lower() == "sgd":
         extra.setdefault("nesterov", False)
     kwargs: dict[str, Any] = {"weight_decay": wd, **extra}
     if momentum is not None:
@@ -247,13 +210,8 @@ class Schedule:
 
 def scheduler_class(name: Any) -> type | None:
     """The scheduler class for a config name, None for 'none'."""
-    if name is None or str(name).lower() in NO_SCHEDULER:
-        return None
-    cls = SCHEDULERS.get(str(name).lower()) or getattr(lr_scheduler, str(name), None)
-    if not (isinstance(cls, type) and cls.__name__ in dir(lr_scheduler)):
-        hint = close_matches(str(name), canonical_names()["scheduler_name"])
-        raise ConfigError(f"scheduler_name: unknown scheduler {name!r}{hint}")
-    return cls
+    info = registry.scheduler_info(None if name is None else str(name))
+    return None if info is None else import_target(info.target, "scheduler_name")
 
 
 def build_scheduler(
@@ -269,34 +227,17 @@ def build_scheduler(
         interval = spec.pop("interval", None)
         main = _call_target(spec, "scheduler_name", optimizer)
         return _with_warmup(optimizer, main, warmup, interval)
-    cls = scheduler_class(spec)
-    if cls is None:
-        main = None
-    else:
+    info = registry.scheduler_info(None if spec is None else str(spec))
+    main = None
+    if info is not None:
+        cls = import_target(info.target, "scheduler_name")
         accepted = inspect.signature(cls.__init__).parameters
-        kwargs = {k: v for k, v in params.items() if k in accepted and v is not None}
-        if cls is lr_scheduler.CosineAnnealingLR:
-            kwargs.setdefault("T_max", max(1, epochs - warmup))
-        elif cls is lr_scheduler.OneCycleLR:
-            kwargs.setdefault("max_lr", float(cfg["lr"]))
-            # Keep the configured momentum: cycling it would silently override `momentum`.
-            kwargs.setdefault("cycle_momentum", False)
-            needed = epochs * steps_per_epoch
-            if "total_steps" not in kwargs:
-                kwargs["total_steps"] = needed
-            elif kwargs["total_steps"] < needed:
-                raise ConfigError(
-                    f"scheduler_params.total_steps: expected at least epochs x steps per epoch "
-                    f"= {needed}, got {kwargs['total_steps']}"
-                )
-        elif cls is lr_scheduler.ReduceLROnPlateau:
-            kwargs.setdefault("mode", "min" if "loss" in cfg.get("monitor", "val_f1") else "max")
-        elif cls is lr_scheduler.StepLR:
-            kwargs.setdefault("step_size", 1)
-        elif cls is lr_scheduler.ExponentialLR:
-            kwargs.setdefault("gamma", 0.9)
+        given = {k: v for k, v in params.items() if k in accepted and v is not None}
+        ctx = registry.ScheduleContext(
+            float(cfg["lr"]), epochs, warmup, steps_per_epoch, cfg.get("monitor", "val_f1")
+        )
         try:
-            main = cls(optimizer, **kwargs)
+            main = cls(optimizer, **info.prepare(ctx, given))
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"scheduler_params: {cls.__name__} rejected them ({exc})") from None
     return _with_warmup(optimizer, main, warmup, None)
@@ -313,13 +254,8 @@ def _with_warmup(
     optimizer: torch.optim.Optimizer, main: Any, warmup: int, interval: str | None
 ) -> Schedule:
     """The Schedule of `main` (a named or `_target_` scheduler), preceded by a linear warm-up."""
-    interval = interval or (
-        "plateau"
-        if isinstance(main, lr_scheduler.ReduceLROnPlateau)
-        else "step"
-        if isinstance(main, STEP_WISE)
-        else "epoch"
-    )
+    info = _info_of(main)
+    interval = interval or (info.interval if info is not None else "epoch")
     stepper = main
     if warmup > 0:
         if interval != "epoch":
@@ -342,6 +278,14 @@ def _with_warmup(
     return Schedule(main, stepper, interval, warmup, effective_scheduler_params(main))
 
 
+def _info_of(scheduler: Any) -> registry.SchedulerInfo | None:
+    """The registry record whose class built `scheduler` (a `_target_` one too), if any."""
+    for info in registry.SCHEDULERS:
+        if scheduler is not None and isinstance(scheduler, import_target(info.target, "")):
+            return info
+    return None
+
+
 def effective_scheduler_params(scheduler: Any) -> dict[str, Any]:
     """The constructor parameters a scheduler object keeps, read from its attributes."""
     if scheduler is None:
@@ -357,9 +301,9 @@ def effective_scheduler_params(scheduler: Any) -> dict[str, Any]:
             out[name] = value
         elif isinstance(value, list | tuple) and all(isinstance(v, int | float) for v in value):
             out[name] = list(value)
-    if isinstance(scheduler, lr_scheduler.OneCycleLR):
-        out["max_lr"] = float(scheduler.optimizer.param_groups[0]["max_lr"])
-        out["pct_start"] = float(scheduler._schedule_phases[0]["end_step"] + 1) / out["total_steps"]
+    info = _info_of(scheduler)
+    if info is not None and info.read_back is not None:
+        out.update(info.read_back(scheduler))
     return out
 
 
@@ -371,13 +315,13 @@ def class_weights(
 ) -> torch.Tensor | None:
     """None, sklearn's 'balanced' weights, or an explicit list, per `class_weighting`."""
     spec = cfg.get("class_weighting")
-    if spec in (None, False, "none", "None", ""):
+    if spec is None or spec is False or (isinstance(spec, str) and spec.lower() == "none"):
         return None
     if isinstance(spec, list):
         if len(spec) != num_classes:
             raise ConfigError(f"class_weighting: expected {num_classes} weights, got {len(spec)}")
         return torch.tensor(spec, dtype=torch.float32)
-    if spec in (True, "balanced"):
+    if spec is True or (isinstance(spec, str) and spec.lower() == "balanced"):
         import numpy as np
         from sklearn.utils.class_weight import compute_class_weight
 
@@ -394,14 +338,8 @@ def build_criterion(cfg: dict[str, Any], weight: torch.Tensor | None) -> nn.Modu
     spec = cfg.get("criterion", "CrossEntropyLoss")
     if isinstance(spec, dict):
         return _call_target(spec, "criterion", weight=weight)
-    key = str(spec).lower().replace("_", "")
-    if key in ("crossentropyloss", "crossentropy", "ce"):
-        return nn.CrossEntropyLoss(weight=weight)
-    if key in ("focalloss", "focal"):
-        return FocalLoss(cfg.get("focal_alpha", 1.0), cfg.get("focal_gamma", 2.0), weight)
-    if key in ("labelsmoothingloss", "labelsmoothing"):
-        return LabelSmoothingLoss(cfg.get("label_smooth", 0.1), weight)
-    raise ConfigError(f"criterion: unknown loss {spec!r}{close_matches(str(spec), CRITERIA)}")
+    info = registry.loss_info(str(spec))
+    return import_target(info.target, "criterion")(**info.kwargs(cfg), weight=weight)
 
 
 def effective_criterion(criterion: nn.Module) -> dict[str, Any]:
@@ -422,16 +360,9 @@ def effective_criterion(criterion: nn.Module) -> dict[str, Any]:
 
 
 def optimizer_key(name: Any) -> str:
-    """timm's name for a configured optimizer (ours or any of timm's), refused with close
-    matches when timm has no such optimizer."""
-    from timm.optim import list_optimizers
-
-    key = str(name).lower()
-    opt = OPTIMIZERS.get(key, key)
-    if opt not in list_optimizers():
-        hint = close_matches(str(name), canonical_names()["optimizer_name"] + list_optimizers())
-        raise ConfigError(f"optimizer_name: unknown optimizer {name!r}{hint}")
-    return opt
+    """timm's name for a configured optimizer (ours or any of timm's, as the schema lists them),
+    refused with close matches otherwise."""
+    return registry.timm_optimizer(str(name))
 
 
 def validate_names(cfg: dict[str, Any]) -> None:

@@ -41,6 +41,12 @@ def close_matches(word: str, choices: Iterable[str], n: int = 3) -> str:
     return f" (did you mean: {', '.join(found)}?)" if found else ""
 
 
+def unknown_name(key: str, noun: str, value: object, known: Iterable[str]) -> str:
+    """'optimizer_name: unknown optimizer 'x' (did you mean: ...?)': one wording for the config
+    check and the builders."""
+    return f"{key}: unknown {noun} {value!r}{close_matches(str(value), known)}"
+
+
 def exit_code_of(action: Callable[[], int]) -> int:
     """Run a command; bad input becomes one `error:` line on stderr and exit code 2."""
     try:

@@ -1,0 +1,269 @@
+"""The keys codes/train.py reads: accepted types, ranges and names, as data.
+
+One owner for these facts: config.py validates with `check`, `python codes/train.py --describe`
+publishes `describe()` as JSON (and codes/train.schema.json is that output), and the runner
+checks options against it before launch. Torch-free, so describing and validating stay instant.
+
+A spec is a JSON-ready dict: `type` (a list of int, number, bool, string, mapping, list, null;
+"number" is int or float, never bool, finite only), optionally `low`/`low_open`,
+`high`/`high_open` (numbers only), `choices` with `ignore_case`, and for lists `items` (the
+spec of each element) and `lengths`. A key not listed is accepted as it is (a user's +key).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+from trainer.build.registry import loss_names, optimizer_names, scheduler_names
+
+SCHEMA_VERSION = 1
+Spec = dict[str, Any]
+
+INT, NUMBER, BOOL, STRING, MAPPING, LIST, NULL = (
+    "int",
+    "number",
+    "bool",
+    "string",
+    "mapping",
+    "list",
+    "null",
+)
+
+
+def spec(
+    *types: str,
+    low: float | None = None,
+    low_open: bool = False,
+    high: float | None = None,
+    high_open: bool = False,
+    choices: tuple[str, ...] | None = None,
+    ignore_case: bool = False,
+    items: Spec | None = None,
+    lengths: tuple[int, ...] | None = None,
+) -> Spec:
+    """A spec with only the fields that say something."""
+    out: Spec = {"type": list(types)}
+    if low is not None:
+        out.update(low=low, low_open=low_open)
+    if high is not None:
+        out.update(high=high, high_open=high_open)
+    if choices is not None:
+        out.update(choices=list(choices), ignore_case=ignore_case)
+    if items is not None:
+        out["items"] = items
+    if lengths is not None:
+        out["lengths"] = list(lengths)
+    return out
+
+
+POSITIVE = {"low": 1}
+NON_NEGATIVE = {"low": 0}
+ABOVE_ZERO = {"low": 0, "low_open": True}
+# Per-channel lists: images are always decoded to RGB; one value serves all three channels.
+CHANNELS = {"lengths": (1, 3)}
+
+# Values outside these ranges make no sense and would fail late, or silently do something else
+# (label_smooth 1.5 flips the target, patience -1 stops after every epoch).
+KEYS: dict[str, Spec] = {
+    "model_name": spec(STRING, MAPPING),
+    "pretrained": spec(BOOL),
+    "fine_tuning": spec(STRING, choices=("full", "head", "scratch")),
+    "num_classes": spec(INT, NULL),
+    "model_kwargs": spec(MAPPING, NULL),
+    "criterion": spec(STRING, MAPPING, choices=loss_names(), ignore_case=True),
+    "label_smooth": spec(NUMBER, low=0, high=1, high_open=True),
+    "focal_alpha": spec(NUMBER, NULL, **NON_NEGATIVE),
+    "focal_gamma": spec(NUMBER, **NON_NEGATIVE),
+    "class_weighting": spec(
+        STRING, LIST, BOOL, NULL, choices=("none", "balanced"), ignore_case=True, items=spec(NUMBER)
+    ),
+    "optimizer_name": spec(STRING, MAPPING, choices=optimizer_names(), ignore_case=True),
+    "optimizer_params": spec(MAPPING, NULL),
+    "lr": spec(NUMBER, **ABOVE_ZERO),
+    "weight_decay": spec(NUMBER, **NON_NEGATIVE),
+    "momentum": spec(NUMBER, low=0, high=1),
+    "scheduler_name": spec(STRING, MAPPING, NULL, choices=scheduler_names(), ignore_case=True),
+    "scheduler_params": spec(MAPPING, NULL),
+    "scheduler_params.T_max": spec(INT, NULL, **POSITIVE),
+    "scheduler_params.eta_min": spec(NUMBER, **NON_NEGATIVE),
+    "scheduler_params.max_lr": spec(NUMBER, NULL, **ABOVE_ZERO),
+    "scheduler_params.total_steps": spec(INT, NULL, **POSITIVE),
+    "scheduler_params.step_size": spec(INT, **POSITIVE),
+    "scheduler_params.gamma": spec(NUMBER, **ABOVE_ZERO),
+    "scheduler_params.factor": spec(NUMBER, low=0, low_open=True, high=1, high_open=True),
+    "scheduler_params.patience": spec(INT, **NON_NEGATIVE),
+    "scheduler_params.pct_start": spec(NUMBER, low=0, high=1),
+    "scheduler_params.warmup_epochs": spec(INT, NULL, **NON_NEGATIVE),
+    "warmup_epochs": spec(INT, **NON_NEGATIVE),
+    "image_size": spec(INT, **POSITIVE),
+    "batch_size": spec(INT, **POSITIVE),
+    "mixed_precision": spec(BOOL),
+    "epochs": spec(INT, **POSITIVE),
+    "patience": spec(INT, NULL, **NON_NEGATIVE),
+    "monitor": spec(STRING, choices=("val_f1", "val_acc", "val_loss")),
+    "val_split_ratio": spec(NUMBER),  # (0, 1) unless n_folds >= 2: checked in config.py
+    "n_folds": spec(INT, NULL),
+    "stratify": spec(BOOL),
+    "random_seed": spec(INT),
+    "data_dir": spec(STRING),
+    "train_data": spec(STRING),
+    "limit_samples": spec(INT, NULL, **NON_NEGATIVE),
+    "num_workers": spec(INT, **NON_NEGATIVE),
+    "cpu_threads": spec(INT, NULL),
+    "device": spec(STRING),  # auto, cpu, cuda or cuda:N of the visible ones: device.py
+    "norm_mean": spec(LIST, items=spec(NUMBER), **CHANNELS),
+    "norm_std": spec(LIST, items=spec(NUMBER, **ABOVE_ZERO), **CHANNELS),
+    "augment": spec(MAPPING, BOOL, NULL),
+    "augment.enabled": spec(BOOL),
+    "augment.hflip": spec(NUMBER),
+    "augment.vflip": spec(NUMBER),
+    "augment.rotate_degrees": spec(NUMBER),
+    "augment.translate": spec(NUMBER),
+    "wandb": spec(MAPPING, NULL),
+    "wandb.project": spec(STRING, NULL),
+    "wandb.entity": spec(STRING, NULL),
+    "wandb.group": spec(STRING, NULL),
+    "wandb.tags": spec(LIST, STRING, NULL),
+    "wandb.id": spec(STRING, NULL),
+    "wandb.job_type": spec(STRING, NULL),
+    "wandb.mode": spec(STRING, choices=("online", "offline", "disabled")),
+    "wandb.log": spec(BOOL),
+    "wandb.init_timeout": spec(NUMBER),
+    "output_dir": spec(STRING),
+    "run_name": spec(STRING, NULL),
+}
+
+
+def describe() -> dict[str, Any]:
+    """The schema as published by `codes/train.py --describe` (format version 1)."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "engine": "codes/train.py",
+        "open": True,
+        "numeric_strings": True,
+        "keys": KEYS,
+    }
+
+
+def dumps() -> str:
+    """The published text: indent 1, sorted keys (codes/train.schema.json holds exactly this)."""
+    return json.dumps(describe(), indent=1, sort_keys=True)
+
+
+# ---------------------------------------------------------------- checking
+
+_KINDS = (
+    (bool, BOOL),  # before int: a bool is an int to Python, never to the schema
+    (int, INT),
+    (float, NUMBER),
+    (str, STRING),
+    (dict, MAPPING),
+    (list, LIST),
+    (type(None), NULL),
+)
+_WORDS = {
+    INT: "an integer",
+    NUMBER: "a number",
+    BOOL: "true/false",
+    STRING: "a string",
+    MAPPING: "a mapping",
+    NULL: "null",
+}
+
+
+def _kind(value: Any) -> str | None:
+    return next((name for cls, name in _KINDS if isinstance(value, cls)), None)
+
+
+def _numeric_strings(s: Spec) -> bool:
+    """A string stands for a number where the key takes numbers and no strings."""
+    return NUMBER in s["type"] and STRING not in s["type"]
+
+
+def coerce(s: Spec, value: Any) -> Any:
+    """`value` with numeric strings ('1e-3', YAML 1.1's quirk) made floats where `s` takes
+    numbers, list elements included; anything else unchanged (and `is` the input)."""
+    if isinstance(value, str) and _numeric_strings(s):
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        return number if math.isfinite(number) else value
+    items = s.get("items")
+    if isinstance(value, list) and items is not None:
+        out = [coerce(items, v) for v in value]
+        return out if any(a is not b for a, b in zip(out, value, strict=True)) else value
+    return value
+
+
+def check(s: Spec, value: Any) -> str | None:
+    """None when `value` is accepted by spec `s`, else what was expected ('a number in [0, 1)')."""
+    value = coerce(s, value)
+    kind = _kind(value)
+    if kind == INT and INT not in s["type"] and NUMBER in s["type"]:
+        kind = NUMBER
+    if kind not in s["type"]:
+        return expected_type(s)
+    if kind in (INT, NUMBER):
+        if not (isinstance(value, int) or math.isfinite(value)) or not _in_bounds(s, value):
+            return _bounds(s) or "a finite number"
+    elif kind == STRING and "choices" in s and not _chosen(s, value):
+        return f"one of {', '.join(s['choices'])}"
+    elif kind == LIST:
+        items = s.get("items")
+        if ("lengths" in s and len(value) not in s["lengths"]) or (
+            items is not None and any(check(items, v) is not None for v in value)
+        ):
+            return _list_words(s)
+    return None
+
+
+def _in_bounds(s: Spec, value: float) -> bool:
+    if "low" in s and (value <= s["low"] if s["low_open"] else value < s["low"]):
+        return False
+    return "high" not in s or (value < s["high"] if s["high_open"] else value <= s["high"])
+
+
+def _chosen(s: Spec, value: str) -> bool:
+    if s.get("ignore_case"):
+        return value.lower() in (c.lower() for c in s["choices"])
+    return value in s["choices"]
+
+
+def expected_type(s: Spec) -> str:
+    """'an integer or null', 'a string or a mapping', '1 or 3 numbers > 0'."""
+    types = [t for t in s["type"] if not (t == INT and NUMBER in s["type"])]
+    words = [_list_words(s) if t == LIST else _WORDS[t] for t in types]
+    return " or ".join(dict.fromkeys(words))
+
+
+def _bounds(s: Spec) -> str | None:
+    """'a positive integer', 'a number > 0', 'a number in [0, 1)'; None without bounds."""
+    noun = "an integer" if INT in s["type"] and NUMBER not in s["type"] else "a number"
+    low, high = s.get("low"), s.get("high")
+    if low is None and high is None:
+        return None
+    if noun == "an integer" and low == 1 and not s["low_open"] and high is None:
+        return "a positive integer"
+    if low is not None and high is not None:
+        left, right = "(" if s["low_open"] else "[", ")" if s["high_open"] else "]"
+        return f"{noun} in {left}{low:g}, {high:g}{right}"
+    if low is not None:
+        return f"{noun} {'>' if s['low_open'] else '>='} {low:g}"
+    return f"{noun} {'<' if s['high_open'] else '<='} {high:g}"
+
+
+def _list_words(s: Spec) -> str:
+    """'1 or 3 numbers > 0', 'a list of numbers', 'a list'."""
+    items = s.get("items")
+    what = None
+    if items is not None:
+        single = _bounds(items) or expected_type(items)
+        what = re.sub(r"\b(number|integer|string|mapping)\b", r"\1s", single, count=1)
+        what = re.sub(r"^an? ", "", what)
+    if "lengths" in s:
+        return f"{' or '.join(str(n) for n in s['lengths'])} {what or 'values'}"
+    return f"a list of {what}" if what else "a list"
