@@ -34,15 +34,15 @@ chromium:  ## Debian's chromium for the html-report screenshot test (best effort
 	    { timeout 120 apt-get update -q >/dev/null 2>&1 && timeout 300 apt-get install -y -q chromium >/dev/null 2>&1; }; }; } || \
 	  echo "chromium not installed: the html screenshot test will be skipped"
 
-test: data chromium  ## lint, then the whole test suite (unit, end-to-end, reliability)
-	$(BIN)/ruff check .
+test: data chromium lint  ## lint (ruff, import layers), then the whole test suite
 	$(BIN)/python -m pytest -q
 
 test-fast: data  ## the suite without the slow end-to-end tests
 	$(BIN)/python -m pytest -q -m 'not slow'
 
-lint: $(STAMP)  ## ruff
+lint: $(STAMP)  ## ruff, and import-linter: the runner's layers and what it never imports
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 bench: data  ## print the benchmark figures (parallel efficiency with the Ray overhead: ~40 s)
 	for b in bench/*.py; do \

@@ -28,7 +28,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from parallel_support import fake_settings  # noqa: E402
 
-from hyperparameter_system import api  # noqa: E402
+from hyperparameter_system.app import api  # noqa: E402
 
 TARGET, TARGET_K = 0.95, 4
 
@@ -42,7 +42,7 @@ def measure(n: int, k: int, seconds: float, execution: dict) -> float:
                                                       **execution})
         experiments = api.select(settings)
         began = time.perf_counter()
-        result = api.run(settings, experiments, show=False)
+        result = api.run(settings, experiments)
         wall = time.perf_counter() - began
     if result.count("done") != n:
         raise SystemExit(f"only {result.count('done')} of {n} experiments succeeded")
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
               + ("met" if efficiency >= TARGET else f"NOT met ({efficiency:.3f})"))
     if args.ray:
         began = time.perf_counter()
-        from hyperparameter_system import ray_executor
+        from hyperparameter_system.run import ray_executor
 
         ray_executor.connect(fake_settings(Path(tempfile.mkdtemp()), [{"fake.sleep": 0}],
                                            {"executor": "ray"}))

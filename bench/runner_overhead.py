@@ -28,11 +28,12 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hyperparameter_system import console, devices  # noqa: E402
-from hyperparameter_system.executor import Executor, local_dispatch  # noqa: E402
-from hyperparameter_system.hyperparameter_configs import build_matrix  # noqa: E402
-from hyperparameter_system.ledger import Ledger  # noqa: E402
-from hyperparameter_system.settings import load_settings  # noqa: E402
+from hyperparameter_system.config.settings import load_settings  # noqa: E402
+from hyperparameter_system.matrix.experiments import build_matrix  # noqa: E402
+from hyperparameter_system.run import devices  # noqa: E402
+from hyperparameter_system.run.executor import Executor, local_dispatch  # noqa: E402
+from hyperparameter_system.store.ledger import Ledger  # noqa: E402
+from hyperparameter_system.ui import console  # noqa: E402
 
 TRIVIAL = """#!/bin/sh
 printf '{"metrics": {"best_val_f1": 0.5}}' > "$HPSYS_RUN_DIR/result.json"

@@ -25,7 +25,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hyperparameter_system import api  # noqa: E402
+from hyperparameter_system.app import api  # noqa: E402
 
 # A training script that does nothing but honour the contract: result.json, exit 0.
 TRIVIAL = ("import json, os; d = os.environ['HPSYS_RUN_DIR']; json.dump({'experiment_id': "
@@ -68,7 +68,7 @@ def main() -> int:
     threading.Thread(target=sample, daemon=True).start()
     tracemalloc.start()
     started = time.perf_counter()
-    result = api.run(settings, experiments, show=False)
+    result = api.run(settings, experiments)
     elapsed = time.perf_counter() - started
     _, heap_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()

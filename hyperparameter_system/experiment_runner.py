@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING
 if __package__ in (None, ""):  # run as a script: make the package importable, not its folder
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from hyperparameter_system import api, cli, console
-from hyperparameter_system.errors import EXIT_BAD_INPUT, HpsysError
-from hyperparameter_system.stopping import signals_held
+from hyperparameter_system.app import api
+from hyperparameter_system.core.errors import EXIT_BAD_INPUT, HpsysError
+from hyperparameter_system.run.signals import signals_held
+from hyperparameter_system.ui import cli, commands, console
 
 if TYPE_CHECKING:
-    from hyperparameter_system.executor import RunResult
+    from hyperparameter_system.run.executor import RunResult
 
 EXIT_INTERRUPTED = 130
 
@@ -113,25 +114,25 @@ def _main(args: argparse.Namespace) -> int:
     experiments = api.select(settings, args.models, args.categories)
     only_show = args.matrix or args.dry_run
     if args.matrix:
-        api.show_matrix(settings, experiments, args.executor)
+        commands.show_matrix(settings, experiments, args.executor)
     if args.dry_run:
         console.print_plan(api.plan_run(settings, experiments, args.rerun, args.executor))
     code = 0
     did = only_show
     if (args.all or args.models or args.categories) and not only_show:
-        result = api.run(settings, experiments, rerun=args.rerun, executor=args.executor)
+        result = commands.run(settings, experiments, rerun=args.rerun, executor=args.executor)
         console.print_run_result(result, console.resume_hint(args.rerun))
         if result.interrupted:
             return EXIT_INTERRUPTED
         code, did = _code(result), True
     if args.combine_best:
-        result = api.combine_best(settings, args.models, executor=args.executor,
+        result = commands.combine_best(settings, args.models, executor=args.executor,
                                   rerun=args.rerun, dry_run=args.dry_run)
         if result.interrupted:
             return EXIT_INTERRUPTED
         code, did = code or _code(result), True
     if args.summary or args.export or args.plots:
-        api.report(settings, summary=args.summary, export=args.export, plots=args.plots)
+        commands.report(settings, summary=args.summary, export=args.export, plots=args.plots)
         did = True
     if args.export_ledger:  # last: the rows as this invocation left them
         count = api.export_ledger(settings, args.export_ledger)

@@ -10,7 +10,7 @@ import pluggy
 
 from hyperparameter_system import hookspecs
 from hyperparameter_system.categories.base import Category
-from hyperparameter_system.errors import HpsysError
+from hyperparameter_system.core.errors import HpsysError
 
 ENTRY_POINT_GROUP = "hyperparameter_system.categories"
 DISABLE_ENV = "HPSYS_DISABLE_PLUGINS"  # "1": built-ins only, ignore installed entry points

@@ -20,10 +20,11 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the package importable, not its folder
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from hyperparameter_system import api, cli, console, prompts
-from hyperparameter_system.errors import EXIT_BAD_INPUT, HpsysError
-from hyperparameter_system.hyperparameter_configs import Experiment
-from hyperparameter_system.settings import Settings
+from hyperparameter_system.app import api
+from hyperparameter_system.config.settings import Settings
+from hyperparameter_system.core.errors import EXIT_BAD_INPUT, HpsysError
+from hyperparameter_system.matrix.experiments import Experiment
+from hyperparameter_system.ui import cli, commands, console, prompts
 
 NO_TERMINAL = ("not a terminal, and the menu needs one; use the flags instead: "
                "python hyperparameter_system/experiment_runner.py --all | --models NAME... | "
@@ -76,7 +77,7 @@ def menu(settings: Settings) -> None:
 
 
 def show_matrix(settings: Settings) -> None:
-    api.show_matrix(settings, api.select(settings))
+    commands.show_matrix(settings, api.select(settings))
 
 
 def run_all(settings: Settings) -> None:
@@ -120,7 +121,7 @@ def rerun_failed(settings: Settings) -> None:
 
 
 def summary(settings: Settings) -> None:
-    api.report(settings, summary=True)
+    commands.report(settings, summary=True)
 
 
 def switch_config(settings: Settings) -> Settings | None:
@@ -152,7 +153,7 @@ def confirm_and_run(settings: Settings, experiments: Sequence[Experiment]) -> No
         return
     if not prompts.ask(prompts.confirm_run(plan)):
         return
-    console.print_run_result(api.run(settings, experiments), MENU_RESUME_HINT)
+    console.print_run_result(commands.run(settings, experiments), MENU_RESUME_HINT)
 
 
 ACTIONS: dict[str, Action] = {

@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
-from hyperparameter_system import api
-from hyperparameter_system.settings import Settings
+from hyperparameter_system.app import api
+from hyperparameter_system.config.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 

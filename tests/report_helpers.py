@@ -11,10 +11,10 @@ from typing import Any
 
 import yaml
 
-from hyperparameter_system.hyperparameter_configs import Experiment, build_matrix
-from hyperparameter_system.launcher import Outcome
-from hyperparameter_system.ledger import Ledger
-from hyperparameter_system.settings import Settings, load_settings
+from hyperparameter_system.config.settings import Settings, load_settings
+from hyperparameter_system.matrix.experiments import Experiment, build_matrix
+from hyperparameter_system.run.launcher import Outcome
+from hyperparameter_system.store.ledger import Ledger
 
 ROOT = Path(__file__).resolve().parents[1]
 

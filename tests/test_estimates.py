@@ -9,10 +9,10 @@ from types import SimpleNamespace
 import pytest
 from report_helpers import settings_for
 
-from hyperparameter_system import console
-from hyperparameter_system.estimates import estimate_durations
-from hyperparameter_system.hyperparameter_configs import build_matrix
-from hyperparameter_system.ledger import Row
+from hyperparameter_system.matrix.experiments import build_matrix
+from hyperparameter_system.store.estimates import estimate_durations
+from hyperparameter_system.store.ledger import Row
+from hyperparameter_system.ui import console
 
 CATEGORIES = {"size": [{"image_size": 64, "description": "A"},
                        {"image_size": 64, "lr": 0.1, "description": "B"},

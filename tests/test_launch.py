@@ -16,12 +16,14 @@ from typing import Any
 import pytest
 import yaml
 
-from hyperparameter_system import api, console, reaper
-from hyperparameter_system.hyperparameter_configs import build_matrix
-from hyperparameter_system.ledger import owner_gone, runner_identity
-from hyperparameter_system.reaper import alive
-from hyperparameter_system.safe_names import safe_name
-from hyperparameter_system.settings import load_settings
+from hyperparameter_system.app import api
+from hyperparameter_system.config.settings import load_settings
+from hyperparameter_system.core.safe_names import safe_name
+from hyperparameter_system.matrix.experiments import build_matrix
+from hyperparameter_system.run import reaper
+from hyperparameter_system.run.reaper import alive
+from hyperparameter_system.store.ledger import owner_gone, runner_identity
+from hyperparameter_system.ui import console
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,7 +52,7 @@ def full_run(tmp_path_factory, master_writer, fake_records):
         settings = load_settings(master_writer(tmp, experiment_categories=cats))
         experiments = build_matrix(settings)
         before = time.strftime("%y%m%d%H%M")
-        result = api.run(settings, experiments, show=False)
+        result = api.run(settings, experiments)
         after = time.strftime("%y%m%d%H%M")
     by_id = {r["env"]["HPSYS_EXPERIMENT_ID"]: r for r in fake_records(tmp / "runs").values()}
     return settings, experiments, result, by_id, (before, after)
@@ -118,7 +120,7 @@ def test_run_ids_are_deterministic(full_run) -> None:
 
 def test_resume_launches_nothing_that_is_done(full_run) -> None:
     settings, experiments, *_ = full_run
-    again = api.run(settings, experiments, show=False)
+    again = api.run(settings, experiments)
     assert again.outcomes == [] and again.skipped_done == len(experiments)
 
 
@@ -138,7 +140,7 @@ def test_temp_configs_go_when_not_kept(master_config, tmp_path) -> None:
                          experiment_categories={"fake": {"options": [{"fake.metric": 0.6}]}},
                          system={"baseline": False, "keep_temp_configs": False})
     settings = load_settings(path)
-    result = api.run(settings, build_matrix(settings), show=False)
+    result = api.run(settings, build_matrix(settings))
     assert result.count("done") == 1
     assert not list(settings.system.temp_config_dir.glob("*.yaml"))
     (record,) = (tmp_path / "runs").glob("*/*/record.json")
@@ -155,7 +157,7 @@ def test_each_launch_keeps_its_own_temp_config(master_config) -> None:
     for epochs in (2, 3):
         settings = load_settings(path, [f"epochs={epochs}"])
         experiments = build_matrix(settings)
-        assert api.run(settings, experiments, show=False).count("done") == 1
+        assert api.run(settings, experiments).count("done") == 1
         ids.append(experiments[0].id)
     rows = api.ledger(settings).rows(ids)
     assert len({r.config_path for r in rows}) == 2
@@ -167,7 +169,7 @@ def test_a_failing_option_leaves_the_others_done(master_config) -> None:
     settings, experiments = _fake(master_config, {"fake.exit_code": 3}, {"fake.metric": 0.7},
                                   {"+fake.segfault": True}, {"+fake.no_result": True},
                                   {"fake.metric": 0.8})
-    result = api.run(settings, experiments, show=False)
+    result = api.run(settings, experiments)
     rows = api.ledger(settings).rows([e.id for e in experiments])
     assert [r.status for r in rows] == ["failed", "done", "failed", "failed", "done"]
     assert [r.metric for r in rows] == [None, 0.7, None, None, 0.8]
@@ -181,11 +183,11 @@ def test_a_failing_option_leaves_the_others_done(master_config) -> None:
 def test_resume_retries_failures_and_rerun_forces(master_config) -> None:
     settings, experiments = _fake(master_config, {"fake.metric": 0.6}, {"fake.exit_code": 1})
     ok, bad = (e.id for e in experiments)
-    first = api.run(settings, experiments, show=False)
+    first = api.run(settings, experiments)
     assert sorted(o.status for o in first.outcomes) == ["done", "failed"]
-    second = api.run(settings, experiments, show=False)
+    second = api.run(settings, experiments)
     assert [o.experiment_id for o in second.outcomes] == [bad] and second.skipped_done == 1
-    forced = api.run(settings, experiments, rerun=True, show=False)
+    forced = api.run(settings, experiments, rerun=True)
     assert sorted(o.experiment_id for o in forced.outcomes) == sorted([ok, bad])
     assert api.ledger(settings).statuses()[ok] == "done"
 
@@ -193,7 +195,7 @@ def test_resume_retries_failures_and_rerun_forces(master_config) -> None:
 @pytest.mark.parametrize(("retry", "attempts"), [(True, 2), (False, 1), (2, 3)])
 def test_retry_failed(master_config, retry, attempts) -> None:
     settings, experiments = _fake(master_config, {"fake.exit_code": 1}, retry_failed=retry)
-    result = api.run(settings, experiments, show=False)
+    result = api.run(settings, experiments)
     assert len(result.outcomes) == attempts
     assert api.ledger(settings).rows()[0].attempts == attempts
 
@@ -207,9 +209,9 @@ def test_each_launch_has_its_own_wandb_run_id(master_config) -> None:
         row = api.ledger(settings).rows()[0]
         return json.loads((Path(row.run_dir) / "record.json").read_text())["env"]
 
-    api.run(settings, [exp], show=False)
+    api.run(settings, [exp])
     first = launched_env()
-    api.run(settings, [exp], rerun=True, show=False)
+    api.run(settings, [exp], rerun=True)
     second = launched_env()
     assert first["WANDB_RUN_ID"] == exp.id and second["WANDB_RUN_ID"] == f"{exp.id}-2"
     assert first["HPSYS_EXPERIMENT_ID"] == second["HPSYS_EXPERIMENT_ID"] == exp.id
@@ -219,14 +221,14 @@ def test_each_launch_has_its_own_wandb_run_id(master_config) -> None:
 
 def test_retries_and_old_ledgers_count_launches_on(master_config) -> None:
     settings, (exp,) = _fake(master_config, {"fake.exit_code": 1}, retry_failed=1)
-    api.run(settings, [exp], show=False)
+    api.run(settings, [exp])
     row = api.ledger(settings).rows()[0]
     assert (row.wandb_run_id, row.launches, row.attempts) == (f"{exp.id}-2", 2, 2)
     # a ledger written before launches were counted: its attempts used the old run ids
     with sqlite3.connect(settings.system.ledger) as db:
         db.execute("ALTER TABLE experiments DROP COLUMN launches")
     assert api.ledger(settings).rows()[0].launches == 2
-    api.run(settings, [exp], rerun=True, show=False)
+    api.run(settings, [exp], rerun=True)
     assert api.ledger(settings).rows()[0].wandb_run_id == f"{exp.id}-4"
 
 
@@ -236,7 +238,7 @@ def test_timeout_ends_the_whole_process_tree(master_config, tmp_path) -> None:
                          system={"baseline": False}, execution={"experiment_timeout": 1})
     settings = load_settings(path)
     started = time.time()
-    result = api.run(settings, build_matrix(settings), show=False)
+    result = api.run(settings, build_matrix(settings))
     assert time.time() - started < 15
     (outcome,) = result.outcomes
     assert outcome.status == "timeout" and outcome.error == "timed out after 1 s"
@@ -258,8 +260,8 @@ def test_live_display_reads_the_latest_epoch(full_run) -> None:
 def test_a_runner_bug_in_a_slot_is_raised_and_strands_nothing(master_config):
     """A failure inside a slot thread (here: the display) must not vanish silently, nor leave
     its experiment `running` or its process alive."""
-    from hyperparameter_system.devices import Slot
-    from hyperparameter_system.executor import Executor, local_dispatch
+    from hyperparameter_system.run.devices import Slot
+    from hyperparameter_system.run.executor import Executor, local_dispatch
 
     settings = api.load(master_config(experiment_categories={
         "fake": {"options": [{"fake.sleep": 30}, {"fake.metric": 0.2}]}}))

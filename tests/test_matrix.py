@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from hyperparameter_system.errors import HpsysError
-from hyperparameter_system.hyperparameter_configs import build_matrix
-from hyperparameter_system.settings import load_settings
+from hyperparameter_system.config.settings import load_settings
+from hyperparameter_system.core.errors import HpsysError
+from hyperparameter_system.matrix.experiments import build_matrix
 
 
 @pytest.fixture

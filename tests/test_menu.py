@@ -12,9 +12,11 @@ import pytest
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
-from hyperparameter_system import api, console, prompts, run_experiments
-from hyperparameter_system.executor import RunResult
-from hyperparameter_system.launcher import Outcome
+from hyperparameter_system import run_experiments
+from hyperparameter_system.app import api
+from hyperparameter_system.run.executor import RunResult
+from hyperparameter_system.run.launcher import Outcome
+from hyperparameter_system.ui import commands, console, prompts
 
 ROOT = Path(__file__).resolve().parent.parent
 DOWN, ENTER = "\x1b[B", "\r"
@@ -72,7 +74,7 @@ def runs(monkeypatch):
     """api.run recorded instead of launched: one (experiments, rerun) per run."""
     calls = []
 
-    def fake_run(settings, experiments, rerun=False, executor=None, show=True):
+    def fake_run(settings, experiments, rerun=False, executor=None, display=None):
         calls.append(list(experiments))
         return RunResult()
 
@@ -103,7 +105,7 @@ def pairs(experiments) -> set[tuple[str, str]]:
 
 def test_show_matrix_shows_every_enabled_experiment(monkeypatch, settings, runs):
     shown = []
-    monkeypatch.setattr(api, "show_matrix", lambda s, exps: shown.append(list(exps)))
+    monkeypatch.setattr(commands, "show_matrix", lambda s, exps: shown.append(list(exps)))
     play(monkeypatch, settings, ["matrix", "quit"])
     assert [e.id for e in shown[0]] == [e.id for e in api.select(settings)]
     assert {e.model for e in shown[0]} == {"m1.a", "m2"} and runs == []
@@ -178,7 +180,7 @@ def test_category_titles_count_their_options(settings):
 
 def test_summary_is_the_flags_report(monkeypatch, settings, runs):
     calls = []
-    monkeypatch.setattr(api, "report", lambda s, **kw: calls.append((s, kw)))
+    monkeypatch.setattr(commands, "report", lambda s, **kw: calls.append((s, kw)))
     play(monkeypatch, settings, ["summary", "summary", "quit"])
     assert calls == [(settings, {"summary": True})] * 2
 

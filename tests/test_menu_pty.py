@@ -10,8 +10,9 @@ import pexpect
 import pytest
 from test_menu import ROOT, menu_env, write_master
 
-from hyperparameter_system import api, reaper
-from hyperparameter_system.ledger import Ledger
+from hyperparameter_system.app import api
+from hyperparameter_system.run import reaper
+from hyperparameter_system.store.ledger import Ledger
 
 DOWN, UP, ENTER, SPACE, CTRL_C = "\x1b[B", "\x1b[A", "\r", " ", "\x03"
 # pexpect is no terminal emulator: it never answers prompt_toolkit's cursor-position request,

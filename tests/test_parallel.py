@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 from parallel_support import events, fake_settings, max_overlap
 
-from hyperparameter_system import api, devices
+from hyperparameter_system.app import api
+from hyperparameter_system.run import devices
+from hyperparameter_system.ui import commands
 
 FAKE_SMI = """#!/bin/sh
 case "$*" in
@@ -57,7 +59,7 @@ def test_four_gpus_eight_experiments_run_in_two_rounds(tmp_path, fake_events, ma
                                                  "gpus": [0, 1, 2, 3]})
     experiments = api.select(settings)
     began = time.time()
-    result = api.run(settings, experiments, show=False)
+    result = api.run(settings, experiments)
     took = time.time() - began
 
     assert result.count("done") == 8
@@ -86,7 +88,7 @@ def test_a_freed_slot_takes_the_next_experiment_at_once(tmp_path, fake_events):
     options = [{"fake.sleep": s, "fake.metric": round(0.1 * (i + 1), 2)}
                for i, s in enumerate(sleeps)]
     settings = fake_settings(tmp_path, options, {"max_parallel": 2, "gpus": "none"})
-    result = api.run(settings, api.select(settings), show=False)
+    result = api.run(settings, api.select(settings))
 
     assert result.count("done") == 5
     records = sorted(events(fake_events), key=lambda r: r["start"])
@@ -104,7 +106,8 @@ def test_auto_finds_gpus_with_nvidia_smi(fake_smi):
     slots = devices.plan_slots(8, "auto", cpus=12)
     assert [s.env["CUDA_VISIBLE_DEVICES"] for s in slots] == ["0", "1", "2"]
     assert {s.env["OMP_NUM_THREADS"] for s in slots} == {"4"}
-    probe = ("import sys; from hyperparameter_system import api, devices, ray_executor; "
+    probe = ("import sys; from hyperparameter_system.app import api; "
+             "from hyperparameter_system.run import devices, ray_executor; "
              "devices.plan_slots(8, 'auto'); assert 'torch' not in sys.modules, 'torch'")
     subprocess.run([sys.executable, "-c", probe], check=True, timeout=60)
 
@@ -188,7 +191,7 @@ def test_the_overhead_bench_display_takes_what_the_executor_passes():
     import importlib.util
     import inspect
 
-    from hyperparameter_system import console
+    from hyperparameter_system.ui import console
 
     path = Path(__file__).resolve().parents[1] / "bench" / "runner_overhead.py"
     spec = importlib.util.spec_from_file_location("runner_overhead", path)
@@ -216,7 +219,7 @@ def test_cuda_visible_devices_ends_at_its_first_invalid_entry(fake_smi, monkeypa
 
 
 def test_gpu_memory_held_after_a_run_is_warned_about_once(tmp_path, fake_events, monkeypatch):
-    from hyperparameter_system import console
+    from hyperparameter_system.ui import console
 
     options = [{"fake.metric": round(0.1 * (i + 1), 2)} for i in range(3)]
     settings = fake_settings(tmp_path, options, {"max_parallel": 1, "gpus": [0]})
@@ -229,15 +232,15 @@ def test_gpu_memory_held_after_a_run_is_warned_about_once(tmp_path, fake_events,
 
     monkeypatch.setattr(devices, "wait_released", still_held)
     monkeypatch.setattr(console, "warn", said.append)
-    result = api.run(settings, api.select(settings), show=False)
+    result = commands.run(settings, api.select(settings), show=False)
     assert result.count("done") == 3 and len(checked) == 3
     assert len(said) == 1 and "still held" in said[0] and checked[0] in said[0], said
 
 
 def test_the_estimate_spreads_over_the_slots_actually_planned(tmp_path, capsys):
     """--dry-run, the menu and --matrix alike: 2 GPUs cap max_parallel 8 at 2 slots."""
-    from hyperparameter_system import console
-    from hyperparameter_system.launcher import Outcome
+    from hyperparameter_system.run.launcher import Outcome
+    from hyperparameter_system.ui import console
 
     options = [{"fake.metric": round(0.1 * (i + 1), 2)} for i in range(4)]
     settings = fake_settings(tmp_path, options, {"max_parallel": 8, "gpus": [0, 1]})
@@ -248,7 +251,7 @@ def test_the_estimate_spreads_over_the_slots_actually_planned(tmp_path, capsys):
         book.finish(e.id, Outcome(e.id, "done", 100.0, 110.0, exit_code=0), 0.5)
     plan = api.plan_run(settings, experiments, rerun=True)
     assert plan.slots == 2 and plan.estimate_s == pytest.approx(20.0)  # 2 GPUs, not 8
-    api.show_matrix(settings, experiments)
+    commands.show_matrix(settings, experiments)
     assert "2 done, 2 to run; estimated 10s on 2 slot(s)" in capsys.readouterr().out
     ray = fake_settings(tmp_path, options, {"executor": "ray", "max_parallel": 4})
     assert api.plan_run(ray, experiments, rerun=True).estimate_s == pytest.approx(10.0)
@@ -257,7 +260,7 @@ def test_the_estimate_spreads_over_the_slots_actually_planned(tmp_path, capsys):
     assert plan.slots is None and plan.estimate_s is None
     console.print_plan(plan)
     assert "estimated time: unknown" in capsys.readouterr().out
-    api.show_matrix(ray, experiments)
+    commands.show_matrix(ray, experiments)
     assert "time unknown (the Ray cluster decides" in capsys.readouterr().out
 
 
@@ -268,5 +271,5 @@ def test_views_ask_for_gpus_only_to_spread_known_durations(tmp_path, monkeypatch
     monkeypatch.setattr(devices, "detect_gpus", lambda: calls.append(1) or [])
     settings = fake_settings(tmp_path, [{"fake.metric": 0.1}], {"gpus": "auto"})
     experiments = api.select(settings)
-    api.show_matrix(settings, experiments)
+    commands.show_matrix(settings, experiments)
     assert api.plan_run(settings, experiments).slots is None and calls == []

@@ -27,9 +27,10 @@ ray = pytest.importorskip("ray")
 from parallel_support import ROOT, events, fake_settings  # noqa: E402
 from ray.cluster_utils import Cluster  # noqa: E402
 
-from hyperparameter_system import api, launcher, reaper  # noqa: E402
-from hyperparameter_system.errors import HpsysError  # noqa: E402
-from hyperparameter_system.ray_executor import (  # noqa: E402
+from hyperparameter_system.app import api  # noqa: E402
+from hyperparameter_system.core.errors import HpsysError  # noqa: E402
+from hyperparameter_system.run import launcher, reaper  # noqa: E402
+from hyperparameter_system.run.ray_executor import (  # noqa: E402
     capacity,
     connect,
     localise,
@@ -177,7 +178,7 @@ def test_matrix_runs_once_each_over_both_nodes_failure_alone_and_resume(tmp_path
     options.append({"fake.sleep": 0.2, "fake.exit_code": 3})
     settings = ray_settings(tmp_path, options, cluster)
     experiments = api.select(settings)
-    result = api.run(settings, experiments, show=False)
+    result = api.run(settings, experiments)
 
     assert result.count("done") == 6 and result.count("failed") == 1
     rows = {r.id: r for r in api.ledger(settings).rows()}
@@ -190,7 +191,7 @@ def test_matrix_runs_once_each_over_both_nodes_failure_alone_and_resume(tmp_path
     node_ids = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
     assert {rows[i].node for i in good} == node_ids  # spread over both, recorded by the driver
 
-    again = api.run(settings, experiments, show=False)
+    again = api.run(settings, experiments)
     assert again.skipped_done == 6
     assert [o.experiment_id for o in again.outcomes] == [bad.id]
     assert Counter(r["id"] for r in events(fake_events)) == Counter(good)
@@ -215,7 +216,7 @@ def test_runtime_env_ships_the_code_to_a_node_without_it(tmp_path, cluster, fake
     shutil.rmtree(proj)
     ray.shutdown()  # the runtime environment is the job's: the runner joins with its own
     try:
-        result = api.run(settings, api.select(settings), show=False)
+        result = api.run(settings, api.select(settings))
     finally:
         ray.shutdown()
         ray.init(address=cluster[0].address)
@@ -273,7 +274,7 @@ execution: {{executor: ray, ray_address: "{cluster[0].address}", gpus: none,
                  "pretrained=false"]
     settings = api.load(master, overrides)
     experiments = api.select(settings)
-    result = api.run(settings, experiments, show=False)
+    result = api.run(settings, experiments)
     assert result.count("done") == 2, [o.error or o.log_tail for o in result.outcomes]
     asked = {e.id: e.option["lr"] for e in experiments}
     for outcome in result.outcomes:

@@ -9,8 +9,13 @@ import io
 import pytest
 from report_helpers import fill_ledger, settings_for
 
-from hyperparameter_system import api, combine, report
-from hyperparameter_system.ledger import Row
+from hyperparameter_system.app import api
+from hyperparameter_system.matrix import combine
+from hyperparameter_system.matrix.ranking import noise_test
+from hyperparameter_system.report.summary import OptionStat, collect, wandb_pointer
+from hyperparameter_system.report.tables import ReportTable, tables
+from hyperparameter_system.store.ledger import Row
+from hyperparameter_system.ui import commands
 
 CATEGORIES = {
     "lr_cat": [{"lr": 0.01, "description": "fast"}, {"lr": 0.0001, "description": "slow"}],
@@ -36,7 +41,7 @@ def _offline(monkeypatch):
 def filled(tmp_path):
     settings = settings_for(tmp_path, CATEGORIES, models=("m1", "m2"))
     fill_ledger(settings, lambda e: METRICS[e.model][e.label])
-    return settings, report.collect(settings)
+    return settings, collect(settings)
 
 
 def _model(summary, name):
@@ -119,14 +124,14 @@ def test_failures_and_best_run(filled):
 def test_min_mode_ranks_lowest_first(tmp_path):
     settings = settings_for(tmp_path, {"lr_cat": CATEGORIES["lr_cat"]}, metric_mode="min")
     fill_ledger(settings, lambda e: METRICS["m1"][e.label])
-    table = report.collect(settings).models[0].categories[0]
+    table = collect(settings).models[0].categories[0]
     assert [o.label for o in table.options] == ["slow", "fast"]
     assert table.winner.label == "slow"
     assert summary_better(settings, table.winner.delta) is True
 
 
 def summary_better(settings, delta):
-    return report.collect(settings).better(delta)
+    return collect(settings).better(delta)
 
 
 def test_repeats_mean_std_and_not_significant_marks(tmp_path):
@@ -135,48 +140,48 @@ def test_repeats_mean_std_and_not_significant_marks(tmp_path):
     values = {"baseline": [0.50, 0.52, 0.48], "A": [0.60, 0.61, 0.59], "B": [0.51, 0.53, 0.49]}
     experiments = fill_ledger(settings, lambda e: values[e.label.split("_seed")[0]][e.repeat])
     assert len(experiments) == 9 and {e.repeat for e in experiments} == {0, 1, 2}
-    model = report.collect(settings).models[0]
+    model = collect(settings).models[0]
     assert model.baseline.n == 3 and model.baseline.std == pytest.approx(0.02)
     a, b = model.categories[0].options
     assert (a.label, a.n, a.delta, a.significant) == ("A", 3, pytest.approx(0.10), True)
     assert (b.label, b.n, b.delta, b.significant) == ("B", 3, pytest.approx(0.01), False)
     assert b.std == pytest.approx(0.02)
-    rendered = {t.key: t for t in report.tables(report.collect(settings))}
+    rendered = {t.key: t for t in tables(collect(settings))}
     ranking = rendered["ranking"]
     assert [row[7] for row in ranking.rows] == ["yes", "n.s."]
 
 
 def test_noise_test_rule():
     def stat(values):
-        s = report.OptionStat("m", "c", {}, "{}", "x", "x", {}, 0)
+        s = OptionStat("m", "c", {}, "{}", "x", "x", {}, 0)
         s.values = list(values)
         return s
 
     base = stat([0.5, 0.5])
-    assert report.noise_test(stat([0.6]), stat([0.5])) == (pytest.approx(0.1), None)
-    assert report.noise_test(stat([0.6, 0.6]), base)[1] is True  # no spread: any delta counts
+    assert noise_test(stat([0.6]), stat([0.5])) == (pytest.approx(0.1), None)
+    assert noise_test(stat([0.6, 0.6]), base)[1] is True  # no spread: any delta counts
     # a single run borrows the other side's deviation: s = 0.01414, 2 se = 2 s sqrt(1 + 1/2)
-    assert report.noise_test(stat([0.54]), stat([0.49, 0.51]))[1] is True  # 0.04 > 0.0346
-    assert report.noise_test(stat([0.53]), stat([0.49, 0.51]))[1] is False  # 0.03 <= 0.0346
+    assert noise_test(stat([0.54]), stat([0.49, 0.51]))[1] is True  # 0.04 > 0.0346
+    assert noise_test(stat([0.53]), stat([0.49, 0.51]))[1] is False  # 0.03 <= 0.0346
 
 
 def test_wandb_pointer_online_and_offline():
     row = Row({"result_json": '{"wandb": {"mode": "online", "project": "p", "run_id": "r1"}}',
                "wandb_mode": None, "wandb_project": None, "wandb_run_id": None,
                "wandb_dir": None, "run_dir": "/runs/x", "config_json": "{}"})
-    assert report.wandb_pointer(row, "team") == ("online", "https://wandb.ai/team/p/runs/r1",
+    assert wandb_pointer(row, "team") == ("online", "https://wandb.ai/team/p/runs/r1",
                                                  None)
-    assert report.wandb_pointer(row, None) == ("online", "project p, run id r1", None)
+    assert wandb_pointer(row, None) == ("online", "project p, run id r1", None)
     offline = Row({**row.data, "result_json": '{"wandb": {"mode": "offline"}}',
                    "wandb_dir": "/runs/x/wandb/offline-run-1"})
-    assert report.wandb_pointer(offline, None) == ("offline", None,
+    assert wandb_pointer(offline, None) == ("offline", None,
                                                    "wandb sync /runs/x/wandb/offline-run-1")
     bare = Row({**offline.data, "wandb_dir": None})
-    assert report.wandb_pointer(bare, None)[2] == "wandb sync /runs/x/wandb/offline-run-*"
+    assert wandb_pointer(bare, None)[2] == "wandb sync /runs/x/wandb/offline-run-*"
 
 
 def test_exports_csv_md_and_plots(filled, tmp_path):
-    from hyperparameter_system import exports
+    from hyperparameter_system.report import exports
 
     _, summary = filled
     rows = list(csv.DictReader(io.StringIO(exports.to_csv(summary))))
@@ -195,8 +200,8 @@ def test_exports_csv_md_and_plots(filled, tmp_path):
 
 
 def test_unknown_export_format_is_a_clear_error(filled, tmp_path):
-    from hyperparameter_system import exports
-    from hyperparameter_system.errors import HpsysError
+    from hyperparameter_system.core.errors import HpsysError
+    from hyperparameter_system.report import exports
 
     with pytest.raises(HpsysError, match="expected one of csv, md, html"):
         exports.export(filled[1], "pdf", tmp_path / "x.pdf")
@@ -204,17 +209,17 @@ def test_unknown_export_format_is_a_clear_error(filled, tmp_path):
 
 def test_summary_prints(filled, capsys):
     settings, _ = filled
-    api.report(settings, summary=True)
+    commands.report(settings, summary=True)
     out = capsys.readouterr().out
     assert "m1 / lr_cat" in out and "Best run: m2 / batch / b128" in out
     assert "wandb sync" in out
 
 
 def test_empty_ledger_reports_nothing_without_crashing(tmp_path, capsys):
-    from hyperparameter_system import exports
+    from hyperparameter_system.report import exports
 
     settings = settings_for(tmp_path, CATEGORIES)
-    summary = api.report(settings, summary=True, export=("html", str(tmp_path / "r.html")))
+    summary = commands.report(settings, summary=True, export=("html", str(tmp_path / "r.html")))
     assert summary.best is None and summary.cross[0].wins == 0
     assert all(m.combined is None for m in summary.models)
     assert "runs: no runs yet" in capsys.readouterr().out
@@ -224,20 +229,20 @@ def test_empty_ledger_reports_nothing_without_crashing(tmp_path, capsys):
 
 def test_combine_best_runs_nothing_when_nothing_beats_the_baseline(tmp_path, capsys):
     """Not an error (make demo must still write its report): the base config stays the best."""
-    from hyperparameter_system.errors import HpsysError
+    from hyperparameter_system.core.errors import HpsysError
 
     (tmp_path / "empty").mkdir()
     empty = settings_for(tmp_path / "empty", {"lr_cat": CATEGORIES["lr_cat"]})
     with pytest.raises(HpsysError, match="run the matrix first"):
-        api.combine_best(empty, show=False)
+        commands.combine_best(empty, show=False)
     settings = settings_for(tmp_path, {"lr_cat": CATEGORIES["lr_cat"]})
     fill_ledger(settings, lambda e: 0.9 if e.category == "baseline" else 0.1)
-    plan = report.collect(settings).models[0].combined.plan
+    plan = collect(settings).models[0].combined.plan
     assert plan.applied == [] and plan.changes == {}
-    result = api.combine_best(settings, show=False)
+    result = commands.combine_best(settings, show=False)
     assert result.outcomes == [] and not result.interrupted
     assert "nothing to combine" in capsys.readouterr().err
-    statuses = {row[-1] for t in report.tables(report.collect(settings)) if t.key == "model"
+    statuses = {row[-1] for t in tables(collect(settings)) if t.key == "model"
                 for row in t.rows}
     assert "nothing to combine: no winner beat the baseline" in statuses
 
@@ -246,11 +251,11 @@ def test_combine_best_reruns_only_when_asked(tmp_path):
     """--combine-best --rerun runs a done combination again; without --rerun it is skipped."""
     settings = settings_for(tmp_path, {"lr_cat": CATEGORIES["lr_cat"]})
     fill_ledger(settings, lambda e: {"baseline": 0.5, "fast": 0.6, "slow": 0.4}[e.label])
-    first = api.combine_best(settings, show=False)
+    first = commands.combine_best(settings, show=False)
     assert first.count("done") == 1
-    again = api.combine_best(settings, show=False)
+    again = commands.combine_best(settings, show=False)
     assert again.skipped_done == 1 and again.outcomes == []
-    rerun = api.combine_best(settings, show=False, rerun=True)
+    rerun = commands.combine_best(settings, show=False, rerun=True)
     assert rerun.count("done") == 1 and rerun.skipped_done == 0
 
 
@@ -262,9 +267,9 @@ def test_the_combined_temp_configs_are_numbered_after_the_matrix(filled):
 
 def test_every_view_colours_the_same_delta_columns():
     """The html export colours what the terminal colours, "combined - winner" included."""
-    from hyperparameter_system import exports
+    from hyperparameter_system.report import exports
 
-    table = report.ReportTable("combined", "t", ["winner metric", "combined - winner"])
+    table = ReportTable("combined", "t", ["winner metric", "combined - winner"])
     table.add(["0.5000", "+0.1000"], better=True)
     assert '<td>0.5000</td><td class="better">+0.1000</td>' in exports._html_table(table)
 
@@ -275,10 +280,10 @@ def test_a_changed_metric_is_read_from_each_result_not_the_ledger(tmp_path, caps
     quality = {"quality": [{"fake.metric": 0.9, "description": "good"},
                            {"fake.metric": 0.2, "description": "poor"}]}
     ran = settings_for(tmp_path, quality)
-    assert api.run(ran, api.select(ran), show=False).count("done") == 3
+    assert api.run(ran, api.select(ran)).count("done") == 3
     settings = settings_for(tmp_path, quality, metric="metrics.final_val_loss",
                             metric_mode="min")
-    summary = report.collect(settings)
+    summary = collect(settings)
     table = summary.models[0].categories[0]
     assert [(o.label, o.mean) for o in table.options] == [("good", pytest.approx(0.1)),
                                                           ("poor", pytest.approx(0.8))]
@@ -293,12 +298,12 @@ def test_a_metric_no_result_has_is_one_warning_naming_what_is(tmp_path, capsys):
     settings = settings_for(tmp_path, {"lr_cat": CATEGORIES["lr_cat"]})
     fill_ledger(settings, lambda e: METRICS["m1"][e.label])
     renamed = settings_for(tmp_path, {"lr_cat": CATEGORIES["lr_cat"]}, metric="metrics.val_f1")
-    summary = api.report(renamed, summary=True)
+    summary = commands.report(renamed, summary=True)
     assert summary.best is None and summary.models[0].categories[0].winner is None
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "system.metric metrics.val_f1" in err
     assert "metrics.best_val_f1" in err and "metrics.epochs_run" in err
-    assert report.collect(settings).metric_missing is None
+    assert collect(settings).metric_missing is None
 
 
 def test_a_tie_at_the_top_is_no_winner(tmp_path):
@@ -311,13 +316,13 @@ def test_a_tie_at_the_top_is_no_winner(tmp_path):
     values = {"baseline": 0.5, "p5": 0.6, "p7": 0.6, "p1": 0.4, "fast": 0.7, "slow": 0.4}
     settings = settings_for(tmp_path, cats)
     fill_ledger(settings, lambda e: values[e.label])
-    summary = report.collect(settings)
+    summary = collect(settings)
     model = summary.models[0]
     patience = next(t for t in model.categories if t.category == "patience")
     assert patience.winner is None
     assert [(o.label, o.tied) for o in patience.options] == [("p5", True), ("p7", True),
                                                              ("p1", False)]
-    ranking = next(t for t in report.tables(summary) if t.category == "patience")
+    ranking = next(t for t in tables(summary) if t.category == "patience")
     assert [row[-1] for row in ranking.rows] == ["tie", "tie", ""]
     assert not any(winner for winner, _ in ranking.tones)
     assert {e.label: e.wins for e in summary.cross if e.category == "patience"} == {
@@ -335,24 +340,24 @@ def test_the_best_so_far_only_leads_while_an_option_may_still_run(tmp_path):
     settings = settings_for(tmp_path, cats)
     values = {"baseline": 0.5, "fast": 0.7, "slow": 0.4, "mid": None, "broken": "boom"}
     fill_ledger(settings, lambda e: values[e.label])
-    summary = report.collect(settings)
+    summary = collect(settings)
     table = summary.models[0].categories[0]
     assert table.winner is None and [o.label for o in table.options if o.leading] == ["fast"]
-    ranking = next(t for t in report.tables(summary) if t.category == "lr_cat")
+    ranking = next(t for t in tables(summary) if t.category == "lr_cat")
     assert ranking.rows[0][-1] == "leading" and not any(w for w, _ in ranking.tones)
     assert {e.label: e.wins for e in summary.cross}["fast"] == 0
     assert summary.models[0].combined.plan.skipped == [
         ("lr_cat", "not finished (fast leads so far)")]
     values["mid"] = 0.6  # now every option has ended: the leader is the winner
     fill_ledger(settings, lambda e: values[e.label])
-    assert report.collect(settings).models[0].categories[0].winner.label == "fast"
+    assert collect(settings).models[0].categories[0].winner.label == "fast"
 
 
 def test_a_tie_below_the_top_keeps_the_winner(tmp_path):
     settings = settings_for(tmp_path, {"lr_cat": CATEGORIES["lr_cat"] + [
         {"lr": 0.001, "description": "mid"}]})
     fill_ledger(settings, lambda e: {"baseline": 0.5, "fast": 0.7}.get(e.label, 0.4))
-    table = report.collect(settings).models[0].categories[0]
+    table = collect(settings).models[0].categories[0]
     assert table.winner.label == "fast" and not any(o.tied for o in table.options)
 
 
@@ -361,12 +366,12 @@ def test_path_columns_fold_instead_of_being_cut(monkeypatch):
     ellipsis: the whole path can be copied."""
     from rich.console import Console
 
-    from hyperparameter_system import console
+    from hyperparameter_system.ui import console
 
     screen = Console(width=60, file=io.StringIO(), highlight=False)
     monkeypatch.setattr(console, "console", screen)
     log = "/runs/" + "very_long_project_name/" * 4 + "run_0123456789abcdef/train.log"
-    table = report.ReportTable("failures", "Failures", ["model", "reason", "log"])
+    table = ReportTable("failures", "Failures", ["model", "reason", "log"])
     table.add(["m1", "exit code 1 after a long and winding explanation", log])
     console.print_tables([table])
     lines = screen.file.getvalue().splitlines()

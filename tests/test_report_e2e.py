@@ -10,8 +10,10 @@ import pytest
 import yaml
 from report_helpers import write_master
 
-from hyperparameter_system import api, experiment_runner, report
-from hyperparameter_system.settings import load_settings
+from hyperparameter_system import experiment_runner
+from hyperparameter_system.config.settings import load_settings
+from hyperparameter_system.report.summary import collect
+from hyperparameter_system.ui import commands
 
 CATEGORIES = {
     "quality": [{"fake.metric": 0.9, "lr": 0.01, "description": "good_quality"},
@@ -44,7 +46,7 @@ def ran(tmp_path_factory):
 
 def test_combine_best_runs_the_combination_and_saves_its_config(ran):
     settings, _ = ran
-    model = report.collect(settings).models[0]
+    model = collect(settings).models[0]
     combined = model.combined
     assert [p.category for p in combined.plan.applied] == ["quality", "length"]
     assert [(c.key, c.kept_category, c.kept_value) for c in combined.plan.conflicts] == [
@@ -62,7 +64,7 @@ def test_combine_best_runs_the_combination_and_saves_its_config(ran):
 
 def test_combine_best_again_is_resumed_not_rerun(ran):
     settings, _ = ran
-    result = api.combine_best(settings, show=False)
+    result = commands.combine_best(settings, show=False)
     assert result.skipped_done == 1 and result.outcomes == []
 
 

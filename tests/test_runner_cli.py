@@ -200,7 +200,8 @@ def test_other_ways_to_start_the_cli(command, master_config, repo_root) -> None:
 @pytest.fixture
 def in_process(monkeypatch, capsys):
     """experiment_runner.main in this process (fast), SIGTERM and SIGHUP left as pytest has them."""
-    from hyperparameter_system import cli, experiment_runner
+    from hyperparameter_system import experiment_runner
+    from hyperparameter_system.ui import cli
 
     monkeypatch.setattr(cli, "stop_on_signals", lambda: None)
 
@@ -221,11 +222,11 @@ def test_dry_run_skips_only_the_run(master_config, in_process, tmp_path) -> None
 
 
 def test_combine_best_takes_rerun(master_config, in_process, monkeypatch) -> None:
-    from hyperparameter_system import api
-    from hyperparameter_system.executor import RunResult
+    from hyperparameter_system.run.executor import RunResult
+    from hyperparameter_system.ui import commands
 
     calls: list[dict[str, Any]] = []
-    monkeypatch.setattr(api, "combine_best",
+    monkeypatch.setattr(commands, "combine_best",
                         lambda *args, **kw: calls.append(kw) or RunResult())
     assert in_process("--config", str(master_config()), "--combine-best", "--rerun")[0] == 0
     assert calls[0]["rerun"] is True and calls[0]["dry_run"] is False
@@ -246,7 +247,8 @@ def test_a_run_under_nohup_survives_the_terminal_closing() -> None:
     """SIGTERM stops a run as Ctrl-C does; SIGHUP too, unless already ignored (nohup)."""
     import signal
 
-    from hyperparameter_system import cli, stopping
+    from hyperparameter_system.run import signals as stopping
+    from hyperparameter_system.ui import cli
 
     saved = {s: signal.getsignal(s) for s in stopping.STOP_SIGNALS}
     try:
@@ -268,8 +270,8 @@ def test_a_script_removed_since_its_runs_blocks_launches_not_reports(master_conf
     script is gone, while relaunching them says what is wrong before anything starts."""
     import shutil
 
-    from hyperparameter_system import api
-    from hyperparameter_system.errors import HpsysError
+    from hyperparameter_system.app import api
+    from hyperparameter_system.core.errors import HpsysError
 
     script = tmp_path / "old_train.sh"
     fakes = Path(__file__).parent / "fakes"
@@ -293,7 +295,8 @@ def test_a_closed_terminal_ends_it_quietly(master_config, monkeypatch) -> None:
     any other OSError is still a bug to see."""
     import errno
 
-    from hyperparameter_system import api, cli, experiment_runner
+    from hyperparameter_system import experiment_runner
+    from hyperparameter_system.ui import cli, commands
 
     monkeypatch.setattr(cli, "stop_on_signals", lambda: None)
     silenced = []
@@ -303,13 +306,13 @@ def test_a_closed_terminal_ends_it_quietly(master_config, monkeypatch) -> None:
     def gone(*args, **kwargs):
         raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(api, "show_matrix", gone)
+    monkeypatch.setattr(commands, "show_matrix", gone)
     assert experiment_runner.main(["--config", path, "--matrix"]) == 129
     assert len(silenced) == 2  # stdout and stderr pointed at /dev/null for Python's exit
 
     def bug(*args, **kwargs):
         raise OSError(errno.ENOENT, "a bug")
 
-    monkeypatch.setattr(api, "show_matrix", bug)
+    monkeypatch.setattr(commands, "show_matrix", bug)
     with pytest.raises(OSError, match="a bug"):
         experiment_runner.main(["--config", path, "--matrix"])

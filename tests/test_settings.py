@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from hyperparameter_system.errors import HpsysError
-from hyperparameter_system.settings import load_settings
+from hyperparameter_system.config.settings import load_settings
+from hyperparameter_system.core.errors import HpsysError
 
 LEGACY = Path(__file__).parent / "fakes" / "legacy_config.yaml"
 
@@ -123,11 +124,21 @@ def test_a_name_in_the_base_config_is_checked_at_its_line(tmp_path: Path) -> Non
 def test_overrides_of_names_and_numbers_that_fit_are_taken(tmp_path: Path) -> None:
     base = Path(__file__).parent / "fakes" / "base.yaml"
     s = load_settings(_master(tmp_path, base, ["scheduler_name=StepLR", "criterion=focal"]),
-                      ["lr=1e-3", "batch_size=32.0", "epochs=null", "pretrained=true",
-                       "model_name=7"])
+                      ["lr=1e-3", "batch_size=32", "epochs=3", "pretrained=true",
+                       "model_name=resnet18"])
     b = s.model("m1").base
-    assert (b["lr"], b["batch_size"], b["epochs"], b["pretrained"]) == ("1e-3", 32.0, None, True)
+    assert (b["lr"], b["batch_size"], b["epochs"], b["pretrained"]) == ("1e-3", 32, 3, True)
     assert b["scheduler_name"] == "StepLR" and b["criterion"] == "focal"
+
+
+@pytest.mark.parametrize("given", ["batch_size=32.0", "epochs=null", "model_name=7",
+                                   "epochs=-1", "lr=nan", "lr=.inf", "batch_size=-5",
+                                   "image_size=0", "label_smooth=1.0"])
+def test_overrides_the_engine_refuses_are_refused_before_launch(tmp_path: Path, given) -> None:
+    """What the script's schema refuses would fail every run: told once, at the --set."""
+    base = Path(__file__).parent / "fakes" / "base.yaml"
+    with pytest.raises(HpsysError, match=f"--set {re.escape(given)}.*expected"):
+        load_settings(_master(tmp_path, base), [given])
 
 
 @pytest.mark.parametrize(("given", "file", "where", "message"), [

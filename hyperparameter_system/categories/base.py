@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, Protocol
 
-from hyperparameter_system.errors import HpsysError, close_match
+from hyperparameter_system.core.errors import HpsysError, close_match
 
 Locate = Callable[[str | None], str]
 """Maps an option key (None: the option itself) to an error location such as `file:12: key`."""
@@ -29,9 +29,11 @@ def name_key(name: str) -> str:
 
 @dataclass(frozen=True)
 class Param:
-    """One option key: the config key it sets, its type, allowed range and, for a name, the
-    names the training engine knows (`listed` of them shown in errors, `choices` all of them),
-    so a typo is refused before a matrix of failing runs is launched."""
+    """One option key: the config key it sets, its type and whether it is required.
+
+    What values the engine accepts (ranges, names) is the engine's to say, through the schema
+    of the model's script (config/schema.py), and the built-ins leave it at that. A third-party
+    category may add rules of its own option (`minimum`, `maximum`, `above`, `choices`)."""
 
     key: str
     target: str
@@ -39,7 +41,7 @@ class Param:
     required: bool = False
     minimum: float | None = None
     maximum: float | None = None
-    above: float | None = None  # an exclusive minimum (a learning rate of 0 trains nothing)
+    above: float | None = None  # an exclusive minimum
     listed: tuple[str, ...] = ()
     choices: frozenset[str] = frozenset()
     others: str = ""  # how errors name `choices` beyond the listed ones
@@ -70,43 +72,63 @@ class Param:
                                     f"{', '.join(self.listed)}{more}")
 
 
+class Schema(Protocol):
+    """What a model's script accepts (config.schema.Schema): None when a value is fine."""
+
+    def problem(self, key: str, value: Any) -> str | None: ...
+
+    def known(self, key: str) -> bool: ...
+
+
 class Category:
     """A built-in category: subclasses declare `name`, `params` and `run_name`.
 
     `extra_target` lets a category accept keys it does not declare (the scheduler's own
-    parameters), each set under that prefix; `extra_keys`, when given, lists the ones it knows,
-    so a typo is refused instead of becoming a key nothing reads.
+    parameters), each set under that prefix; the schemas of the models' scripts say which of
+    them the engine knows, so a typo is refused instead of becoming a key nothing reads.
     """
 
     name: str = ""
     params: tuple[Param, ...] = ()
     extra_target: str | None = None
-    extra_keys: frozenset[str] = frozenset()
 
     def _param(self, key: str) -> Param | None:
         return next((p for p in self.params if p.key == key), None)
 
-    def validate(self, option: Mapping[str, Any], locate: Locate) -> None:
-        """Raise HpsysError at the first unknown, missing, mistyped or out-of-range key."""
+    def validate(self, option: Mapping[str, Any], locate: Locate,
+                 schemas: Sequence[Schema] = ()) -> None:
+        """Raise HpsysError at the first unknown, missing or mistyped key, or at a value the
+        engine of one of `schemas` (the enabled models' scripts) refuses."""
         for key, value in option.items():
             if key in LABEL_KEYS:
                 continue
             param = self._param(key)
             if param is None:
-                if self.extra_target is None or (self.extra_keys and key not in self.extra_keys):
-                    known = [p.key for p in self.params] + sorted(LABEL_KEYS)
-                    more = f", or a parameter under {self.extra_target}" if self.extra_keys else ""
-                    raise HpsysError(
-                        locate(key),
-                        f"unknown option key for category '{self.name}'"
-                        f"{close_match(key, [*known, *self.extra_keys])}; expected one of "
-                        f"{', '.join(known)}{more}",
-                    )
-                continue
-            param.check(value, locate(key))
+                self._check_extra(key, locate, schemas)
+            else:
+                param.check(value, locate(key))
+            for target, given in self.changes({key: value}).items():
+                for schema in schemas:
+                    problem = schema.problem(target, given)
+                    if problem is not None:
+                        raise HpsysError(locate(key), problem)
         for param in self.params:
             if param.required and param.key not in option:
                 raise HpsysError(locate(None), f"missing required key '{param.key}'")
+
+    def _check_extra(self, key: str, locate: Locate, schemas: Sequence[Schema]) -> None:
+        """A key the category does not declare: one of its engine's parameters under
+        `extra_target`, when every schema knows it (with no schema, any is taken)."""
+        target = f"{self.extra_target}.{key}"
+        if self.extra_target is not None and all(s.known(target) for s in schemas):
+            return
+        known = [p.key for p in self.params] + sorted(LABEL_KEYS)
+        more = f", or a parameter under {self.extra_target}" if self.extra_target else ""
+        others = [k.split(".", 1)[1] for s in schemas for k in getattr(s, "keys", {})
+                  if self.extra_target and k.startswith(f"{self.extra_target}.")]
+        raise HpsysError(locate(key), f"unknown option key for category '{self.name}'"
+                                      f"{close_match(key, [*known, *others])}; expected one of "
+                                      f"{', '.join(known)}{more}")
 
     def changes(self, option: Mapping[str, Any]) -> dict[str, Any]:
         """Dotted config key -> value for everything this option sets (labels excluded)."""
@@ -137,10 +159,17 @@ class YamlCategory(Category):
     def __init__(self, name: str) -> None:
         self.name = name
 
-    def validate(self, option: Mapping[str, Any], locate: Locate) -> None:
-        for key in option:
+    def validate(self, option: Mapping[str, Any], locate: Locate,
+                 schemas: Sequence[Schema] = ()) -> None:
+        for key, value in option.items():
             if not isinstance(key, str) or not key.strip("+"):
                 raise HpsysError(locate(None), f"option keys must be config keys, got {key!r}")
+            if key in LABEL_KEYS:
+                continue
+            for schema in schemas:
+                problem = schema.problem(key.lstrip("+"), value)
+                if problem is not None:
+                    raise HpsysError(locate(key), problem)
 
     def changes(self, option: Mapping[str, Any]) -> dict[str, Any]:
         return {k.lstrip("+"): v for k, v in option.items() if k not in LABEL_KEYS}

@@ -12,7 +12,7 @@ from hyperparameter_system.hookspecs import hookimpl
 class BatchSizeCategory(Category):
     name = "batch_size"
     params = (
-        Param("batch_size", "batch_size", int, required=True, minimum=1),
+        Param("batch_size", "batch_size", int, required=True),
         Param("mixed_precision", "mixed_precision", bool),
     )
 

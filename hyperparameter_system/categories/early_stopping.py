@@ -11,7 +11,7 @@ from hyperparameter_system.hookspecs import hookimpl
 
 class EarlyStoppingCategory(Category):
     name = "early_stopping"
-    params = (Param("patience", "patience", int, required=True, minimum=0),)
+    params = (Param("patience", "patience", int, required=True),)
 
     def run_name(self, option: Mapping[str, Any]) -> str:
         return f"es_patience{option['patience']}"

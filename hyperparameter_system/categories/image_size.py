@@ -12,8 +12,8 @@ from hyperparameter_system.hookspecs import hookimpl
 class ImageSizeCategory(Category):
     name = "image_size"
     params = (
-        Param("size", "image_size", int, required=True, minimum=8, maximum=4096),
-        Param("batch_size", "batch_size", int, minimum=1),
+        Param("size", "image_size", int, required=True),
+        Param("batch_size", "batch_size", int),
     )
 
     def run_name(self, option: Mapping[str, Any]) -> str:

@@ -8,18 +8,14 @@ from typing import Any
 from hyperparameter_system.categories.base import Category, Param, Register, parts
 from hyperparameter_system.hookspecs import hookimpl
 
-LOSSES = ("CrossEntropyLoss", "FocalLoss", "LabelSmoothingLoss")
-LOSS_ALIASES = frozenset({"CrossEntropy", "CE", "Focal", "LabelSmoothing"})  # the trainer's
-
 
 class LossFunctionCategory(Category):
     name = "loss_function"
     params = (
-        Param("name", "criterion", str, required=True, listed=LOSSES, choices=LOSS_ALIASES,
-              others="a short alias (CE, Focal, LabelSmoothing)"),
-        Param("alpha", "focal_alpha", float, minimum=0.0),
-        Param("gamma", "focal_gamma", float, minimum=0.0),
-        Param("smoothing", "label_smooth", float, minimum=0.0, maximum=1.0),
+        Param("name", "criterion", str, required=True),
+        Param("alpha", "focal_alpha", float),
+        Param("gamma", "focal_gamma", float),
+        Param("smoothing", "label_smooth", float),
     )
 
     def run_name(self, option: Mapping[str, Any]) -> str:

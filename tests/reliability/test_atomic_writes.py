@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 from relkit import ROOT, integrity, ledger_rows, master_dict, run_cli, write_master
 
-from hyperparameter_system.atomic import atomic_write_text
-from hyperparameter_system.ledger import STATUSES
+from hyperparameter_system.core.atomic import atomic_write_text
+from hyperparameter_system.store.ledger import STATUSES
 
 WRITER = """
 import sys
 from pathlib import Path
-from hyperparameter_system.atomic import atomic_write_text
+from hyperparameter_system.core.atomic import atomic_write_text
 target, texts = Path(sys.argv[1]), ("a" * 300_000, "b" * 500_000)
 print("ready", flush=True)
 for i in range(10**9):
@@ -29,9 +29,9 @@ for i in range(10**9):
 
 LEDGER_CHURN = """
 import sys, time
-from hyperparameter_system import api
-from hyperparameter_system.launcher import Outcome
-from hyperparameter_system.ledger import runner_identity
+from hyperparameter_system.app import api
+from hyperparameter_system.run.launcher import Outcome
+from hyperparameter_system.store.ledger import runner_identity
 settings = api.load(sys.argv[1])
 experiments = api.select(settings)
 ledger = api.ledger(settings)

@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 from relkit import ROOT, ledger_rows, master_dict, run_cli, write_master
 
 from hyperparameter_system import experiment_runner
-from hyperparameter_system.api import select
-from hyperparameter_system.errors import HpsysError
-from hyperparameter_system.settings import load_settings
-from hyperparameter_system.yamlfile import load_yaml
+from hyperparameter_system.app.api import select
+from hyperparameter_system.config.settings import load_settings
+from hyperparameter_system.core.errors import HpsysError
+from hyperparameter_system.core.yamlfile import load_yaml
 
 
 def _set(path: str, value: Any):
@@ -228,7 +228,9 @@ def test_a_seed_that_is_no_integer_is_told_when_repeats_count_up_from_it(tmp_pat
                     .replace("random_seed: 42", "random_seed: abc"))
     data = master_dict(tmp_path, execution={"repeats": 2}, base_config=str(base))
     code, err = cli("--config", str(write_master(tmp_path, data)), "--all")
-    _check(code, err, f"{base}: random_seed: expected an integer (model m1", tmp_path)
+    line = next(i for i, text in enumerate(base.read_text().splitlines(), 1)
+                if text.startswith("random_seed"))
+    _check(code, err, f"{base}:{line}: random_seed: expected an integer, got 'abc'", tmp_path)
 
 
 # -- arbitrary input ------------------------------------------------------------------------

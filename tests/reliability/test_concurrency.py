@@ -25,9 +25,10 @@ from relkit import (
     write_master,
 )
 
-from hyperparameter_system import api, reaper
-from hyperparameter_system.launcher import Outcome
-from hyperparameter_system.ledger import Ledger, runner_identity
+from hyperparameter_system.app import api
+from hyperparameter_system.run import reaper
+from hyperparameter_system.run.launcher import Outcome
+from hyperparameter_system.store.ledger import Ledger, runner_identity
 
 STUBBORN = "tests/reliability/stubborn_train.sh"
 
@@ -177,7 +178,7 @@ def test_concurrent_claims_have_one_winner(tmp_path):
     _, settings, (exp,) = _settings(tmp_path)
     ledger = api.ledger(settings)
     ledger.sync([exp])
-    code = ("import sys; from hyperparameter_system.ledger import Ledger;"
+    code = ("import sys; from hyperparameter_system.store.ledger import Ledger;"
             "print(Ledger(sys.argv[1]).claim(sys.argv[2], f'me:{sys.argv[3]}', 5) is not None)")
     procs = [subprocess.Popen([sys.executable, "-c", code, str(settings.system.ledger), exp.id,
                                str(os.getpid())], cwd=ROOT, stdout=subprocess.PIPE, text=True)
@@ -238,7 +239,7 @@ def test_a_runner_whose_row_was_taken_over_leaves_the_new_owners_record(tmp_path
     (exp,) = api.select(settings)
     ledger = api.ledger(settings)
     box = {}
-    runner = threading.Thread(target=lambda: box.update(r=api.run(settings, [exp], show=False)))
+    runner = threading.Thread(target=lambda: box.update(r=api.run(settings, [exp])))
     runner.start()
     assert wait_for(lambda: ledger.rows() and ledger.rows()[0].pid, 20)
     with ledger._tx() as db:  # another host's runner took it over (this one looked silent)
@@ -308,7 +309,7 @@ def test_a_second_ctrl_c_during_the_stop_leaves_no_row_running(tmp_path):
 
 
 def test_signals_held_ignores_python_handlers_only_and_restores_them():
-    from hyperparameter_system.stopping import signals_held
+    from hyperparameter_system.run.signals import signals_held
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         signal.signal(signal.SIGTERM, signal.default_int_handler)

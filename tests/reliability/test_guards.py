@@ -21,8 +21,10 @@ from relkit import (
     write_master,
 )
 
-from hyperparameter_system import api, console, executor
-from hyperparameter_system.ledger import Ledger
+from hyperparameter_system.app import api
+from hyperparameter_system.run import executor
+from hyperparameter_system.store.ledger import Ledger
+from hyperparameter_system.ui import commands, console
 
 SAFE = re.compile(r"^[A-Za-z0-9._+=-]+$")
 HALVED = "retried with batch_size 16 after CUDA OOM"
@@ -48,7 +50,7 @@ def test_the_queue_resumes_when_space_returns_saying_each_once(tmp_path, monkeyp
     monkeypatch.setenv("FAKE_EVENTS", str(tmp_path / "events.jsonl"))
     timer = threading.Timer(1.0, space_returns)
     timer.start()
-    result = api.run(settings, api.select(settings), show=False)  # 4 slots wait at once
+    result = commands.run(settings, api.select(settings), show=False)  # 4 slots wait at once
     timer.join()
     assert result.count("done") == 3
     assert [text.split(":")[0] for text in said] == ["paused", "resumed"], said

@@ -21,18 +21,19 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hyperparameter_system.errors import HpsysError
-from hyperparameter_system.reaper import alive as pid_alive
-from hyperparameter_system.reaper import process_start
+from hyperparameter_system.core.errors import HpsysError
+from hyperparameter_system.core.processes import alive as pid_alive
+from hyperparameter_system.core.processes import process_start
+from hyperparameter_system.core.states import FINAL, Status
 
 if TYPE_CHECKING:
-    from hyperparameter_system.hyperparameter_configs import Experiment
-    from hyperparameter_system.launcher import Outcome
-    from hyperparameter_system.settings import Settings
+    from hyperparameter_system.config.settings import Settings
+    from hyperparameter_system.matrix.experiments import Experiment
+    from hyperparameter_system.run.launcher import Outcome
 
 Alive = Callable[[int], bool]
 
-STATUSES = ("pending", "running", "done", "failed", "timeout", "interrupted")
+STATUSES = tuple(Status)  # stored as their values, as they always were
 
 COLUMNS = {
     "id": "TEXT PRIMARY KEY", "model": "TEXT", "project": "TEXT", "category": "TEXT",
@@ -190,10 +191,10 @@ class Ledger:
     @staticmethod
     def _claimable(row: sqlite3.Row, stale_after: float, alive: Alive) -> bool:
         status = row["status"]
-        if status == "running":
+        if status == Status.RUNNING:
             return owner_gone(row["owner"], row["heartbeat"], stale_after, alive,
                               row["started_at"])
-        return status != "done"
+        return status not in FINAL
 
     def set_started(self, exp_id: str, pid: int, launch_info: dict[str, Any],
                     owner: str | None = None) -> bool:
@@ -239,7 +240,7 @@ class Ledger:
                  wandb.get("run_id"), wandb.get("dir"), o.node, batch_override, o.status,
                  *args)).rowcount > 0
 
-    def release(self, exp_id: str, status: str = "interrupted", error: str | None = None,
+    def release(self, exp_id: str, status: str = Status.INTERRUPTED, error: str | None = None,
                 owner: str | None = None) -> bool:
         """A claimed experiment that never started (stopped first): hand it back, if `owner`
         (when given) still holds it."""
@@ -321,7 +322,7 @@ def owner_gone(owner: str | None, heartbeat: float | None, stale_after: float, a
 
 
 def _legacy_status(status: str) -> str:
-    return "completed" if status == "done" else status
+    return "completed" if status == Status.DONE else status
 
 
 def _iso(ts: float | None) -> str | None:

@@ -9,10 +9,10 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hyperparameter_system.safe_names import safe_name
+from hyperparameter_system.core.safe_names import safe_name
 
 if TYPE_CHECKING:
-    from hyperparameter_system.report import ModelReport, OptionStat, Summary
+    from hyperparameter_system.report.summary import ModelReport, OptionStat, Summary
 
 CURVE_FALLBACK = "val_f1"
 

@@ -17,16 +17,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
-from hyperparameter_system.launcher import tail
+from hyperparameter_system.report.format import fmt_duration
+from hyperparameter_system.run.launcher import tail
 
 if TYPE_CHECKING:
-    from hyperparameter_system.api import Plan
-    from hyperparameter_system.combine import Plan as CombinedPlan
-    from hyperparameter_system.executor import RunResult
-    from hyperparameter_system.hyperparameter_configs import Experiment
-    from hyperparameter_system.launcher import Outcome
-    from hyperparameter_system.report import ReportTable, Summary
-    from hyperparameter_system.settings import Settings
+    from hyperparameter_system.app.api import RunPlan
+    from hyperparameter_system.config.settings import Settings
+    from hyperparameter_system.matrix.combine import Plan as CombinedPlan
+    from hyperparameter_system.matrix.experiments import Experiment
+    from hyperparameter_system.report.summary import Summary
+    from hyperparameter_system.report.tables import ReportTable
+    from hyperparameter_system.run.executor import RunResult
+    from hyperparameter_system.run.launcher import Outcome
 
 # Not a terminal (CI logs, pipes, `make demo | tee`): wide enough that run names are never cut.
 _WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
@@ -49,15 +51,6 @@ def warn(message: str) -> None:
 
 def info(message: str) -> None:
     console.print(message, soft_wrap=True)
-
-
-def fmt_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    seconds = int(round(seconds))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
 
 
 def status_text(status: str | None) -> Text:
@@ -231,7 +224,7 @@ def interactive() -> bool:
     return sys.stdin.isatty()
 
 
-def print_plan(plan: Plan) -> None:
+def print_plan(plan: RunPlan) -> None:
     """--dry-run: every selected experiment, whether it would run or be skipped as done."""
     todo = {e.id for e in plan.to_run}
     table = Table(title=f"Would run {len(todo)} of {plan.total} "

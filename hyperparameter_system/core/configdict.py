@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from hyperparameter_system.errors import HpsysError, close_match
+from hyperparameter_system.core.errors import HpsysError, close_match
 
 _MISSING = object()
 _ABSENT = object()  # has_dotted's default: _MISSING itself would mean 'raise'

@@ -11,8 +11,8 @@ import sys
 from collections.abc import Callable
 from typing import NoReturn
 
-from hyperparameter_system.errors import HpsysError
-from hyperparameter_system.stopping import stop_on_signals
+from hyperparameter_system.core.errors import HpsysError
+from hyperparameter_system.run.signals import stop_on_signals
 
 __all__ = ["Parser", "stop_on_signals", "until_output_gone"]
 

@@ -19,10 +19,10 @@ from typing import Any
 
 import yaml
 
-from hyperparameter_system.atomic import atomic_write_text
-from hyperparameter_system.hyperparameter_configs import COMBINED, Experiment, make_experiment
-from hyperparameter_system.safe_names import safe_name
-from hyperparameter_system.settings import ModelSettings
+from hyperparameter_system.config.settings import ModelSettings
+from hyperparameter_system.core.atomic import atomic_write_text
+from hyperparameter_system.core.safe_names import safe_name
+from hyperparameter_system.matrix.experiments import COMBINED, Experiment, make_experiment
 
 RUN_NAME = "combined_best"
 

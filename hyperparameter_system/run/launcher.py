@@ -26,13 +26,13 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from hyperparameter_system.atomic import atomic_write_text, read_json
-from hyperparameter_system.safe_names import safe_name
-from hyperparameter_system.settings import PYTHON_ALIASES
+from hyperparameter_system.config.settings import PYTHON_ALIASES
+from hyperparameter_system.core.atomic import atomic_write_text, read_json
+from hyperparameter_system.core.safe_names import safe_name
 
 if TYPE_CHECKING:
-    from hyperparameter_system.hyperparameter_configs import Experiment
-    from hyperparameter_system.settings import Settings
+    from hyperparameter_system.config.settings import Settings
+    from hyperparameter_system.matrix.experiments import Experiment
 
 LOG_TAIL_LINES = 40
 KILL_GRACE_S = 3.0

@@ -6,8 +6,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from statistics import mean
 
-from hyperparameter_system.hyperparameter_configs import Experiment
-from hyperparameter_system.ledger import Row
+from hyperparameter_system.core.states import Status
+from hyperparameter_system.matrix.experiments import Experiment
+from hyperparameter_system.store.ledger import Row
 
 
 def _shape(model: str, config) -> tuple:
@@ -22,7 +23,7 @@ def estimate_durations(rows: Iterable[Row], experiments: Sequence[Experiment]
     by_shape: dict[tuple, list[float]] = defaultdict(list)
     by_model: dict[str, list[float]] = defaultdict(list)
     for r in rows:
-        if r.status != "done" or not r.duration_s:
+        if r.status != Status.DONE or not r.duration_s:
             continue
         own[r.id] = r.duration_s
         by_shape[_shape(r.model, r.config)].append(r.duration_s)

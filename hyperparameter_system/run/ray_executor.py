@@ -26,12 +26,12 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from hyperparameter_system import devices, launcher, reaper
-from hyperparameter_system.devices import Slot
-from hyperparameter_system.errors import HpsysError
-from hyperparameter_system.executor import Dispatch, OnStart
-from hyperparameter_system.launcher import Launch, Outcome
-from hyperparameter_system.settings import ExecutionSettings, Settings
+from hyperparameter_system.config.settings import ExecutionSettings, Settings
+from hyperparameter_system.core.errors import HpsysError
+from hyperparameter_system.run import devices, launcher, reaper
+from hyperparameter_system.run.devices import Slot
+from hyperparameter_system.run.executor import Dispatch, OnStart
+from hyperparameter_system.run.launcher import Launch, Outcome
 
 LOOPBACK = "127.0.0.1"
 POLL_S = 0.2

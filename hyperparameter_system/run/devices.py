@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from hyperparameter_system import reaper
+from hyperparameter_system.run import reaper
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from hyperparameter_system.errors import HpsysError
+from hyperparameter_system.core.errors import HpsysError
 
 KeyPath = tuple[str | int, ...]
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

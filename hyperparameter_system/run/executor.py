@@ -15,17 +15,20 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-from hyperparameter_system import devices, launcher, reaper
-from hyperparameter_system.atomic import read_json
-from hyperparameter_system.configdict import apply_changes, get_dotted
-from hyperparameter_system.devices import Slot
-from hyperparameter_system.hyperparameter_configs import Experiment
-from hyperparameter_system.launcher import Launch, Outcome
-from hyperparameter_system.ledger import Ledger, Row, runner_identity
-from hyperparameter_system.settings import Settings
-from hyperparameter_system.stopping import signals_held
+from hyperparameter_system.config.settings import Settings
+from hyperparameter_system.core.atomic import read_json
+from hyperparameter_system.core.configdict import apply_changes
+from hyperparameter_system.core.states import FINAL, Status
+from hyperparameter_system.matrix.experiments import Experiment
+from hyperparameter_system.matrix.ranking import headline
+from hyperparameter_system.run import devices, launcher, reaper
+from hyperparameter_system.run.devices import Slot
+from hyperparameter_system.run.launcher import Launch, Outcome
+from hyperparameter_system.run.signals import signals_held
+from hyperparameter_system.run.stoppers import NeverStop, Stopper, Watch
+from hyperparameter_system.store.ledger import Ledger, Row, runner_identity
 
 DISK_POLL_S = 5.0
 
@@ -38,6 +41,39 @@ class OnStart(Protocol):
 
 
 Dispatch = Callable[[Launch, Slot, Callable[[], bool], OnStart], Outcome]
+
+
+class ExperimentSource(Protocol):
+    """Where the slots take their experiments from: the fixed matrix (MatrixSource), or a study
+    that proposes the next trial when a slot frees (ask/tell). Called under no lock: a source
+    shared by slot threads guards itself."""
+
+    def next(self) -> Experiment | None:
+        """The next experiment to run, or None when there is none (the slot then ends)."""
+
+    def put_back(self, experiment: Experiment, front: bool = False) -> None:
+        """Run it again later (a retry), or first (the slot paused before launching it)."""
+
+    def told(self, experiment: Experiment, outcome: Outcome) -> None:
+        """How an attempt ended (also each retried one)."""
+
+
+class MatrixSource:
+    """The selected experiments, in order, each retried at the back of the queue."""
+
+    def __init__(self, experiments: Sequence[Experiment]) -> None:
+        self.queue, self.lock = deque(experiments), threading.Lock()
+
+    def next(self) -> Experiment | None:
+        with self.lock:
+            return self.queue.popleft() if self.queue else None
+
+    def put_back(self, experiment: Experiment, front: bool = False) -> None:
+        with self.lock:
+            (self.queue.appendleft if front else self.queue.append)(experiment)
+
+    def told(self, experiment: Experiment, outcome: Outcome) -> None:
+        return None
 
 
 class Display(Protocol):
@@ -70,6 +106,7 @@ class RunResult:
     busy_elsewhere: int = 0
     outcomes: list[Outcome] = field(default_factory=list)
     interrupted: bool = False
+    messages: list[str] = field(default_factory=list)  # said while no display was attached
 
     def count(self, status: str) -> int:
         """Experiments whose last attempt ended so: a retry that succeeded is no failure."""
@@ -77,23 +114,19 @@ class RunResult:
         return sum(1 for s in last.values() if s == status)
 
 
-def headline(result: dict[str, Any] | None, metric: str) -> float | None:
-    """The headline metric (a dotted key of result.json) as a float, if present."""
-    value = get_dotted(result or {}, metric, None)
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
 class Executor:
     """The queue and its slots. `run()` returns when every selected experiment has ended
     (done, or failed past its retries) or the user stopped it."""
 
     def __init__(self, settings: Settings, ledger: Ledger, slots: Sequence[Slot],
-                 dispatch: Dispatch, display: Display | None = None) -> None:
+                 dispatch: Dispatch, display: Display | None = None,
+                 stopper: Stopper | None = None) -> None:
         self.settings, self.ledger, self.slots = settings, ledger, list(slots)
         self.dispatch, self.display = dispatch, display
+        self.stopper = stopper or NeverStop()
         self.owner = runner_identity()
         self.stop = threading.Event()
-        self.queue: deque[Experiment] = deque()
+        self.source: ExperimentSource = MatrixSource(())
         self.lock = threading.Lock()
         self.result = RunResult()
         self.disk_paused = False  # one "paused" line per pause, whichever slots wait
@@ -107,9 +140,13 @@ class Executor:
         if rerun:
             self.ledger.reset(e.id for e in experiments)
         statuses = self.ledger.statuses(e.id for e in experiments)
-        todo = [e for e in experiments if statuses.get(e.id) != "done"]
+        todo = [e for e in experiments if statuses.get(e.id) not in FINAL]
         self.result.skipped_done = len(experiments) - len(todo)
-        self.queue.extend(todo)
+        return self.run_source(MatrixSource(todo))
+
+    def run_source(self, source: ExperimentSource) -> RunResult:
+        """Run what `source` gives until it has nothing more, on every slot at once."""
+        self.source = source
         beat = threading.Thread(target=self._heartbeat, daemon=True)
         beat.start()
         # Each slot sets its event when it ends. Not Thread.join: a join that Ctrl-C interrupts
@@ -140,10 +177,6 @@ class Executor:
             raise self.errors[0]
         return self.result
 
-    def _next(self) -> Experiment | None:
-        with self.lock:
-            return self.queue.popleft() if self.queue else None
-
     def _heartbeat(self) -> None:
         while not self.stop.wait(self.settings.execution.heartbeat_s):
             with contextlib.suppress(Exception):  # a missed beat is retried; never kill the run
@@ -163,35 +196,34 @@ class Executor:
     def _work(self, slot: Slot) -> None:
         execution = self.settings.execution
         while not self.stop.is_set():
-            exp = self._next()
+            exp = self.source.next()
             if exp is None:
                 return
             if not self._disk_ok():
-                with self.lock:
-                    self.queue.appendleft(exp)
+                self.source.put_back(exp, front=True)
                 return
             before = self.ledger.claim(exp.id, self.owner, execution.stale_after_s)
             if before is None:
                 with self.lock:
                     self.result.busy_elsewhere += 1
                 continue
-            if before.status == "running" and self._recover(exp, before):
+            if before.status == Status.RUNNING and self._recover(exp, before):
                 continue
             tries = self.tries[exp.id] = self.tries.get(exp.id, 0) + 1
             try:
                 outcome = self._attempt(exp, slot, before, tries)
             except Exception as exc:
-                self.ledger.release(exp.id, "failed", f"runner error: {exc!r}", self.owner)
+                self.ledger.release(exp.id, Status.FAILED, f"runner error: {exc!r}", self.owner)
                 raise
             if outcome.extra.get("taken_over"):
                 continue
+            self.source.told(exp, outcome)
             if self._will_retry(outcome, tries):
-                with self.lock:
-                    self.queue.append(exp)
+                self.source.put_back(exp)
 
     def _will_retry(self, outcome: Outcome, tries: int) -> bool:
         """Failed or timed out with retries left in this invocation (execution.retry_failed)."""
-        return (outcome.status in ("failed", "timeout") and not self.stop.is_set()
+        return (outcome.status in (Status.FAILED, Status.TIMEOUT) and not self.stop.is_set()
                 and tries < self.settings.execution.max_attempts)
 
     def _attempt(self, exp: Experiment, slot: Slot, before: Row, tries: int) -> Outcome:
@@ -211,13 +243,18 @@ class Executor:
             elif self.display is not None:
                 self.display.started(exp, launch.run_dir, slot.name)
 
+        watch = Watch(exp, launch.run_dir, self.stopper, self.settings.execution.stop_grace_s)
+
         def stop() -> bool:
-            return self.stop.is_set() or lost.is_set()
+            return self.stop.is_set() or lost.is_set() or watch.due()
 
         outcome = self.dispatch(launch, slot, stop, on_start)
+        if watch.decision is not None and not self.stop.is_set():
+            _pruned(outcome, watch)
+        self.stopper.ended(exp, outcome.status)
         if batch and outcome.error:
             outcome.error += f" (batch_size {batch})"
-        elif batch and outcome.status == "done":
+        elif batch and outcome.status == Status.DONE:
             outcome.note = f"retried with batch_size {batch} after CUDA OOM"
         self._record(exp, outcome, final=not self._will_retry(outcome, tries),
                      batch_override=self._halved(exp, batch, outcome))
@@ -268,7 +305,7 @@ class Executor:
             if path.stat().st_mtime < (before.started_at or 0):
                 return False
         now = time.time()
-        outcome = Outcome(exp.id, "done", before.started_at or now, now, exit_code=0,
+        outcome = Outcome(exp.id, Status.DONE, before.started_at or now, now, exit_code=0,
                           result=result, config_path=before.config_path,
                           run_dir=before.run_dir, log_path=before.log_path,
                           log_tail=launcher.tail(before.log_path or ""),
@@ -282,7 +319,7 @@ class Executor:
     def _halved(self, exp: Experiment, batch: int | None, outcome: Outcome) -> int | None:
         """After a CUDA OOM with execution.retry_oom_halving: the batch size the next launch
         uses, half of this one's; stored in the row, so a runner restart goes on from it."""
-        if not (outcome.oom and outcome.status == "failed"
+        if not (outcome.oom and outcome.status == Status.FAILED
                 and self.settings.execution.retry_oom_halving):
             return None
         current = batch or int(exp.config.get("batch_size") or 2)
@@ -314,9 +351,26 @@ class Executor:
             self._say(text)
 
     def _say(self, text: str) -> None:
-        from hyperparameter_system import console
-
+        """To the live view, else kept in the result for the caller to show."""
         if self.display is not None:
             self.display.message(text)
         else:
-            console.warn(text)
+            with self.lock:
+                self.result.messages.append(text)
+
+
+def _pruned(outcome: Outcome, watch: Watch) -> None:
+    """An attempt a stopper asked to stop: pruned, whether the script honoured the request
+    (exit 0, result status pruned) or was ended after the grace period; a script that
+    finished anyway keeps its result. A failure of its own stays a failure."""
+    decision = watch.decision
+    assert decision is not None
+    result = outcome.result or {}
+    stopped = outcome.status == Status.INTERRUPTED or result.get("status") == Status.PRUNED
+    if not stopped:
+        return
+    outcome.status = Status.PRUNED
+    outcome.error = None
+    outcome.note = decision.detail
+    epoch = result.get("metrics", {}).get("epochs_run") if result else None
+    outcome.extra["pruned_epoch"] = epoch if isinstance(epoch, int) else watch.last_epoch

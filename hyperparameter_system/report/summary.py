@@ -1,22 +1,16 @@
 """The summary of a matrix, computed from the ledger: per model and category every option ranked
 by the headline metric, its delta against that model's baseline and the winner; the cross-model
-view; the combined winners; failures; the best run. Then the same as plain tables of strings
-(`tables()`), which console.print_tables renders and exports writes. Nothing here prints or
+view; the combined winners; failures; the best run. report.tables turns it into plain
+tables of strings. Nothing here prints or
 writes files: api.report and api.combine_best do.
 
 Only the rows of the current matrix count (ids depend on the resolved config), so a ledger that
 also holds runs of an older base config never mixes them in.
-
-Noise: with `execution.repeats: N` an option's runs (same model, category and option, distinct
-seeds) are pooled into a mean and a sample standard deviation. A delta is *not significant* when
-|delta| <= 2 * sqrt(s_a^2/n_a + s_b^2/n_b) (two combined standard errors, about a 95% band); a
-side with a single run borrows the other side's deviation. With one run on both sides the noise
-is unknown and nothing is marked.
+The ranking rules (score, noise test, winner) are matrix.ranking's.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections import Counter
@@ -25,22 +19,28 @@ from dataclasses import dataclass, field
 from statistics import fmean, stdev
 from typing import Any
 
-from hyperparameter_system import combine
-from hyperparameter_system.configdict import get_dotted
-from hyperparameter_system.console import fmt_duration
-from hyperparameter_system.executor import headline
-from hyperparameter_system.hyperparameter_configs import (
+from hyperparameter_system.config.settings import Settings
+from hyperparameter_system.core.configdict import get_dotted
+from hyperparameter_system.core.states import STOPPED, UNFINISHED, Status
+from hyperparameter_system.matrix import combine
+from hyperparameter_system.matrix.experiments import (
     BASELINE,
     COMBINED,
     Experiment,
     build_matrix,
 )
-from hyperparameter_system.ledger import Ledger, Row, open_ledger
-from hyperparameter_system.settings import Settings
+from hyperparameter_system.matrix.ranking import (
+    LEADING,
+    TIE,
+    WINNER,
+    crown,
+    headline,
+    noise_test,
+    ranking,
+    score,
+)
+from hyperparameter_system.store.ledger import Ledger, Row, open_ledger
 
-FAILED = ("failed", "timeout", "interrupted")
-UNFINISHED = ("pending", "running", "interrupted")
-SIGMAS = 2.0
 _SEED = re.compile(r"_seed\d+$")
 
 
@@ -83,7 +83,7 @@ class OptionStat:
 
     @property
     def done_rows(self) -> list[Row]:
-        return [r for r in self.rows if r.status == "done"]
+        return [r for r in self.rows if r.status == Status.DONE]
 
     @property
     def duration_s(self) -> float | None:
@@ -198,29 +198,10 @@ class Summary:
 
 # -- computing -------------------------------------------------------------------------------
 
-def score(value: float, mode: str) -> float:
-    """Larger is better, whatever metric_mode says."""
-    return value if mode == "max" else -value
-
-
-def noise_test(a: OptionStat, b: OptionStat) -> tuple[float | None, bool | None]:
-    """(a.mean - b.mean, significant) by the module's 2-standard-error rule."""
-    if a.mean is None or b.mean is None:
-        return None, None
-    delta = a.mean - b.mean
-    sa, sb = a.std, b.std
-    if sa is None and sb is None:
-        return delta, None
-    sa = sb if sa is None else sa
-    sb = sa if sb is None else sb
-    se = math.sqrt(sa * sa / a.n + sb * sb / b.n)
-    return delta, abs(delta) > SIGMAS * se
-
-
 def _value(row: Row, metric: str) -> float | None:
     """The configured metric from the row's result.json, not the ledger's `metric` column:
     that holds whatever `system.metric` was when the run ended, maybe another key."""
-    return headline(row.result, metric) if row.status == "done" else None
+    return headline(row.result, metric) if row.status == Status.DONE else None
 
 
 def numeric_keys(result: Mapping[str, Any], prefix: str = "") -> list[str]:
@@ -237,7 +218,7 @@ def numeric_keys(result: Mapping[str, Any], prefix: str = "") -> list[str]:
 def missing_metric(rows: Sequence[Row], metric: str, shown: int = 5) -> str | None:
     """Why no finished run has a number, when the configured key is in none of their results
     (a renamed or mistyped `system.metric`), with a few keys that are there; else None."""
-    done = [r for r in rows if r.status == "done"]
+    done = [r for r in rows if r.status == Status.DONE]
     if not done or any(_value(r, metric) is not None for r in done):
         return None
     keys = list(dict.fromkeys(k for r in done for k in numeric_keys(r.result)))
@@ -268,29 +249,11 @@ def group(experiments: Sequence[Experiment], rows: Mapping[str, Row],
     return out
 
 
-def _rank(options: list[OptionStat], mode: str) -> list[OptionStat]:
-    return sorted(options, key=lambda o: (o.mean is None,
-                                          -score(o.mean, mode) if o.mean is not None else 0,
-                                          o.order))
-
-
 def _crown(ranked: list[OptionStat], mode: str) -> None:
-    """The winner must beat every other option strictly; options sharing the best metric are
-    marked tied instead (e.g. two early-stopping patiences that never trigger). While an option
-    of the category may still run, the best so far is only leading."""
-    scored = [o for o in ranked if o.mean is not None]
-    if not scored:
-        return
-    best = score(scored[0].mean, mode)
-    top = [o for o in scored if score(o.mean, mode) == best]
-    if len(top) == 1:
-        if any(o.unfinished for o in ranked):
-            top[0].leading = True
-        else:
-            top[0].winner = True
-        return
-    for o in top:
-        o.tied = True
+    verdicts = crown([o.mean for o in ranked], any(o.unfinished for o in ranked), mode)
+    for stat, verdict in zip(ranked, verdicts, strict=True):
+        stat.winner, stat.tied, stat.leading = (verdict == WINNER, verdict == TIE,
+                                                verdict == LEADING)
 
 
 def seen_matrix(settings: Settings, rows: Sequence[Row]) -> list[Experiment]:
@@ -318,7 +281,8 @@ def collect(settings: Settings, ledger: Ledger | None = None) -> Summary:
         baseline = next((s for s in mine if s.category == BASELINE), None)
         tables = []
         for cat in dict.fromkeys(s.category for s in mine if s.category != BASELINE):
-            ranked = _rank([s for s in mine if s.category == cat], mode)
+            options = [s for s in mine if s.category == cat]
+            ranked = [options[i] for i in ranking([o.mean for o in options], mode)]
             for stat in ranked:
                 if baseline is not None:
                     stat.delta, stat.significant = noise_test(stat, baseline)
@@ -418,7 +382,7 @@ def _cross(models: Sequence[ModelReport], mode: str) -> list[CrossEntry]:
 def _failures(rows: Sequence[Row]) -> list[Failure]:
     out = []
     for r in rows:
-        if r.status in FAILED:
+        if r.status in STOPPED:
             reason = r.error or (r.log_tail or "").strip().splitlines()[-1:] or ["unknown"]
             out.append(Failure(r.model, r.category, r.label or r.run_name, r.status,
                                reason if isinstance(reason, str) else reason[0], r.log_path,
@@ -458,151 +422,3 @@ def wandb_pointer(row: Row, entity: str | None) -> tuple[str, str | None, str | 
             f"{row.run_dir}/wandb/offline-run-*" if row.run_dir else None)
         return mode, None, f"wandb sync {folder}" if folder else None
     return mode, None, None
-
-
-# -- formatting shared by the console and the exports ----------------------------------------
-
-def fmt_metric(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
-
-
-def fmt_delta(value: float | None) -> str:
-    return "-" if value is None else f"{value:+.4f}"
-
-
-def fmt_significant(significant: bool | None) -> str:
-    return {True: "yes", False: "n.s."}.get(significant, "")
-
-
-def fmt_number(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:g}" if float(value).is_integer() else f"{value:.1f}"
-
-
-DELTA_COLUMNS = ("delta", "mean delta", "combined - winner")
-
-
-@dataclass
-class ReportTable:
-    """A plain table (strings) every renderer shares; `tones` marks winner rows and deltas."""
-
-    key: str
-    title: str
-    headers: list[str]
-    rows: list[list[str]] = field(default_factory=list)
-    tones: list[tuple[bool, bool | None]] = field(default_factory=list)  # (winner, better)
-    model: str = ""
-    category: str = ""
-
-    def add(self, cells: Sequence[Any], winner: bool = False, better: bool | None = None) -> None:
-        self.rows.append([str(c) for c in cells])
-        self.tones.append((winner, better))
-
-    @staticmethod
-    def toned(header: str) -> bool:
-        """Whether a column takes its row's better/worse colour (the deltas), in every view."""
-        return header in DELTA_COLUMNS
-
-
-RANK_HEADERS = ["#", "option", "run name", "runs", "metric", "std", "delta", "significant",
-                "time", "epochs", "status", "winner"]
-
-
-def tables(summary: Summary) -> list[ReportTable]:
-    """Every table of the summary, in reading order."""
-    out: list[ReportTable] = []
-    for report in summary.models:
-        head = ReportTable("model", f"{report.model} (W&B project {report.project})",
-                           ["run", "runs", "metric", "std", "delta", "significant", "status"],
-                           model=report.model)
-        for name, stat in (("baseline", report.baseline),
-                           ("combined", report.combined.stat if report.combined else None)):
-            if stat is not None:
-                head.add([name, stat.n, fmt_metric(stat.mean), fmt_metric(stat.std),
-                          fmt_delta(stat.delta) if name != "baseline" else "",
-                          fmt_significant(stat.significant) if name != "baseline" else "",
-                          _status(stat, report.combined.plan if report.combined else None)],
-                         better=summary.better(stat.delta))
-        out.append(head)
-        for table in report.categories:
-            t = ReportTable("ranking", f"{report.model} / {table.category}", RANK_HEADERS,
-                            model=report.model, category=table.category)
-            for rank, o in enumerate(table.options, 1):
-                t.add([rank if o.mean is not None else "-", o.label, o.run_name, o.n,
-                       fmt_metric(o.mean), fmt_metric(o.std), fmt_delta(o.delta),
-                       fmt_significant(o.significant), fmt_duration(o.duration_s),
-                       fmt_number(o.epochs_run), o.status, _verdict(o)],
-                      winner=o.winner, better=summary.better(o.delta))
-            out.append(t)
-    cross = ReportTable("cross_model", "Across models: which option wins each category",
-                        ["category", "option", "wins", "of models", "mean delta"])
-    for e in summary.cross:
-        cross.add([e.category, e.label, e.wins, e.models, fmt_delta(e.mean_delta)],
-                  winner=e.wins > 0, better=summary.better(e.mean_delta))
-    out.append(cross)
-    out.extend(_combined_tables(summary))
-    if summary.failures:
-        fail = ReportTable("failures", "Failures", ["model", "category", "option", "status",
-                                                    "attempts", "reason", "log"])
-        tails = ReportTable("failure_logs", "Failures: the last lines of their logs",
-                            ["model", "category", "option", "log tail"])
-        for f in summary.failures:
-            fail.add([f.model, f.category, f.label, f.status, f.attempts, f.reason,
-                      f.log_path or "-"])
-            if f.tail:
-                tails.add([f.model, f.category, f.label, f.tail])
-        out += [fail, tails] if tails.rows else [fail]
-    if summary.best is not None:
-        b = summary.best
-        best = ReportTable("best", "Best run overall", ["model", "category", "option", "metric",
-                                                        "W&B", "run folder"])
-        where = b.link or b.sync_command or f"W&B {b.wandb_mode}"
-        best.add([b.model, b.category, b.label, fmt_metric(b.metric), where, b.run_dir or "-"],
-                 winner=True)
-        out.append(best)
-    return out
-
-
-def _verdict(stat: OptionStat) -> str:
-    return ("winner" if stat.winner else "tie" if stat.tied else "leading" if stat.leading
-            else "")
-
-
-def _status(stat: OptionStat, plan: combine.Plan | None = None) -> str:
-    if stat.category == COMBINED and not stat.rows:
-        if plan is not None and not plan.applied:
-            return "nothing to combine: no winner beat the baseline"
-        return "not run (--combine-best runs it)"
-    return stat.status
-
-
-def _combined_tables(summary: Summary) -> list[ReportTable]:
-    out = []
-    for report in summary.models:
-        c = report.combined
-        if c is None:
-            continue
-        saved = f" -> {c.plan.config_path}" if c.plan.applied else ""  # none without winners
-        t = ReportTable("combined", f"{report.model} / combined winners{saved}",
-                        ["category", "winner", "winner metric", "combined - winner",
-                         "significant"], model=report.model, category=COMBINED)
-        for v in c.versus:
-            t.add([v.category, v.label, fmt_metric(v.winner_mean), fmt_delta(v.diff),
-                   fmt_significant(v.significant)], better=summary.better(v.diff))
-        for cat, why in c.plan.skipped:
-            t.add([cat, f"not applied: {why}", "", "", ""])
-        t.add(["combined", _status(c.stat, c.plan), fmt_metric(c.stat.mean),
-               f"vs baseline {fmt_delta(c.stat.delta)}", fmt_significant(c.stat.significant)],
-              winner=True, better=summary.better(c.stat.delta))
-        out.append(t)
-        if c.plan.conflicts:
-            k = ReportTable("conflicts", f"{report.model} / combined: keys set by two winners "
-                            "(the better winner keeps the key)",
-                            ["key", "kept from", "kept value", "dropped from", "dropped value"],
-                            model=report.model, category=COMBINED)
-            for x in c.plan.conflicts:
-                k.add([x.key, x.kept_category, json.dumps(x.kept_value), x.dropped_category,
-                       json.dumps(x.dropped_value)])
-            out.append(k)
-    return out

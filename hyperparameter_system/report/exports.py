@@ -13,10 +13,11 @@ import html
 import io
 from pathlib import Path
 
-from hyperparameter_system.atomic import atomic_write_text
-from hyperparameter_system.errors import HpsysError
-from hyperparameter_system.plots import render_all
-from hyperparameter_system.report import ReportTable, Summary, tables
+from hyperparameter_system.core.atomic import atomic_write_text
+from hyperparameter_system.core.errors import HpsysError
+from hyperparameter_system.report.plots import render_all
+from hyperparameter_system.report.summary import Summary
+from hyperparameter_system.report.tables import ReportTable, tables
 
 FORMATS = ("csv", "md", "html")
 

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 import questionary
 
-from hyperparameter_system.console import fmt_duration
-from hyperparameter_system.settings import Settings
+from hyperparameter_system.config.settings import Settings
+from hyperparameter_system.report.format import fmt_duration
 
 if TYPE_CHECKING:
-    from hyperparameter_system.api import Plan
+    from hyperparameter_system.app.api import RunPlan
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ def choose_categories(settings: Settings) -> Checkbox:
         Choice(title(c), c.name, c.enabled) for c in settings.categories))
 
 
-def confirm_run(plan: Plan) -> Confirm:
+def confirm_run(plan: RunPlan) -> Confirm:
     """States the count, what is skipped as done, and the estimated time over the slots the run
     really has (GPUs may cap them below max_parallel), before anything runs."""
     text = f"Run {len(plan.to_run)} of {plan.total} experiment(s)"

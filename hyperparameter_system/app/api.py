@@ -1,0 +1,245 @@
+"""The runner's API: what the CLI flags and the interactive menu both call.
+
+It returns what it found and did; it never prints. The UI (ui/commands.py) shows it. Each call
+opens the ledger once and passes it down.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hyperparameter_system.config.settings import Settings, load_settings
+from hyperparameter_system.core.errors import HpsysError
+from hyperparameter_system.core.states import FINAL, STOPPED
+from hyperparameter_system.matrix import combine
+from hyperparameter_system.matrix.experiments import Experiment, build_matrix
+from hyperparameter_system.report import exports
+from hyperparameter_system.report.summary import Summary, collect, seen_matrix
+from hyperparameter_system.report.tables import ReportTable, tables
+from hyperparameter_system.run import devices
+from hyperparameter_system.run.executor import Display, Executor, RunResult, local_dispatch
+from hyperparameter_system.store.estimates import estimate_durations
+from hyperparameter_system.store.ledger import Ledger, open_ledger
+
+__all__ = ["EXPORT_FORMATS", "RunPlan", "MatrixView", "CombinePlans", "Report", "load",
+           "select", "ledger", "plan_run", "slot_count", "run", "matrix_view", "failed",
+           "estimates", "export_ledger", "combine_plans", "run_combined", "report",
+           "summarize"]
+
+EXPORT_FORMATS = exports.FORMATS
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run would do: what runs, what is skipped as done, the slots it runs on (None: a
+    Ray cluster decides, or nothing has a known duration to spread) and the estimate."""
+
+    experiments: tuple[Experiment, ...]
+    to_run: tuple[Experiment, ...]
+    statuses: Mapping[str, str]
+    slots: int | None
+    estimate_s: float | None
+    unknown: int  # experiments to run without an estimate
+
+    @property
+    def total(self) -> int:
+        return len(self.experiments)
+
+    @property
+    def skipped(self) -> int:
+        return self.total - len(self.to_run)
+
+
+@dataclass(frozen=True)
+class MatrixView:
+    """The matrix with its ledger statuses and estimates, over the slots a run would have."""
+
+    experiments: tuple[Experiment, ...]
+    statuses: Mapping[str, str]
+    estimates: Mapping[str, float | None]
+    slots: int | None
+
+
+@dataclass
+class CombinePlans:
+    """`--combine-best`: the plans with winners to run, and a note per model without any."""
+
+    plans: list[combine.Plan]
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    """`--summary`, `--export`, `--plots`: the summary, its tables and what was written."""
+
+    summary: Summary
+    tables: list[ReportTable]
+    written: list[str] = field(default_factory=list)  # one line per file or folder written
+
+
+# A live view for a run: given the plan and the slot count, or None to run quietly.
+DisplayFactory = Callable[[RunPlan, int], Display]
+
+
+def load(config: str | Path, overrides: Sequence[str] = ()) -> Settings:
+    return load_settings(config, overrides)
+
+
+def select(settings: Settings, models: Sequence[str] | None = None,
+           categories: Sequence[str] | None = None) -> list[Experiment]:
+    return build_matrix(settings, models or None, categories or None)
+
+
+def ledger(settings: Settings) -> Ledger:
+    return open_ledger(settings)
+
+
+def estimates(settings: Settings, experiments: Sequence[Experiment],
+              book: Ledger | None = None) -> dict[str, float | None]:
+    return estimate_durations((book or ledger(settings)).rows(), experiments)
+
+
+def plan_run(settings: Settings, experiments: Sequence[Experiment], rerun: bool = False,
+             executor: str | None = None, slots: int | None = None,
+             book: Ledger | None = None) -> RunPlan:
+    book = book or ledger(settings)
+    statuses = book.statuses(e.id for e in experiments)
+    todo = [e for e in experiments if rerun or statuses.get(e.id) not in FINAL]
+    est = estimates(settings, todo, book)
+    known = [v for v in est.values() if v is not None]
+    if slots is None and known:  # only to spread known durations (may run nvidia-smi)
+        slots = slot_count(settings, executor)
+    return RunPlan(tuple(experiments), tuple(todo), statuses, slots,
+                   (sum(known) / slots) if known and slots else None, len(est) - len(known))
+
+
+def slot_count(settings: Settings, executor: str | None = None) -> int | None:
+    """How many experiments run at once: the local slots as planned (GPU caps included); on
+    Ray, max_parallel, or None when that is 1 ("as many as the cluster holds": unknown here)."""
+    execution = settings.execution
+    if (executor or execution.executor) == "ray":
+        return execution.max_parallel if execution.max_parallel > 1 else None
+    return len(local_slots(settings))
+
+
+def local_slots(settings: Settings) -> list[devices.Slot]:
+    execution = settings.execution
+    try:
+        return devices.plan_slots(execution.max_parallel, execution.gpus,
+                                  execution.gpus_per_experiment, execution.experiments_per_gpu)
+    except ValueError as exc:
+        raise HpsysError(f"{settings.path}: execution.gpus", str(exc)) from None
+
+
+def failed(settings: Settings) -> list[Experiment]:
+    """Experiments of this config whose last attempt failed, timed out or was stopped: in the
+    default matrix, or of a disabled model or category the user picked to run."""
+    rows = [r for r in ledger(settings).rows() if r.status in STOPPED]
+    stopped = {r.id for r in rows}
+    chosen = [e for e in seen_matrix(settings, rows) if e.id in stopped] if rows else []
+    _check_entries(settings, chosen)
+    return chosen
+
+
+def _check_entries(settings: Settings, experiments: Sequence[Experiment]) -> None:
+    """Before launching what was picked from the ledger: a problem of its (disabled) model or
+    category, such as a script removed since, is told now, not once per launch."""
+    for name in dict.fromkeys(e.model for e in experiments):
+        settings.model(name).checked()
+    for name in dict.fromkeys(e.category for e in experiments):
+        if any(c.name == name for c in settings.categories):
+            settings.category(name).checked()
+
+
+def matrix_view(settings: Settings, experiments: Sequence[Experiment],
+                executor: str | None = None) -> MatrixView:
+    """The matrix with ledger statuses; its estimate over the slots a run would really have."""
+    book = ledger(settings)
+    statuses = book.statuses(e.id for e in experiments)
+    est = estimates(settings, experiments, book)
+    # the slots only matter to spread known durations (finding GPUs may run nvidia-smi)
+    slots = slot_count(settings, executor) if any(v is not None for v in est.values()) else None
+    return MatrixView(tuple(experiments), statuses, est, slots)
+
+
+def run(settings: Settings, experiments: Sequence[Experiment], rerun: bool = False,
+        executor: str | None = None, display: DisplayFactory | None = None) -> RunResult:
+    """Run the selection to its end; Ctrl-C ends the children and leaves it resumable."""
+    kind = executor or settings.execution.executor
+    book = ledger(settings)
+    if kind == "ray":
+        from hyperparameter_system.run.ray_executor import ray_dispatch, ray_slots
+
+        slots, dispatch = ray_slots(settings), ray_dispatch(settings)
+    else:
+        slots, dispatch = local_slots(settings), local_dispatch(settings)
+    plan = plan_run(settings, experiments, rerun, kind, slots=len(slots), book=book)
+    view = display(plan, len(slots)) if display is not None else None
+    engine = Executor(settings, book, slots, dispatch, view)
+    if view is None:
+        return engine.run(experiments, rerun)
+    with view:
+        return engine.run(experiments, rerun)
+
+
+def export_ledger(settings: Settings, path: str | Path) -> int:
+    return ledger(settings).export_csv(path)
+
+
+def combine_plans(settings: Settings, models: Sequence[str] | None = None) -> CombinePlans:
+    """`--combine-best`: each model's combined winners; a note for a model without any."""
+    plans = [m.combined.plan for m in summarize(settings).models
+             if m.combined and (not models or m.model in models)]
+    if not plans:
+        raise HpsysError("--combine-best", "no model has finished category options to combine; "
+                         "run the matrix first (--all)")
+    notes = [f"{p.model}: no category has a winner that beat the baseline (a tie at the top is "
+             "no winner); its base config stays the best, nothing to combine"
+             for p in plans if not p.applied]
+    return CombinePlans([p for p in plans if p.applied], notes)
+
+
+def run_combined(settings: Settings, plans: Sequence[combine.Plan], rerun: bool = False,
+                 executor: str | None = None,
+                 display: DisplayFactory | None = None) -> RunResult:
+    """Save and run the combined configs of `plans` (from combine_plans)."""
+    experiments = [e for p in plans for e in p.experiments]
+    _check_entries(settings, experiments)
+    for p in plans:
+        combine.save_config(p)
+    return run(settings, experiments, rerun=rerun, executor=executor, display=display)
+
+
+def report(settings: Settings, export: Sequence[str] | None = None,
+           plots: str | Path | None = None) -> Report:
+    """The summary and its tables, written as `export` (FORMAT, PATH) and `plots` (DIR)."""
+    data = summarize(settings)
+    out = Report(data, tables(data))
+    if export:
+        fmt, path = export
+        with _writing(f"--export {fmt} {path}"):
+            written = exports.export(data, fmt, Path(path))
+        out.written.append(f"wrote the {fmt} report to {written}")
+    if plots:
+        with _writing(f"--plots {plots}"):
+            files = exports.write_plots(data, Path(plots))
+        out.written.append(f"wrote {len(files)} plot(s) to {plots}")
+    return out
+
+
+def summarize(settings: Settings) -> Summary:
+    """The summary of the current matrix (its `metric_missing` says when `system.metric` names
+    a key no finished result has)."""
+    return collect(settings)
+
+
+@contextmanager
+def _writing(where: str) -> Iterator[None]:
+    """A report that cannot be written (disk full, permissions) is one line, not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        raise HpsysError(where, f"cannot write: {exc.strerror or exc}") from None

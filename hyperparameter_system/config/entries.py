@@ -1,0 +1,284 @@
+"""The master config's models and categories: each entry read, its script and schema found,
+its base config loaded with the overrides, and every option checked against what each
+enabled model's script accepts, before anything is launched."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hyperparameter_system import plugins
+from hyperparameter_system.categories.base import Category, Locate, YamlCategory
+from hyperparameter_system.config.reader import Reader, kind_of, resolve
+from hyperparameter_system.config.schema import Schema, load_schema, schema_path
+from hyperparameter_system.core.configdict import (
+    apply_overrides,
+    canonical,
+    flat_keys,
+    get_dotted,
+    has_dotted,
+    override_key,
+)
+from hyperparameter_system.core.errors import HpsysError, close_match
+from hyperparameter_system.core.yamlfile import YamlDoc, load_yaml
+
+PYTHON_ALIASES = ("python", "python3")  # a leading `python` means the runner's own interpreter
+MODEL_KEYS = {
+    "name": (str,), "enabled": (bool,), "base_config": (str,), "script": (str, list),
+    "description": (str,), "schema": (str, type(None)),
+}
+CATEGORY_KEYS = {"enabled": (bool,), "description": (str,), "options": (list,)}
+@dataclass(frozen=True)
+class ModelSettings:
+    name: str
+    enabled: bool
+    base_config: Path
+    script: tuple[str, ...]
+    description: str
+    base: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    problem: HpsysError | None = field(default=None, compare=False, repr=False)
+    schema: Schema | None = field(default=None, compare=False, repr=False)  # its script's
+
+    @property
+    def project(self) -> str:
+        """W&B project: the model name with `.`, `-` and `/` turned into `_`."""
+        return self.name.replace(".", "_").replace("-", "_").replace("/", "_")
+
+    def checked(self) -> ModelSettings:
+        """This model, or the error it holds: a disabled entry's problem (a missing script, a
+        base config that does not load) is told when the entry is picked, before any launch."""
+        if self.problem is not None:
+            raise self.problem
+        return self
+
+
+@dataclass(frozen=True)
+class CategorySettings:
+    name: str
+    enabled: bool
+    description: str
+    options: tuple[Mapping[str, Any], ...]
+    plugin: Category = field(compare=False, repr=False)
+    problem: HpsysError | None = field(default=None, compare=False, repr=False)
+
+    def checked(self) -> CategorySettings:
+        """This category, or the error its options hold (told when a disabled one is picked)."""
+        if self.problem is not None:
+            raise self.problem
+        return self
+
+
+def _script(reader: Reader) -> tuple[str, ...]:
+    """The model's command as argv (a string is split as a shell would, never run by one)."""
+    raw = reader.get("script")
+    if raw is None:
+        raise HpsysError(reader.where(), "missing required key 'script'")
+    try:
+        argv = tuple(shlex.split(raw)) if isinstance(raw, str) else tuple(str(a) for a in raw)
+    except ValueError as exc:
+        raise HpsysError(reader.where("script"), f"cannot split the command: {exc}") from None
+    if not argv:
+        raise HpsysError(reader.where("script"), "expected a command, got an empty one")
+    return argv
+
+
+def _check_script(reader: Reader, root: Path, argv: tuple[str, ...]) -> None:
+    """The command and the .py/.sh files it names exist (and the command can run)."""
+    try:
+        _check_command(reader, root, argv)
+    except OSError as exc:  # a name the OS refuses to look up (too long, ...)
+        raise HpsysError(reader.where("script"),
+                         f"cannot look the script up: {exc.strerror or exc}") from None
+
+
+def _check_command(reader: Reader, root: Path, argv: tuple[str, ...]) -> None:
+    head = argv[0]
+    if head not in PYTHON_ALIASES:
+        path = resolve(root, head)
+        if "/" in head or path.exists():
+            if not path.is_file():
+                raise HpsysError(reader.where("script"), f"script '{head}' does not exist")
+            if not os.access(path, os.X_OK):
+                raise HpsysError(
+                    reader.where("script"),
+                    f"script '{head}' is not executable (run: chmod +x {head})",
+                )
+        elif shutil.which(head) is None:
+            raise HpsysError(reader.where("script"), f"command '{head}' not found on PATH")
+    for arg in argv[1:]:
+        if arg.endswith((".py", ".sh")) and not resolve(root, arg).is_file():
+            raise HpsysError(reader.where("script"), f"script '{arg}' does not exist")
+
+
+@dataclass(frozen=True)
+class _Base:
+    """A base config as the overrides left it, and where each overridden key was set."""
+
+    config: Mapping[str, Any]
+    set_by: tuple[tuple[str, str], ...]  # (key, the override's location), in order
+    doc: YamlDoc
+
+
+def _base_config(path: Path, overrides: Sequence[tuple[str, str]], cache: dict,
+                 where: str | None = None) -> _Base:
+    """The base config with the overrides applied; a load error is told at `where` (the model's
+    base_config key), an override error at the override itself (`--set` or system.overrides)."""
+    if path not in cache:
+        try:
+            doc = load_yaml(path, "base config")
+            if not isinstance(doc.data, Mapping):
+                raise HpsysError(str(path), f"base config must be a mapping, got "
+                                            f"{kind_of(doc.data)}")
+        except HpsysError as exc:
+            if where is None:
+                raise
+            raise HpsysError(where, str(exc)) from None
+        config: Mapping[str, Any] = doc.data
+        set_by: list[tuple[str, str]] = []
+        for origin, text in overrides:
+            at = f"{origin} (on {path})"
+            config = apply_overrides(config, [text], at)
+            set_by.append((override_key(text), at))
+        cache[path] = _Base(config, tuple(set_by), doc)
+    return cache[path]
+
+
+def _check_base(base: _Base, schema: Schema, checked: set) -> None:
+    """Every value of the base config, as the overrides left it, against the script's schema:
+    told at the last override that set it, else at the base config's own line."""
+    if (id(base), schema.path) in checked:
+        return
+    checked.add((id(base), schema.path))
+    for key in flat_keys(base.config):
+        problem = schema.problem(key, get_dotted(base.config, key, None))
+        if problem is None:
+            continue
+        where = next((at for set_key, at in reversed(base.set_by)
+                      if key == set_key or key.startswith(f"{set_key}.")), None)
+        raise HpsysError(where or base.doc.where(tuple(key.split("."))), problem)
+
+
+def _schema(reader: Reader, root: Path, script: tuple[str, ...],
+            cache: dict[Path, Schema]) -> Schema | None:
+    """The schema the model's script publishes (or `schema: PATH`; `schema: null` for none)."""
+    if "schema" in reader.data:
+        given = reader.get("schema")
+        path = resolve(root, given) if given else None
+        if path is not None and not path.is_file():
+            raise HpsysError(reader.where("schema"), f"schema file '{given}' does not exist")
+    else:
+        path = schema_path(script, root)
+    if path is None:
+        return None
+    if path not in cache:
+        cache[path] = load_schema(path)
+    return cache[path]
+
+
+def read_models(doc, data, root, system, overrides, cache) -> tuple[ModelSettings, ...]:
+    if not isinstance(data, list) or not data:
+        raise HpsysError(doc.where(("models",)), "expected a non-empty list of models")
+    models: list[ModelSettings] = []
+    schemas: dict[Path, Schema] = {}
+    checked: set = set()
+    for index, item in enumerate(data):
+        reader = Reader(doc, ("models", index), item, MODEL_KEYS)
+        name = reader.get("name")
+        if not name:
+            raise HpsysError(reader.where(), "missing required key 'name'")
+        if any(m.name == name for m in models):
+            raise HpsysError(reader.where("name"), f"model '{name}' is listed twice")
+        enabled = reader.get("enabled", True)
+        base_path = resolve(root, reader.get("base_config", str(system.base_config)))
+        script = _script(reader)
+        base: Mapping[str, Any] = {}
+        problem = schema = None
+        try:  # a disabled model keeps its problem until it is picked
+            loaded = _base_config(base_path, overrides, cache, reader.where("base_config"))
+            base = loaded.config  # kept even when its script is gone: its runs still count
+            _check_script(reader, root, script)
+            schema = _schema(reader, root, script, schemas)
+            if schema is not None:
+                _check_base(loaded, schema, checked)
+        except HpsysError as exc:
+            if enabled:
+                raise
+            problem = exc
+        models.append(ModelSettings(
+            name=str(name), enabled=enabled, base_config=base_path, script=script,
+            description=reader.get("description", ""), base=base, problem=problem,
+            schema=schema,
+        ))
+    return tuple(models)
+
+
+def read_categories(doc, data, bases, schemas) -> tuple[CategorySettings, ...]:
+    if not isinstance(data, Mapping) or not data:
+        raise HpsysError(doc.where(("experiment_categories",)),
+                         "expected a mapping of category name to its options")
+    registry = plugins.categories()
+    out: list[CategorySettings] = []
+    for name, body in data.items():
+        reader = Reader(doc, ("experiment_categories", name), body, CATEGORY_KEYS)
+        enabled = reader.get("enabled", True)
+        options = reader.get("options")
+        if not options:
+            raise HpsysError(reader.where("options"), "expected a non-empty list of options")
+        plugin = registry.get(name) or YamlCategory(str(name))
+        checked: list[Mapping[str, Any]] = []
+        seen: dict[str, int] = {}  # canonical option -> its index
+        problem = None
+        for index, option in enumerate(options):
+            opath = ("experiment_categories", name, "options", index)
+            if not isinstance(option, Mapping):
+                raise HpsysError(doc.where(opath), f"expected a mapping, got {kind_of(option)}")
+
+            def locate(key, _p=opath):
+                return doc.where(_p + ((key,) if key is not None else ()))
+
+            try:  # a disabled category keeps its problem until it is picked
+                plugin.validate(option, locate, schemas)
+                if isinstance(plugin, YamlCategory):
+                    _check_yaml_keys(option, bases, locate)
+                _check_unique(option, index, seen, locate)
+            except HpsysError as exc:
+                if enabled:
+                    raise
+                problem = problem or exc
+            checked.append(dict(option))
+        out.append(CategorySettings(str(name), enabled, reader.get("description", ""),
+                                    tuple(checked), plugin, problem))
+    return tuple(out)
+
+
+def _check_unique(option: Mapping[str, Any], index: int, seen: dict[str, int],
+                  locate: Locate) -> None:
+    """Two identical options would be one experiment (the id hashes the option): the second
+    would be listed again and reported as running elsewhere."""
+    first = seen.setdefault(canonical(option), index)
+    if first != index:
+        raise HpsysError(locate(None), f"the same option as options[{first}]; list each option "
+                                       "once (execution.repeats runs one several times)")
+
+
+def _check_yaml_keys(option: Mapping[str, Any], bases: Sequence[Mapping[str, Any]],
+                     locate: Locate) -> None:
+    """A YAML-only option may only change keys every enabled model's base config has (a `+key`
+    adds one): a typo must not quietly add a key that nothing reads."""
+    for key in option:
+        if key == "description" or key.startswith("+"):
+            continue
+        for base in bases:
+            if not has_dotted(base, key):
+                raise HpsysError(
+                    locate(key),
+                    f"'{key}' is not a key of the base config"
+                    f"{close_match(key, flat_keys(base))}; write '+{key}' to add a new key",
+                )
+
+

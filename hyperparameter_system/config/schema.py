@@ -1,0 +1,184 @@
+"""What the model's training script accepts, as it publishes it: the border facts' one owner.
+
+A script publishes its schema as a JSON file beside it, `<script>.schema.json` (the built-in
+engine writes it with `python codes/train.py --describe`; a test keeps it fresh). A shell
+script that `exec`s a Python script inherits that script's schema. A model may also name one
+with `schema: PATH`, or set `schema: null` for none. A script without a schema gets only the
+base-config key checks: the runner never guesses what a third-party engine accepts.
+
+The runner checks every option, override and base-config value against it before launching.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hyperparameter_system.core.errors import HpsysError, close_match
+
+SUFFIX = ".schema.json"
+_EXEC_PY = re.compile(r"""^\s*exec\s+.*?([\w./${}()"'-]+\.(?:py|sh))\b""", re.M)
+_TYPE_WORDS = {"int": "an integer", "number": "a number", "bool": "true or false",
+               "string": "a string", "mapping": "a mapping", "list": "a list", "null": "null"}
+
+
+@dataclass(frozen=True)
+class Schema:
+    """The keys a script reads: each one's types, range and names (see codes/train.py
+    --describe for the format)."""
+
+    path: Path
+    keys: Mapping[str, Mapping[str, Any]]
+    numeric_strings: bool = True
+
+    def problem(self, key: str, value: Any) -> str | None:
+        """None when the engine accepts `value` for `key` (or does not know the key), else
+        what it expected, e.g. "expected a number > 0, got 0"."""
+        spec = self.keys.get(key)
+        if spec is None:
+            return None
+        return check(spec, value, self.numeric_strings)
+
+    def known(self, key: str) -> bool:
+        return key in self.keys
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _as_number(value: Any, numeric_strings: bool) -> float | int | None:
+    """The value as a number when it is one (a numeric string too, as YAML 1.1 leaves '1e-3')."""
+    if _is_number(value):
+        return value
+    if numeric_strings and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _type_ok(types: Sequence[str], value: Any, numeric_strings: bool) -> bool:
+    if value is None:
+        return "null" in types
+    if isinstance(value, bool):
+        return "bool" in types
+    if isinstance(value, int) and ("int" in types or "number" in types):
+        return True
+    if isinstance(value, float) and "number" in types:
+        return math.isfinite(value)
+    if isinstance(value, str):
+        if "string" in types:
+            return True
+        if "number" in types:
+            number = _as_number(value, numeric_strings)
+            return number is not None and math.isfinite(number)
+        return False
+    if isinstance(value, Mapping):
+        return "mapping" in types
+    if isinstance(value, list | tuple):
+        return "list" in types
+    return False
+
+
+def _range_words(spec: Mapping[str, Any]) -> str:
+    low, high = spec.get("low"), spec.get("high")
+    if low is not None and high is not None:
+        left = "(" if spec.get("low_open") else "["
+        right = ")" if spec.get("high_open") else "]"
+        return f" in {left}{low:g}, {high:g}{right}"
+    if low is not None:
+        return f" {'>' if spec.get('low_open') else '>='} {low:g}"
+    if high is not None:
+        return f" {'<' if spec.get('high_open') else '<='} {high:g}"
+    return ""
+
+
+def _in_range(spec: Mapping[str, Any], number: float) -> bool:
+    low, high = spec.get("low"), spec.get("high")
+    if low is not None and (number <= low if spec.get("low_open") else number < low):
+        return False
+    return high is None or (number < high if spec.get("high_open") else number <= high)
+
+
+def check(spec: Mapping[str, Any], value: Any, numeric_strings: bool = True) -> str | None:
+    """None when `value` fits `spec`, else what was expected and what was given."""
+    types = spec.get("type") or []
+    if types and not _type_ok(types, value, numeric_strings):
+        words = " or ".join(_TYPE_WORDS.get(t, t) for t in types if t != "int" or
+                            "number" not in types)
+        return f"expected {words}{_range_words(spec)}, got {value!r}"
+    number = None if isinstance(value, str) and "string" in types else (
+        _as_number(value, numeric_strings))
+    if number is not None and not _in_range(spec, number):
+        noun = "an integer" if types == ["int"] or types == ["int", "null"] else "a number"
+        return f"expected {noun}{_range_words(spec)}, got {value!r}"
+    choices = spec.get("choices")
+    if choices and isinstance(value, str):
+        fold = str.lower if spec.get("ignore_case") else str
+        if fold(value) not in {fold(c) for c in choices}:
+            hint = close_match(value, choices, fold)
+            shown = ", ".join(choices[:12]) + (", ..." if len(choices) > 12 else "")
+            return f"unknown name {value!r}{hint}; expected one of {shown}"
+    if isinstance(value, list | tuple):
+        lengths = spec.get("lengths")
+        if lengths and len(value) not in lengths:
+            return f"expected a list of {' or '.join(map(str, lengths))} values, got {value!r}"
+        items = spec.get("items")
+        if items:
+            for item in value:
+                inner = check(items, item, numeric_strings)
+                if inner is not None:
+                    return f"{inner} (in {value!r})"
+    return None
+
+
+def load_schema(path: Path) -> Schema:
+    """A schema file; a broken one is one line naming it."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        keys = data["keys"]
+        if not isinstance(keys, Mapping):
+            raise TypeError("'keys' is not a mapping")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise HpsysError(str(path), f"cannot read the script's schema: {exc}") from None
+    return Schema(path, keys, bool(data.get("numeric_strings", True)))
+
+
+def schema_path(argv: Sequence[str], root: Path, depth: int = 3) -> Path | None:
+    """The schema a model's command publishes: its Python (or shell) script's sidecar; a shell
+    script without one inherits the one of the script it `exec`s."""
+    for arg in argv:
+        if not arg.endswith((".py", ".sh")):
+            continue
+        script = Path(arg) if Path(arg).is_absolute() else root / arg
+        sidecar = script.with_suffix(SUFFIX)
+        if sidecar.is_file():
+            return sidecar
+        if arg.endswith(".sh") and depth > 0 and script.is_file():
+            return _exec_target(script, root, depth - 1)
+        return None
+    return None
+
+
+def _exec_target(script: Path, root: Path, depth: int) -> Path | None:
+    """The sidecar of the script a shell script `exec`s last (`exec "$PY" codes/train.py ...`),
+    looked up beside the shell script and under the root."""
+    try:
+        found = _EXEC_PY.findall(script.read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return None
+    if not found:
+        return None
+    # the path after any $(...)/${...} prefix: `"$(dirname "$0")/fake.py"` -> fake.py
+    target = re.split(r"""[)}"'\s]""", found[-1])[-1].lstrip("/")
+    for base in (script.parent, root):
+        if (base / target).is_file():
+            return schema_path([str(base / target)], root, depth)
+    return None

@@ -1,0 +1,203 @@
+"""Load and validate experiment_config.yaml into typed settings, before anything is launched.
+
+Every problem is an HpsysError naming the file, the line and the key path. A master config
+written for the original system (base_config_template, project_naming, temp_config_dir,
+results_tracking, execution.save_logs) loads unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hyperparameter_system.config.entries import (
+    PYTHON_ALIASES,
+    CategorySettings,
+    ModelSettings,
+    read_categories,
+    read_models,
+)
+from hyperparameter_system.config.reader import Reader, resolve
+from hyperparameter_system.core.errors import HpsysError
+from hyperparameter_system.core.yamlfile import load_yaml
+
+__all__ = ["PYTHON_ALIASES", "CategorySettings", "ExecutionSettings", "ModelSettings",
+           "Settings", "SystemSettings", "load_settings"]
+
+WANDB_MODES = ("online", "offline", "disabled")
+
+
+@dataclass(frozen=True)
+class SystemSettings:
+    base_config: Path
+    temp_config_dir: Path
+    keep_temp_configs: bool
+    ledger: Path
+    runs_dir: Path
+    reports_dir: Path
+    metric: str
+    metric_mode: str
+    baseline: bool
+    wandb_mode: str | None
+    wandb_entity: str | None
+
+
+@dataclass(frozen=True)
+class ExecutionSettings:
+    max_parallel: int = 1
+    experiment_timeout: float | None = None
+    retry_failed: int = 0
+    executor: str = "local"
+    ray_address: str | None = None
+    gpus: str | tuple[int | str, ...] = "auto"
+    gpus_per_experiment: int = 1
+    experiments_per_gpu: int = 1
+    repeats: int = 1
+    min_free_gb: float = 0.0
+    retry_oom_halving: bool = False
+    heartbeat_s: float = 2.0
+    stale_after_s: float = 30.0
+    cpus_per_experiment: float = 1.0
+    ray_resources: Mapping[str, float] = field(default_factory=dict)
+    ray_runtime_env: Mapping[str, Any] | None = None
+    stop_grace_s: float = 30.0  # after a stop request, then the process group is ended
+
+    @property
+    def max_attempts(self) -> int:
+        return 1 + self.retry_failed
+
+
+@dataclass(frozen=True)
+class Settings:
+    path: Path
+    root: Path
+    system: SystemSettings
+    models: tuple[ModelSettings, ...]
+    categories: tuple[CategorySettings, ...]
+    execution: ExecutionSettings
+    overrides: tuple[tuple[str, str], ...] = ()  # (where it was given, key=value)
+
+    def model(self, name: str) -> ModelSettings:
+        return next(m for m in self.models if m.name == name)
+
+    def category(self, name: str) -> CategorySettings:
+        return next(c for c in self.categories if c.name == name)
+
+
+TOP_KEYS = ("system", "models", "experiment_categories", "execution")
+SYSTEM_KEYS = {
+    "base_config": (str,), "base_config_template": (str,), "temp_config_dir": (str,),
+    "keep_temp_configs": (bool,), "ledger": (str,), "runs_dir": (str,), "reports_dir": (str,),
+    "metric": (str,), "metric_mode": (str,), "baseline": (bool,), "wandb_mode": (str, type(None)),
+    "wandb_entity": (str, type(None)), "project_root": (str,), "project_naming": (str,),
+    "results_tracking": (bool, dict), "overrides": (list,),
+}
+EXECUTION_KEYS = {
+    "max_parallel": (int,), "experiment_timeout": (int, float, type(None)),
+    "retry_failed": (bool, int), "save_logs": (bool,), "executor": (str,),
+    "ray_address": (str, type(None)), "gpus": (str, list, type(None)),
+    "gpus_per_experiment": (int,), "experiments_per_gpu": (int,), "repeats": (int,),
+    "min_free_gb": (int, float), "retry_oom_halving": (bool,), "heartbeat_s": (int, float),
+    "stale_after_s": (int, float), "cpus_per_experiment": (int, float),
+    "stop_grace_s": (int, float),
+    "ray_resources": (dict,), "ray_runtime_env": (dict, type(None)),
+}
+def load_settings(path: str | Path, overrides: Sequence[str] = ()) -> Settings:
+    """Read, type-check and cross-check the master config; `overrides` apply to base configs."""
+    doc = load_yaml(path, "master config")
+    if doc.data is None:
+        raise HpsysError(str(doc.path), "master config is empty")
+    top = Reader(doc, (), doc.data, {k: (dict, list, type(None)) for k in TOP_KEYS})
+    sysr = Reader(doc, ("system",), top.data.get("system") or {}, SYSTEM_KEYS)
+    # Relative paths resolve against system.project_root (itself relative to this file), else
+    # against the directory the runner was started from, as in the original ("run from the root").
+    root_key = sysr.get("project_root")
+    root = (doc.path.parent / root_key).resolve() if root_key else Path.cwd()
+    base_default = sysr.get("base_config", sysr.get("base_config_template", "codes/config_v2.yaml"))
+    system = SystemSettings(
+        base_config=resolve(root, base_default),
+        temp_config_dir=resolve(root, sysr.get("temp_config_dir", "temp_configs")),
+        keep_temp_configs=sysr.get("keep_temp_configs", True),
+        ledger=resolve(root, sysr.get("ledger", "experiments.db")),
+        runs_dir=resolve(root, sysr.get("runs_dir", "runs")),
+        reports_dir=resolve(root, sysr.get("reports_dir", "reports")),
+        metric=sysr.get("metric", "metrics.best_val_f1"),
+        metric_mode=sysr.choice("metric_mode", "max", ("max", "min")),
+        baseline=sysr.get("baseline", True),
+        wandb_mode=sysr.choice("wandb_mode", None, (*WANDB_MODES, None)),
+        wandb_entity=sysr.get("wandb_entity"),
+    )
+    execution = _execution(Reader(doc, ("execution",), top.data.get("execution") or {},
+                                   EXECUTION_KEYS))
+    cache: dict[Path, Mapping[str, Any]] = {}
+    file_overrides = sysr.get("overrides", [])
+    if not all(isinstance(o, str) for o in file_overrides):
+        raise HpsysError(sysr.where("overrides"), "expected a list of key=value strings")
+    # --set wins over system.overrides; each is told apart in errors
+    overrides = [*((sysr.where("overrides"), o) for o in file_overrides),
+                 *((f"--set {o}", o) for o in overrides)]
+    models = read_models(doc, top.data.get("models"), root, system, overrides, cache)
+    enabled = [m for m in models if m.enabled]
+    schemas = list({id(m.schema): m.schema for m in enabled if m.schema is not None}.values())
+    categories = read_categories(doc, top.data.get("experiment_categories"),
+                             [m.base for m in enabled], schemas)
+    return Settings(doc.path.resolve(), root, system, models, categories, execution,
+                    tuple(overrides))
+
+
+def _execution(reader: Reader) -> ExecutionSettings:
+    retry = reader.get("retry_failed", False)
+    if not isinstance(retry, bool) and retry < 0:
+        raise HpsysError(reader.where("retry_failed"), f"expected true, false or a count >= 0, "
+                                                      f"got {retry!r}")
+    gpus = reader.get("gpus", "auto")
+    if gpus is None or gpus == "none":
+        gpus = ()
+    elif isinstance(gpus, str):
+        if gpus != "auto":
+            raise HpsysError(reader.where("gpus"), "expected auto, none or a list of GPU indices")
+    else:
+        def device(g: Any) -> bool:  # an index, or a GPU-/MIG- UUID as CUDA_VISIBLE_DEVICES takes
+            if isinstance(g, str):
+                return g.startswith(("GPU-", "MIG-"))
+            return isinstance(g, int) and not isinstance(g, bool) and g >= 0
+
+        if not all(device(g) for g in gpus):
+            raise HpsysError(reader.where("gpus"),
+                             f"expected GPU indices >= 0 or GPU-/MIG- UUIDs, got {gpus!r}")
+        gpus = tuple(gpus)
+    timeout = reader.get("experiment_timeout")
+    if timeout is not None and timeout <= 0:
+        raise HpsysError(reader.where("experiment_timeout"),
+                         f"expected seconds > 0 or null, got {timeout!r}")
+    return ExecutionSettings(
+        max_parallel=reader.number("max_parallel", 1, 1),
+        experiment_timeout=timeout,
+        retry_failed=int(retry),
+        executor=reader.choice("executor", "local", ("local", "ray")),
+        ray_address=reader.get("ray_address") or None,
+        gpus=gpus,
+        gpus_per_experiment=reader.number("gpus_per_experiment", 1, 1),
+        experiments_per_gpu=reader.number("experiments_per_gpu", 1, 1),
+        repeats=reader.number("repeats", 1, 1),
+        min_free_gb=reader.number("min_free_gb", 0.0, 0),
+        retry_oom_halving=reader.get("retry_oom_halving", False),
+        heartbeat_s=reader.number("heartbeat_s", 2.0, 0.1),
+        stale_after_s=reader.number("stale_after_s", 30.0, 1),
+        cpus_per_experiment=reader.number("cpus_per_experiment", 1.0, 0),
+        stop_grace_s=reader.number("stop_grace_s", 30.0, 0),
+        ray_resources=_ray_resources(reader),
+        ray_runtime_env=reader.get("ray_runtime_env"),
+    )
+
+
+def _ray_resources(reader: Reader) -> dict[str, float]:
+    """Custom Ray resources each experiment asks for, e.g. {accelerator_type_A100: 1}."""
+    resources = reader.get("ray_resources", {})
+    for name, amount in resources.items():
+        if isinstance(amount, bool) or not isinstance(amount, int | float) or amount < 0:
+            raise HpsysError(reader.where("ray_resources"),
+                             f"expected a number >= 0 for resource '{name}', got {amount!r}")
+    return {str(k): float(v) for k, v in resources.items()}

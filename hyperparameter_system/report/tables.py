@@ -1,0 +1,147 @@
+"""The summary as plain tables of strings, in reading order: what the console renders and the
+exports write, so every view shows the same rows."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hyperparameter_system.matrix import combine
+from hyperparameter_system.matrix.experiments import COMBINED
+from hyperparameter_system.report.format import (
+    fmt_delta,
+    fmt_duration,
+    fmt_metric,
+    fmt_number,
+    fmt_significant,
+)
+from hyperparameter_system.report.summary import OptionStat, Summary
+
+DELTA_COLUMNS = ("delta", "mean delta", "combined - winner")
+
+
+@dataclass
+class ReportTable:
+    """A plain table (strings) every renderer shares; `tones` marks winner rows and deltas."""
+
+    key: str
+    title: str
+    headers: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+    tones: list[tuple[bool, bool | None]] = field(default_factory=list)  # (winner, better)
+    model: str = ""
+    category: str = ""
+
+    def add(self, cells: Sequence[Any], winner: bool = False, better: bool | None = None) -> None:
+        self.rows.append([str(c) for c in cells])
+        self.tones.append((winner, better))
+
+    @staticmethod
+    def toned(header: str) -> bool:
+        """Whether a column takes its row's better/worse colour (the deltas), in every view."""
+        return header in DELTA_COLUMNS
+
+
+RANK_HEADERS = ["#", "option", "run name", "runs", "metric", "std", "delta", "significant",
+                "time", "epochs", "status", "winner"]
+
+
+def tables(summary: Summary) -> list[ReportTable]:
+    """Every table of the summary, in reading order."""
+    out: list[ReportTable] = []
+    for report in summary.models:
+        head = ReportTable("model", f"{report.model} (W&B project {report.project})",
+                           ["run", "runs", "metric", "std", "delta", "significant", "status"],
+                           model=report.model)
+        for name, stat in (("baseline", report.baseline),
+                           ("combined", report.combined.stat if report.combined else None)):
+            if stat is not None:
+                head.add([name, stat.n, fmt_metric(stat.mean), fmt_metric(stat.std),
+                          fmt_delta(stat.delta) if name != "baseline" else "",
+                          fmt_significant(stat.significant) if name != "baseline" else "",
+                          _status(stat, report.combined.plan if report.combined else None)],
+                         better=summary.better(stat.delta))
+        out.append(head)
+        for table in report.categories:
+            t = ReportTable("ranking", f"{report.model} / {table.category}", RANK_HEADERS,
+                            model=report.model, category=table.category)
+            for rank, o in enumerate(table.options, 1):
+                t.add([rank if o.mean is not None else "-", o.label, o.run_name, o.n,
+                       fmt_metric(o.mean), fmt_metric(o.std), fmt_delta(o.delta),
+                       fmt_significant(o.significant), fmt_duration(o.duration_s),
+                       fmt_number(o.epochs_run), o.status, _verdict(o)],
+                      winner=o.winner, better=summary.better(o.delta))
+            out.append(t)
+    cross = ReportTable("cross_model", "Across models: which option wins each category",
+                        ["category", "option", "wins", "of models", "mean delta"])
+    for e in summary.cross:
+        cross.add([e.category, e.label, e.wins, e.models, fmt_delta(e.mean_delta)],
+                  winner=e.wins > 0, better=summary.better(e.mean_delta))
+    out.append(cross)
+    out.extend(_combined_tables(summary))
+    if summary.failures:
+        fail = ReportTable("failures", "Failures", ["model", "category", "option", "status",
+                                                    "attempts", "reason", "log"])
+        tails = ReportTable("failure_logs", "Failures: the last lines of their logs",
+                            ["model", "category", "option", "log tail"])
+        for f in summary.failures:
+            fail.add([f.model, f.category, f.label, f.status, f.attempts, f.reason,
+                      f.log_path or "-"])
+            if f.tail:
+                tails.add([f.model, f.category, f.label, f.tail])
+        out += [fail, tails] if tails.rows else [fail]
+    if summary.best is not None:
+        b = summary.best
+        best = ReportTable("best", "Best run overall", ["model", "category", "option", "metric",
+                                                        "W&B", "run folder"])
+        where = b.link or b.sync_command or f"W&B {b.wandb_mode}"
+        best.add([b.model, b.category, b.label, fmt_metric(b.metric), where, b.run_dir or "-"],
+                 winner=True)
+        out.append(best)
+    return out
+
+
+def _verdict(stat: OptionStat) -> str:
+    return ("winner" if stat.winner else "tie" if stat.tied else "leading" if stat.leading
+            else "")
+
+
+def _status(stat: OptionStat, plan: combine.Plan | None = None) -> str:
+    if stat.category == COMBINED and not stat.rows:
+        if plan is not None and not plan.applied:
+            return "nothing to combine: no winner beat the baseline"
+        return "not run (--combine-best runs it)"
+    return stat.status
+
+
+def _combined_tables(summary: Summary) -> list[ReportTable]:
+    out = []
+    for report in summary.models:
+        c = report.combined
+        if c is None:
+            continue
+        saved = f" -> {c.plan.config_path}" if c.plan.applied else ""  # none without winners
+        t = ReportTable("combined", f"{report.model} / combined winners{saved}",
+                        ["category", "winner", "winner metric", "combined - winner",
+                         "significant"], model=report.model, category=COMBINED)
+        for v in c.versus:
+            t.add([v.category, v.label, fmt_metric(v.winner_mean), fmt_delta(v.diff),
+                   fmt_significant(v.significant)], better=summary.better(v.diff))
+        for cat, why in c.plan.skipped:
+            t.add([cat, f"not applied: {why}", "", "", ""])
+        t.add(["combined", _status(c.stat, c.plan), fmt_metric(c.stat.mean),
+               f"vs baseline {fmt_delta(c.stat.delta)}", fmt_significant(c.stat.significant)],
+              winner=True, better=summary.better(c.stat.delta))
+        out.append(t)
+        if c.plan.conflicts:
+            k = ReportTable("conflicts", f"{report.model} / combined: keys set by two winners "
+                            "(the better winner keeps the key)",
+                            ["key", "kept from", "kept value", "dropped from", "dropped value"],
+                            model=report.model, category=COMBINED)
+            for x in c.plan.conflicts:
+                k.add([x.key, x.kept_category, json.dumps(x.kept_value), x.dropped_category,
+                       json.dumps(x.dropped_value)])
+            out.append(k)
+    return out

@@ -1,0 +1,72 @@
+"""The commands the flags and the menu share: call the API, show what it returns.
+
+The API computes and runs; everything it found reaches the terminal here, through the console.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from hyperparameter_system.app import api
+from hyperparameter_system.config.settings import Settings
+from hyperparameter_system.matrix.experiments import Experiment
+from hyperparameter_system.report.summary import Summary
+from hyperparameter_system.run.executor import RunResult
+from hyperparameter_system.ui import console
+
+
+def live_display(plan: api.RunPlan, slots: int) -> console.RunDisplay:
+    """The progress view of a run: its bar and one line per running experiment."""
+    return console.RunDisplay(len(plan.to_run), plan.skipped, plan.estimate_s, slots)
+
+
+def show_matrix(settings: Settings, experiments: Sequence[Experiment],
+                executor: str | None = None) -> None:
+    view = api.matrix_view(settings, experiments, executor)
+    console.print_matrix(settings, list(view.experiments), view.statuses, view.estimates,
+                         view.slots)
+
+
+def run(settings: Settings, experiments: Sequence[Experiment], rerun: bool = False,
+        executor: str | None = None, show: bool = True) -> RunResult:
+    """Run with the live view (or quietly); what the executor said without one is warned."""
+    result = api.run(settings, experiments, rerun=rerun, executor=executor,
+                     display=live_display if show else None)
+    for text in result.messages:
+        console.warn(text)
+    return result
+
+
+def combine_best(settings: Settings, models: Sequence[str] | None = None,
+                 executor: str | None = None, rerun: bool = False, show: bool = True,
+                 dry_run: bool = False) -> RunResult:
+    """`--combine-best`: say what is combined, run it, then compare it with the winners."""
+    found = api.combine_plans(settings, models)
+    for note in found.notes:
+        console.warn(note)
+    if not found.plans:  # every base config already beats its options: nothing to run
+        return RunResult()
+    console.print_combined_plans(found.plans)
+    if dry_run:
+        console.info("--dry-run: no combined config saved, nothing run")
+        return RunResult()
+    result = api.run_combined(settings, found.plans, rerun=rerun, executor=executor,
+                              display=live_display if show else None)
+    console.print_run_result(result, console.resume_hint(rerun))
+    console.print_tables([t for t in api.report(settings).tables
+                          if t.key in ("model", "combined", "conflicts")])
+    return result
+
+
+def report(settings: Settings, summary: bool = True, export: Sequence[str] | None = None,
+           plots: str | Path | None = None) -> Summary:
+    """`--summary`, `--export FORMAT PATH`, `--plots DIR`: the summary printed and written."""
+    out = api.report(settings, export=export, plots=plots)
+    if out.summary.metric_missing:
+        console.warn(out.summary.metric_missing)
+    if summary:
+        console.print_summary(out.summary, out.tables)
+    for line in out.written:
+        console.info(line)
+    return out.summary

@@ -1,0 +1,108 @@
+"""The border facts have one owner: the engine publishes its schema, the runner checks against
+it. For every key and name of the schema, the runner refuses exactly what the engine refuses."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CODES = ROOT / "codes"
+if str(CODES) not in sys.path:
+    sys.path.insert(0, str(CODES))
+
+from trainer.config import validate  # noqa: E402
+from trainer.errors import ConfigError  # noqa: E402
+
+from hyperparameter_system.config.schema import load_schema, schema_path  # noqa: E402
+
+SCHEMA = load_schema(CODES / "train.schema.json")
+ENGINE_ONLY = {"val_split_ratio"}  # cross-key rules the format cannot say (see its comment)
+
+GENERIC: list[Any] = [None, True, False, 0, 1, -1, 2, 7, 0.5, 1.5, -0.5, 1e-9, 1e308,
+                      math.nan, math.inf, -math.inf, "abc", "1e-3", "0", "-1", "nan", "inf",
+                      "", [], [0.5], [0.5, 0.5, 0.5], [1, 2], ["a"], [0, 1, 2], {}, {"x": 1}]
+
+
+def _probes(spec: dict[str, Any]) -> list[Any]:
+    values = list(GENERIC)
+    for bound in ("low", "high"):
+        if bound in spec:
+            b = spec[bound]
+            values += [b, b - 1, b + 1, b - 1e-9, b + 1e-9, int(b) if float(b).is_integer()
+                       else b, str(b)]
+    for name in spec.get("choices", []):
+        values += [name, name.lower(), name.upper(), f"{name}x", name[:-1]]
+    items = spec.get("items")
+    if items:
+        values += [[v] for v in _probes({k: v for k, v in items.items() if k != "items"})
+                   if not isinstance(v, list | dict)]
+    return values
+
+
+def _nested(key: str, value: Any) -> dict[str, Any]:
+    cfg: dict[str, Any] = {}
+    node = cfg
+    *parents, last = key.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = value
+    return cfg
+
+
+def _engine_accepts(key: str, value: Any) -> bool:
+    try:
+        validate(_nested(key, value))
+    except ConfigError:
+        return False
+    return True
+
+
+CASES = [(key, value) for key, spec in SCHEMA.keys.items() if key not in ENGINE_ONLY
+         for value in _probes(dict(spec))]
+
+
+def test_the_schema_covers_the_facts_that_drifted() -> None:
+    """The drift the layout issue found: smoothing 1.0 and a StepLR gamma of 0."""
+    assert SCHEMA.problem("label_smooth", 1.0) is not None
+    assert SCHEMA.problem("scheduler_params.gamma", 0) is not None
+    assert not _engine_accepts("label_smooth", 1.0)
+    assert not _engine_accepts("scheduler_params.gamma", 0)
+
+
+@pytest.mark.parametrize(("key", "value"), CASES, ids=[f"{k}={v!r}"[:60] for k, v in CASES])
+def test_runner_and_engine_agree(key: str, value: Any) -> None:
+    runner = SCHEMA.problem(key, value) is None
+    assert runner == _engine_accepts(key, value), (key, value, SCHEMA.problem(key, value))
+
+
+def test_the_sidecar_is_what_the_engine_describes_and_needs_no_torch() -> None:
+    probe = ("import json, sys; sys.argv = ['train.py', '--describe']; import runpy, io, "
+             "contextlib; buf = io.StringIO()\n"
+             "with contextlib.redirect_stdout(buf):\n"
+             "    try: runpy.run_path('codes/train.py', run_name='__main__')\n"
+             "    except SystemExit: pass\n"
+             "print(json.dumps({'torch': 'torch' in sys.modules, 'out': buf.getvalue()}))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60, check=True)
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["torch"] is False
+    assert json.loads(seen["out"]) == json.loads((CODES / "train.schema.json").read_text())
+
+
+@pytest.mark.parametrize("script", [["python", "codes/train.py"], ["run_absolute.sh"],
+                                    ["run_b3.sh"], ["tests/fakes/fake_train.sh"]])
+def test_every_shipped_script_finds_the_engine_schema(script: list[str]) -> None:
+    found = schema_path(script, ROOT)
+    assert found is not None and found.resolve() == (CODES / "train.schema.json").resolve()
+
+
+def test_a_script_without_schema_gets_none(tmp_path: Path) -> None:
+    (tmp_path / "mine.py").write_text("print('hi')\n")
+    assert schema_path(["python", "mine.py"], tmp_path) is None
