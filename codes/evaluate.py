@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from trainer.errors import exit_code_of
-from trainer.inference import checkpoint_parser
+from trainer.infer.predict import checkpoint_parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,7 +48,8 @@ def evaluate(args: argparse.Namespace) -> dict:
         split_indices,
     )
     from trainer.device import pick_device
-    from trainer.inference import load_checkpoint, predict_proba
+    from trainer.infer.checkpoint import load_checkpoint
+    from trainer.infer.predict import predict_proba
 
     device = pick_device("auto")
     model, ckpt = load_checkpoint(args.checkpoint, device)

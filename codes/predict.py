@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from trainer.errors import exit_code_of
-from trainer.inference import checkpoint_parser
+from trainer.infer.predict import checkpoint_parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,7 +37,8 @@ def write_submission(rows: list[tuple[str, int]], out: Path) -> int:
 def predict(args: argparse.Namespace) -> list[tuple[str, int]]:
     from trainer.data import decode_images, read_id_csv, resolve_data_dir
     from trainer.device import pick_device
-    from trainer.inference import load_checkpoint, predict_proba
+    from trainer.infer.checkpoint import load_checkpoint
+    from trainer.infer.predict import predict_proba
 
     device = pick_device("auto")
     model, ckpt = load_checkpoint(args.checkpoint, device)

@@ -1,13 +1,18 @@
-"""The training loop: epochs, mixed precision, validation metrics and early stopping."""
+"""The training loop: epochs, mixed precision, validation metrics and the best weights.
+
+`fit(parts, callbacks)` owns only what every run needs (train, validate, step the schedule,
+keep the best weights of the monitored metric); everything else an epoch does (metrics.jsonl,
+W&B, the console, early stopping, checkpoints) is a callback, see trainer/callbacks.py.
+"""
 
 from __future__ import annotations
 
 import copy
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -15,26 +20,29 @@ import torch.nn.functional as F
 from sklearn.metrics import accuracy_score, f1_score
 from torch import nn
 
-from trainer.builders import Schedule
+from trainer.build.parts import Parts
+from trainer.build.scheduler import Schedule
 from trainer.data import TensorLoader
 from trainer.device import AmpPlan
 
+if TYPE_CHECKING:
+    from trainer.callbacks import Callback
+
 
 @dataclass
-class EarlyStopping:
-    """Stop after `patience` epochs without improvement of `monitor`; None or 0 never stops."""
+class Monitor:
+    """The metric that picks the best epoch (its weights are restored and checkpointed)."""
 
-    monitor: str = "val_f1"
-    patience: int | None = None
+    name: str = "val_f1"
     best: float | None = None
     best_epoch: int = 0
-    bad_epochs: int = 0
+    bad_epochs: int = 0  # epochs since the best, for early stopping
 
     @property
     def mode(self) -> str:
-        return "min" if "loss" in self.monitor else "max"
+        return "min" if "loss" in self.name else "max"
 
-    def improved(self, value: float, epoch: int) -> bool:
+    def update(self, value: float, epoch: int) -> bool:
         """Record `value`; True when it is the best so far."""
         better = (
             self.best is None
@@ -46,10 +54,6 @@ class EarlyStopping:
         else:
             self.bad_epochs += 1
         return better
-
-    @property
-    def should_stop(self) -> bool:
-        return bool(self.patience) and self.bad_epochs >= self.patience  # type: ignore[operator]
 
 
 @dataclass
@@ -73,6 +77,7 @@ class FitResult:
     last: Evaluation | None = None
     fed_shape: tuple[int, ...] | None = None
     stopped_early: bool = False
+    stop_status: str | None = None  # the stopping callback's result.json status, if any
 
 
 def train_step(
@@ -137,54 +142,81 @@ def evaluate(model: nn.Module, loader: TensorLoader, amp: AmpPlan, num_classes: 
     return Evaluation(loss, float(accuracy_score(y_true, y_pred)), float(f1), y_true, y_pred)
 
 
+@dataclass
+class FitState:
+    """What callbacks see: the parts, where the loop is, and what it has found so far.
+
+    A callback may set `epoch` in on_fit_start (a resumed run): the loop goes on after it.
+    """
+
+    parts: Parts
+    epochs: int
+    fold: int | None
+    monitor: Monitor
+    result: FitResult = field(default_factory=FitResult)
+    epoch: int = 0
+    record: dict[str, Any] = field(default_factory=dict)
+    val: Evaluation | None = None
+    improved: bool = False
+
+
+def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def run_epoch(state: FitState) -> None:
+    """Train one epoch, validate, step the schedule; the record and the best go into `state`."""
+    parts, result = state.parts, state.result
+    start = time.perf_counter()
+    lr = float(parts.optimizer.param_groups[0]["lr"])
+    train_loss, result.fed_shape = train_one_epoch(
+        parts.model, parts.train_loader, parts.criterion, parts.optimizer, parts.amp, parts.schedule
+    )
+    val = evaluate(parts.model, parts.val_loader, parts.amp, parts.num_classes)
+    monitored = {"val_f1": val.f1, "val_acc": val.acc, "val_loss": val.loss}[state.monitor.name]
+    parts.schedule.after_epoch(monitored)
+    state.record = {
+        "epoch": state.epoch,
+        "train_loss": train_loss,
+        "val_loss": val.loss,
+        "val_acc": val.acc,
+        "val_f1": val.f1,
+        "lr": lr,
+        "seconds": round(time.perf_counter() - start, 4),
+    }
+    if state.fold is not None:
+        state.record["fold"] = state.fold
+    result.history.append(state.record)
+    state.val = result.last = val
+    state.improved = state.monitor.update(monitored, state.epoch)
+    if state.improved:
+        result.best, result.best_epoch = val, state.epoch
+        result.best_state = _snapshot(parts.model)
+
+
 def fit(
-    model: nn.Module,
-    train_loader: TensorLoader,
-    val_loader: TensorLoader,
-    criterion: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    schedule: Schedule,
-    amp: AmpPlan,
-    stopper: EarlyStopping,
+    parts: Parts,
+    callbacks: Sequence[Callback],
     epochs: int,
-    num_classes: int,
-    on_epoch: Callable[[dict[str, Any]], None],
+    monitor: str = "val_f1",
     fold: int | None = None,
 ) -> FitResult:
-    """Train up to `epochs`, stop early on `stopper`, and restore the best weights."""
-    result = FitResult()
-    for epoch in range(1, epochs + 1):
-        start = time.perf_counter()
-        lr = float(optimizer.param_groups[0]["lr"])
-        train_loss, result.fed_shape = train_one_epoch(
-            model, train_loader, criterion, optimizer, amp, schedule
-        )
-        val = evaluate(model, val_loader, amp, num_classes)
-        monitored = {"val_f1": val.f1, "val_acc": val.acc, "val_loss": val.loss}[stopper.monitor]
-        schedule.after_epoch(monitored)
-        record: dict[str, Any] = {
-            "epoch": epoch,
-            "train_loss": train_loss,
-            "val_loss": val.loss,
-            "val_acc": val.acc,
-            "val_f1": val.f1,
-            "lr": lr,
-            "seconds": round(time.perf_counter() - start, 4),
-        }
-        if fold is not None:
-            record["fold"] = fold
-        result.history.append(record)
-        result.last = val
-        if stopper.improved(monitored, epoch):
-            result.best, result.best_epoch = val, epoch
-            result.best_state = {
-                k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()
-            }
-        on_epoch(record)
-        if stopper.should_stop:
-            result.stopped_early = epoch < epochs
+    """Train up to `epochs`, stop when a callback asks, and restore the best weights."""
+    state = FitState(parts, epochs, fold, Monitor(monitor))
+    for callback in callbacks:
+        callback.on_fit_start(state)
+    for epoch in range(state.epoch + 1, epochs + 1):
+        state.epoch = epoch
+        run_epoch(state)
+        stoppers = [cb for cb in callbacks if cb.on_epoch_end(state)]  # every one is called
+        if stoppers:
+            state.result.stopped_early = epoch < epochs
+            state.result.stop_status = stoppers[0].stop_status
             break
-    result.last_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+    result = state.result
+    result.last_state = _snapshot(parts.model)
     if result.best_state is not None:
-        model.load_state_dict(copy.deepcopy(result.best_state))
+        parts.model.load_state_dict(copy.deepcopy(result.best_state))
+    for callback in callbacks:
+        callback.on_fit_end(state)
     return result

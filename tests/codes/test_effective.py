@@ -177,9 +177,9 @@ def test_patience_stops_early_and_restores_best(tiny_cfg, tmp_path, monkeypatch)
 
     fitted, real_fit = {}, run_module.fit
 
-    def recording_fit(model, *args, **kwargs):
-        fitted["model"] = model
-        return real_fit(model, *args, **kwargs)
+    def recording_fit(parts, *args, **kwargs):
+        fitted["model"] = parts.model
+        return real_fit(parts, *args, **kwargs)
 
     monkeypatch.setattr(run_module, "fit", recording_fit)
     tiny_cfg.update(patience=2, epochs=6, lr=0.003, monitor="val_loss", scheduler_name="StepLR")

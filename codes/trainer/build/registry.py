@@ -100,10 +100,11 @@ def _one_cycle_read_back(scheduler: Any) -> dict[str, Any]:
 class SchedulerInfo:
     """One scheduler the config can name.
 
-    interval: when it steps: after each 'epoch', after each batch ('step'), or after each epoch
-    on the monitored metric ('plateau'). prepare: the constructor keyword arguments from those
-    the config gave (defaults that depend on the run, checks of what they must be).
-    read_back: values the object keeps outside its constructor-named attributes.
+    interval: when it steps: after each 'epoch', after each batch ('step'), or after each
+    epoch on the monitored metric ('plateau'); a warm-up can precede only an 'epoch' one.
+    prepare: the constructor keyword arguments from those the config gave (defaults that
+    depend on the run, checks of what they must be). read_back: values the object keeps
+    outside its constructor-named attributes.
     """
 
     name: str
@@ -111,11 +112,6 @@ class SchedulerInfo:
     interval: str = "epoch"
     prepare: Callable[[ScheduleContext, dict[str, Any]], dict[str, Any]] = _as_given
     read_back: Callable[[Any], dict[str, Any]] | None = None
-
-    @property
-    def warmup_ok(self) -> bool:
-        """A linear warm-up can precede only schedulers that step once per epoch."""
-        return self.interval == "epoch"
 
 
 _TORCH = "torch.optim.lr_scheduler."

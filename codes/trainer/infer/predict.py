@@ -1,4 +1,4 @@
-"""Rebuild a trained model from its checkpoint and predict on decoded images."""
+"""Class probabilities of decoded images from a trained model (evaluate.py, predict.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainer import builders
 from trainer.data import TensorLoader
-from trainer.errors import ConfigError
 
 
 def checkpoint_parser(description: str) -> argparse.ArgumentParser:
@@ -20,22 +18,6 @@ def checkpoint_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", required=True, type=Path, help="best_model.pt or last.pt")
     parser.add_argument("--tta", action="store_true", help="average with horizontal flips")
     return parser
-
-
-def load_checkpoint(path: Path, device: torch.device) -> tuple[nn.Module, dict[str, Any]]:
-    """The model with its trained weights (no download: the weights are in the file)."""
-    if not path.is_file():
-        raise ConfigError(f"checkpoint not found: {path} (expected a best_model.pt or last.pt)")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise ConfigError(f"{path}: not a training checkpoint ({type(exc).__name__})") from None
-    if not isinstance(ckpt, dict) or "model_state" not in ckpt:
-        raise ConfigError(f"{path}: not a checkpoint written by codes/train.py")
-    cfg = dict(ckpt["config"], pretrained=False)
-    model = builders.build_model(cfg, ckpt["num_classes"])
-    model.load_state_dict(ckpt["model_state"])
-    return model.to(device).eval(), ckpt
 
 
 @torch.inference_mode()

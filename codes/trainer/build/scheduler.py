@@ -1,0 +1,137 @@
+"""The learning-rate schedule: a registry record (or `_target_` class) built with only the
+parameters it accepts, preceded by an optional linear warm-up, stepped when its record says."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch.optim import lr_scheduler
+
+from trainer.build import registry
+from trainer.build.targets import call_target, import_target
+from trainer.errors import ConfigError
+
+
+@dataclass
+class Schedule:
+    """The built scheduler and when to step it: per 'epoch', per 'step', or on 'plateau'."""
+
+    main: Any = None
+    stepper: Any = None
+    interval: str = "epoch"
+    warmup_epochs: int = 0
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def after_batch(self) -> None:
+        if self.stepper is not None and self.interval == "step":
+            self.stepper.step()
+
+    def after_epoch(self, monitored: float) -> None:
+        if self.stepper is None:
+            return
+        if self.interval == "plateau":
+            self.stepper.step(monitored)
+        elif self.interval == "epoch":
+            self.stepper.step()
+
+
+def scheduler_class(name: Any) -> type | None:
+    """The scheduler class for a config name, None for 'none'."""
+    info = registry.scheduler_info(None if name is None else str(name))
+    return None if info is None else import_target(info.target, "scheduler_name")
+
+
+def build_scheduler(
+    cfg: dict[str, Any], optimizer: torch.optim.Optimizer, steps_per_epoch: int
+) -> Schedule:
+    """The configured scheduler with only the parameters its class accepts, plus warm-up."""
+    spec = cfg.get("scheduler_name")
+    epochs = int(cfg["epochs"])
+    warmup = warmup_epochs(cfg)
+    params = dict(cfg.get("scheduler_params") or {})
+    if isinstance(spec, dict):
+        spec = dict(spec)
+        interval = spec.pop("interval", None)
+        main = call_target(spec, "scheduler_name", optimizer)
+        return _with_warmup(optimizer, main, warmup, interval)
+    info = registry.scheduler_info(None if spec is None else str(spec))
+    main = None
+    if info is not None:
+        cls = import_target(info.target, "scheduler_name")
+        accepted = inspect.signature(cls.__init__).parameters
+        given = {k: v for k, v in params.items() if k in accepted and v is not None}
+        ctx = registry.ScheduleContext(
+            float(cfg["lr"]), epochs, warmup, steps_per_epoch, cfg.get("monitor", "val_f1")
+        )
+        try:
+            main = cls(optimizer, **info.prepare(ctx, given))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"scheduler_params: {cls.__name__} rejected them ({exc})") from None
+    return _with_warmup(optimizer, main, warmup, None)
+
+
+def warmup_epochs(cfg: dict[str, Any]) -> int:
+    """Warm-up epochs: scheduler_params.warmup_epochs (where the runner's scheduler category
+    puts them) when set, else the top-level warmup_epochs."""
+    nested = (cfg.get("scheduler_params") or {}).get("warmup_epochs")
+    return int(nested if nested is not None else cfg.get("warmup_epochs") or 0)
+
+
+def _with_warmup(
+    optimizer: torch.optim.Optimizer, main: Any, warmup: int, interval: str | None
+) -> Schedule:
+    """The Schedule of `main` (a named or `_target_` scheduler), preceded by a linear warm-up."""
+    info = _info_of(main)
+    interval = interval or (info.interval if info is not None else "epoch")
+    stepper = main
+    if warmup > 0:
+        if interval != "epoch":
+            raise ConfigError(
+                f"warmup_epochs: not supported with {type(main).__name__} (OneCycleLR has its own "
+                "warm-up, pct_start); expected 0"
+            )
+        ramp = lr_scheduler.LinearLR(optimizer, start_factor=0.1, total_iters=warmup)
+        try:
+            stepper = (
+                ramp
+                if main is None
+                else lr_scheduler.SequentialLR(optimizer, [ramp, main], milestones=[warmup])
+            )
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise ConfigError(
+                f"warmup_epochs: cannot put a warm-up before {type(main).__name__} ({exc}); "
+                "expected 0, or a torch.optim.lr_scheduler scheduler"
+            ) from None
+    return Schedule(main, stepper, interval, warmup, effective_scheduler_params(main))
+
+
+def _info_of(scheduler: Any) -> registry.SchedulerInfo | None:
+    """The registry record whose class built `scheduler` (a `_target_` one too), if any."""
+    for info in registry.SCHEDULERS:
+        if scheduler is not None and isinstance(scheduler, import_target(info.target, "")):
+            return info
+    return None
+
+
+def effective_scheduler_params(scheduler: Any) -> dict[str, Any]:
+    """The constructor parameters a scheduler object keeps, read from its attributes."""
+    if scheduler is None:
+        return {}
+    out: dict[str, Any] = {}
+    for name in inspect.signature(type(scheduler).__init__).parameters:
+        if name in ("self", "optimizer", "last_epoch", "verbose"):
+            continue
+        value = getattr(scheduler, name, None)
+        if value is None and name == "min_lr":
+            value = getattr(scheduler, "min_lrs", None)
+        if isinstance(value, bool | int | float | str):
+            out[name] = value
+        elif isinstance(value, list | tuple) and all(isinstance(v, int | float) for v in value):
+            out[name] = list(value)
+    info = _info_of(scheduler)
+    if info is not None and info.read_back is not None:
+        out.update(info.read_back(scheduler))
+    return out

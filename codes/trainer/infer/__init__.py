@@ -1,0 +1,1 @@
+"""Using a trained checkpoint: rebuild its model, predict class probabilities."""

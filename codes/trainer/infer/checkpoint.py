@@ -1,0 +1,54 @@
+"""The checkpoint format, written and read in one place: what evaluate.py and predict.py need
+to rebuild the model without the run folder (config, classes, input size, normalisation)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainer.build.model import build_model
+from trainer.data import ImageSet
+from trainer.errors import ConfigError
+
+
+def checkpoint_payload(
+    state: dict[str, torch.Tensor],
+    cfg: dict[str, Any],
+    data: ImageSet,
+    epoch: int,
+    metrics: dict[str, Any],
+    fold: int | None,
+) -> dict[str, Any]:
+    """One checkpoint: the weights with everything needed to use them."""
+    return {
+        "model_state": state,
+        "config": cfg,
+        "model_name": cfg["model_name"],
+        "num_classes": data.num_classes,
+        "class_names": data.class_names,
+        "image_size": cfg["image_size"],
+        "norm_mean": cfg.get("norm_mean"),
+        "norm_std": cfg.get("norm_std"),
+        "epoch": epoch,
+        "fold": fold,
+        "metrics": metrics,
+    }
+
+
+def load_checkpoint(path: Path, device: torch.device) -> tuple[nn.Module, dict[str, Any]]:
+    """The model with its trained weights (no download: the weights are in the file)."""
+    if not path.is_file():
+        raise ConfigError(f"checkpoint not found: {path} (expected a best_model.pt or last.pt)")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise ConfigError(f"{path}: not a training checkpoint ({type(exc).__name__})") from None
+    if not isinstance(ckpt, dict) or "model_state" not in ckpt:
+        raise ConfigError(f"{path}: not a checkpoint written by codes/train.py")
+    cfg = dict(ckpt["config"], pretrained=False)
+    model = build_model(cfg, ckpt["num_classes"])
+    model.load_state_dict(ckpt["model_state"])
+    return model.to(device).eval(), ckpt
