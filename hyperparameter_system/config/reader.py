@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -41,6 +42,8 @@ class Reader:
         if not ok:
             expected = " or ".join(TYPE_NAMES.get(k, k.__name__) for k in kinds)
             raise HpsysError(self.where(key), f"expected {expected}, got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):  # `.nan`, `.inf`
+            raise HpsysError(self.where(key), f"expected a finite number, got {value!r}")
         return value
 
     def number(self, key: str, default: Any, minimum: float) -> Any:

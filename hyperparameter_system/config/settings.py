@@ -7,6 +7,7 @@ results_tracking, execution.save_logs) loads unchanged.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,7 +198,8 @@ def _ray_resources(reader: Reader) -> dict[str, float]:
     """Custom Ray resources each experiment asks for, e.g. {accelerator_type_A100: 1}."""
     resources = reader.get("ray_resources", {})
     for name, amount in resources.items():
-        if isinstance(amount, bool) or not isinstance(amount, int | float) or amount < 0:
+        if (isinstance(amount, bool) or not isinstance(amount, int | float)
+                or not math.isfinite(amount) or amount < 0):
             raise HpsysError(reader.where("ray_resources"),
                              f"expected a number >= 0 for resource '{name}', got {amount!r}")
     return {str(k): float(v) for k, v in resources.items()}

@@ -40,16 +40,60 @@ class YamlDoc:
         return f"{place}: {dotted(key_path)}" if key_path else place
 
 
-def _walk(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int]) -> None:
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = key_node.value
-            lines[path + (key,)] = key_node.start_mark.line + 1
-            _walk(value_node, path + (key,), lines)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            lines[path + (index,)] = item.start_mark.line + 1
-            _walk(item, path + (index,), lines)
+# Node visits an alias may add (a node seen again through `*name`): a config that reuses an
+# anchor a few times stays far below; an alias bomb ("billion laughs") is refused at once
+# instead of being expanded into gigabytes before any validation.
+ALIAS_BUDGET = 10_000
+
+
+class _Walk:
+    """One pass over the node tree: the line of every key path, each mapping's keys unique,
+    and the nodes reached again through aliases counted against ALIAS_BUDGET."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lines: dict[KeyPath, int] = {}
+        self.seen: set[int] = set()
+        self.repeats = 0
+
+    def node(self, node: yaml.Node, at: KeyPath) -> None:
+        first = id(node) not in self.seen
+        if first:
+            self.seen.add(id(node))
+        else:
+            self.repeats += 1
+            if self.repeats > ALIAS_BUDGET:
+                raise HpsysError(
+                    f"{self.path}:{node.start_mark.line + 1}",
+                    f"YAML error: aliases expand to more than {ALIAS_BUDGET} nodes "
+                    "(an alias bomb?); write the values out or reuse fewer anchors")
+        if isinstance(node, yaml.MappingNode):
+            if first:
+                self.unique_keys(node, at)
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    continue  # a list or mapping as key: the constructor refuses it
+                key = key_node.value
+                self.lines[at + (key,)] = key_node.start_mark.line + 1
+                self.node(value_node, at + (key,))
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                self.lines[at + (index,)] = item.start_mark.line + 1
+                self.node(item, at + (index,))
+
+    def unique_keys(self, node: yaml.MappingNode, at: KeyPath) -> None:
+        """A key given twice would silently drop the first value: told with both lines."""
+        first_line: dict[tuple[str, str], int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                continue
+            line, ident = key_node.start_mark.line + 1, (key_node.tag, key_node.value)
+            if ident in first_line:
+                earlier = first_line[ident]
+                raise HpsysError(f"{self.path}:{line}: {dotted(at + (key_node.value,))}",
+                                 f"duplicate key, also at line {earlier}: the first value "
+                                 "would be dropped; keep one")
+            first_line[ident] = line
 
 
 def load_yaml(path: str | Path, what: str = "YAML file") -> YamlDoc:
@@ -65,6 +109,9 @@ def load_yaml(path: str | Path, what: str = "YAML file") -> YamlDoc:
         loader = _LOADER(text)
         try:
             node = loader.get_single_node()
+            walk = _Walk(path)
+            if node is not None:  # before construction, which drops duplicate keys
+                walk.node(node, ())
             data = loader.construct_document(node) if node is not None else None
         finally:
             loader.dispose()
@@ -73,12 +120,8 @@ def load_yaml(path: str | Path, what: str = "YAML file") -> YamlDoc:
         line = f":{mark.line + 1}" if mark else ""
         problem = (exc.problem or exc.context or "invalid YAML").strip()
         raise HpsysError(f"{path}{line}", f"YAML syntax error: {problem}") from None
-    except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
-        raise HpsysError(str(path), f"YAML error: {str(exc).splitlines()[0]}") from None
-    lines: dict[KeyPath, int] = {}
-    try:
-        if node is not None:
-            _walk(node, (), lines)
     except RecursionError:  # an alias inside itself (`&a [*a]`) or absurd nesting
         raise HpsysError(str(path), "YAML error: recursive alias or nesting too deep") from None
-    return YamlDoc(path=path, data=data, lines=lines)
+    except (yaml.YAMLError, ValueError, TypeError) as exc:
+        raise HpsysError(str(path), f"YAML error: {str(exc).splitlines()[0]}") from None
+    return YamlDoc(path=path, data=data, lines=walk.lines)

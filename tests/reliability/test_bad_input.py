@@ -46,6 +46,27 @@ def _option_twice(data: dict) -> None:
     options.append(dict(options[0]))
 
 
+NAN, INF = float("nan"), float("inf")  # written by yaml.safe_dump as `.nan`, `.inf`
+
+
+def alias_bomb(levels: int = 9, key: str = "lol") -> str:
+    """"Billion laughs": each level lists the one before nine times (9**levels leaves)."""
+    lines = [f"{key}0: &{key}0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"{key}{i}: &{key}{i} [{', '.join([f'*{key}{i - 1}'] * 9)}]"
+              for i in range(1, levels + 1)]
+    return "\n".join(lines) + "\n"
+
+
+TWO_CATEGORY_BLOCKS = (  # the first block would be dropped without a word
+    "system: {baseline: false}\nmodels: [{name: m1, script: python tests/fakes/fake_train.py}]\n"
+    "experiment_categories:\n  optimizer: {options: [{name: SGD}]}\n"
+    "experiment_categories:\n  fake: {options: [{fake.sleep: 0.1}]}\n")
+TWO_OPTIMIZERS = (
+    "models: [{name: m1, script: python tests/fakes/fake_train.py}]\n"
+    "experiment_categories:\n"
+    "  optimizer:\n    options: [{name: SGD, lr: 0.1}]\n"
+    "  optimizer:\n    options: [{name: AdamW, lr: 0.001}]\n")
+
 MASTER = {  # id: (mutation or raw text, what the message must name)
     "not-yaml": ("system: [unclosed\nmodels: 1\n", "master.yaml:"),
     "tab-indent": ("system:\n\tledger: x\n", "master.yaml:"),
@@ -103,6 +124,32 @@ MASTER = {  # id: (mutation or raw text, what the message must name)
                                     "system.overrides"),
     "overrides-lr-not-number": (_set("system.overrides", ["lr=fast"]), "lr=fast"),
     "not-utf8": (b"system: {ledger: \xff\xfe}\n", "master.yaml"),
+    # NaN and infinity where a number is expected (NaN passes every `<` check)
+    "timeout-nan": (_set("execution.experiment_timeout", NAN), "execution.experiment_timeout"),
+    "timeout-inf": (_set("execution.experiment_timeout", INF), "execution.experiment_timeout"),
+    "min-free-nan": (_set("execution.min_free_gb", NAN), "execution.min_free_gb"),
+    "min-free-inf": (_set("execution.min_free_gb", INF), "execution.min_free_gb"),
+    "heartbeat-nan": (_set("execution.heartbeat_s", NAN), "execution.heartbeat_s"),
+    "stale-inf": (_set("execution.stale_after_s", INF), "execution.stale_after_s"),
+    "stop-grace-nan": (_set("execution.stop_grace_s", NAN), "execution.stop_grace_s"),
+    "cpus-nan": (_set("execution.cpus_per_experiment", NAN), "execution.cpus_per_experiment"),
+    "max-parallel-inf": (_set("execution.max_parallel", INF), "execution.max_parallel"),
+    "ray-resource-nan": (_set("execution.ray_resources", {"A100": NAN}),
+                         "execution.ray_resources"),
+    "option-lr-nan": (_set("experiment_categories.optimizer",
+                           {"options": [{"name": "SGD", "lr": NAN}]}),
+                      "optimizer.options[0].lr"),
+    "option-lr-inf": (_set("experiment_categories.optimizer",
+                           {"options": [{"name": "SGD", "lr": INF}]}),
+                      "optimizer.options[0].lr"),
+    # a key given twice: both lines named
+    "two-category-blocks": (TWO_CATEGORY_BLOCKS,
+                            "master.yaml:5: experiment_categories: duplicate key, also at line 3"),
+    "two-optimizers": (TWO_OPTIMIZERS, "master.yaml:5: experiment_categories.optimizer: "
+                                       "duplicate key, also at line 3"),
+    "model-name-twice": ("models:\n  - name: m1\n    name: m2\n    script: ./x.sh\n",
+                         "master.yaml:3: models[0].name: duplicate key, also at line 2"),
+    "alias-bomb": (alias_bomb(), "aliases expand to more than"),
 }
 
 BASE = {  # the model's base config file: text, and what the message must name
@@ -110,6 +157,9 @@ BASE = {  # the model's base config file: text, and what the message must name
     "base-list": ("- lr\n", "base.yaml"),
     "base-empty": ("", "base.yaml"),
     "base-binary": (b"\x00\xff\xfe", "base.yaml"),
+    "base-key-twice": ("lr: 0.1\nepochs: 2\nlr: 0.5\n",
+                       "base.yaml:3: lr: duplicate key, also at line 1"),
+    "base-alias-bomb": (alias_bomb(), "base.yaml:1: YAML error: aliases expand"),
 }
 
 ARGV = {  # command lines over the good master config, and what the message must name
@@ -124,6 +174,11 @@ ARGV = {  # command lines over the good master config, and what the message must
     "set-lr-not-number": (["--all", "--set", "lr=abc"], "--set lr=abc"),
     "set-batch-not-number": (["--all", "--set", "batch_size=abc"], "expected a number"),
     "set-bool-not-bool": (["--all", "--set", "pretrained=maybe"], "expected true or false"),
+    "set-lr-nan": (["--all", "--set", "lr=nan"], "--set lr=nan"),
+    "set-lr-inf": (["--all", "--set", "lr=inf"], "--set lr=inf"),
+    "set-epochs-negative": (["--all", "--set", "epochs=-1"], "--set epochs=-1"),
+    "set-batch-negative": (["--all", "--set", "batch_size=-5"], "--set batch_size=-5"),
+    "set-image-size-0": (["--all", "--set", "image_size=0"], "--set image_size=0"),
     "executor-choice": (["--all", "--executor", "slurm"], "slurm"),
     "nothing-to-do": ([], "nothing to do"),
     "config-missing": (["--config", "does/not/exist.yaml", "--all"], "exist.yaml"),
