@@ -59,10 +59,12 @@ def test_ranking_winners_and_deltas(filled):
     assert lr.winner.label == "fast"
     assert [o.delta for o in lr.options] == pytest.approx([0.10, -0.10])
     assert [o.significant for o in lr.options] == [None, None]  # one run each: noise unknown
-    assert {m.model: {t.category: t.winner.label for t in m.categories}
+    assert {m.model: {t.category: t.winner and t.winner.label for t in m.categories}
             for m in summary.models} == {
         "m1": {"lr_cat": "fast", "size": "big", "batch": "b16"},
-        "m2": {"lr_cat": "slow", "size": "big", "batch": "b128"}}
+        "m2": {"lr_cat": "slow", "size": None, "batch": "b128"}}  # big 0.69 < baseline 0.70
+    below = _table(summary, "m2", "size").best_not_winning
+    assert (below.label, below.verdict, below.winner) == ("big", "best, below baseline", False)
     mid = _table(summary, "m2", "size").options[-1]
     assert (mid.label, mid.mean, mid.status, mid.winner) == ("mid", None, "failed", False)
     fast = lr.options[0]
@@ -75,7 +77,7 @@ def test_cross_model_view(filled):
             for e in summary.cross]
     assert view == [
         ("lr_cat", "fast", 1, 2, 0.025), ("lr_cat", "slow", 1, 2, -0.04),
-        ("size", "big", 2, 2, 0.02), ("size", "mid", 0, 1, 0.02),
+        ("size", "big", 1, 2, 0.02), ("size", "mid", 0, 1, 0.02),
         ("batch", "b16", 1, 2, 0.045), ("batch", "b128", 1, 2, 0.0),
     ]
     b128 = next(e for e in summary.cross if e.label == "b128")  # -0.05 and +0.05: no colour
@@ -95,7 +97,7 @@ def test_combined_config_and_conflict_rule(filled):
     m2 = _model(summary, "m2").combined.plan
     assert m2.changes == {"lr": 0.0001, "batch_size": 128}
     assert m2.conflicts == []
-    assert m2.skipped == [("size", "its winner big did not beat the baseline")]
+    assert m2.skipped == [("size", "no option beat the baseline")]
 
 
 def test_merge_tie_goes_to_the_earlier_category():
@@ -187,7 +189,7 @@ def test_exports_csv_md_and_plots(filled, tmp_path):
     rows = list(csv.DictReader(io.StringIO(exports.to_csv(summary))))
     first = next(r for r in rows if r["table"] == "ranking")
     assert (first["model"], first["category"], first["#"], first["option"], first["delta"],
-            first["winner"]) == ("m1", "lr_cat", "1", "fast", "+0.1000", "winner")
+            first["verdict"]) == ("m1", "lr_cat", "1", "fast", "+0.1000", "winner")
     assert {r["table"] for r in rows} == {"model", "ranking", "cross_model", "combined",
                                           "conflicts", "failures", "best"}
     md = exports.to_markdown(summary)

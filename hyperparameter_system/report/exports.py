@@ -3,6 +3,11 @@
 csv is one tidy file (a `table` column names the table each row belongs to); md is headings and
 pipe tables; html is ONE self-contained file (inline CSS, plots as base64 PNG), so it can be
 mailed or opened offline.
+
+Every cell is neutralised for where it goes (a description or a log line is anyone's text):
+csv cells a spreadsheet would run as a formula get a leading quote (OWASP's rule; a plain
+number such as -0.0709 stays a number), markdown cells are HTML-escaped and their pipes
+escaped, html cells are escaped.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import base64
 import csv
 import html
 import io
+import re
 from pathlib import Path
 
 from hyperparameter_system.core.atomic import atomic_write_text
@@ -50,6 +56,18 @@ def _intro(summary: Summary) -> list[str]:
     return lines
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def csv_cell(text: str) -> str:
+    """A cell a spreadsheet shows as text: one starting like a formula gets a leading quote,
+    unless it is a plain number (a signed delta) or the bare "-" of a missing value."""
+    if text.startswith(FORMULA_START) and text != "-" and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
 def to_csv(summary: Summary) -> str:
     """All tables in one CSV: table, title, model, category, then the union of the columns."""
     all_tables = tables(summary)
@@ -57,30 +75,35 @@ def to_csv(summary: Summary) -> str:
     columns = [c for c in dict.fromkeys(h for t in all_tables for h in t.headers) if c not in keys]
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["table", "title", *keys, *columns])
+    writer.writerow([csv_cell(c) for c in ("table", "title", *keys, *columns)])
     for t in all_tables:
         for row in t.rows:
             cells = dict(zip(t.headers, row, strict=True))
-            writer.writerow([t.key, t.title, t.model or cells.get("model", ""),
-                             t.category or cells.get("category", ""),
-                             *(cells.get(c, "") for c in columns)])
+            writer.writerow([csv_cell(c) for c in (
+                t.key, t.title, t.model or cells.get("model", ""),
+                t.category or cells.get("category", ""), *(cells.get(c, "") for c in columns))])
     return buf.getvalue()
 
 
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+def md_text(text: str) -> str:
+    """Markdown text that renders as written: HTML escaped (no tag gets through), pipes escaped
+    (they would split a table cell), newlines as spaces (they would end a table row)."""
+    return html.escape(text, quote=False).replace("|", "\\|").replace("\n", " ")
 
 
 def to_markdown(summary: Summary) -> str:
-    lines = ["# Experiment report", "", *_intro(summary), ""]
+    lines = ["# Experiment report", "", *(md_text(line) for line in _intro(summary)), ""]
     for t in tables(summary):
-        lines += [f"## {t.title}", "", "| " + " | ".join(t.headers) + " |",
+        lines += [f"## {md_text(t.title)}", "",
+                  "| " + " | ".join(md_text(h) for h in t.headers) + " |",
                   "|" + "---|" * len(t.headers)]
         for row, (winner, _) in zip(t.rows, t.tones, strict=True):
-            cells = [_md_cell(c) for c in row]
+            cells = [md_text(c) for c in row]
             if winner:
                 cells = [f"**{c}**" if c else c for c in cells]
             lines.append("| " + " | ".join(cells) + " |")
+        if t.note:
+            lines += ["", f"Note: {md_text(t.note)}"]
         lines.append("")
     return "\n".join(lines)
 
@@ -92,6 +115,7 @@ th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: left; }
 th { background: #f0f0f0; }
 tr.winner td { font-weight: bold; background: #fff8dc; }
 td.better { color: #0a7a0a; } td.worse { color: #b00020; }
+p.note { margin: -12px 0 20px; font-style: italic; color: #555; }
 img { max-width: 100%; border: 1px solid #ddd; margin: 6px 0; }
 """
 
@@ -105,8 +129,9 @@ def _html_table(t: ReportTable) -> str:
             (f'<td class="{tone}">' if tone and t.toned(h) else "<td>")
             + html.escape(c) + "</td>" for h, c in zip(t.headers, row, strict=True))
         body.append(f'<tr class="{"winner" if winner else ""}">{cells}</tr>')
+    note = f'\n<p class="note">{html.escape(t.note)}</p>' if t.note else ""
     return (f"<h3>{html.escape(t.title)}</h3>\n<table><thead><tr>{head}</tr></thead>"
-            f"<tbody>{''.join(body)}</tbody></table>")
+            f"<tbody>{''.join(body)}</tbody></table>{note}")
 
 
 def to_html(summary: Summary) -> str:

@@ -1,5 +1,6 @@
 """The summary of a matrix, computed from the ledger: per model and category every option ranked
-by the headline metric, its delta against that model's baseline and the winner; the cross-model
+by the headline metric, its delta against that model's baseline and the winner (only an option
+that beats the baseline wins; else the best is named as such); the cross-model
 view; the combined winners; failures; the best run. report.tables turns it into plain
 tables of strings. Nothing here prints or
 writes files: api.report and api.combine_best do.
@@ -22,6 +23,7 @@ from typing import Any
 from hyperparameter_system.config.settings import Settings
 from hyperparameter_system.core.configdict import get_dotted
 from hyperparameter_system.core.states import STOPPED, UNFINISHED, Status
+from hyperparameter_system.core.text import printable
 from hyperparameter_system.matrix import combine
 from hyperparameter_system.matrix.experiments import (
     BASELINE,
@@ -31,15 +33,17 @@ from hyperparameter_system.matrix.experiments import (
 )
 from hyperparameter_system.matrix.ranking import (
     LEADING,
+    NOT_BEATING,
     TIE,
     WINNER,
     crown,
     headline,
+    is_number,
     noise_test,
     ranking,
     score,
 )
-from hyperparameter_system.store.ledger import Ledger, Row, open_ledger
+from hyperparameter_system.store.ledger import Ledger, Row, open_ledger, row_problems
 
 _SEED = re.compile(r"_seed\d+$")
 
@@ -63,6 +67,12 @@ class OptionStat:
     winner: bool = False
     tied: bool = False  # shares the best metric with another option: no winner
     leading: bool = False  # best so far, while another option of its category may still run
+    verdict: str = ""  # matrix.ranking's word for it: winner, tie, leading, best, below baseline
+
+    @property
+    def description(self) -> str:
+        """The option's description, "" when it has none (its label is then the run name)."""
+        return self.label if self.label != self.run_name else ""
 
     @property
     def unfinished(self) -> bool:
@@ -115,6 +125,11 @@ class CategoryTable:
     def winner(self) -> OptionStat | None:
         return next((o for o in self.options if o.winner), None)
 
+    @property
+    def best_not_winning(self) -> OptionStat | None:
+        """The best option when none beat the baseline (no winner then), else None."""
+        return next((o for o in self.options if o.verdict in NOT_BEATING), None)
+
 
 @dataclass
 class VersusWinner:
@@ -123,6 +138,7 @@ class VersusWinner:
     winner_mean: float | None
     diff: float | None  # combined - winner
     significant: bool | None
+    run_name: str = ""
 
 
 @dataclass
@@ -146,9 +162,10 @@ class CrossEntry:
     category: str
     label: str
     option_json: str
-    wins: int
+    wins: int  # models where it is the winner: it beat every other option and the baseline
     models: int
     mean_delta: float | None
+    run_name: str = ""
 
 
 @dataclass
@@ -161,6 +178,7 @@ class Failure:
     log_path: str | None
     attempts: int
     tail: str = ""  # the last lines of its train.log, so the cause shows without opening it
+    run_name: str = ""
 
 
 @dataclass
@@ -173,6 +191,7 @@ class BestRun:
     wandb_mode: str
     link: str | None  # online: the run's URL, or `project/run_id` when the entity is unknown
     sync_command: str | None  # offline: how to upload it
+    run_name: str = ""
 
 
 @dataclass
@@ -187,11 +206,12 @@ class Summary:
     counts: dict[str, int]
     unsynced: list[str] = field(default_factory=list)  # W&B dirs of online runs logged offline
     metric_missing: str | None = None  # why no run has a value: the key is in no result
+    problems: list[str] = field(default_factory=list)  # unreadable ledger cells, per row
 
     def better(self, delta: float | None) -> bool | None:
         """Whether a signed delta is an improvement under metric_mode; one that prints as
         +0.0000 (float noise, e.g. the mean of +0.05 and -0.05) is neither, so not coloured."""
-        if delta is None or abs(delta) < 0.5e-4:
+        if not is_number(delta) or abs(delta) < 0.5e-4:
             return None
         return delta > 0 if self.metric_mode == "max" else delta < 0
 
@@ -249,9 +269,12 @@ def group(experiments: Sequence[Experiment], rows: Mapping[str, Row],
     return out
 
 
-def _crown(ranked: list[OptionStat], mode: str) -> None:
-    verdicts = crown([o.mean for o in ranked], any(o.unfinished for o in ranked), mode)
+def _crown(ranked: list[OptionStat], baseline: OptionStat | None, mode: str) -> None:
+    """matrix.ranking.crown's verdicts; a baseline that may still run keeps the crown back."""
+    unfinished = any(o.unfinished for o in ranked) or bool(baseline and baseline.unfinished)
+    verdicts = crown(ranked, unfinished, mode, baseline)
     for stat, verdict in zip(ranked, verdicts, strict=True):
+        stat.verdict = verdict
         stat.winner, stat.tied, stat.leading = (verdict == WINNER, verdict == TIE,
                                                 verdict == LEADING)
 
@@ -286,7 +309,7 @@ def collect(settings: Settings, ledger: Ledger | None = None) -> Summary:
             for stat in ranked:
                 if baseline is not None:
                     stat.delta, stat.significant = noise_test(stat, baseline)
-            _crown(ranked, mode)
+            _crown(ranked, baseline, mode)
             tables.append(CategoryTable(cat, ranked))
         tables.sort(key=lambda t: cat_order.index(t.category) if t.category in cat_order else 99)
         report = ModelReport(name, next(e.project for e in experiments if e.model == name),
@@ -300,7 +323,7 @@ def collect(settings: Settings, ledger: Ledger | None = None) -> Summary:
     return Summary(metric, mode, settings.execution.repeats, models, _cross(models, mode),
                    _failures(chosen), _best(settings, chosen),
                    dict(Counter(r.status for r in chosen)), _unsynced(chosen),
-                   missing_metric(chosen, metric))
+                   missing_metric(chosen, metric), row_problems(chosen))
 
 
 def _unsynced(rows: Sequence[Row]) -> list[str]:
@@ -324,13 +347,13 @@ def _picks(report: ModelReport, mode: str
             leading = [o.label for o in table.options if o.leading]
             missing.append((table.category, f"no winner (tie: {', '.join(tied)})" if tied
                             else f"not finished ({leading[0]} leads so far)" if leading
+                            else "no option beat the baseline" if table.best_not_winning
                             else "no finished option"))
             continue
-        base = report.baseline.mean if report.baseline else None
-        beats = base is None or score(win.mean, mode) > score(base, mode)
+        # a winner beat the baseline already (matrix.ranking.crown): one rule for both
         option = {k: v for k, v in win.option.items() if k != "description"}
         picks.append(combine.Pick(table.category, win.label, option, win.changes,
-                                  score(win.mean, mode), beats))
+                                  score(win.mean, mode), True))
     return picks, missing
 
 
@@ -351,7 +374,8 @@ def _combined(settings: Settings, report: ModelReport, rows: Mapping[str, Row],
     for pick in plan.applied:
         win = winners[pick.category]
         diff, sig = noise_test(stat, win)
-        versus.append(VersusWinner(pick.category, pick.label, win.mean, diff, sig))
+        versus.append(VersusWinner(pick.category, pick.label, win.mean, diff, sig,
+                                   win.run_name))
     return CombinedReport(plan, stat, versus)
 
 
@@ -364,11 +388,12 @@ def _cross(models: Sequence[ModelReport], mode: str) -> list[CrossEntry]:
             for stat in table.options:
                 key = (table.category, stat.option_json)
                 entry = entries.setdefault(key, CrossEntry(table.category, stat.label,
-                                                           stat.option_json, 0, 0, None))
-                if stat.mean is not None:
+                                                           stat.option_json, 0, 0, None,
+                                                           stat.run_name))
+                if is_number(stat.mean):
                     entry.models += 1
                 entry.wins += stat.winner
-                if stat.delta is not None:
+                if is_number(stat.delta):
                     deltas.setdefault(key, []).append(stat.delta)
     for key, entry in entries.items():
         if deltas.get(key):
@@ -376,17 +401,21 @@ def _cross(models: Sequence[ModelReport], mode: str) -> list[CrossEntry]:
     cats = list(dict.fromkeys(e.category for e in entries.values()))
     return sorted(entries.values(), key=lambda e: (
         cats.index(e.category), -e.wins,
-        -score(e.mean_delta, mode) if e.mean_delta is not None else math.inf))
+        -score(e.mean_delta, mode) if is_number(e.mean_delta) else math.inf))
 
 
 def _failures(rows: Sequence[Row]) -> list[Failure]:
+    """Each stopped run with its reason and log tail, made printable (core.text: no escape
+    sequences, only what a progress bar's last carriage return left)."""
     out = []
     for r in rows:
         if r.status in STOPPED:
-            reason = r.error or (r.log_tail or "").strip().splitlines()[-1:] or ["unknown"]
+            log = printable(r.log_tail)
+            reason = printable(r.error).strip() or next(
+                (line.strip() for line in reversed(log.splitlines()) if line.strip()),
+                "unknown")
             out.append(Failure(r.model, r.category, r.label or r.run_name, r.status,
-                               reason if isinstance(reason, str) else reason[0], r.log_path,
-                               r.attempts or 0, _tail(r.log_tail)))
+                               reason, r.log_path, r.attempts or 0, _tail(log), r.run_name))
     return out
 
 
@@ -398,12 +427,12 @@ def _tail(text: str | None, lines: int = 3, width: int = 160) -> str:
 
 def _best(settings: Settings, rows: Sequence[Row]) -> BestRun | None:
     metric, mode = settings.system.metric, settings.system.metric_mode
-    scored = [(v, r) for r in rows if (v := _value(r, metric)) is not None]
+    scored = [(v, r) for r in rows if is_number(v := _value(r, metric))]
     if not scored:
         return None
     value, row = max(scored, key=lambda vr: score(vr[0], mode))
     return BestRun(row.model, row.category, row.label or row.run_name, value, row.run_dir,
-                   *wandb_pointer(row, settings.system.wandb_entity))
+                   *wandb_pointer(row, settings.system.wandb_entity), run_name=row.run_name)
 
 
 def wandb_pointer(row: Row, entity: str | None) -> tuple[str, str | None, str | None]:

@@ -1,5 +1,6 @@
 """The summary as plain tables of strings, in reading order: what the console renders and the
-exports write, so every view shows the same rows."""
+exports write, so every view shows the same rows. Wherever an option is named, its run name
+(what the W&B run carries) is a column of its own, next to its description ("option")."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 from hyperparameter_system.matrix import combine
 from hyperparameter_system.matrix.experiments import COMBINED
+from hyperparameter_system.matrix.ranking import is_number
 from hyperparameter_system.report.format import (
     fmt_delta,
     fmt_duration,
@@ -17,7 +19,7 @@ from hyperparameter_system.report.format import (
     fmt_number,
     fmt_significant,
 )
-from hyperparameter_system.report.summary import OptionStat, Summary
+from hyperparameter_system.report.summary import CategoryTable, OptionStat, Summary
 
 DELTA_COLUMNS = ("delta", "mean delta", "combined - winner")
 
@@ -33,6 +35,7 @@ class ReportTable:
     tones: list[tuple[bool, bool | None]] = field(default_factory=list)  # (winner, better)
     model: str = ""
     category: str = ""
+    note: str = ""  # a line under the table: why a category has no winner
 
     def add(self, cells: Sequence[Any], winner: bool = False, better: bool | None = None) -> None:
         self.rows.append([str(c) for c in cells])
@@ -45,7 +48,7 @@ class ReportTable:
 
 
 RANK_HEADERS = ["#", "option", "run name", "runs", "metric", "std", "delta", "significant",
-                "time", "epochs", "status", "winner"]
+                "time", "epochs", "status", "verdict"]
 
 
 def tables(summary: Summary) -> list[ReportTable]:
@@ -66,46 +69,69 @@ def tables(summary: Summary) -> list[ReportTable]:
         out.append(head)
         for table in report.categories:
             t = ReportTable("ranking", f"{report.model} / {table.category}", RANK_HEADERS,
-                            model=report.model, category=table.category)
+                            model=report.model, category=table.category, note=_note(table))
             for rank, o in enumerate(table.options, 1):
-                t.add([rank if o.mean is not None else "-", o.label, o.run_name, o.n,
+                t.add([rank if is_number(o.mean) else "-", o.description, o.run_name, o.n,
                        fmt_metric(o.mean), fmt_metric(o.std), fmt_delta(o.delta),
                        fmt_significant(o.significant), fmt_duration(o.duration_s),
                        fmt_number(o.epochs_run), o.status, _verdict(o)],
                       winner=o.winner, better=summary.better(o.delta))
             out.append(t)
-    cross = ReportTable("cross_model", "Across models: which option wins each category",
-                        ["category", "option", "wins", "of models", "mean delta"])
+    cross = ReportTable("cross_model", "Across models: which option wins each category "
+                        "(a win beats every other option and the baseline)",
+                        ["category", "option", "run name", "wins", "of models", "mean delta"])
     for e in summary.cross:
-        cross.add([e.category, e.label, e.wins, e.models, fmt_delta(e.mean_delta)],
+        cross.add([e.category, _description(e.label, e.run_name), e.run_name, e.wins, e.models,
+                   fmt_delta(e.mean_delta)],
                   winner=e.wins > 0, better=summary.better(e.mean_delta))
     out.append(cross)
     out.extend(_combined_tables(summary))
     if summary.failures:
-        fail = ReportTable("failures", "Failures", ["model", "category", "option", "status",
-                                                    "attempts", "reason", "log"])
+        fail = ReportTable("failures", "Failures", ["model", "category", "option", "run name",
+                                                    "status", "attempts", "reason", "log"])
         tails = ReportTable("failure_logs", "Failures: the last lines of their logs",
-                            ["model", "category", "option", "log tail"])
+                            ["model", "category", "option", "run name", "log tail"])
         for f in summary.failures:
-            fail.add([f.model, f.category, f.label, f.status, f.attempts, f.reason,
+            named = [_description(f.label, f.run_name), f.run_name or f.label]
+            fail.add([f.model, f.category, *named, f.status, f.attempts, f.reason,
                       f.log_path or "-"])
             if f.tail:
-                tails.add([f.model, f.category, f.label, f.tail])
+                tails.add([f.model, f.category, *named, f.tail])
         out += [fail, tails] if tails.rows else [fail]
     if summary.best is not None:
         b = summary.best
-        best = ReportTable("best", "Best run overall", ["model", "category", "option", "metric",
-                                                        "W&B", "run folder"])
+        best = ReportTable("best", "Best run overall", ["model", "category", "option",
+                                                        "run name", "metric", "W&B",
+                                                        "run folder"])
         where = b.link or b.sync_command or f"W&B {b.wandb_mode}"
-        best.add([b.model, b.category, b.label, fmt_metric(b.metric), where, b.run_dir or "-"],
+        best.add([b.model, b.category, _description(b.label, b.run_name), b.run_name or b.label,
+                  fmt_metric(b.metric), where, b.run_dir or "-"],
                  winner=True)
         out.append(best)
     return out
 
 
 def _verdict(stat: OptionStat) -> str:
-    return ("winner" if stat.winner else "tie" if stat.tied else "leading" if stat.leading
-            else "")
+    return stat.verdict or ("winner" if stat.winner else "tie" if stat.tied
+                            else "leading" if stat.leading else "")
+
+
+def _description(label: str, run_name: str) -> str:
+    """A label that is the run name itself says nothing more: the option column stays empty."""
+    return "" if label == run_name else label
+
+
+def _note(table: CategoryTable) -> str:
+    """Why a category has no winner, when that is not plain from its verdicts."""
+    best = table.best_not_winning
+    if best is not None:
+        return (f"no option beat the baseline; best: {best.run_name}"
+                + (f" ({best.description})" if best.description else "")
+                + f", delta {fmt_delta(best.delta)}")
+    if table.options and not any(is_number(o.mean) for o in table.options) and any(
+            o.mean is not None for o in table.options):
+        return "no finished option: every metric is NaN"
+    return ""
 
 
 def _status(stat: OptionStat, plan: combine.Plan | None = None) -> str:
@@ -124,14 +150,15 @@ def _combined_tables(summary: Summary) -> list[ReportTable]:
             continue
         saved = f" -> {c.plan.config_path}" if c.plan.applied else ""  # none without winners
         t = ReportTable("combined", f"{report.model} / combined winners{saved}",
-                        ["category", "winner", "winner metric", "combined - winner",
+                        ["category", "winner", "run name", "winner metric", "combined - winner",
                          "significant"], model=report.model, category=COMBINED)
         for v in c.versus:
-            t.add([v.category, v.label, fmt_metric(v.winner_mean), fmt_delta(v.diff),
+            t.add([v.category, _description(v.label, v.run_name), v.run_name,
+                   fmt_metric(v.winner_mean), fmt_delta(v.diff),
                    fmt_significant(v.significant)], better=summary.better(v.diff))
         for cat, why in c.plan.skipped:
-            t.add([cat, f"not applied: {why}", "", "", ""])
-        t.add(["combined", _status(c.stat, c.plan), fmt_metric(c.stat.mean),
+            t.add([cat, f"not applied: {why}", "", "", "", ""])
+        t.add(["combined", _status(c.stat, c.plan), c.stat.run_name, fmt_metric(c.stat.mean),
                f"vs baseline {fmt_delta(c.stat.delta)}", fmt_significant(c.stat.significant)],
               winner=True, better=summary.better(c.stat.delta))
         out.append(t)

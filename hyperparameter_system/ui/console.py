@@ -17,11 +17,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
-from hyperparameter_system.report.format import fmt_duration
+from hyperparameter_system.core.text import printable
+from hyperparameter_system.report.format import fmt_duration, fmt_metric
 from hyperparameter_system.run.launcher import tail
 
 if TYPE_CHECKING:
     from hyperparameter_system.app.api import RunPlan
+    from hyperparameter_system.app.search import StudyStatus
     from hyperparameter_system.config.settings import Settings
     from hyperparameter_system.matrix.combine import Plan as CombinedPlan
     from hyperparameter_system.matrix.experiments import Experiment
@@ -162,7 +164,8 @@ class RunDisplay:
                 self.durations.append(outcome.duration_s or 0.0)
                 self.progress.advance(self.task)
         style = STATUS_STYLE.get(outcome.status, "")
-        detail = outcome.error or getattr(outcome, "note", None)  # a success's note: OOM halving
+        # a success's note: OOM halving; an error may quote the log (core.text: made printable)
+        detail = printable(outcome.error or getattr(outcome, "note", None))
         reason = f" ({detail})" if detail else ""
         reason += "" if final else ", retrying"
         self.live.console.print(Text(
@@ -203,7 +206,7 @@ class RunDisplay:
         rows = Table.grid(padding=(0, 2))
         for exp, since, where in list(self.running.values()):
             slot, run_dir = where.split("|", 1)
-            rows.add_row(Text(f"[{slot}]", style="cyan"), exp.describe(),
+            rows.add_row(Text(f"[{slot}]", style="cyan"), printable(exp.describe()),
                          latest_epoch(run_dir), fmt_duration(time.time() - since))
         return Group(self.progress, rows)
 
@@ -217,7 +220,8 @@ def latest_epoch(run_dir: str) -> str:
     if not isinstance(row, dict):
         return "starting"
     f1 = row.get("val_f1")
-    return f"epoch {row.get('epoch')}" + (f" val_f1 {f1:.4f}" if isinstance(f1, float) else "")
+    return printable(f"epoch {row.get('epoch')}") + (
+        f" val_f1 {fmt_metric(f1)}" if isinstance(f1, float) else "")
 
 
 def interactive() -> bool:
@@ -275,25 +279,28 @@ def print_run_result(result: RunResult, resume_hint: str = RESUME_HINT) -> None:
 
 # -- the summary (report.py computes it; this only renders it) -------------------------------
 
-TERMINAL_SKIP = ("run name",)  # in the exports; too wide for a terminal next to the option
+TERMINAL_SKIP: tuple[str, ...] = ()  # every column shows: the run name is what W&B shows
 PATH_COLUMNS = ("log", "run folder", "W&B", "config")  # folded, never cut: they get copied
 
 
 def print_tables(tables: Sequence[ReportTable]) -> None:
     """report.ReportTable rows: winners bold, deltas green when better and red when worse.
-    Columns with nothing in them (std and significance without repeats) are left out."""
+    Columns with nothing in them (std and significance without repeats) are left out; a table's
+    note (why a category has no winner) is its caption. Every cell is made printable (a
+    failure's reason and log tail quote the log: no escape sequence reaches the terminal)."""
     from rich import box
 
     for t in tables:
         keep = [i for i, h in enumerate(t.headers) if h not in TERMINAL_SKIP
                 and any(row[i] not in ("", "-") for row in t.rows)]
-        table = Table(title=t.title, title_justify="left", box=box.SIMPLE_HEAD)
+        table = Table(title=printable(t.title), title_justify="left", box=box.SIMPLE_HEAD,
+                      caption=printable(t.note) or None, caption_justify="left")
         for i in keep:
             table.add_column(t.headers[i], overflow="fold" if t.headers[i] in PATH_COLUMNS
                              else "ellipsis")
         for row, (winner, better) in zip(t.rows, t.tones, strict=True):
             tone = {True: "green", False: "red"}.get(better, "")
-            table.add_row(*(Text(row[i], style=tone if t.toned(t.headers[i]) else "")
+            table.add_row(*(Text(printable(row[i]), style=tone if t.toned(t.headers[i]) else "")
                             for i in keep), style="bold" if winner else None)
         console.print(table)
 
@@ -314,8 +321,11 @@ def print_summary(summary: Summary, tables: Sequence[ReportTable]) -> None:
     best = summary.best
     if best is None:
         return
-    console.print(Text(f"Best run: {best.model} / {best.category} / {best.label} = "
-                       f"{best.metric:.4f}", style="bold green"), soft_wrap=True)
+    named = best.label if best.label == best.run_name or not best.run_name else (
+        f"{best.label} (run {best.run_name})")
+    console.print(Text(printable(f"Best run: {best.model} / {best.category} / {named} = "
+                                 f"{fmt_metric(best.metric)}"), style="bold green"),
+                  soft_wrap=True)
     if best.link:
         console.print(f"  W&B: {best.link}", soft_wrap=True)
     elif best.sync_command:
@@ -339,3 +349,31 @@ def print_combined_plans(plans: Sequence[CombinedPlan]) -> None:
                                style="yellow"), soft_wrap=True)
         console.print(f"  config: {p.config_path} (train: python codes/train.py --config "
                       f"{p.config_path})", soft_wrap=True)
+
+
+def print_studies(studies: Sequence[StudyStatus]) -> None:
+    """Per Optuna study: its trial counts, the best trial (or the Pareto front) with its
+    params and experiment, the parameter importances and the best value over the trials."""
+    for s in studies:
+        counts = ", ".join(f"{n} {k}" for k, n in s.counts.items())
+        console.print(Text(f"Study {s.study_name}: {counts}", style="bold"), soft_wrap=True)
+        if not s.best:
+            console.print("  no complete trial yet", style="dim")
+            continue
+        title = "Pareto front" if len(s.objectives) > 1 else "best trial"
+        table = Table(title=f"{s.study_name}: {title}")
+        for col in ("trial", *s.objectives, "params", "experiment"):
+            table.add_column(col, overflow="fold")
+        for t in s.best:
+            params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                               for k, v in t.params.items())
+            table.add_row(str(t.number), *(f"{v:.4f}" for v in t.values or []), params,
+                          t.experiment_id or "-")
+        console.print(table)
+        if s.importances:
+            console.print("  importance: " + ", ".join(
+                f"{k} {v:.2f}" for k, v in s.importances.items()), soft_wrap=True)
+        if s.history:
+            shown = s.history[-8:]
+            console.print("  best so far: " + "  ".join(f"t{n}={v:.4f}" for n, v in shown),
+                          soft_wrap=True)
