@@ -22,7 +22,7 @@ from hyperparameter_system.report.tables import ReportTable, tables
 from hyperparameter_system.run import devices
 from hyperparameter_system.run.executor import Display, Executor, RunResult, local_dispatch
 from hyperparameter_system.store.estimates import estimate_durations
-from hyperparameter_system.store.ledger import Ledger, open_ledger
+from hyperparameter_system.store.ledger import Ledger, open_ledger, row_problems
 
 __all__ = ["EXPORT_FORMATS", "RunPlan", "MatrixView", "CombinePlans", "Report", "load",
            "select", "ledger", "plan_run", "slot_count", "run", "matrix_view", "failed",
@@ -61,6 +61,7 @@ class MatrixView:
     statuses: Mapping[str, str]
     estimates: Mapping[str, float | None]
     slots: int | None
+    problems: tuple[str, ...] = ()  # unreadable ledger cells, per row (read as missing)
 
 
 @dataclass
@@ -159,10 +160,11 @@ def matrix_view(settings: Settings, experiments: Sequence[Experiment],
     """The matrix with ledger statuses; its estimate over the slots a run would really have."""
     book = ledger(settings)
     statuses = book.statuses(e.id for e in experiments)
-    est = estimates(settings, experiments, book)
+    rows = book.rows()
+    est = estimate_durations(rows, experiments)
     # the slots only matter to spread known durations (finding GPUs may run nvidia-smi)
     slots = slot_count(settings, executor) if any(v is not None for v in est.values()) else None
-    return MatrixView(tuple(experiments), statuses, est, slots)
+    return MatrixView(tuple(experiments), statuses, est, slots, tuple(row_problems(rows)))
 
 
 def run(settings: Settings, experiments: Sequence[Experiment], rerun: bool = False,

@@ -25,6 +25,7 @@ from hyperparameter_system.core.configdict import (
     override_key,
 )
 from hyperparameter_system.core.errors import HpsysError, close_match
+from hyperparameter_system.core.safe_names import wandb_project_name
 from hyperparameter_system.core.yamlfile import YamlDoc, load_yaml
 
 PYTHON_ALIASES = ("python", "python3")  # a leading `python` means the runner's own interpreter
@@ -46,8 +47,8 @@ class ModelSettings:
 
     @property
     def project(self) -> str:
-        """W&B project: the model name with `.`, `-` and `/` turned into `_`."""
-        return self.name.replace(".", "_").replace("-", "_").replace("/", "_")
+        """W&B project: the model name with `.`, `-`, `/` and what W&B refuses (`:`) as `_`."""
+        return wandb_project_name(self.name)
 
     def checked(self) -> ModelSettings:
         """This model, or the error it holds: a disabled entry's problem (a missing script, a

@@ -71,24 +71,63 @@ class Row:
 
     data: dict[str, Any]
 
+    def __post_init__(self) -> None:
+        # A hand-edited cell (`duration_s='x'`): SQLite keeps text in a number column as text.
+        # It is read as missing and told in `problems`, not a traceback in the report.
+        object.__setattr__(self, "_problems", [])
+        for key, kind in COLUMNS.items():
+            value = self.data.get(key)
+            if kind.startswith(("REAL", "INTEGER")) and isinstance(value, str | bytes):
+                self.data[key] = None
+                self._problem(key, value, "not a number")
+
     def __getattr__(self, name: str) -> Any:
         try:
             return self.data[name]
         except KeyError:
             raise AttributeError(name) from None
 
+    def _problem(self, column: str, value: Any, what: str) -> None:
+        shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:37]}..."
+        self._problems.append(f"ledger row {self.data.get('id')}: {column} {shown} is {what}; "
+                              "read as missing")
+
+    def _json(self, column: str) -> dict[str, Any]:
+        text = self.data.get(column)
+        if not text:
+            return {}
+        try:
+            value = json.loads(text)
+        except (ValueError, TypeError):
+            value = None
+        if not isinstance(value, dict):
+            self._problem(column, text, "not a JSON object")
+            return {}
+        return value
+
     # parsed once per row: a report reads each row's result several times over
     @cached_property
     def option(self) -> dict[str, Any]:
-        return json.loads(self.data["option_json"] or "{}")
+        return self._json("option_json")
 
     @cached_property
     def result(self) -> dict[str, Any]:
-        return json.loads(self.data["result_json"] or "{}")
+        return self._json("result_json")
 
     @cached_property
     def config(self) -> dict[str, Any]:
-        return json.loads(self.data["config_json"] or "{}")
+        return self._json("config_json")
+
+    @property
+    def problems(self) -> list[str]:
+        """The unreadable cells of this row, each read as missing: for the report to warn."""
+        _ = self.option, self.result, self.config  # parse each: a bad one adds its problem
+        return list(self._problems)
+
+
+def row_problems(rows: Iterable[Row]) -> list[str]:
+    """Every unreadable cell of these rows, one line each, naming the row's id."""
+    return [problem for row in rows for problem in row.problems]
 
 
 class Ledger:

@@ -24,6 +24,8 @@ def live_display(plan: api.RunPlan, slots: int) -> console.RunDisplay:
 def show_matrix(settings: Settings, experiments: Sequence[Experiment],
                 executor: str | None = None) -> None:
     view = api.matrix_view(settings, experiments, executor)
+    for problem in view.problems:
+        console.warn(problem)
     console.print_matrix(settings, list(view.experiments), view.statuses, view.estimates,
                          view.slots)
 
@@ -63,6 +65,8 @@ def report(settings: Settings, summary: bool = True, export: Sequence[str] | Non
            plots: str | Path | None = None) -> Summary:
     """`--summary`, `--export FORMAT PATH`, `--plots DIR`: the summary printed and written."""
     out = api.report(settings, export=export, plots=plots)
+    for problem in out.summary.problems:
+        console.warn(problem)
     if out.summary.metric_missing:
         console.warn(out.summary.metric_missing)
     if summary:
