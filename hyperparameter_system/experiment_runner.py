@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +19,7 @@ if __package__ in (None, ""):  # run as a script: make the package importable, n
 
 from hyperparameter_system.app import api
 from hyperparameter_system.core.errors import EXIT_BAD_INPUT, HpsysError
+from hyperparameter_system.core.writable import writable_folder
 from hyperparameter_system.run.signals import signals_held
 from hyperparameter_system.ui import cli, commands, console
 
@@ -93,17 +93,7 @@ def _writable(where: str, path: Path, folder: bool) -> None:
         raise HpsysError(where, "expected a file path, got a folder")
     if folder and path.exists() and not path.is_dir():
         raise HpsysError(where, "expected a folder, got a file")
-    target = path if folder else path.parent
-    try:
-        target.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise HpsysError(where, f"cannot create {target}: {exc.strerror or exc}") from None
-    try:  # really create a file: os.access says yes to root, even for /proc
-        with tempfile.NamedTemporaryFile(dir=target, prefix=".hpsys-probe-"):
-            pass
-    except OSError as exc:
-        raise HpsysError(where, f"cannot create a file in {target}: "
-                                f"{exc.strerror or exc}") from None
+    writable_folder(where, path if folder else path.parent)
 
 
 def _main(args: argparse.Namespace) -> int:

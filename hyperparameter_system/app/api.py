@@ -19,7 +19,7 @@ from hyperparameter_system.matrix.experiments import Experiment, build_matrix
 from hyperparameter_system.report import exports
 from hyperparameter_system.report.summary import Summary, collect, seen_matrix
 from hyperparameter_system.report.tables import ReportTable, tables
-from hyperparameter_system.run import devices
+from hyperparameter_system.run import devices, launcher
 from hyperparameter_system.run.executor import Display, Executor, RunResult, local_dispatch
 from hyperparameter_system.store.estimates import estimate_durations
 from hyperparameter_system.store.ledger import Ledger, open_ledger, row_problems
@@ -170,6 +170,7 @@ def matrix_view(settings: Settings, experiments: Sequence[Experiment],
 def run(settings: Settings, experiments: Sequence[Experiment], rerun: bool = False,
         executor: str | None = None, display: DisplayFactory | None = None) -> RunResult:
     """Run the selection to its end; Ctrl-C ends the children and leaves it resumable."""
+    launcher.check_outputs(settings)  # an unwritable runs_dir: one line, nothing launched
     kind = executor or settings.execution.executor
     book = ledger(settings)
     if kind == "ray":

@@ -56,7 +56,7 @@ class ExecutionSettings:
     gpus_per_experiment: int = 1
     experiments_per_gpu: int = 1
     repeats: int = 1
-    min_free_gb: float = 0.0
+    min_free_gb: float = 1.0
     retry_oom_halving: bool = False
     heartbeat_s: float = 2.0
     stale_after_s: float = 30.0
@@ -183,7 +183,7 @@ def _execution(reader: Reader) -> ExecutionSettings:
         gpus_per_experiment=reader.number("gpus_per_experiment", 1, 1),
         experiments_per_gpu=reader.number("experiments_per_gpu", 1, 1),
         repeats=reader.number("repeats", 1, 1),
-        min_free_gb=reader.number("min_free_gb", 0.0, 0),
+        min_free_gb=reader.number("min_free_gb", 1.0, 0),
         retry_oom_halving=reader.get("retry_oom_halving", False),
         heartbeat_s=reader.number("heartbeat_s", 2.0, 0.1),
         stale_after_s=reader.number("stale_after_s", 30.0, 1),

@@ -126,6 +126,7 @@ class Executor:
         self.stopper = stopper or NeverStop()
         self.owner = runner_identity()
         self.stop = threading.Event()
+        self.draining = threading.Event()  # no new experiment starts; running ones go on
         self.source: ExperimentSource = MatrixSource(())
         self.lock = threading.Lock()
         self.result = RunResult()
@@ -195,7 +196,7 @@ class Executor:
 
     def _work(self, slot: Slot) -> None:
         execution = self.settings.execution
-        while not self.stop.is_set():
+        while not (self.stop.is_set() or self.draining.is_set()):
             exp = self.source.next()
             if exp is None:
                 return
@@ -218,13 +219,27 @@ class Executor:
             if outcome.extra.get("taken_over"):
                 continue
             self.source.told(exp, outcome)
+            if outcome.disk_full:
+                self._drain(f"{outcome.error}; no new experiment is started (those running "
+                            "go on); free some space and run the same command to resume")
             if self._will_retry(outcome, tries):
                 self.source.put_back(exp)
 
     def _will_retry(self, outcome: Outcome, tries: int) -> bool:
-        """Failed or timed out with retries left in this invocation (execution.retry_failed)."""
-        return (outcome.status in (Status.FAILED, Status.TIMEOUT) and not self.stop.is_set()
-                and tries < self.settings.execution.max_attempts)
+        """Failed or timed out with retries left in this invocation (execution.retry_failed);
+        never a config error (the script exited 2: the same config fails the same way)."""
+        return (outcome.status in (Status.FAILED, Status.TIMEOUT) and not outcome.config_error
+                and not self.stop.is_set() and tries < self.settings.execution.max_attempts)
+
+    def _drain(self, text: str) -> None:
+        """Start no new experiment and end the run as interrupted (resumable), saying `text`
+        once whichever slots get here."""
+        with self.lock:
+            first = not self.draining.is_set()
+            self.draining.set()
+            self.result.interrupted = True
+        if first:
+            self._say(text)
 
     def _attempt(self, exp: Experiment, slot: Slot, before: Row, tries: int) -> Outcome:
         """One launch of a claimed experiment, at the batch size an earlier OOM left in its

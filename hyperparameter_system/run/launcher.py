@@ -29,6 +29,9 @@ import yaml
 from hyperparameter_system.config.settings import PYTHON_ALIASES
 from hyperparameter_system.core.atomic import atomic_write_text, read_json
 from hyperparameter_system.core.safe_names import safe_name
+from hyperparameter_system.core.states import Status
+from hyperparameter_system.core.writable import writable_folder
+from hyperparameter_system.run import reaper
 
 if TYPE_CHECKING:
     from hyperparameter_system.config.settings import Settings
@@ -37,6 +40,7 @@ if TYPE_CHECKING:
 LOG_TAIL_LINES = 40
 KILL_GRACE_S = 3.0
 OOM_PATTERNS = re.compile(r"CUDA out of memory|OutOfMemoryError|HPSYS_OOM", re.IGNORECASE)
+EXIT_CONFIG_ERROR = 2  # the script contract: exit 2 is a bad config (retrying cannot help)
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,8 @@ class Outcome:
     log_path: str | None = None
     node: str | None = None
     oom: bool = False
+    config_error: bool = False  # the script exited 2: its config is wrong, a retry cannot help
+    disk_full: bool = False  # the run could not be prepared for want of space: stop the run
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -139,6 +145,14 @@ def plan(experiment: Experiment, settings: Settings, attempt: int,
                   wandb_name, run_id, full_env.get("WANDB_MODE"))
 
 
+def check_outputs(settings: Settings) -> None:
+    """Before a run: every launch writes under system.runs_dir and system.temp_config_dir, so
+    one that cannot be written there is one line of bad input, not every experiment failing."""
+    for key, folder in (("runs_dir", settings.system.runs_dir),
+                        ("temp_config_dir", settings.system.temp_config_dir)):
+        writable_folder(f"{settings.path}: system.{key}", folder)
+
+
 def _tags(experiment: Experiment) -> list[str]:
     tags = [experiment.category, experiment.model]
     return [t.replace(",", "_") for t in tags if t]
@@ -162,12 +176,20 @@ def execute(launch: Launch, stop: Callable[[], bool] = lambda: False,
     outcome = Outcome(launch.experiment_id, "failed", started, started,
                       config_path=launch.config_path, run_dir=launch.run_dir,
                       log_path=launch.log_path, node=socket.gethostname())
+    writing = launch.run_dir
     try:
         _fresh_dir(run_dir)
+        writing = launch.config_path
         atomic_write_text(Path(launch.config_path), launch.config_text, durable=False)
+        writing = launch.log_path
         log = open(launch.log_path, "ab")  # noqa: SIM115 - the child writes into it
     except OSError as exc:
-        outcome.error, outcome.finished_at = f"cannot prepare the run: {exc}", time.time()
+        outcome.finished_at = time.time()
+        if exc.errno == errno.ENOSPC:  # not the experiment's fault: resumable once space is back
+            outcome.status, outcome.disk_full = Status.INTERRUPTED, True
+            outcome.error = f"disk full: {writing} ({_free_space(writing)} free)"
+        else:
+            outcome.error = f"cannot prepare the run: {exc}"
         return outcome
     env = {**os.environ, **launch.env}
     try:
@@ -204,11 +226,37 @@ def execute(launch: Launch, stop: Callable[[], bool] = lambda: False,
         outcome.status, outcome.error = "timeout", f"timed out after {launch.timeout:g} s"
     elif status == "interrupted":
         outcome.status, outcome.error = "interrupted", "interrupted by the user"
+    elif proc.returncode == EXIT_CONFIG_ERROR:
+        outcome.config_error = True
+        outcome.error = _config_error(outcome.log_tail)
     elif proc.returncode != 0:
         outcome.error = _exit_reason(proc.returncode) + (" (out of memory)" if outcome.oom else "")
     else:
         outcome.error = "exited 0 but wrote no readable result.json"
+    if outcome.status != Status.DONE:
+        # what left the process group (a double fork with setsid) is found by its environment;
+        # this launch's alone (its run id): a runner that took the row over may be launching it
+        reaper.reap(launch.experiment_id, ledger=launch.env.get("HPSYS_LEDGER"),
+                    run_id=launch.env.get("WANDB_RUN_ID"))
     return outcome
+
+
+def _config_error(log_tail: str) -> str:
+    """The script's own one-line reason (its last non-empty log line, e.g. `error: ...`)."""
+    lines = [line.strip() for line in log_tail.splitlines() if line.strip()]
+    reason = lines[-1] if lines else "no message in its log"
+    return f"{reason} (exit code 2: a config error, not retried)"
+
+
+def _free_space(path: str) -> str:
+    """The free space of the file system `path` is (or would be) on, e.g. `0.0 GB`."""
+    where = Path(path)
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    try:
+        return f"{shutil.disk_usage(where).free / 1e9:.1f} GB"
+    except OSError:
+        return "unknown space"
 
 
 # PR_SET_PDEATHSIG (1) with SIGKILL (9), then exec the script: same pid, same process group.

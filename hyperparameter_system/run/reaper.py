@@ -14,14 +14,18 @@ import time
 from hyperparameter_system.core.processes import PROC, alive
 
 
-def experiment_pids(experiment_id: str, ledger: str | None = None) -> list[int]:
+def experiment_pids(experiment_id: str, ledger: str | None = None,
+                    run_id: str | None = None) -> list[int]:
     """Live processes whose environment carries HPSYS_EXPERIMENT_ID=<experiment_id> (and
-    HPSYS_LEDGER=<ledger> when given: equal experiments of another ledger are not ours)."""
+    HPSYS_LEDGER=<ledger> when given: equal experiments of another ledger are not ours; and
+    WANDB_RUN_ID=<run_id> when given: one launch's, not a later launch of another runner)."""
     if not PROC.is_dir():
         return []
     needles = {f"HPSYS_EXPERIMENT_ID={experiment_id}".encode()}
     if ledger:
         needles.add(f"HPSYS_LEDGER={ledger}".encode())
+    if run_id:
+        needles.add(f"WANDB_RUN_ID={run_id}".encode())
     own = os.getpid()
     found = []
     for entry in PROC.iterdir():
@@ -37,10 +41,11 @@ def experiment_pids(experiment_id: str, ledger: str | None = None) -> list[int]:
 
 
 def reap(experiment_id: str, pgid: int | None = None, timeout: float = 5.0,
-         ledger: str | None = None) -> int:
+         ledger: str | None = None, run_id: str | None = None) -> int:
     """SIGKILL every process of the experiment (and its process group, when one of them is
-    still in it: a recorded pid may since belong to someone else); returns how many are left."""
-    pids = experiment_pids(experiment_id, ledger)
+    still in it: a recorded pid may since belong to someone else); returns how many are left.
+    `ledger` and `run_id` narrow it as for experiment_pids."""
+    pids = experiment_pids(experiment_id, ledger, run_id)
     if pgid and pgid in {_pgid(p) for p in pids}:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGKILL)
