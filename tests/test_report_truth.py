@@ -41,12 +41,6 @@ QUICKSTART = {"image": [{"image_size": 16, "batch_size": 64, "description": "img
                         {"image_size": 8, "batch_size": 64}]}
 
 
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch):
-    monkeypatch.setenv("WANDB_MODE", "disabled")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-
-
 @pytest.fixture
 def screen(monkeypatch):
     """The console's output, as a terminal would get it (colour codes and all)."""
@@ -265,16 +259,14 @@ def test_failure_reasons_and_log_tails_reach_the_terminal_clean(tmp_path, screen
     assert "10/10" in raw and "5/10" not in raw
 
 
-def test_an_error_quoting_the_log_is_clean_in_the_live_display(tmp_path, monkeypatch):
-    out = Console(width=200, file=io.StringIO(), force_terminal=True, highlight=False)
-    monkeypatch.setattr(ui_console, "console", out)
+def test_an_error_quoting_the_log_is_clean_in_the_live_display(tmp_path, screen):
     settings = settings_for(tmp_path, QUICKSTART)
     exp = build_matrix(settings)[0]
     display = ui_console.RunDisplay(total=1, skipped=0)
     now = time.time()
     display.finished(exp, Outcome(exp.id, "failed", now, now + 1, exit_code=1, error=EVIL))
-    assert "CUDA error" in out.file.getvalue() and "pwned" not in out.file.getvalue()
-    assert "\x1b[2J" not in out.file.getvalue()
+    assert "CUDA error" in screen.getvalue() and "pwned" not in screen.getvalue()
+    assert "\x1b[2J" not in screen.getvalue()
     (tmp_path / "metrics.jsonl").write_text(json.dumps({"epoch": "\x1b]0;t\x073"}) + "\n")
     assert ui_console.latest_epoch(str(tmp_path)) == "epoch 3"
 
