@@ -83,8 +83,8 @@ def test_runner_and_engine_agree(key: str, value: Any) -> None:
 
 
 def test_the_sidecar_is_what_the_engine_describes_and_needs_no_torch() -> None:
-    probe = ("import json, sys; sys.argv = ['train.py', '--describe']; import runpy, io, "
-             "contextlib; buf = io.StringIO()\n"
+    probe = ("import json, sys; sys.path.insert(0, 'codes'); sys.argv = ['train.py', "
+             "'--describe']; import runpy, io, contextlib; buf = io.StringIO()\n"
              "with contextlib.redirect_stdout(buf):\n"
              "    try: runpy.run_path('codes/train.py', run_name='__main__')\n"
              "    except SystemExit: pass\n"

@@ -18,6 +18,7 @@ import re
 from typing import Any
 
 from trainer.build.registry import loss_names, optimizer_names, scheduler_names
+from trainer.schema_names import SCHEDULER_PARAMS
 
 SCHEMA_VERSION = 1
 Spec = dict[str, Any]
@@ -135,6 +136,11 @@ KEYS: dict[str, Spec] = {
     "output_dir": spec(STRING),
     "run_name": spec(STRING, NULL),
 }
+
+
+# A scheduler's other constructor parameters: any value, the scheduler itself checks it.
+for _param in SCHEDULER_PARAMS:
+    KEYS.setdefault(f"scheduler_params.{_param}", spec(INT, NUMBER, BOOL, STRING, LIST, NULL))
 
 
 def describe() -> dict[str, Any]:

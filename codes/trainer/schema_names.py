@@ -1,7 +1,9 @@
-"""timm's optimizer names, kept as a constant so the schema never imports timm (or torch).
+"""timm's optimizer names and the parameters of the schedulers the engine builds, kept as
+constants so the schema never imports timm (or torch).
 
-Generated from `timm.optim.list_optimizers()`; tests/codes/test_schema.py fails when timm's list
-moves on. Regenerate with `python codes/trainer/schema_names.py` (it rewrites this file).
+Generated from `timm.optim.list_optimizers()` and the constructors' signatures of the registry's
+schedulers; tests/codes/test_schema.py fails when either moves on. Regenerate with
+`python codes/trainer/schema_names.py` (it rewrites this file).
 """
 
 from __future__ import annotations
@@ -112,6 +114,66 @@ TIMM_OPTIMIZERS: tuple[str, ...] = (
     # END GENERATED
 )
 
+# Every constructor parameter of the registry's schedulers (the engine passes each scheduler
+# the ones its signature takes): the keys a `scheduler_params` block may hold.
+SCHEDULER_PARAMS: tuple[str, ...] = (
+    # BEGIN GENERATED PARAMS
+    "T_0",
+    "T_max",
+    "T_mult",
+    "anneal_strategy",
+    "base_lr",
+    "base_momentum",
+    "cooldown",
+    "cycle_momentum",
+    "div_factor",
+    "end_factor",
+    "epochs",
+    "eps",
+    "eta_min",
+    "factor",
+    "final_div_factor",
+    "gamma",
+    "last_epoch",
+    "max_lr",
+    "max_momentum",
+    "milestones",
+    "min_lr",
+    "mode",
+    "patience",
+    "pct_start",
+    "power",
+    "scale_fn",
+    "scale_mode",
+    "start_factor",
+    "step_size",
+    "step_size_down",
+    "step_size_up",
+    "steps_per_epoch",
+    "three_phase",
+    "threshold",
+    "threshold_mode",
+    "total_iters",
+    "total_steps",
+    # END GENERATED PARAMS
+)
+
+
+def scheduler_params() -> list[str]:
+    """The constructor parameters of every registered scheduler (imports torch)."""
+    import importlib
+    import inspect
+
+    from trainer.build.registry import SCHEDULERS
+
+    names: set[str] = set()
+    for info in SCHEDULERS:
+        module, cls = info.target.rsplit(".", 1)
+        signature = inspect.signature(getattr(importlib.import_module(module), cls))
+        names.update(p for p in signature.parameters
+                     if p not in ("self", "optimizer", "verbose", "lr_lambda"))
+    return sorted(names)
+
 
 def _regenerate() -> None:
     """Rewrite the generated block from the installed timm."""
@@ -128,9 +190,21 @@ def _regenerate() -> None:
         path.read_text(encoding="utf-8"),
         flags=re.S,
     )
+    params = "".join(f'    "{name}",\n' for name in scheduler_params())
+    text = re.sub(
+        r"(    # BEGIN GENERATED PARAMS\n).*?(    # END GENERATED PARAMS\n)",
+        lambda m: m.group(1) + params + m.group(2),
+        text,
+        flags=re.S,
+    )
     path.write_text(text, encoding="utf-8")
-    print(f"wrote {len(list_optimizers())} optimizer names to {path}")
+    print(f"wrote {len(list_optimizers())} optimizer names, {len(scheduler_params())} scheduler "
+          f"parameters to {path}")
 
 
 if __name__ == "__main__":
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # codes/, for `trainer`
     _regenerate()

@@ -16,7 +16,9 @@ from trainer.schema import KEYS, check
 
 FIELDS = {"type", "low", "low_open", "high", "high_open", "choices", "ignore_case", "items"}
 TYPES = {"int", "number", "bool", "string", "mapping", "list", "null"}
-NUMBER_KEYS = [key for key, spec in KEYS.items() if "number" in spec["type"]]
+# keys that take numbers and no strings ("inf" is a fine string for a scheduler's free param)
+NUMBER_KEYS = [key for key, spec in KEYS.items()
+               if "number" in spec["type"] and "string" not in spec["type"]]
 REGENERATE = "regenerate with: python codes/train.py --describe > codes/train.schema.json"
 
 
@@ -36,6 +38,14 @@ def test_timm_optimizer_names_are_fresh():
 
     assert list(TIMM_OPTIMIZERS) == list_optimizers(), (
         "timm's optimizers changed: regenerate with python codes/trainer/schema_names.py"
+    )
+
+
+def test_scheduler_parameter_names_are_fresh():
+    from trainer.schema_names import SCHEDULER_PARAMS, scheduler_params
+
+    assert list(SCHEDULER_PARAMS) == scheduler_params(), (
+        "run: python codes/trainer/schema_names.py, then regenerate codes/train.schema.json"
     )
 
 
