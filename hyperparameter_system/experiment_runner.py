@@ -18,6 +18,7 @@ if __package__ in (None, ""):  # run as a script: make the package importable, n
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from hyperparameter_system.app import api
+from hyperparameter_system.config.settings import PRUNING_RULES
 from hyperparameter_system.core.errors import EXIT_BAD_INPUT, HpsysError
 from hyperparameter_system.core.writable import writable_folder
 from hyperparameter_system.run.signals import signals_held
@@ -44,6 +45,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override applied to every base config (repeatable)")
     p.add_argument("--executor", choices=("local", "ray"), help="override execution.executor")
+    p.add_argument("--pruning", choices=PRUNING_RULES, metavar="RULE",
+                   help="override execution.pruning.rule for this run: "
+                        f"{', '.join(PRUNING_RULES)}")
     p.add_argument("--export-ledger", metavar="PATH", help="write every ledger row as CSV")
     p.add_argument("--combine-best", action="store_true",
                    help="run each model's combined winners (category 'combined')")
@@ -100,7 +104,7 @@ def _main(args: argparse.Namespace) -> int:
     """Views first, then the run, then what reads its outcome. --matrix and --dry-run only
     show the selection: they skip its run, never the summary or the exports."""
     _check_outputs(args)
-    settings = api.load(args.config, args.set)
+    settings = api.with_pruning(api.load(args.config, args.set), args.pruning)
     experiments = api.select(settings, args.models, args.categories)
     only_show = args.matrix or args.dry_run
     if args.matrix:

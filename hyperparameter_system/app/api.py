@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from hyperparameter_system.config.settings import Settings, load_settings
@@ -26,7 +26,7 @@ from hyperparameter_system.store.ledger import Ledger, open_ledger, row_problems
 
 __all__ = ["EXPORT_FORMATS", "RunPlan", "MatrixView", "CombinePlans", "Report", "load",
            "select", "ledger", "plan_run", "slot_count", "run", "matrix_view", "failed",
-           "estimates", "export_ledger", "combine_plans", "run_combined", "report",
+           "estimates", "export_ledger", "with_pruning", "combine_plans", "run_combined", "report",
            "summarize"]
 
 EXPORT_FORMATS = exports.FORMATS
@@ -179,13 +179,29 @@ def run(settings: Settings, experiments: Sequence[Experiment], rerun: bool = Fal
         slots, dispatch = ray_slots(settings), ray_dispatch(settings)
     else:
         slots, dispatch = local_slots(settings), local_dispatch(settings)
+    stopper = None
+    if settings.execution.pruning.on:  # each baseline first: it sets its pools' bar
+        from hyperparameter_system.run.pruning import PoolPruner, baselines_first
+
+        experiments = baselines_first(experiments)
+        stopper = PoolPruner(settings, experiments)
     plan = plan_run(settings, experiments, rerun, kind, slots=len(slots), book=book)
     view = display(plan, len(slots)) if display is not None else None
-    engine = Executor(settings, book, slots, dispatch, view)
+    engine = Executor(settings, book, slots, dispatch, view, stopper=stopper)
+    if stopper is not None:
+        stopper.say = engine._say
     if view is None:
         return engine.run(experiments, rerun)
     with view:
         return engine.run(experiments, rerun)
+
+
+def with_pruning(settings: Settings, rule: str | None) -> Settings:
+    """`--pruning RULE`: execution.pruning.rule for this invocation only."""
+    if rule is None:
+        return settings
+    pruning = replace(settings.execution.pruning, rule=rule)
+    return replace(settings, execution=replace(settings.execution, pruning=pruning))
 
 
 def export_ledger(settings: Settings, path: str | Path) -> int:

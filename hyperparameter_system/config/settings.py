@@ -25,6 +25,7 @@ from hyperparameter_system.core.errors import HpsysError
 from hyperparameter_system.core.yamlfile import load_yaml
 
 __all__ = ["PYTHON_ALIASES", "CategorySettings", "ExecutionSettings", "ModelSettings",
+           "PRUNING_RULES", "PruningSettings",
            "Settings", "SystemSettings", "load_settings"]
 
 WANDB_MODES = ("online", "offline", "disabled")
@@ -43,6 +44,24 @@ class SystemSettings:
     baseline: bool
     wandb_mode: str | None
     wandb_entity: str | None
+    optuna_storage: str = ""  # the pruning studies (default sqlite:///<runs_dir>/optuna.db)
+
+
+PRUNING_RULES = ("none", "successive_halving", "median", "hyperband", "patient")
+
+
+@dataclass(frozen=True)
+class PruningSettings:
+    """`execution.pruning`: stop a category's weak options early (off unless a rule is named)."""
+
+    rule: str = "none"
+    min_epochs: int = 2  # no option is pruned before this epoch
+    reduction_factor: int = 3  # successive halving / hyperband keep the top 1/reduction_factor
+    monitor: str = "val_f1"  # the metrics.jsonl key compared, per epoch
+
+    @property
+    def on(self) -> bool:
+        return self.rule != "none"
 
 
 @dataclass(frozen=True)
@@ -64,6 +83,7 @@ class ExecutionSettings:
     ray_resources: Mapping[str, float] = field(default_factory=dict)
     ray_runtime_env: Mapping[str, Any] | None = None
     stop_grace_s: float = 30.0  # after a stop request, then the process group is ended
+    pruning: PruningSettings = field(default_factory=PruningSettings)
 
     @property
     def max_attempts(self) -> int:
@@ -94,6 +114,7 @@ SYSTEM_KEYS = {
     "metric": (str,), "metric_mode": (str,), "baseline": (bool,), "wandb_mode": (str, type(None)),
     "wandb_entity": (str, type(None)), "project_root": (str,), "project_naming": (str,),
     "results_tracking": (bool, dict), "overrides": (list,),
+    "optuna_storage": (str, type(None)),
 }
 EXECUTION_KEYS = {
     "max_parallel": (int,), "experiment_timeout": (int, float, type(None)),
@@ -102,7 +123,7 @@ EXECUTION_KEYS = {
     "gpus_per_experiment": (int,), "experiments_per_gpu": (int,), "repeats": (int,),
     "min_free_gb": (int, float), "retry_oom_halving": (bool,), "heartbeat_s": (int, float),
     "stale_after_s": (int, float), "cpus_per_experiment": (int, float),
-    "stop_grace_s": (int, float),
+    "stop_grace_s": (int, float), "pruning": (dict, type(None)),
     "ray_resources": (dict,), "ray_runtime_env": (dict, type(None)),
 }
 def load_settings(path: str | Path, overrides: Sequence[str] = ()) -> Settings:
@@ -129,6 +150,8 @@ def load_settings(path: str | Path, overrides: Sequence[str] = ()) -> Settings:
         baseline=sysr.get("baseline", True),
         wandb_mode=sysr.choice("wandb_mode", None, (*WANDB_MODES, None)),
         wandb_entity=sysr.get("wandb_entity"),
+        optuna_storage=sysr.get("optuna_storage") or
+        f"sqlite:///{resolve(root, sysr.get('runs_dir', 'runs')).resolve()}/optuna.db",
     )
     execution = _execution(Reader(doc, ("execution",), top.data.get("execution") or {},
                                    EXECUTION_KEYS))
@@ -191,6 +214,21 @@ def _execution(reader: Reader) -> ExecutionSettings:
         stop_grace_s=reader.number("stop_grace_s", 30.0, 0),
         ray_resources=_ray_resources(reader),
         ray_runtime_env=reader.get("ray_runtime_env"),
+        pruning=_pruning(Reader(reader.doc, (*reader.path, "pruning"),
+                                reader.get("pruning") or {}, PRUNING_KEYS)),
+    )
+
+
+PRUNING_KEYS = {"rule": (str,), "min_epochs": (int,), "reduction_factor": (int,),
+                "monitor": (str,)}
+
+
+def _pruning(reader: Reader) -> PruningSettings:
+    return PruningSettings(
+        rule=reader.choice("rule", "none", PRUNING_RULES),
+        min_epochs=reader.number("min_epochs", 2, 1),
+        reduction_factor=reader.number("reduction_factor", 3, 2),
+        monitor=reader.get("monitor", "val_f1"),
     )
 
 

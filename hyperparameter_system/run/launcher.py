@@ -302,7 +302,7 @@ def _setpriv() -> tuple[str, ...] | None:
 def _fresh_dir(run_dir: Path) -> None:
     """A previous attempt's outputs would be mistaken for this one's: move them aside."""
     if run_dir.exists():
-        for name in ("result.json", "metrics.jsonl", "train.log"):
+        for name in ("result.json", "metrics.jsonl", "train.log", "stop_request.json"):
             old = run_dir / name
             if old.exists():
                 old.replace(run_dir / f"{name}.prev")

@@ -47,6 +47,7 @@ COLUMNS = {
     "log_path": "TEXT", "wandb_project": "TEXT", "wandb_name": "TEXT", "wandb_run_id": "TEXT",
     "wandb_mode": "TEXT", "wandb_dir": "TEXT",
     "launches": "INTEGER DEFAULT 0", "batch_override": "INTEGER", "note": "TEXT",
+    "pruned_epoch": "INTEGER",  # the epoch a pruner stopped it at (its reason is the note)
 }
 
 # Rows recorded before `launches` existed: each started attempt used the W&B run id of the old
@@ -271,12 +272,14 @@ class Ledger:
                 "UPDATE experiments SET status=?, finished_at=?, duration_s=?, exit_code=?,"
                 " signal=?, error=?, note=?, log_tail=?, metric=?, result_json=?,"
                 " config_path=?, run_dir=?, log_path=?, wandb_run_id=COALESCE(?, wandb_run_id),"
-                " wandb_dir=?, node=COALESCE(?, node), pid=NULL,"
+                " wandb_dir=?, node=COALESCE(?, node), pid=NULL, pruned_epoch=?,"
                 " batch_override=COALESCE(?, batch_override),"
                 " attempts=attempts - (CASE WHEN ?='interrupted' THEN 1 ELSE 0 END) " + where,
                 (o.status, o.finished_at, o.duration_s, o.exit_code, o.signal, o.error, o.note,
                  o.log_tail, metric, result, o.config_path, o.run_dir, o.log_path,
-                 wandb.get("run_id"), wandb.get("dir"), o.node, batch_override, o.status,
+                 wandb.get("run_id"), wandb.get("dir"), o.node,
+                 o.extra.get("pruned_epoch") if o.status == Status.PRUNED else None,
+                 batch_override, o.status,
                  *args)).rowcount > 0
 
     def release(self, exp_id: str, status: str = Status.INTERRUPTED, error: str | None = None,
