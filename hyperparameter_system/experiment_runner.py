@@ -54,6 +54,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--export", nargs=2, metavar=("FORMAT", "PATH"),
                    help="write the summary as csv, md or html")
     p.add_argument("--plots", metavar="DIR", help="write the report's PNG plots")
+    p.add_argument("--search", nargs="?", const="", metavar="NAME",
+                   help="run the Optuna search NAME of the config's search: blocks (no NAME: "
+                        "list the searches and their studies)")
+    p.add_argument("--trials", type=int, metavar="N",
+                   help="with --search: run until each study holds N finished trials")
     return p
 
 
@@ -113,7 +118,11 @@ def _main(args: argparse.Namespace) -> int:
         console.print_plan(api.plan_run(settings, experiments, args.rerun, args.executor))
     code = 0
     did = only_show
-    if (args.all or args.models or args.categories) and not only_show:
+    if args.search is not None:
+        code, did = _search(settings, args, only_show), True
+        if code == EXIT_INTERRUPTED:
+            return code
+    elif (args.all or args.models or args.categories) and not only_show:
         result = commands.run(settings, experiments, rerun=args.rerun, executor=args.executor)
         console.print_run_result(result, console.resume_hint(args.rerun))
         if result.interrupted:
@@ -127,6 +136,8 @@ def _main(args: argparse.Namespace) -> int:
         code, did = code or _code(result), True
     if args.summary or args.export or args.plots:
         commands.report(settings, summary=args.summary, export=args.export, plots=args.plots)
+        if args.summary and settings.searches:
+            commands.show_studies(settings)
         did = True
     if args.export_ledger:  # last: the rows as this invocation left them
         count = api.export_ledger(settings, args.export_ledger)
@@ -136,6 +147,21 @@ def _main(args: argparse.Namespace) -> int:
         raise HpsysError("command line", "nothing to do: give --all, --models, --categories, "
                          "--matrix, --summary or --dry-run (run_experiments.py opens the menu)")
     return code
+
+
+def _search(settings, args: argparse.Namespace, only_show: bool) -> int:
+    """`--search`: list the studies (no name), or run one search (not with --dry-run)."""
+    if args.trials is not None and args.trials < 1:
+        raise HpsysError(f"--trials {args.trials}", "expected a number of trials >= 1")
+    if not args.search:
+        commands.show_studies(settings)
+        return 0
+    if only_show:
+        commands.show_studies(settings, args.search)
+        return 0
+    result = commands.search(settings, args.search, args.models, args.trials, args.executor)
+    console.print_run_result(result, console.resume_hint(False))
+    return EXIT_INTERRUPTED if result.interrupted else _code(result)
 
 
 def _code(result: RunResult) -> int:

@@ -20,7 +20,13 @@ from hyperparameter_system.report import exports
 from hyperparameter_system.report.summary import Summary, collect, seen_matrix
 from hyperparameter_system.report.tables import ReportTable, tables
 from hyperparameter_system.run import devices, launcher
-from hyperparameter_system.run.executor import Display, Executor, RunResult, local_dispatch
+from hyperparameter_system.run.executor import (
+    Dispatch,
+    Display,
+    Executor,
+    RunResult,
+    local_dispatch,
+)
 from hyperparameter_system.store.estimates import estimate_durations
 from hyperparameter_system.store.ledger import Ledger, open_ledger, row_problems
 
@@ -167,18 +173,22 @@ def matrix_view(settings: Settings, experiments: Sequence[Experiment],
     return MatrixView(tuple(experiments), statuses, est, slots, tuple(row_problems(rows)))
 
 
+def runtime(settings: Settings, kind: str) -> tuple[list[devices.Slot], Dispatch]:
+    """The slots and the way one launch runs on them: local processes, or Ray tasks."""
+    if kind == "ray":
+        from hyperparameter_system.run.ray_executor import ray_dispatch, ray_slots
+
+        return ray_slots(settings), ray_dispatch(settings)
+    return local_slots(settings), local_dispatch(settings)
+
+
 def run(settings: Settings, experiments: Sequence[Experiment], rerun: bool = False,
         executor: str | None = None, display: DisplayFactory | None = None) -> RunResult:
     """Run the selection to its end; Ctrl-C ends the children and leaves it resumable."""
     launcher.check_outputs(settings)  # an unwritable runs_dir: one line, nothing launched
     kind = executor or settings.execution.executor
     book = ledger(settings)
-    if kind == "ray":
-        from hyperparameter_system.run.ray_executor import ray_dispatch, ray_slots
-
-        slots, dispatch = ray_slots(settings), ray_dispatch(settings)
-    else:
-        slots, dispatch = local_slots(settings), local_dispatch(settings)
+    slots, dispatch = runtime(settings, kind)
     stopper = None
     if settings.execution.pruning.on:  # each baseline first: it sets its pools' bar
         from hyperparameter_system.run.pruning import PoolPruner, baselines_first

@@ -20,7 +20,14 @@ from hyperparameter_system.config.entries import (
     read_categories,
     read_models,
 )
+from hyperparameter_system.config.pruning import (
+    PRUNING_KEYS,
+    PRUNING_RULES,
+    PruningSettings,
+    read_pruning,
+)
 from hyperparameter_system.config.reader import Reader, resolve
+from hyperparameter_system.config.search import SearchSettings, read_searches
 from hyperparameter_system.core.errors import HpsysError
 from hyperparameter_system.core.yamlfile import load_yaml
 
@@ -45,23 +52,6 @@ class SystemSettings:
     wandb_mode: str | None
     wandb_entity: str | None
     optuna_storage: str = ""  # the pruning studies (default sqlite:///<runs_dir>/optuna.db)
-
-
-PRUNING_RULES = ("none", "successive_halving", "median", "hyperband", "patient")
-
-
-@dataclass(frozen=True)
-class PruningSettings:
-    """`execution.pruning`: stop a category's weak options early (off unless a rule is named)."""
-
-    rule: str = "none"
-    min_epochs: int = 2  # no option is pruned before this epoch
-    reduction_factor: int = 3  # successive halving / hyperband keep the top 1/reduction_factor
-    monitor: str = "val_f1"  # the metrics.jsonl key compared, per epoch
-
-    @property
-    def on(self) -> bool:
-        return self.rule != "none"
 
 
 @dataclass(frozen=True)
@@ -99,6 +89,7 @@ class Settings:
     categories: tuple[CategorySettings, ...]
     execution: ExecutionSettings
     overrides: tuple[tuple[str, str], ...] = ()  # (where it was given, key=value)
+    searches: tuple[SearchSettings, ...] = ()  # the `search:` blocks (Optuna studies)
 
     def model(self, name: str) -> ModelSettings:
         return next(m for m in self.models if m.name == name)
@@ -107,7 +98,7 @@ class Settings:
         return next(c for c in self.categories if c.name == name)
 
 
-TOP_KEYS = ("system", "models", "experiment_categories", "execution")
+TOP_KEYS = ("system", "models", "experiment_categories", "execution", "search")
 SYSTEM_KEYS = {
     "base_config": (str,), "base_config_template": (str,), "temp_config_dir": (str,),
     "keep_temp_configs": (bool,), "ledger": (str,), "runs_dir": (str,), "reports_dir": (str,),
@@ -167,8 +158,9 @@ def load_settings(path: str | Path, overrides: Sequence[str] = ()) -> Settings:
     schemas = list({id(m.schema): m.schema for m in enabled if m.schema is not None}.values())
     categories = read_categories(doc, top.data.get("experiment_categories"),
                              [m.base for m in enabled], schemas)
+    searches = read_searches(doc, top.data.get("search"), models, root)
     return Settings(doc.path.resolve(), root, system, models, categories, execution,
-                    tuple(overrides))
+                    tuple(overrides), searches)
 
 
 def _execution(reader: Reader) -> ExecutionSettings:
@@ -214,21 +206,8 @@ def _execution(reader: Reader) -> ExecutionSettings:
         stop_grace_s=reader.number("stop_grace_s", 30.0, 0),
         ray_resources=_ray_resources(reader),
         ray_runtime_env=reader.get("ray_runtime_env"),
-        pruning=_pruning(Reader(reader.doc, (*reader.path, "pruning"),
+        pruning=read_pruning(Reader(reader.doc, (*reader.path, "pruning"),
                                 reader.get("pruning") or {}, PRUNING_KEYS)),
-    )
-
-
-PRUNING_KEYS = {"rule": (str,), "min_epochs": (int,), "reduction_factor": (int,),
-                "monitor": (str,)}
-
-
-def _pruning(reader: Reader) -> PruningSettings:
-    return PruningSettings(
-        rule=reader.choice("rule", "none", PRUNING_RULES),
-        min_epochs=reader.number("min_epochs", 2, 1),
-        reduction_factor=reader.number("reduction_factor", 3, 2),
-        monitor=reader.get("monitor", "val_f1"),
     )
 
 

@@ -46,7 +46,10 @@ Dispatch = Callable[[Launch, Slot, Callable[[], bool], OnStart], Outcome]
 class ExperimentSource(Protocol):
     """Where the slots take their experiments from: the fixed matrix (MatrixSource), or a study
     that proposes the next trial when a slot frees (ask/tell). Called under no lock: a source
-    shared by slot threads guards itself."""
+    shared by slot threads guards itself. `synced`: its experiments are in the ledger already
+    (the matrix is synced at start; a study's trials are added as they are asked)."""
+
+    synced: bool
 
     def next(self) -> Experiment | None:
         """The next experiment to run, or None when there is none (the slot then ends)."""
@@ -54,12 +57,14 @@ class ExperimentSource(Protocol):
     def put_back(self, experiment: Experiment, front: bool = False) -> None:
         """Run it again later (a retry), or first (the slot paused before launching it)."""
 
-    def told(self, experiment: Experiment, outcome: Outcome) -> None:
-        """How an attempt ended (also each retried one)."""
+    def told(self, experiment: Experiment, outcome: Outcome, final: bool = True) -> None:
+        """How an attempt ended; `final` is False when it will be retried."""
 
 
 class MatrixSource:
     """The selected experiments, in order, each retried at the back of the queue."""
+
+    synced = True
 
     def __init__(self, experiments: Sequence[Experiment]) -> None:
         self.queue, self.lock = deque(experiments), threading.Lock()
@@ -72,7 +77,7 @@ class MatrixSource:
         with self.lock:
             (self.queue.appendleft if front else self.queue.append)(experiment)
 
-    def told(self, experiment: Experiment, outcome: Outcome) -> None:
+    def told(self, experiment: Experiment, outcome: Outcome, final: bool = True) -> None:
         return None
 
 
@@ -203,6 +208,8 @@ class Executor:
             if not self._disk_ok():
                 self.source.put_back(exp, front=True)
                 return
+            if not self.source.synced:  # a study's trial: a new ledger row
+                self.ledger.sync([exp])
             before = self.ledger.claim(exp.id, self.owner, execution.stale_after_s)
             if before is None:
                 with self.lock:
@@ -218,11 +225,12 @@ class Executor:
                 raise
             if outcome.extra.get("taken_over"):
                 continue
-            self.source.told(exp, outcome)
+            retry = self._will_retry(outcome, tries)
+            self.source.told(exp, outcome, final=not retry)
             if outcome.disk_full:
                 self._drain(f"{outcome.error}; no new experiment is started (those running "
                             "go on); free some space and run the same command to resume")
-            if self._will_retry(outcome, tries):
+            if retry:
                 self.source.put_back(exp)
 
     def _will_retry(self, outcome: Outcome, tries: int) -> bool:

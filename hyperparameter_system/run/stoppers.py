@@ -20,7 +20,7 @@ from hyperparameter_system.matrix.experiments import Experiment
 
 STOP_REQUEST = "stop_request.json"
 METRICS = "metrics.jsonl"
-POLL_S = 0.25  # how often a running experiment's metrics file is read
+POLL_S = 0.1  # how often a running experiment's metrics file is read (as the launcher polls)
 
 
 @dataclass(frozen=True)

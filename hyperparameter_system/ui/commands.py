@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hyperparameter_system.app import api
+from hyperparameter_system.app import search as searches
 from hyperparameter_system.config.settings import Settings
 from hyperparameter_system.matrix.experiments import Experiment
 from hyperparameter_system.report.summary import Summary
@@ -74,3 +75,24 @@ def report(settings: Settings, summary: bool = True, export: Sequence[str] | Non
     for line in out.written:
         console.info(line)
     return out.summary
+
+
+def search(settings: Settings, name: str, models: Sequence[str] | None = None,
+           trials: int | None = None, executor: str | None = None,
+           show: bool = True) -> RunResult:
+    """`--search NAME`: run its trials with the live view, then show its studies."""
+    result = searches.run_search(
+        settings, name, models, trials, executor,
+        display=(lambda left, slots: console.RunDisplay(left, 0, None, slots)) if show else None)
+    for text in result.messages:
+        console.warn(text)
+    show_studies(settings, name)
+    return result
+
+
+def show_studies(settings: Settings, name: str | None = None) -> None:
+    """`--search` alone, and `--summary`: each study's counts, best trials, importances."""
+    if not settings.searches:
+        console.info("no search: blocks in this config")
+        return
+    console.print_studies(searches.status(settings, name))

@@ -1,0 +1,161 @@
+"""Searches: Optuna studies over a `search:` block's space, run on the executor's slots.
+
+The API the CLI (`--search`), the menu and notebooks call: `study()` is the real
+`optuna.Study` (ask/tell by hand, `best_trials`, `trials_dataframe()`), `run_search()` runs
+trials until a study has `n_trials` finished ones, `status()` counts them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hyperparameter_system.app import api
+from hyperparameter_system.config.search import SearchSettings
+from hyperparameter_system.config.settings import Settings
+from hyperparameter_system.core.errors import HpsysError, close_match
+from hyperparameter_system.run.executor import Display, Executor, RunResult
+from hyperparameter_system.run.study import StudySource, enqueue, finished, open_study
+
+# A live view for a search: given the trials left to run and the slots, or None.
+SearchDisplay = Callable[[int, int], Display]
+
+
+@dataclass
+class TrialView:
+    number: int
+    values: list[float] | None
+    params: dict[str, Any]
+    state: str
+    experiment_id: str | None
+
+
+@dataclass
+class StudyStatus:
+    """One study's counts (as 002's get_status), its best trial or Pareto front, and the
+    parameter importances once enough trials completed."""
+
+    search: str
+    model: str
+    study_name: str
+    objectives: list[str]
+    counts: dict[str, int]
+    best: list[TrialView] = field(default_factory=list)
+    importances: dict[str, float] = field(default_factory=dict)
+    history: list[tuple[int, float]] = field(default_factory=list)  # (trial, best so far)
+
+
+def get_search(settings: Settings, name: str) -> SearchSettings:
+    names = [s.name for s in settings.searches]
+    for search in settings.searches:
+        if search.name == name:
+            return search
+    raise HpsysError(f"--search {name}", f"unknown search{close_match(name, names)}; "
+                     f"expected one of {', '.join(names) or '(none: add a search: block)'}")
+
+
+def study(config: str | Path | Settings, search: str, model: str | None = None):  # noqa: ANN201
+    """The real `optuna.Study` of `search` for `model` (default: its first model)."""
+    settings = config if isinstance(config, Settings) else api.load(config)
+    block = get_search(settings, search)
+    return open_study(settings, block, model or block.models[0])
+
+
+def start_configs(settings: Settings, search: SearchSettings, model: str) -> dict[str, Mapping]:
+    """The configs `start_from` enqueues first: the base config, the combined winners (when the
+    matrix has them), a YAML file."""
+    out: dict[str, Mapping] = {}
+    for item in search.start_from:
+        if item == "baseline":
+            out[item] = settings.model(model).base
+        elif item == "combined":
+            plans = [m.combined.plan for m in api.summarize(settings).models
+                     if m.model == model and m.combined and m.combined.plan.applied]
+            if plans:
+                out[item] = plans[0].experiments[0].config
+        else:
+            data = yaml.safe_load(Path(item).read_text(encoding="utf-8")) or {}
+            if isinstance(data, Mapping):
+                out[item] = data
+    return out
+
+
+def run_search(settings: Settings, name: str, models: Sequence[str] | None = None,
+               trials: int | None = None, executor: str | None = None,
+               display: SearchDisplay | None = None) -> RunResult:
+    """Run trials of each model's study until it holds `trials` (default n_trials) finished
+    ones; every slot runs a trial at once, a freed slot asks the study for the next."""
+    search = get_search(settings, name)
+    chosen = [m for m in search.models if not models or m in models]
+    if models:
+        unknown = [m for m in models if m not in search.models]
+        if unknown:
+            raise HpsysError(f"--models {unknown[0]}", f"not a model of search {name!r}; "
+                             f"expected one of {', '.join(search.models)}")
+    total = RunResult()
+    book = api.ledger(settings)
+    kind = executor or settings.execution.executor
+    slots, dispatch = api.runtime(settings, kind)
+    for model in chosen:
+        target = trials or search.n_trials
+        opened = open_study(settings, search, model)
+        enqueue(opened, search, start_configs(settings, search, model))
+        source = StudySource(settings, search, settings.model(model), opened, target)
+        left = max(0, target - finished(opened))
+        view = display(left, len(slots)) if display is not None and left else None
+        engine = Executor(settings, book, slots, dispatch, view, stopper=source)
+        if view is None:
+            result = engine.run_source(source)
+        else:
+            with view:
+                result = engine.run_source(source)
+        total.outcomes += result.outcomes
+        total.messages += result.messages
+        total.busy_elsewhere += result.busy_elsewhere
+        if result.interrupted:
+            total.interrupted = True
+            break
+    return total
+
+
+def status(settings: Settings, name: str | None = None) -> list[StudyStatus]:
+    """Every study of the searches (or of `name`), with counts and best trials."""
+    import optuna
+    from optuna.trial import TrialState
+
+    chosen = [get_search(settings, name)] if name else list(settings.searches)
+    out = []
+    for search in chosen:
+        for model in search.models:
+            s = open_study(settings, search, model)
+            trials = s.get_trials(deepcopy=False)
+            counts = {"active": 0, "complete": 0, "pruned": 0, "failed": 0}
+            for t in trials:
+                key = {TrialState.RUNNING: "active", TrialState.WAITING: "active",
+                       TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned"}.get(
+                    t.state, "failed")
+                counts[key] += 1
+            view = StudyStatus(search.name, model, s.study_name, [k for k, _ in search.objectives],
+                               counts)
+            done = [t for t in trials if t.state == TrialState.COMPLETE]
+            if done:
+                view.best = [TrialView(t.number, list(t.values), dict(t.params), "complete",
+                                       t.user_attrs.get("experiment_id"))
+                             for t in s.best_trials]
+                if not search.multi:
+                    best, sign = None, 1 if search.objectives[0][1] == "max" else -1
+                    for t in sorted(done, key=lambda t: t.number):
+                        if best is None or sign * t.value > sign * best:
+                            best = t.value
+                        view.history.append((t.number, best))
+                if len(done) >= 3 and not search.multi:
+                    try:
+                        view.importances = dict(optuna.importance.get_param_importances(s))
+                    except (RuntimeError, ValueError):  # e.g. a single distinct value
+                        view.importances = {}
+            out.append(view)
+    return out

@@ -1,0 +1,220 @@
+"""An Optuna study as the executor's experiment source (ask/tell) and stopper (pruning).
+
+Each trial is an experiment: asked when a slot frees, launched through the same contract as a
+matrix option (its sampled values applied to the model's base config), reported each epoch's
+monitored metric, pruned through the study's pruner with a graceful stop request, and told how
+it ended: COMPLETE with its objective values, PRUNED, or FAIL with the reason. Trials a dead
+runner of this host left RUNNING are told FAIL when the study is opened again, so a resumed
+search never counts a trial twice and leaves none RUNNING.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import threading
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+import optuna
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.trial import TrialState
+
+from hyperparameter_system.config.search import Param, SearchSettings
+from hyperparameter_system.config.settings import ModelSettings, Settings
+from hyperparameter_system.core.configdict import get_dotted
+from hyperparameter_system.core.processes import alive
+from hyperparameter_system.core.states import Direction, Status
+from hyperparameter_system.matrix.experiments import Experiment, make_experiment
+from hyperparameter_system.matrix.ranking import headline
+from hyperparameter_system.run.launcher import Outcome
+from hyperparameter_system.run.pruning import make_pruner
+from hyperparameter_system.run.stoppers import StopDecision
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+optuna.logging.set_verbosity(optuna.logging.WARNING)  # the runner's display says what happens
+
+
+def storage_url(settings: Settings) -> str:
+    """`system.optuna_storage`, else a SQLite file beside the runs."""
+    given = getattr(settings.system, "optuna_storage", None)
+    return given or f"sqlite:///{settings.system.runs_dir / 'optuna.db'}"
+
+
+def sampler(search: SearchSettings) -> optuna.samplers.BaseSampler:
+    """The search's sampler (`tpe`, `random`, ... or `{_target_: optuna.samplers.X, ...}`)."""
+    from hyperparameter_system.config.search import SAMPLERS
+
+    if isinstance(search.sampler, str):
+        name, kwargs = SAMPLERS[search.sampler], {}
+    else:
+        kwargs = {k: v for k, v in search.sampler.items() if k != "_target_"}
+        name = str(search.sampler["_target_"]).rsplit(".", 1)[-1]
+    cls = getattr(optuna.samplers, name)
+    if name == "GridSampler":
+        kwargs.setdefault("search_space", {p.key: list(_grid(p)) for p in search.space})
+    if "seed" not in kwargs and search.seed is not None:
+        kwargs["seed"] = search.seed
+    return cls(**kwargs)
+
+
+def _grid(param: Param) -> tuple[Any, ...]:
+    if param.kind == "categorical":
+        return param.choices
+    step = param.step or (1 if param.kind == "int" else (param.high - param.low) / 4)
+    count = int(round((param.high - param.low) / step)) + 1
+    return tuple(param.low + i * step for i in range(count))
+
+
+def distributions(search: SearchSettings) -> dict[str, BaseDistribution]:
+    out: dict[str, BaseDistribution] = {}
+    for param in search.space:
+        if param.kind == "categorical":
+            out[param.key] = CategoricalDistribution(param.choices)
+        elif param.kind == "int":
+            out[param.key] = IntDistribution(int(param.low), int(param.high), log=param.log,
+                                             step=int(param.step or 1))
+        else:
+            out[param.key] = FloatDistribution(param.low, param.high, log=param.log,
+                                               step=param.step)
+    return out
+
+
+def open_study(settings: Settings, search: SearchSettings, model: str) -> optuna.Study:
+    """The real Optuna study `<search>/<model>` (created on first use), with the trials a dead
+    runner of this host left RUNNING told FAIL."""
+    settings.system.runs_dir.mkdir(parents=True, exist_ok=True)
+    directions = ["maximize" if d is Direction.MAX else "minimize" for _, d in search.objectives]
+    study = optuna.create_study(storage=storage_url(settings), study_name=search.study_name(model),
+                                directions=directions, sampler=sampler(search),
+                                pruner=make_pruner(search.pruner) if search.pruner.on
+                                else optuna.pruners.NopPruner(), load_if_exists=True)
+    host = socket.gethostname()
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        attrs = trial.user_attrs
+        if attrs.get("host") == host and not alive(int(attrs.get("pid", 0)) or -1):
+            study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+    return study
+
+
+def enqueue(study: optuna.Study, search: SearchSettings, configs: Mapping[str, Mapping]) -> int:
+    """Enqueue each start config's values of the searched keys (those its distributions hold),
+    once: `start_from: [baseline, combined, path]`. Returns how many were new."""
+    dists = distributions(search)
+    added = 0
+    seen = {tuple(sorted(t.params.items())) for t in study.get_trials(deepcopy=False)}
+    for config in configs.values():
+        params = {}
+        for key, dist in dists.items():
+            value = get_dotted(config, key, None)
+            if value is not None and _fits(dist, value):
+                params[key] = value
+        if params and tuple(sorted(params.items())) not in seen:
+            study.enqueue_trial(params, skip_if_exists=True)
+            seen.add(tuple(sorted(params.items())))
+            added += 1
+    return added
+
+
+def _fits(dist: BaseDistribution, value: Any) -> bool:
+    if isinstance(dist, CategoricalDistribution):
+        return value in dist.choices
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return dist.low <= value <= dist.high
+
+
+def finished(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+class StudySource:
+    """Trials of one study for one model, as experiments, until `n_trials` have finished
+    (complete or pruned) in the study: a shared study's trials of other runners count too."""
+
+    synced = False  # each trial is a new ledger row
+
+    def __init__(self, settings: Settings, search: SearchSettings, model: ModelSettings,
+                 study: optuna.Study, n_trials: int, first_index: int = 1) -> None:
+        self.settings, self.search, self.model, self.study = settings, search, model, study
+        self.n_trials, self.index = n_trials, first_index
+        self.dists = distributions(search)
+        self.trials: dict[str, optuna.trial.Trial] = {}  # experiment id -> its running trial
+        self.retries: deque[Experiment] = deque()
+        self.lock = threading.Lock()
+        self.failures = 0
+        self.monitor = search.pruner.monitor
+
+    # -- ExperimentSource --------------------------------------------------------------------
+    def next(self) -> Experiment | None:
+        with self.lock:
+            if self.retries:
+                return self.retries.popleft()
+            if finished(self.study) + len(self.trials) >= self.n_trials:
+                return None
+            if self.failures >= max(3, self.n_trials):  # a script that always fails: stop
+                return None
+            trial = self.study.ask(self.dists)
+            trial.set_user_attr("host", socket.gethostname())
+            trial.set_user_attr("pid", os.getpid())
+            exp = self._experiment(trial)
+            trial.set_user_attr("experiment_id", exp.id)
+            self.trials[exp.id] = trial
+            return exp
+
+    def put_back(self, experiment: Experiment, front: bool = False) -> None:
+        with self.lock:
+            (self.retries.appendleft if front else self.retries.append)(experiment)
+
+    def told(self, experiment: Experiment, outcome: Outcome, final: bool = True) -> None:
+        if not final:
+            return
+        with self.lock:
+            trial = self.trials.pop(experiment.id, None)
+        if trial is None:
+            return
+        if outcome.status == Status.DONE:
+            values = [headline(outcome.result, key) for key, _ in self.search.objectives]
+            if all(v is not None and math.isfinite(v) for v in values):
+                self.study.tell(trial, values)
+                return
+            trial.set_user_attr("fail_reason", "result.json lacks an objective value")
+        elif outcome.status == Status.PRUNED:
+            self.study.tell(trial, state=TrialState.PRUNED)
+            return
+        else:
+            trial.set_user_attr("fail_reason", outcome.error or str(outcome.status))
+        with self.lock:
+            self.failures += 1
+        self.study.tell(trial, state=TrialState.FAIL)
+
+    def _experiment(self, trial: optuna.trial.Trial) -> Experiment:
+        params = dict(trial.params)
+        option = {"trial": trial.number, **params}
+        run_name = f"{self.search.name}_t{trial.number:03d}"
+        return make_experiment(self.model, self.search.name, option, params, run_name,
+                               self.index + trial.number)
+
+    # -- Stopper -------------------------------------------------------------------------------
+    def observe(self, experiment: Experiment, line: Mapping[str, Any]) -> StopDecision | None:
+        if not self.search.pruner.on or self.search.multi:
+            return None  # Optuna prunes single-objective studies only
+        trial = self.trials.get(experiment.id)
+        value, epoch = line.get(self.monitor), line.get("epoch")
+        if trial is None or not isinstance(epoch, int) or not isinstance(value, int | float):
+            return None
+        trial.report(float(value), epoch)
+        if epoch < self.search.pruner.min_epochs or not trial.should_prune():
+            return None
+        return StopDecision("pruned", epoch, f"epoch {epoch}: {self.monitor} {value:.4f}, "
+                                             f"pruned by {self.search.pruner.rule}")
+
+    def ended(self, experiment: Experiment, status: str) -> None:
+        return None

@@ -1,0 +1,160 @@
+"""Optuna search: a study per (search, model) on the executor's slots, each trial an experiment
+in the ledger launched through the same contract; pruned trials, several objectives, resume
+after SIGKILL, and the bad search blocks refused before launch."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from conftest import ROOT, RUNNER, write_master
+from optuna.trial import TrialState
+
+from hyperparameter_system.app import api
+from hyperparameter_system.app import search as searches
+from hyperparameter_system.core.errors import HpsysError
+from hyperparameter_system.store.ledger import open_ledger
+
+LANDSCAPE = "python tests/fakes/landscape_train.py"
+
+
+def search_block(**over: Any) -> dict[str, Any]:
+    block = {"models": ["land"], "n_trials": 24, "sampler": "tpe", "seed": 7,
+             "pruner": {"rule": "median", "min_epochs": 2},
+             "objectives": {"metrics.best_val_f1": "max"}, "start_from": ["baseline"],
+             "space": {"lr": {"low": 1.0e-5, "high": 1.0e-1, "log": True},
+                       "weight_decay": {"low": 1.0e-6, "high": 1.0e-2, "log": True},
+                       "optimizer_name": {"choices": ["AdamW", "SGD"]}}}
+    block.update(over)
+    return block
+
+
+def master(tmp: Path, block: dict[str, Any] | None = None, **execution: Any) -> Path:
+    return write_master(
+        tmp, models=[{"name": "land", "script": LANDSCAPE}],
+        experiment_categories={"early_stopping": {"enabled": False,
+                                                  "options": [{"patience": 1}]}},
+        system={"overrides": ["epochs=4", "+fake.epoch_s=0.15"]},
+        execution={"max_parallel": 2, "stop_grace_s": 5, **execution},
+        search={"lr_wd": block or search_block()})
+
+
+def test_a_tpe_search_finds_the_optimum_and_prunes(tmp_path: Path) -> None:
+    settings = api.load(master(tmp_path))
+    result = searches.run_search(settings, "lr_wd")
+    study = searches.study(settings, "lr_wd", "land")
+    trials = study.get_trials()
+    states = [t.state for t in trials]
+    assert states.count(TrialState.COMPLETE) + states.count(TrialState.PRUNED) == 24
+    assert TrialState.RUNNING not in states and TrialState.WAITING not in states
+    assert states.count(TrialState.PRUNED) > 0, "the median pruner stopped nothing"
+    values = [t.value for t in trials if t.state == TrialState.COMPLETE]
+    assert study.best_value > statistics.median(values) + 0.1
+    assert trials[0].params["lr"] == pytest.approx(0.001)  # start_from: baseline, enqueued
+    # every trial's params reached the script's config exactly, through the ledger's row
+    rows = {r.id: r for r in open_ledger(settings).rows()}
+    for trial in trials:
+        row = rows[trial.user_attrs["experiment_id"]]
+        record = json.loads((Path(row.run_dir) / "record.json").read_text())
+        for key, value in trial.params.items():
+            assert record["config"][key] == value, (key, trial.number)
+        assert row.category == "lr_wd" and row.run_name.startswith(f"lr_wd_t{trial.number:03d}")
+    assert {o.status for o in result.outcomes} <= {"done", "pruned"}
+    status = searches.status(settings, "lr_wd")[0]
+    assert status.counts["complete"] + status.counts["pruned"] == 24
+    assert status.best[0].values == [pytest.approx(study.best_value)]
+
+
+def test_two_objectives_give_a_pareto_front(tmp_path: Path, cli) -> None:
+    block = search_block(n_trials=8, sampler="nsga2", pruner="none",
+                         objectives={"metrics.best_val_f1": "max", "duration_s": "min"})
+    path = master(tmp_path, block)
+    res = cli("--config", str(path), "--search", "lr_wd")
+    assert res.returncode == 0, res.stderr
+    study = searches.study(api.load(path), "lr_wd")
+    assert len(study.directions) == 2 and len(study.best_trials) >= 1
+    assert "Pareto front" in res.stdout and "8 complete" in res.stdout
+
+
+def test_sigkill_of_the_runner_then_the_same_command_finishes_n_trials(tmp_path: Path) -> None:
+    path = master(tmp_path, search_block(n_trials=8, pruner="none"))
+    env = {**os.environ, "PYTHON": sys.executable, "COLUMNS": "200"}
+    args = [*RUNNER, "--config", str(path), "--search", "lr_wd"]
+    first = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+    settings = api.load(path)
+    deadline = time.time() + 60
+    while time.time() < deadline:  # kill it once a few trials have finished
+        time.sleep(0.3)
+        try:
+            done = sum(t.state == TrialState.COMPLETE for t in
+                       searches.study(settings, "lr_wd").get_trials(deepcopy=False))
+        except Exception:  # noqa: BLE001 - the storage may not exist yet
+            done = 0
+        if done >= 2:
+            break
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(timeout=30)
+    again = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    trials = searches.study(settings, "lr_wd").get_trials()
+    states = [t.state for t in trials]
+    assert states.count(TrialState.COMPLETE) == 8
+    assert TrialState.RUNNING not in states
+    launched = [t.user_attrs.get("experiment_id") for t in trials]
+    assert len(launched) == len(set(launched)), "a trial was launched twice"
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"space": {"lr": {"low": 0.1, "high": 0.01}}}, "expected low < high"),
+    ({"space": {"lr": {"low": 0.0, "high": 0.1, "log": True}}}, "log range must be above 0"),
+    ({"space": {"lr": {"low": 0.0, "high": 0.1}}}, "expected a number > 0"),
+    ({"space": {"lrr": {"low": 0.1, "high": 0.2}}}, "did you mean 'lr'"),
+    ({"space": {"batch_size": {"low": 8.0, "high": 64.0}}}, "expected an integer"),
+    ({"space": {"batch_size": {"low": 8, "high": 64, "step": 0.5}}}, "takes integers"),
+    ({"space": {"optimizer_name": {"choices": ["AdamW", "Adamm"]}}}, "unknown name 'Adamm'"),
+    ({"sampler": "tpee"}, "did you mean 'tpe'"),
+    ({"sampler": {"_target_": "optuna.samplers.Nope"}}, "expected _target_"),
+    ({"objectives": {"best_val_f1": "max"}}, "no result holds this one"),
+    ({"objectives": {"metrics.best_val_f1": "max", "duration_s": None}}, "direction max or min"),
+    ({"pruner": {"rule": "sucessive_halving"}}, "did you mean 'successive_halving'"),
+    ({"models": ["nope"]}, "unknown model 'nope'"),
+    ({"n_trials": 0}, "n_trials: expected a value >= 1"),
+])
+def test_bad_search_blocks_are_one_line_before_launch(tmp_path, cli, change, message) -> None:
+    path = master(tmp_path, search_block(**change))
+    res = cli("--config", str(path), "--search", "lr_wd")
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert message in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "search.lr_wd" in res.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("train.log"))
+
+
+def test_unknown_search_name_and_listing(tmp_path: Path, cli) -> None:
+    path = master(tmp_path)
+    res = cli("--config", str(path), "--search", "lr_w")
+    assert res.returncode == 2 and "did you mean 'lr_wd'" in res.stderr
+    listing = cli("--config", str(path), "--search")
+    assert listing.returncode == 0 and "Study lr_wd/land" in listing.stdout
+
+
+def test_the_python_api_is_the_real_study_and_hand_trials_show(tmp_path: Path) -> None:
+    settings = api.load(master(tmp_path))
+    study = searches.study(settings, "lr_wd", "land")
+    assert isinstance(study, optuna.Study)
+    trial = study.ask()
+    trial.suggest_float("lr", 1e-5, 1e-1, log=True)
+    study.tell(trial, 0.5)
+    with pytest.raises(HpsysError, match="unknown search"):
+        searches.study(settings, "nope")
+    status = searches.status(settings, "lr_wd")[0]
+    assert status.counts["complete"] == 1 and status.best[0].values == [0.5]
