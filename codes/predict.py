@@ -2,6 +2,9 @@
 
 python codes/predict.py --checkpoint RUN/checkpoints/best_model.pt [--data-dir data]
     [--out submission.csv] [--tta]
+
+A k-fold run (n_folds >= 2) averages every fold's softmax (fold<k>_best.pt) when given its
+best_model.pt, its checkpoints/ folder or the run folder; a fold<k>_best.pt alone predicts alone.
 """
 
 from __future__ import annotations
@@ -41,12 +44,33 @@ def predict(args: argparse.Namespace) -> list[tuple[str, int]]:
     from trainer.infer.predict import predict_proba
 
     device = pick_device("auto")
-    model, ckpt = load_checkpoint(args.checkpoint, device)
+    paths = fold_checkpoints(args.checkpoint)
+    model, ckpt = load_checkpoint(paths[0], device)
     data_dir = resolve_data_dir(args.data_dir or ckpt["config"].get("data_dir", "data"))
     ids, _ = read_id_csv(data_dir / "sample_submission.csv", need_target=False)
     images = decode_images(data_dir / "test", ids, ckpt["image_size"])
-    preds = predict_proba(model, images, ckpt, device, flip_tta=args.tta).argmax(1).tolist()
+    probs = predict_proba(model, images, ckpt, device, flip_tta=args.tta)
+    for path in paths[1:]:  # k-fold: the mean of every fold's softmax
+        model, ckpt = load_checkpoint(path, device)
+        probs = probs + predict_proba(model, images, ckpt, device, flip_tta=args.tta)
+    if len(paths) > 1:
+        print(f"averaged the softmax of {len(paths)} fold checkpoints")
+    preds = (probs / len(paths)).argmax(1).tolist()
     return list(zip(ids, preds, strict=True))
+
+
+def fold_checkpoints(path: Path) -> list[Path]:
+    """The checkpoints to average: a k-fold run's fold<k>_best.pt when given its run folder,
+    its checkpoints/ folder or its best_model.pt; else the one checkpoint given."""
+    folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+    if path.is_dir() or path.name == "best_model.pt":
+        folder = folder if path.is_dir() else path.parent
+        folds = sorted(folder.glob("fold*_best.pt"), key=lambda p: int(p.stem[4:-5] or 0))
+        if folds:
+            return folds
+        if path.is_dir():
+            return [folder / "best_model.pt"]
+    return [path]
 
 
 if __name__ == "__main__":

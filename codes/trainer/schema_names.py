@@ -155,6 +155,7 @@ SCHEDULER_PARAMS: tuple[str, ...] = (
     "threshold_mode",
     "total_iters",
     "total_steps",
+    "warmup_epochs",
     # END GENERATED PARAMS
 )
 

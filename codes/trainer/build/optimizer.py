@@ -17,7 +17,7 @@ def build_optimizer(cfg: dict[str, Any], model: nn.Module) -> torch.optim.Optimi
     """Optimizer through timm's factory: lr, weight_decay and momentum all applied."""
     spec = cfg["optimizer_name"]
     lr, wd, momentum = float(cfg["lr"]), float(cfg.get("weight_decay", 0.0)), cfg.get("momentum")
-    extra = dict(cfg.get("optimizer_params") or {})
+    extra = dict((cfg.get("optimizer_params") or {}).items())  # .items(): each one read
     if isinstance(spec, dict):
         params = [p for p in model.parameters() if p.requires_grad]
         return call_target(

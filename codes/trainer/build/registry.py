@@ -25,6 +25,8 @@ OPTIMIZER_ALIASES = {
     "RAdam": "radam",
     "NAdam": "nadam",
     "Adafactor": "adafactor",
+    "Momentum": "momentum",  # the original V2 names: SGD with momentum (0.9 unless set) ...
+    "NAG": "nesterov",  # ... and SGD with Nesterov momentum
 }
 
 
@@ -83,6 +85,16 @@ def _one_cycle(ctx: ScheduleContext, kwargs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _warm_restarts(ctx: ScheduleContext, kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "T_max": max(1, ctx.epochs),
+        "max_lr": ctx.lr,
+        "warmup_epochs": ctx.warmup,
+        "steps_per_epoch": ctx.steps_per_epoch,
+        **kwargs,
+    }
+
+
 def _plateau(ctx: ScheduleContext, kwargs: dict[str, Any]) -> dict[str, Any]:
     return {"mode": "min" if "loss" in ctx.monitor else "max", **kwargs}
 
@@ -112,11 +124,18 @@ class SchedulerInfo:
     interval: str = "epoch"
     prepare: Callable[[ScheduleContext, dict[str, Any]], dict[str, Any]] = _as_given
     read_back: Callable[[Any], dict[str, Any]] | None = None
+    aliases: tuple[tuple[str, str], ...] = ()  # (config name, constructor name), e.g. min_lr
+    own_warmup: bool = False  # takes warmup_epochs itself (no linear warm-up put before it)
 
 
 _TORCH = "torch.optim.lr_scheduler."
 SCHEDULERS: tuple[SchedulerInfo, ...] = (
-    SchedulerInfo("CosineAnnealingLR", _TORCH + "CosineAnnealingLR", prepare=_cosine),
+    SchedulerInfo(
+        "CosineAnnealingLR",
+        _TORCH + "CosineAnnealingLR",
+        prepare=_cosine,
+        aliases=(("min_lr", "eta_min"),),
+    ),
     SchedulerInfo(
         "OneCycleLR", _TORCH + "OneCycleLR", "step", _one_cycle, _one_cycle_read_back
     ),
@@ -129,6 +148,15 @@ SCHEDULERS: tuple[SchedulerInfo, ...] = (
     SchedulerInfo("CyclicLR", _TORCH + "CyclicLR", "step"),
     SchedulerInfo("LinearLR", _TORCH + "LinearLR"),
     SchedulerInfo("ConstantLR", _TORCH + "ConstantLR"),
+    # The original V2 scheduler: cosine cycles of T_max epochs from max_lr to min_lr, each
+    # `gamma` times the last one's peak (timm's CosineLRScheduler, stepped per batch).
+    SchedulerInfo(
+        "CosineAnnealingWarmupRestarts",
+        "trainer.build.scheduler.CosineAnnealingWarmupRestarts",
+        "step",
+        _warm_restarts,
+        own_warmup=True,
+    ),
 )
 NO_SCHEDULER = "none"  # or YAML null
 

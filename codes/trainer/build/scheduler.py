@@ -51,7 +51,7 @@ def build_scheduler(
     spec = cfg.get("scheduler_name")
     epochs = int(cfg["epochs"])
     warmup = warmup_epochs(cfg)
-    params = dict(cfg.get("scheduler_params") or {})
+    params = cfg.get("scheduler_params") or {}  # read key by key below (unused_keys)
     if isinstance(spec, dict):
         spec = dict(spec)
         interval = spec.pop("interval", None)
@@ -62,15 +62,85 @@ def build_scheduler(
     if info is not None:
         cls = import_target(info.target, "scheduler_name")
         accepted = inspect.signature(cls.__init__).parameters
-        given = {k: v for k, v in params.items() if k in accepted and v is not None}
+        names = dict(info.aliases)  # e.g. min_lr read as CosineAnnealingLR's eta_min
+        given = {}
+        for key in list(params):  # only the accepted keys are read (unused_keys shows the rest)
+            target = key if key in accepted else names.get(key)
+            if target in accepted and params[key] is not None and target not in given:
+                given[target] = params[key]
+        if info.own_warmup:
+            warmup_for_main, warmup = warmup, 0
+        else:
+            warmup_for_main = warmup
         ctx = registry.ScheduleContext(
-            float(cfg["lr"]), epochs, warmup, steps_per_epoch, cfg.get("monitor", "val_f1")
+            float(cfg["lr"]), epochs, warmup_for_main, steps_per_epoch,
+            cfg.get("monitor", "val_f1"),
         )
         try:
             main = cls(optimizer, **info.prepare(ctx, given))
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"scheduler_params: {cls.__name__} rejected them ({exc})") from None
+        if info.own_warmup:
+            schedule = _with_warmup(optimizer, main, 0, None)
+            schedule.warmup_epochs = warmup_for_main
+            return schedule
     return _with_warmup(optimizer, main, warmup, None)
+
+
+class CosineAnnealingWarmupRestarts:
+    """The original V2 scheduler through timm's CosineLRScheduler, stepped per batch: a
+    linear warm-up of `warmup_epochs` to `max_lr`, then cosine cycles of `T_max` epochs down
+    to `min_lr`, each cycle's peak `gamma` times the last one's (timm's cycle_decay)."""
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        T_max: int = 10,
+        max_lr: float = 0.1,
+        min_lr: float = 0.0,
+        warmup_epochs: int = 0,
+        gamma: float = 1.0,
+        steps_per_epoch: int = 1,
+    ) -> None:
+        from timm.scheduler import CosineLRScheduler
+
+        self.optimizer = optimizer
+        self.T_max, self.max_lr, self.min_lr = int(T_max), float(max_lr), float(min_lr)
+        self.warmup_epochs, self.gamma = int(warmup_epochs), float(gamma)
+        self.steps_per_epoch = max(1, int(steps_per_epoch))
+        if self.min_lr > self.max_lr:
+            raise ValueError(f"min_lr {self.min_lr:g} is above max_lr {self.max_lr:g}")
+        for group in optimizer.param_groups:
+            group["lr"] = self.max_lr
+            group.pop("initial_lr", None)
+        self.timm = CosineLRScheduler(
+            optimizer,
+            t_initial=self.T_max * self.steps_per_epoch,
+            lr_min=self.min_lr,
+            cycle_mul=1.0,
+            cycle_decay=self.gamma,
+            cycle_limit=10**6,
+            warmup_t=self.warmup_epochs * self.steps_per_epoch,
+            warmup_lr_init=self.min_lr,
+            warmup_prefix=True,  # the warm-up comes before the first cycle, reaching max_lr
+            t_in_epochs=False,
+        )
+        self.steps = 0
+
+    def step(self) -> None:
+        self.steps += 1
+        self.timm.step_update(self.steps)
+
+    def get_last_lr(self) -> list[float]:
+        return [float(g["lr"]) for g in self.optimizer.param_groups]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"steps": self.steps, "timm": self.timm.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.steps = int(state["steps"])
+        self.timm.load_state_dict(state["timm"])
+        self.timm.step_update(self.steps)
 
 
 def warmup_epochs(cfg: dict[str, Any]) -> int:
