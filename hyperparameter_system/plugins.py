@@ -22,6 +22,8 @@ DEFAULT_PLUGINS = (
     "hyperparameter_system.categories.image_size",
     "hyperparameter_system.categories.batch_size",
     "hyperparameter_system.categories.early_stopping",
+    "hyperparameter_system.categories.augmentation",
+    "hyperparameter_system.categories.regularization",
 )
 
 _registry: dict[str, Category] | None = None

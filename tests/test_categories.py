@@ -50,6 +50,12 @@ BUILTINS: dict[str, list[tuple[dict[str, Any], str, dict[str, Any]]]] = {
     ],
     "early_stopping": [({"patience": 10, "description": "stable"}, "es_patience10",
                         {"patience": 10})],
+    "augmentation": [({"type": "dynamic", "eda": True, "dynamic_enabled": True},
+                      "aug_dynamic_eda",
+                      {"online_augmentation": True, "dynamic_augmentation.enabled": True,
+                       "augmentation.eda": True})],
+    "regularization": [({"dropout": 0.1, "weight_decay": 0.001}, "reg_drop0.1_wd0.001",
+                        {"timm.drop_rate": 0.1, "weight_decay": 0.001})],
 }
 # The built-in engine's published schema: ranges and names are its facts, not the runner's.
 ENGINE = load_schema(Path(__file__).resolve().parents[1] / "codes" / "train.schema.json")
@@ -198,16 +204,16 @@ def test_third_party_and_yaml_only_categories_run(tmp_path, master_config, cli,
     _install_plugin(site)
     path = master_config(experiment_categories={
         "warmup": {"options": [{"epochs": 3}]},
-        "regularization": {"options": [{"weight_decay": 0.05, "label_smooth": 0.1}]},
+        "reg_yaml": {"options": [{"weight_decay": 0.05, "label_smooth": 0.1}]},
     }, system={"baseline": False})
     res = cli("--config", str(path), "--models", "fake-net.v1", env={"PYTHONPATH": str(site)})
     assert res.returncode == 0, res.stderr
     recs = fake_records(tmp_path / "runs")
     assert set(recs) == {"fake_net_v1/warmup3",
-                         "fake_net_v1/regularization_weight_decay0.05_label_smooth0.1"}
+                         "fake_net_v1/reg_yaml_weight_decay0.05_label_smooth0.1"}
     assert recs["fake_net_v1/warmup3"]["config"]["scheduler_params"]["warmup_epochs"] == 3
     assert recs["fake_net_v1/warmup3"]["env"]["WANDB_RUN_GROUP"] == "warmup"
-    reg = recs["fake_net_v1/regularization_weight_decay0.05_label_smooth0.1"]["config"]
+    reg = recs["fake_net_v1/reg_yaml_weight_decay0.05_label_smooth0.1"]["config"]
     assert (reg["weight_decay"], reg["label_smooth"]) == (0.05, 0.1)
     db = sqlite3.connect(tmp_path / "ledger.db")
     assert {r[0] for r in db.execute("SELECT status FROM experiments")} == {"done"}
@@ -221,3 +227,50 @@ def test_third_party_and_yaml_only_categories_run(tmp_path, master_config, cli,
               env={"PYTHONPATH": str(site), "HPSYS_DISABLE_PLUGINS": "1"})
     assert res.returncode == 2 and "'epoch' is not a key of the base config" in res.stderr
     assert res.stderr.count("\n") == 1
+
+
+# ---------------------------------------------------------------- augmentation, regularization
+
+@pytest.mark.parametrize(("option", "run_name", "changes"), [
+    ({"type": "minimal", "eda": True, "dynamic_enabled": False, "description": "x"},
+     "aug_minimal_eda",
+     {"online_augmentation": True, "augmentation.eda": True,
+      "dynamic_augmentation.enabled": False}),
+    ({"type": "dynamic", "eda": True, "dynamic_enabled": True}, "aug_dynamic_eda",
+     {"online_augmentation": True, "dynamic_augmentation.enabled": True,
+      "augmentation.eda": True}),
+    ({"type": "mixup", "cutmix": True}, "aug_mixup_cutmix",
+     {"online_augmentation": True, "augmentation.mixup": True, "augmentation.cutmix": True}),
+])
+def test_augmentation_category(option, run_name, changes) -> None:
+    plugin = plugins.categories()["augmentation"]
+    assert plugin.run_name(option) == run_name
+    assert plugin.changes(option) == changes
+
+
+def test_augmentation_policies_are_checked_against_the_engine() -> None:
+    plugin = plugins.categories()["augmentation"]
+    for kind in ("minimal", "dynamic", "mixup", "cutmix", "eda"):
+        plugin.validate({"type": kind}, _locate, [ENGINE])
+    with pytest.raises(HpsysError, match="unknown augmentation policy 'mixupp'"):
+        plugin.validate({"type": "mixupp"}, _locate, [ENGINE])
+    with pytest.raises(HpsysError, match="expected bool"):
+        plugin.validate({"type": "dynamic", "eda": "yes"}, _locate, [ENGINE])
+
+
+@pytest.mark.parametrize(("option", "run_name", "changes"), [
+    ({"dropout": 0.1, "weight_decay": 0.001, "description": "light"}, "reg_drop0.1_wd0.001",
+     {"timm.drop_rate": 0.1, "weight_decay": 0.001}),
+    ({"dropout": 0.3, "drop_path": 0.2, "label_smooth": 0.1}, "reg_drop0.3_dp0.2_ls0.1",
+     {"timm.drop_rate": 0.3, "timm.drop_path_rate": 0.2, "label_smooth": 0.1}),
+])
+def test_regularization_category(option, run_name, changes) -> None:
+    plugin = plugins.categories()["regularization"]
+    plugin.validate(option, _locate, [ENGINE])
+    assert plugin.run_name(option) == run_name
+    assert plugin.changes(option) == changes
+
+
+def test_regularization_values_are_the_engines_to_refuse() -> None:
+    with pytest.raises(HpsysError, match=r"\[0, 1\)"):
+        plugins.categories()["regularization"].validate({"dropout": 1.5}, _locate, [ENGINE])
