@@ -4,8 +4,10 @@
     python codes/train.py --describe     # the keys it reads, as JSON (codes/train.schema.json)
 
 The config comes from --config, else from EXPERIMENT_CONFIG. Outputs go to $HPSYS_RUN_DIR, else
-output_dir/<run name>/. Exit codes: 0 when result.json was written, 2 for bad input (one line on
-stderr), 1 for any other failure, 130 when interrupted.
+output_dir/<run name>/. $HPSYS_RUN_DIR/stop_request.json ends the run at the next epoch end
+(result status pruned, exit 0); HPSYS_RESUME=<last.pt> goes on after that checkpoint's epoch
+(every epoch saves checkpoints/last.pt and resume.json). Exit codes: 0 when result.json was
+written, 2 for bad input (one line on stderr), 1 for any other failure, 130 when interrupted.
 """
 
 from __future__ import annotations

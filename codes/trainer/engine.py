@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -102,6 +102,14 @@ def train_step(
     return loss.detach()
 
 
+class EpochInterrupted(Exception):
+    """A callback ended the run inside an epoch (`status`: its result.json status)."""
+
+    def __init__(self, status: str | None) -> None:
+        super().__init__(status)
+        self.status = status
+
+
 def train_one_epoch(
     model: nn.Module,
     loader: TensorLoader,
@@ -109,8 +117,10 @@ def train_one_epoch(
     optimizer: torch.optim.Optimizer,
     amp: AmpPlan,
     schedule: Schedule,
+    interrupt: Callable[[], str | None] | None = None,
 ) -> tuple[float, tuple[int, ...]]:
-    """One pass over the training loader; returns the mean loss and the input tensor shape."""
+    """One pass over the training loader; returns the mean loss and the input tensor shape.
+    `interrupt` is asked after each batch: a status string raises EpochInterrupted."""
     model.train()
     device = loader.device
     total = torch.zeros((), device=device)
@@ -122,6 +132,8 @@ def train_one_epoch(
         total += loss.float() * len(y)
         seen += len(y)
         shape = tuple(x.shape)
+        if interrupt is not None and (status := interrupt()) is not None:
+            raise EpochInterrupted(status)
     return float(total) / max(seen, 1), shape
 
 
@@ -160,17 +172,23 @@ class FitState:
     improved: bool = False
 
 
-def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
-def run_epoch(state: FitState) -> None:
+def run_epoch(state: FitState, interrupt: Callable[[], str | None] | None = None) -> None:
     """Train one epoch, validate, step the schedule; the record and the best go into `state`."""
     parts, result = state.parts, state.result
     start = time.perf_counter()
     lr = float(parts.optimizer.param_groups[0]["lr"])
     train_loss, result.fed_shape = train_one_epoch(
-        parts.model, parts.train_loader, parts.criterion, parts.optimizer, parts.amp, parts.schedule
+        parts.model,
+        parts.train_loader,
+        parts.criterion,
+        parts.optimizer,
+        parts.amp,
+        parts.schedule,
+        interrupt,
     )
     val = evaluate(parts.model, parts.val_loader, parts.amp, parts.num_classes)
     monitored = {"val_f1": val.f1, "val_acc": val.acc, "val_loss": val.loss}[state.monitor.name]
@@ -191,7 +209,7 @@ def run_epoch(state: FitState) -> None:
     state.improved = state.monitor.update(monitored, state.epoch)
     if state.improved:
         result.best, result.best_epoch = val, state.epoch
-        result.best_state = _snapshot(parts.model)
+        result.best_state = snapshot(parts.model)
 
 
 def fit(
@@ -205,16 +223,28 @@ def fit(
     state = FitState(parts, epochs, fold, Monitor(monitor))
     for callback in callbacks:
         callback.on_fit_start(state)
+
+    def interrupt() -> str | None:  # only once an epoch is done: a run needs one to report
+        if not state.result.history:
+            return None
+        asking = [cb for cb in callbacks if cb.interrupts(state)]
+        return (asking[0].stop_status or "stopped") if asking else None
+
     for epoch in range(state.epoch + 1, epochs + 1):
         state.epoch = epoch
-        run_epoch(state)
+        try:
+            run_epoch(state, interrupt)
+        except EpochInterrupted as stop:  # the unfinished epoch is discarded
+            state.epoch = epoch - 1
+            state.result.stopped_early, state.result.stop_status = True, stop.status
+            break
         stoppers = [cb for cb in callbacks if cb.on_epoch_end(state)]  # every one is called
         if stoppers:
             state.result.stopped_early = epoch < epochs
             state.result.stop_status = stoppers[0].stop_status
             break
     result = state.result
-    result.last_state = _snapshot(parts.model)
+    result.last_state = snapshot(parts.model)
     if result.best_state is not None:
         parts.model.load_state_dict(copy.deepcopy(result.best_state))
     for callback in callbacks:

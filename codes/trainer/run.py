@@ -20,6 +20,8 @@ from trainer.callbacks import (
     ConsoleLog,
     EarlyStopping,
     MetricsFile,
+    Resumable,
+    StopRequest,
     TrackerLog,
 )
 from trainer.data import ImageSet, load_train_set, split_indices
@@ -27,6 +29,7 @@ from trainer.device import AmpPlan, amp_plan, configure_threads, pick_device
 from trainer.engine import fit
 from trainer.figures import plot_confusion, plot_curves
 from trainer.results import effective, fold_metrics, kfold_summary
+from trainer.resume import resume_checkpoint
 from trainer.tracking import Tracker
 
 
@@ -49,6 +52,7 @@ class Setup:
     amp: AmpPlan
     tracker: Tracker
     started: float
+    resume: dict[str, Any] | None = None  # the last.pt of $HPSYS_RESUME, when it can go on
 
     @property
     def monitor(self) -> str:
@@ -69,10 +73,14 @@ def train(cfg: dict[str, Any], run_dir: RunDir, run_name: str, started: float) -
         f"{len(splits)} split(s); device {device} ({threads} CPU threads); {amp.note}",
         flush=True,
     )
-    tracker = Tracker(cfg, run_name, run_dir.path)
+    point = resume_checkpoint(cfg, len(splits))
+    ckpt = point[0] if point else None
+    resume_id = ckpt["resume"].get("wandb_run_id") if ckpt else None
+    tracker = Tracker(cfg, run_name, run_dir.path, resume_id=resume_id)
     exit_code = 1  # a run that raises shows as failed in W&B, not as finished
     try:
-        result = _train_splits(Setup(cfg, run_dir, data, splits, device, amp, tracker, started))
+        setup = Setup(cfg, run_dir, data, splits, device, amp, tracker, started, ckpt)
+        result = _train_splits(setup)
         exit_code = 0
         return result
     finally:
@@ -82,6 +90,8 @@ def train(cfg: dict[str, Any], run_dir: RunDir, run_name: str, started: float) -
 def callbacks_for(setup: Setup) -> list[Callback]:
     """The per-epoch work of a run, in the order it happens (one instance for all folds)."""
     return [
+        Resumable(setup.run_dir, setup.cfg, setup.data, setup.tracker, setup.resume),
+        StopRequest(setup.run_dir.path / "stop_request.json", setup.started),
         MetricsFile(setup.run_dir),
         TrackerLog(setup.tracker),
         ConsoleLog(),
@@ -129,7 +139,8 @@ def _train_splits(setup: Setup) -> dict[str, Any]:
     summary["monitor"] = setup.monitor
     figures = _figures(setup, history, y_true, y_pred)
     setup.tracker.log_final(summary, y_true, y_pred, data.class_names, figures)
-    return _write_result(setup, status, summary, eff)
+    resumable = next(cb for cb in callbacks if isinstance(cb, Resumable))
+    return _write_result(setup, status, summary, eff, resumable.resumed_from_epoch)
 
 
 def _figures(
@@ -150,7 +161,11 @@ def _figures(
 
 
 def _write_result(
-    setup: Setup, status: str, summary: dict[str, Any], eff: dict[str, Any]
+    setup: Setup,
+    status: str,
+    summary: dict[str, Any],
+    eff: dict[str, Any],
+    resumed_from_epoch: int | None = None,
 ) -> dict[str, Any]:
     """result.json, written atomically once W&B has finished (its final run id is in it)."""
     import timm
@@ -168,6 +183,10 @@ def _write_result(
         "effective": eff,
         "versions": {"torch": torch.__version__, "timm": timm.__version__},
     }
+    if resumed_from_epoch is not None:
+        result_json["resumed_from_epoch"] = resumed_from_epoch
+    if status == "pruned":
+        tracker.add_tag("pruned")
     tracker.finish()
     result_json["wandb"] = tracker.describe()
     run_dir.write_result(result_json)

@@ -52,12 +52,17 @@ def setting(key: str, block: dict[str, Any], default: Any = None) -> Any:
 class Tracker:
     """A W&B run, or nothing when W&B is disabled or fails."""
 
-    def __init__(self, cfg: dict[str, Any], run_name: str, run_dir: Path) -> None:
+    def __init__(
+        self, cfg: dict[str, Any], run_name: str, run_dir: Path, resume_id: str | None = None
+    ) -> None:
+        """`resume_id`: the W&B run of the checkpoint a run resumes, used when neither
+        WANDB_RUN_ID nor wandb.id names one (resume="allow" then continues that run)."""
         block = dict(cfg.get("wandb") or {})
         self.mode = setting("mode", block, "disabled")
         self.project = setting("project", block)
         self.name = setting("name", {}, run_name)
-        self.run_id: str | None = setting("id", block)
+        self.run_id: str | None = setting("id", block, resume_id)
+        self.tags: list[str] = setting("tags", block) or []
         self.dir: str | None = None
         self.run: Any = None
         self.enabled = self.mode != "disabled" and block.get("log", True) is not False
@@ -151,6 +156,13 @@ class Tracker:
 
         self._guard("summary", _send)
 
+    def add_tag(self, tag: str) -> None:
+        """One more tag on the W&B run (e.g. `pruned` after a stop request)."""
+        if tag not in self.tags:
+            self.tags.append(tag)
+        if self.run is not None:
+            self._guard("tag", setattr, self.run, "tags", (*(self.run.tags or ()), tag))
+
     def finish(self, exit_code: int = 0) -> None:
         if self.run is not None:
             self._guard("finish", self.run.finish, exit_code=exit_code)
@@ -164,4 +176,5 @@ class Tracker:
             "run_id": self.run_id,
             "mode": self.mode if self.enabled else "disabled",
             "dir": self.dir,
+            "tags": list(self.tags),
         }

@@ -256,6 +256,8 @@ class Executor:
         config = apply_changes(exp.config, {"batch_size": batch}) if batch else exp.config
         launch = launcher.plan(exp, self.settings, (before.attempts or 0) + 1, env=slot.env,
                                config=config, launch=(before.launches or 0) + 1)
+        if before.status in (Status.INTERRUPTED, Status.RUNNING):  # goes on where it stopped
+            launch = launcher.resuming(launch, before.run_dir, before.wandb_run_id)
         lost = threading.Event()  # the row was taken over before the script started
 
         def on_start(pid: int, node: str | None = None) -> None:

@@ -8,6 +8,7 @@ Never through a shell string.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import functools
 import os
@@ -59,6 +60,7 @@ class Launch:
     wandb_name: str
     wandb_run_id: str
     wandb_mode: str | None
+    resume: str | None = None  # HPSYS_RESUME: the checkpoint an interrupted attempt left
 
     @property
     def log_path(self) -> str:
@@ -145,6 +147,24 @@ def plan(experiment: Experiment, settings: Settings, attempt: int,
                   wandb_name, run_id, full_env.get("WANDB_MODE"))
 
 
+def resuming(launch: Launch, run_dir: str | None, wandb_run_id: str | None) -> Launch:
+    """`launch` going on from an interrupted attempt's run folder, when that folder holds a
+    resume.json whose checkpoint exists (the script contract: HPSYS_RESUME names it, the W&B run
+    id stays the attempt's, so W&B resumes that run); else `launch` as planned."""
+    point = read_json(Path(run_dir) / "resume.json") if run_dir else None
+    checkpoint = point.get("checkpoint") if isinstance(point, dict) else None
+    if not run_dir or not isinstance(checkpoint, str) or not checkpoint:
+        return launch
+    path = Path(run_dir) / checkpoint  # a relative path is the run folder's
+    if not path.is_file():
+        return launch
+    run_id = wandb_run_id or launch.wandb_run_id
+    env = {**launch.env, "HPSYS_RUN_DIR": run_dir, "HPSYS_RESUME": str(path),
+           "WANDB_RUN_ID": run_id}
+    return dataclasses.replace(launch, env=env, run_dir=run_dir, wandb_run_id=run_id,
+                               resume=str(path))
+
+
 def check_outputs(settings: Settings) -> None:
     """Before a run: every launch writes under system.runs_dir and system.temp_config_dir, so
     one that cannot be written there is one line of bad input, not every experiment failing."""
@@ -178,7 +198,7 @@ def execute(launch: Launch, stop: Callable[[], bool] = lambda: False,
                       log_path=launch.log_path, node=socket.gethostname())
     writing = launch.run_dir
     try:
-        _fresh_dir(run_dir)
+        _fresh_dir(run_dir, resume=launch.resume is not None)
         writing = launch.config_path
         atomic_write_text(Path(launch.config_path), launch.config_text, durable=False)
         writing = launch.log_path
@@ -299,10 +319,14 @@ def _setpriv() -> tuple[str, ...] | None:
     return prefix if ok else None
 
 
-def _fresh_dir(run_dir: Path) -> None:
-    """A previous attempt's outputs would be mistaken for this one's: move them aside."""
+def _fresh_dir(run_dir: Path, resume: bool = False) -> None:
+    """A previous attempt's outputs would be mistaken for this one's: move them aside. A resumed
+    attempt keeps its progress (metrics.jsonl, train.log, checkpoints) and goes on in it."""
+    kept = ("metrics.jsonl", "train.log") if resume else ()
     if run_dir.exists():
         for name in ("result.json", "metrics.jsonl", "train.log", "stop_request.json"):
+            if name in kept:
+                continue
             old = run_dir / name
             if old.exists():
                 old.replace(run_dir / f"{name}.prev")

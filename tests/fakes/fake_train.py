@@ -6,6 +6,8 @@ start/end line to $FAKE_EVENTS (when set), and behaves as the config's `fake` bl
 sleep, exit_code, signal, segfault, no_result, oom_above (batch size), metric; a learning curve
 (`curve`: val_f1 per epoch, `epoch_s`: seconds per epoch). At each epoch end it honours the
 runner's $HPSYS_RUN_DIR/stop_request.json (result status "pruned", exit 0) unless `ignore_stop`.
+With `resumable`, each epoch writes ckpt.json and resume.json, and HPSYS_RESUME (a ckpt.json)
+goes on after its epoch (result.json `resumed_from_epoch`).
 """
 
 import json
@@ -43,7 +45,8 @@ def main() -> int:
     stop_request = os.path.join(run_dir, "stop_request.json")
     honour = not fake.get("ignore_stop")
     f1 = float(fake.get("metric", 0.5))
-    for epoch in range(1, steps + 1):
+    first = resume_from(run_dir) + 1 if fake.get("resumable") else 1
+    for epoch in range(first, steps + 1):
         # a request that comes while an epoch trains ends the run at the last complete epoch
         # (the runner decides on a metrics line just after the script has moved on)
         ends = time.monotonic() + pause
@@ -58,6 +61,8 @@ def main() -> int:
             fh.write(json.dumps({"epoch": epoch, "train_loss": 1.0 / epoch, "val_loss": 1.0 / epoch,
                                  "val_acc": 0.5, "val_f1": f1,
                                  "lr": config.get("lr"), "seconds": 0.01}) + "\n")
+        if fake.get("resumable"):
+            save_point(run_dir, epoch)
         if honour and os.path.exists(stop_request):
             write_result(run_dir, config, curve[:epoch] or [f1], epoch, started, "pruned")
             return 0
@@ -69,7 +74,8 @@ def main() -> int:
         print("failing on purpose", flush=True)
         return int(fake["exit_code"])
     if not fake.get("no_result"):
-        write_result(run_dir, config, curve or [float(fake.get("metric", 0.5))], steps, started)
+        write_result(run_dir, config, curve or [float(fake.get("metric", 0.5))], steps, started,
+                     resumed=first - 1 if first > 1 else None)
     if events:
         with open(events, "a", encoding="utf-8") as fh:
             fh.write(json.dumps({"id": os.environ.get("HPSYS_EXPERIMENT_ID"), "start": started,
@@ -78,7 +84,34 @@ def main() -> int:
     return 0
 
 
-def write_result(run_dir, config, values, epochs, started, status=None):
+def resume_from(run_dir):
+    """The epoch of $HPSYS_RESUME's ckpt.json (0 without one); metrics.jsonl cut back to it."""
+    path = os.environ.get("HPSYS_RESUME")
+    if not path:
+        return 0
+    with open(path, encoding="utf-8") as fh:
+        epoch = json.load(fh)["epoch"]
+    metrics = os.path.join(run_dir, "metrics.jsonl")
+    lines = []
+    if os.path.exists(metrics):
+        with open(metrics, encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+    with open(metrics, "w", encoding="utf-8") as fh:
+        fh.writelines(line + "\n" for line in lines if json.loads(line)["epoch"] <= epoch)
+    return epoch
+
+
+def save_point(run_dir, epoch):
+    """ckpt.json and resume.json after `epoch`, each replaced atomically."""
+    ckpt = os.path.abspath(os.path.join(run_dir, "ckpt.json"))
+    point = os.path.join(run_dir, "resume.json")
+    for path, data in ((ckpt, {"epoch": epoch}), (point, {"checkpoint": ckpt, "epoch": epoch})):
+        with open(path + ".tmp", "w", encoding="utf-8") as fh:
+            json.dump(data, fh)
+        os.replace(path + ".tmp", path)
+
+
+def write_result(run_dir, config, values, epochs, started, status=None, resumed=None):
     """result.json: the best and the last of `values` (val_f1 per epoch, or the one metric)."""
     best, final = max(values), values[-1]
     result = {"experiment_id": os.environ.get("HPSYS_EXPERIMENT_ID"),
@@ -94,6 +127,8 @@ def write_result(run_dir, config, values, epochs, started, status=None):
               "effective": {"batch_size": config.get("batch_size"), "lr": config.get("lr")}}
     if status:
         result["status"] = status
+    if resumed is not None:
+        result["resumed_from_epoch"] = resumed
     tmp = os.path.join(run_dir, "result.json.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(result, fh)

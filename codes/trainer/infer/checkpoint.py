@@ -3,6 +3,8 @@ to rebuild the model without the run folder (config, classes, input size, normal
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +40,33 @@ def checkpoint_payload(
     }
 
 
-def load_checkpoint(path: Path, device: torch.device) -> tuple[nn.Module, dict[str, Any]]:
-    """The model with its trained weights (no download: the weights are in the file)."""
+def save_checkpoint(payload: dict[str, Any], path: Path) -> None:
+    """torch.save via a temp file in the same folder and os.replace: a kill mid-save leaves the
+    previous checkpoint whole, never half of the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(payload, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_resumable(path: Path) -> dict[str, Any]:
+    """A last.pt that holds a `resume` section (trainer/resume.py), as saved; ConfigError
+    otherwise (missing, unreadable, or a weights-only checkpoint)."""
+    ckpt = _read(path)
+    if not isinstance(ckpt.get("resume"), dict):
+        raise ConfigError(f"HPSYS_RESUME: {path}: no resume state (not a last.pt of this trainer)")
+    return ckpt
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """A checkpoint written by codes/train.py, on the CPU; ConfigError naming what is wrong."""
     if not path.is_file():
         raise ConfigError(f"checkpoint not found: {path} (expected a best_model.pt or last.pt)")
     try:
@@ -48,6 +75,12 @@ def load_checkpoint(path: Path, device: torch.device) -> tuple[nn.Module, dict[s
         raise ConfigError(f"{path}: not a training checkpoint ({type(exc).__name__})") from None
     if not isinstance(ckpt, dict) or "model_state" not in ckpt:
         raise ConfigError(f"{path}: not a checkpoint written by codes/train.py")
+    return ckpt
+
+
+def load_checkpoint(path: Path, device: torch.device) -> tuple[nn.Module, dict[str, Any]]:
+    """The model with its trained weights (no download: the weights are in the file)."""
+    ckpt = _read(path)
     cfg = dict(ckpt["config"], pretrained=False)
     model = build_model(cfg, ckpt["num_classes"])
     model.load_state_dict(ckpt["model_state"])
