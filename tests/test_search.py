@@ -16,15 +16,17 @@ from typing import Any
 
 import optuna
 import pytest
-from conftest import ROOT, RUNNER, write_master
 from optuna.trial import TrialState
 
 from hyperparameter_system.app import api
 from hyperparameter_system.app import search as searches
 from hyperparameter_system.core.errors import HpsysError
+from hyperparameter_system.run.study import experiment_of
 from hyperparameter_system.store.ledger import open_ledger
 
 LANDSCAPE = "python tests/fakes/landscape_train.py"
+ROOT = Path(__file__).resolve().parents[1]
+RUNNER = (sys.executable, str(ROOT / "hyperparameter_system" / "experiment_runner.py"))
 
 
 def search_block(**over: Any) -> dict[str, Any]:
@@ -38,18 +40,28 @@ def search_block(**over: Any) -> dict[str, Any]:
     return block
 
 
-def master(tmp: Path, block: dict[str, Any] | None = None, **execution: Any) -> Path:
-    return write_master(
-        tmp, models=[{"name": "land", "script": LANDSCAPE}],
-        experiment_categories={"early_stopping": {"enabled": False,
-                                                  "options": [{"patience": 1}]}},
-        system={"overrides": ["epochs=4", "+fake.epoch_s=0.15"]},
-        execution={"max_parallel": 2, "stop_grace_s": 5, **execution},
-        search={"lr_wd": block or search_block()})
+@pytest.fixture
+def master(tmp_path: Path, master_writer):
+    """`master(block, folder=tmp_path, **execution)`: a master config over the landscape."""
+
+    def write(block: dict[str, Any] | None = None, folder: Path | None = None,
+              **execution: Any) -> Path:
+        return master_writer(folder or tmp_path, **_sections(block, execution))
+
+    return write
 
 
-def test_a_tpe_search_finds_the_optimum_and_prunes(tmp_path: Path) -> None:
-    settings = api.load(master(tmp_path))
+def _sections(block: dict[str, Any] | None, execution: dict[str, Any]) -> dict[str, Any]:
+    return {"models": [{"name": "land", "script": LANDSCAPE}],
+            "experiment_categories": {"early_stopping": {"enabled": False,
+                                                         "options": [{"patience": 1}]}},
+            "system": {"overrides": ["epochs=4", "+fake.epoch_s=0.15"]},
+            "execution": {"max_parallel": 2, "stop_grace_s": 5, **execution},
+            "search": {"lr_wd": block or search_block()}}
+
+
+def test_a_tpe_search_finds_the_optimum_and_prunes(tmp_path: Path, master) -> None:
+    settings = api.load(master())
     result = searches.run_search(settings, "lr_wd")
     study = searches.study(settings, "lr_wd", "land")
     trials = study.get_trials()
@@ -63,7 +75,7 @@ def test_a_tpe_search_finds_the_optimum_and_prunes(tmp_path: Path) -> None:
     # every trial's params reached the script's config exactly, through the ledger's row
     rows = {r.id: r for r in open_ledger(settings).rows()}
     for trial in trials:
-        row = rows[trial.user_attrs["experiment_id"]]
+        row = rows[experiment_of(trial)]
         record = json.loads((Path(row.run_dir) / "record.json").read_text())
         for key, value in trial.params.items():
             assert record["config"][key] == value, (key, trial.number)
@@ -74,10 +86,10 @@ def test_a_tpe_search_finds_the_optimum_and_prunes(tmp_path: Path) -> None:
     assert status.best[0].values == [pytest.approx(study.best_value)]
 
 
-def test_two_objectives_give_a_pareto_front(tmp_path: Path, cli) -> None:
+def test_two_objectives_give_a_pareto_front(tmp_path: Path, cli, master) -> None:
     block = search_block(n_trials=8, sampler="nsga2", pruner="none",
                          objectives={"metrics.best_val_f1": "max", "duration_s": "min"})
-    path = master(tmp_path, block)
+    path = master(block)
     res = cli("--config", str(path), "--search", "lr_wd")
     assert res.returncode == 0, res.stderr
     study = searches.study(api.load(path), "lr_wd")
@@ -85,8 +97,8 @@ def test_two_objectives_give_a_pareto_front(tmp_path: Path, cli) -> None:
     assert "Pareto front" in res.stdout and "8 complete" in res.stdout
 
 
-def test_sigkill_of_the_runner_then_the_same_command_finishes_n_trials(tmp_path: Path) -> None:
-    path = master(tmp_path, search_block(n_trials=8, pruner="none"))
+def test_sigkill_of_the_runner_then_the_same_command_finishes_n_trials(master) -> None:
+    path = master(search_block(n_trials=8, pruner="none"))
     env = {**os.environ, "PYTHON": sys.executable, "COLUMNS": "200"}
     args = [*RUNNER, "--config", str(path), "--search", "lr_wd"]
     first = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
@@ -110,7 +122,7 @@ def test_sigkill_of_the_runner_then_the_same_command_finishes_n_trials(tmp_path:
     states = [t.state for t in trials]
     assert states.count(TrialState.COMPLETE) == 8
     assert TrialState.RUNNING not in states
-    launched = [t.user_attrs.get("experiment_id") for t in trials]
+    launched = [experiment_of(t) for t in trials]
     assert len(launched) == len(set(launched)), "a trial was launched twice"
 
 
@@ -130,8 +142,9 @@ def test_sigkill_of_the_runner_then_the_same_command_finishes_n_trials(tmp_path:
     ({"models": ["nope"]}, "unknown model 'nope'"),
     ({"n_trials": 0}, "n_trials: expected a value >= 1"),
 ])
-def test_bad_search_blocks_are_one_line_before_launch(tmp_path, cli, change, message) -> None:
-    path = master(tmp_path, search_block(**change))
+def test_bad_search_blocks_are_one_line_before_launch(tmp_path, cli, master, change,
+                                                      message) -> None:
+    path = master(search_block(**change))
     res = cli("--config", str(path), "--search", "lr_wd")
     assert res.returncode == 2, res.stdout + res.stderr
     assert message in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
@@ -139,16 +152,16 @@ def test_bad_search_blocks_are_one_line_before_launch(tmp_path, cli, change, mes
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("train.log"))
 
 
-def test_unknown_search_name_and_listing(tmp_path: Path, cli) -> None:
-    path = master(tmp_path)
+def test_unknown_search_name_and_listing(tmp_path: Path, cli, master) -> None:
+    path = master()
     res = cli("--config", str(path), "--search", "lr_w")
     assert res.returncode == 2 and "did you mean 'lr_wd'" in res.stderr
     listing = cli("--config", str(path), "--search")
     assert listing.returncode == 0 and "Study lr_wd/land" in listing.stdout
 
 
-def test_the_python_api_is_the_real_study_and_hand_trials_show(tmp_path: Path) -> None:
-    settings = api.load(master(tmp_path))
+def test_the_python_api_is_the_real_study_and_hand_trials_show(tmp_path: Path, master) -> None:
+    settings = api.load(master())
     study = searches.study(settings, "lr_wd", "land")
     assert isinstance(study, optuna.Study)
     trial = study.ask()
@@ -158,3 +171,35 @@ def test_the_python_api_is_the_real_study_and_hand_trials_show(tmp_path: Path) -
         searches.study(settings, "nope")
     status = searches.status(settings, "lr_wd")[0]
     assert status.counts["complete"] == 1 and status.best[0].values == [0.5]
+
+
+def test_two_runners_share_one_postgresql_study(tmp_path: Path, master) -> None:
+    """002's parallelism across workers: two runners (each its own ledger) on one storage
+    split the trials: N finished between them, each trial launched once."""
+    from postgres_server import postgres_url
+
+    with postgres_url() as url:
+        paths = []
+        for name in ("a", "b"):
+            folder = tmp_path / name
+            folder.mkdir()
+            paths.append(master(search_block(n_trials=10, pruner="none"), folder,
+                                max_parallel=1))
+            text = paths[-1].read_text().replace("system:\n", f"system:\n  optuna_storage: {url}\n",
+                                                 1)
+            paths[-1].write_text(text)
+        env = {**os.environ, "PYTHON": sys.executable, "COLUMNS": "200"}
+        runners = [subprocess.Popen([*RUNNER, "--config", str(p), "--search", "lr_wd"], cwd=ROOT,
+                                    env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True) for p in paths]
+        outs = [r.communicate(timeout=180) for r in runners]
+        assert all(r.returncode == 0 for r in runners), outs
+        study = optuna.load_study(study_name="lr_wd/land", storage=url)
+        trials = study.get_trials()
+        assert sum(t.state == TrialState.COMPLETE for t in trials) >= 10
+        assert TrialState.RUNNING not in {t.state for t in trials}
+        ids = [experiment_of(t) for t in trials]
+        assert len(ids) == len(set(ids))
+        per_runner = [len(open_ledger(api.load(p)).rows()) for p in paths]
+        assert all(n > 0 for n in per_runner), per_runner  # both took trials
+        assert sum(per_runner) == len(trials)  # each trial launched once, by one of them

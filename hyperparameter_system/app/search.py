@@ -19,7 +19,13 @@ from hyperparameter_system.config.search import SearchSettings
 from hyperparameter_system.config.settings import Settings
 from hyperparameter_system.core.errors import HpsysError, close_match
 from hyperparameter_system.run.executor import Display, Executor, RunResult
-from hyperparameter_system.run.study import StudySource, enqueue, finished, open_study
+from hyperparameter_system.run.study import (
+    StudySource,
+    enqueue,
+    experiment_of,
+    finished,
+    open_study,
+)
 
 # A live view for a search: given the trials left to run and the slots, or None.
 SearchDisplay = Callable[[int, int], Display]
@@ -144,7 +150,7 @@ def status(settings: Settings, name: str | None = None) -> list[StudyStatus]:
             done = [t for t in trials if t.state == TrialState.COMPLETE]
             if done:
                 view.best = [TrialView(t.number, list(t.values), dict(t.params), "complete",
-                                       t.user_attrs.get("experiment_id"))
+                                       experiment_of(t))
                              for t in s.best_trials]
                 if not search.multi:
                     best, sign = None, 1 if search.objectives[0][1] == "max" else -1

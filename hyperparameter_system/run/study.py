@@ -14,6 +14,7 @@ import math
 import os
 import socket
 import threading
+import time
 from collections import deque
 from collections.abc import Mapping
 from typing import Any
@@ -39,6 +40,8 @@ from hyperparameter_system.run.pruning import make_pruner
 from hyperparameter_system.run.stoppers import StopDecision
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+ATTR = "hpsys"  # a trial's user attribute: {host, pid, experiment_id}, set in one write
+RECOUNT_S = 2.0  # how often the finished trials are counted again (other runners' count too)
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # the runner's display says what happens
 
 
@@ -92,16 +95,57 @@ def open_study(settings: Settings, search: SearchSettings, model: str) -> optuna
     runner of this host left RUNNING told FAIL."""
     settings.system.runs_dir.mkdir(parents=True, exist_ok=True)
     directions = ["maximize" if d is Direction.MAX else "minimize" for _, d in search.objectives]
-    study = optuna.create_study(storage=storage_url(settings), study_name=search.study_name(model),
+    study = optuna.create_study(storage=storage(storage_url(settings)),
+                                study_name=search.study_name(model),
                                 directions=directions, sampler=sampler(search),
                                 pruner=make_pruner(search.pruner) if search.pruner.on
                                 else optuna.pruners.NopPruner(), load_if_exists=True)
     host = socket.gethostname()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        attrs = trial.user_attrs
-        if attrs.get("host") == host and not alive(int(attrs.get("pid", 0)) or -1):
+        owner = trial.user_attrs.get(ATTR) or {}
+        if owner.get("host") == host and not alive(int(owner.get("pid", 0)) or -1):
             study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
     return study
+
+
+def _shared(url: str, tries: int = 5) -> optuna.storages.BaseStorage:
+    """A server's storage. Two runners meeting a fresh database both create Optuna's tables;
+    the one that loses the race (a duplicate type or table) retries and finds them made."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    for attempt in range(tries):
+        try:
+            return optuna.storages.RDBStorage(url, heartbeat_interval=None)
+        except SQLAlchemyError:
+            if attempt == tries - 1:
+                raise
+            time.sleep(0.5 + attempt)
+    raise AssertionError("unreachable")
+
+
+def experiment_of(trial: optuna.trial.FrozenTrial) -> str | None:
+    """The ledger id of the experiment a trial ran as (None: a trial added by hand)."""
+    return (trial.user_attrs.get(ATTR) or {}).get("experiment_id")
+
+
+def storage(url: str) -> optuna.storages.BaseStorage:
+    """The study storage; a SQLite file in WAL mode with normal syncing (each ask and tell is
+    a commit: a full fsync per commit costs more than the trial's own launch)."""
+    if not url.startswith("sqlite:"):
+        return _shared(url)
+    from sqlalchemy import event
+
+    rdb = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+
+    def pragmas(connection: Any, _record: Any) -> None:
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    event.listen(rdb.engine, "connect", pragmas)
+    rdb.engine.dispose()  # connections opened while creating the schema go: new ones get them
+    return rdb
 
 
 def enqueue(study: optuna.Study, search: SearchSettings, configs: Mapping[str, Mapping]) -> int:
@@ -150,6 +194,7 @@ class StudySource:
         self.retries: deque[Experiment] = deque()
         self.lock = threading.Lock()
         self.failures = 0
+        self.done, self.counted_at = finished(study), time.monotonic()
         self.monitor = search.pruner.monitor
 
     # -- ExperimentSource --------------------------------------------------------------------
@@ -157,15 +202,16 @@ class StudySource:
         with self.lock:
             if self.retries:
                 return self.retries.popleft()
-            if finished(self.study) + len(self.trials) >= self.n_trials:
+            if time.monotonic() - self.counted_at > RECOUNT_S:
+                self.done, self.counted_at = finished(self.study), time.monotonic()
+            if self.done + len(self.trials) >= self.n_trials:
                 return None
             if self.failures >= max(3, self.n_trials):  # a script that always fails: stop
                 return None
             trial = self.study.ask(self.dists)
-            trial.set_user_attr("host", socket.gethostname())
-            trial.set_user_attr("pid", os.getpid())
             exp = self._experiment(trial)
-            trial.set_user_attr("experiment_id", exp.id)
+            trial.set_user_attr(ATTR, {"host": socket.gethostname(), "pid": os.getpid(),
+                                       "experiment_id": exp.id})
             self.trials[exp.id] = trial
             return exp
 
@@ -184,16 +230,22 @@ class StudySource:
             values = [headline(outcome.result, key) for key, _ in self.search.objectives]
             if all(v is not None and math.isfinite(v) for v in values):
                 self.study.tell(trial, values)
+                self._finished()
                 return
             trial.set_user_attr("fail_reason", "result.json lacks an objective value")
         elif outcome.status == Status.PRUNED:
             self.study.tell(trial, state=TrialState.PRUNED)
+            self._finished()
             return
         else:
             trial.set_user_attr("fail_reason", outcome.error or str(outcome.status))
         with self.lock:
             self.failures += 1
         self.study.tell(trial, state=TrialState.FAIL)
+
+    def _finished(self) -> None:
+        with self.lock:
+            self.done += 1
 
     def _experiment(self, trial: optuna.trial.Trial) -> Experiment:
         params = dict(trial.params)
