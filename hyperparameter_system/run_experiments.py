@@ -21,6 +21,7 @@ if __package__ in (None, ""):  # run as a script: make the package importable, n
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from hyperparameter_system.app import api
+from hyperparameter_system.app import search as searches
 from hyperparameter_system.config.settings import Settings
 from hyperparameter_system.core.errors import EXIT_BAD_INPUT, HpsysError
 from hyperparameter_system.matrix.experiments import Experiment
@@ -120,6 +121,22 @@ def rerun_failed(settings: Settings) -> None:
     confirm_and_run(settings, experiments)
 
 
+def run_search(settings: Settings) -> None:
+    """Pick a search block, confirm its trials, slots and estimate, then run it."""
+    if not settings.searches:
+        console.info("no search: blocks in this config (see README, Search)")
+        return
+    name = prompts.ask(prompts.choose_search(settings))
+    if not name:
+        return
+    plan = searches.plan_search(settings, name)
+    if not plan.trials:
+        console.info(f"nothing to run: every study of {name} holds its trials")
+        return
+    if prompts.ask(prompts.confirm_search(plan)):
+        console.print_run_result(commands.search(settings, name), MENU_RESUME_HINT)
+
+
 def summary(settings: Settings) -> None:
     commands.report(settings, summary=True)
 
@@ -158,7 +175,8 @@ def confirm_and_run(settings: Settings, experiments: Sequence[Experiment]) -> No
 
 ACTIONS: dict[str, Action] = {
     "matrix": show_matrix, "all": run_all, "models": run_models, "categories": run_categories,
-    "custom": run_custom, "failed": rerun_failed, "summary": summary, "config": switch_config,
+    "custom": run_custom, "failed": rerun_failed, "search": run_search, "summary": summary,
+    "config": switch_config,
 }
 
 

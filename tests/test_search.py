@@ -203,3 +203,22 @@ def test_two_runners_share_one_postgresql_study(tmp_path: Path, master) -> None:
         per_runner = [len(open_ledger(api.load(p)).rows()) for p in paths]
         assert all(n > 0 for n in per_runner), per_runner  # both took trials
         assert sum(per_runner) == len(trials)  # each trial launched once, by one of them
+
+
+def test_the_menu_search_entry_confirms_trials_and_slots(master, monkeypatch) -> None:
+    from hyperparameter_system import run_experiments
+    from hyperparameter_system.ui import prompts
+
+    settings = api.load(master(search_block(n_trials=3, pruner="none")))
+    asked: list[Any] = []
+    answers = iter(["search", "lr_wd", True, "quit"])
+
+    def ask(question: Any) -> Any:
+        asked.append(question)
+        return next(answers)
+
+    monkeypatch.setattr(prompts, "ask", ask)
+    run_experiments.menu(settings)
+    assert asked[2].message.startswith("Run 3 trial(s) of lr_wd on 2 slot(s)"), asked[2]
+    study = searches.study(settings, "lr_wd")
+    assert sum(t.state == TrialState.COMPLETE for t in study.get_trials()) == 3

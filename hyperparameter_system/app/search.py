@@ -18,6 +18,7 @@ from hyperparameter_system.app import api
 from hyperparameter_system.config.search import SearchSettings
 from hyperparameter_system.config.settings import Settings
 from hyperparameter_system.core.errors import HpsysError, close_match
+from hyperparameter_system.core.states import Status
 from hyperparameter_system.run.executor import Display, Executor, RunResult
 from hyperparameter_system.run.study import (
     StudySource,
@@ -53,6 +54,34 @@ class StudyStatus:
     best: list[TrialView] = field(default_factory=list)
     importances: dict[str, float] = field(default_factory=dict)
     history: list[tuple[int, float]] = field(default_factory=list)  # (trial, best so far)
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """What `run_search` would do: trials left per model, the slots, the estimated time (from
+    the ledger's finished runs of those models; None without any)."""
+
+    search: str
+    left: Mapping[str, int]
+    slots: int
+    estimate_s: float | None
+
+    @property
+    def trials(self) -> int:
+        return sum(self.left.values())
+
+
+def plan_search(settings: Settings, name: str, trials: int | None = None) -> SearchPlan:
+    search = get_search(settings, name)
+    left = {m: max(0, (trials or search.n_trials) - finished(open_study(settings, search, m)))
+            for m in search.models}
+    slots = api.slot_count(settings) or 1
+    rows = [r for r in api.ledger(settings).rows() if r.model in left and r.duration_s
+            and r.status == Status.DONE]
+    per_model = {m: [r.duration_s for r in rows if r.model == m] for m in left}
+    known = [sum(times) / len(times) * left[m] for m, times in per_model.items() if times]
+    estimate = sum(known) / slots if known and len(known) == len(left) else None
+    return SearchPlan(name, left, slots, estimate)
 
 
 def get_search(settings: Settings, name: str) -> SearchSettings:

@@ -16,6 +16,7 @@ from hyperparameter_system.report.format import fmt_duration
 
 if TYPE_CHECKING:
     from hyperparameter_system.app.api import RunPlan
+    from hyperparameter_system.app.search import SearchPlan
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ MAIN_CHOICES = (
     Choice("Choose categories", "categories"),
     Choice("Custom: choose models and categories", "custom"),
     Choice("Rerun failed experiments", "failed"),
+    Choice("Search (Optuna): run a search block's trials", "search"),
     Choice("Summary report", "summary"),
     Choice("Switch the master config file", "config"),
     Choice("Quit", "quit"),
@@ -136,6 +138,20 @@ def confirm_run(plan: RunPlan) -> Confirm:
     else:
         text += f", estimated {fmt_duration(plan.estimate_s)} on {plan.slots} slot(s)"
         text += f" ({plan.unknown} without an estimate)" if plan.unknown else ""
+    return Confirm(text + "?", default=True)
+
+
+def choose_search(settings: Settings) -> Select:
+    return Select("Search to run", tuple(
+        Choice(f"{s.name} ({', '.join(s.models)}; {s.n_trials} trials)", s.name)
+        for s in settings.searches))
+
+
+def confirm_search(plan: SearchPlan) -> Confirm:
+    """The trials left to finish, the slots, the estimate: as the matrix's confirmation."""
+    text = f"Run {plan.trials} trial(s) of {plan.search} on {plan.slots} slot(s)"
+    text += (", no time estimate yet" if plan.estimate_s is None
+             else f", estimated {fmt_duration(plan.estimate_s)}")
     return Confirm(text + "?", default=True)
 
 
