@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,6 +46,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override applied to every base config (repeatable)")
     p.add_argument("--executor", choices=("local", "ray"), help="override execution.executor")
+    p.add_argument("--no-preload", action="store_true",
+                   help="start every experiment as a plain subprocess (execution.preload: false)")
     p.add_argument("--pruning", choices=PRUNING_RULES, metavar="RULE",
                    help="override execution.pruning.rule for this run: "
                         f"{', '.join(PRUNING_RULES)}")
@@ -110,6 +113,9 @@ def _main(args: argparse.Namespace) -> int:
     show the selection: they skip its run, never the summary or the exports."""
     _check_outputs(args)
     settings = api.with_pruning(api.load(args.config, args.set), args.pruning)
+    if args.no_preload:
+        settings = dataclasses.replace(
+            settings, execution=dataclasses.replace(settings.execution, preload=()))
     experiments = api.select(settings, args.models, args.categories)
     only_show = args.matrix or args.dry_run
     if args.matrix:
@@ -130,7 +136,8 @@ def _main(args: argparse.Namespace) -> int:
         code, did = _code(result), True
     if args.combine_best:
         result = commands.combine_best(settings, args.models, executor=args.executor,
-                                  rerun=args.rerun, dry_run=args.dry_run)
+                                  rerun=args.rerun, dry_run=args.dry_run,
+                                  tables=not args.summary)  # the summary shows them once
         if result.interrupted:
             return EXIT_INTERRUPTED
         code, did = code or _code(result), True

@@ -43,6 +43,8 @@ from hyperparameter_system.matrix.ranking import (
     ranking,
     score,
 )
+from hyperparameter_system.report.curves import last_point
+from hyperparameter_system.report.others import OtherConfig, other_configs
 from hyperparameter_system.store.ledger import Ledger, Row, open_ledger, row_problems
 
 _SEED = re.compile(r"_seed\d+$")
@@ -96,24 +98,45 @@ class OptionStat:
         return [r for r in self.rows if r.status == Status.DONE]
 
     @property
+    def ran_rows(self) -> list[Row]:
+        """The runs that have a curve to the end or to where a pruner stopped them."""
+        return [r for r in self.rows if r.status in (Status.DONE, Status.PRUNED)]
+
+    @property
+    def pruned(self) -> bool:
+        """A pruner stopped (one of) its runs early: ranked, never a winner."""
+        return any(r.status == Status.PRUNED for r in self.rows)
+
+    @property
+    def pruned_at(self) -> int | None:
+        """The (earliest) epoch a pruner stopped one of its runs at."""
+        epochs = [epochs_of(r) for r in self.rows if r.status == Status.PRUNED]
+        epochs = [e for e in epochs if e is not None]
+        return min(epochs) if epochs else None
+
+    @property
     def duration_s(self) -> float | None:
         times = [r.duration_s for r in self.done_rows if r.duration_s is not None]
         return fmean(times) if times else None
 
     @property
     def epochs_run(self) -> float | None:
-        epochs = [get_dotted(r.result, "metrics.epochs_run", None) for r in self.done_rows]
-        epochs = [e for e in epochs if isinstance(e, int | float)]
+        epochs = [epochs_of(r) for r in self.ran_rows]
+        epochs = [e for e in epochs if e is not None]
         return fmean(epochs) if epochs else None
 
     @property
     def status(self) -> str:
+        """The runs' status; a pruned one with its stop epoch: `pruned @2`."""
         if not self.rows:
             return "not run"
         counts = Counter(r.status for r in self.rows)
+        at = self.pruned_at
+        words = {s: f"{s} @{at}" if s == Status.PRUNED and at is not None else s
+                 for s in counts}
         if len(counts) == 1:
-            return next(iter(counts))
-        return ", ".join(f"{n} {s}" for s, n in counts.most_common())
+            return words[next(iter(counts))]
+        return ", ".join(f"{n} {words[s]}" for s, n in counts.most_common())
 
 
 @dataclass
@@ -149,12 +172,29 @@ class CombinedReport:
 
 
 @dataclass
+class Compute:
+    """A model's finished runs (done or pruned): epochs trained against epochs planned (the
+    experiment config's `epochs`), and so the share of training a pruner saved."""
+
+    runs: int = 0
+    pruned: int = 0
+    epochs_run: int = 0
+    epochs_planned: int = 0
+
+    @property
+    def saved(self) -> float | None:
+        """1 - run / planned, or None when nothing was planned."""
+        return 1 - self.epochs_run / self.epochs_planned if self.epochs_planned else None
+
+
+@dataclass
 class ModelReport:
     model: str
     project: str
     baseline: OptionStat | None
     categories: list[CategoryTable]
     combined: CombinedReport | None = None
+    compute: Compute = field(default_factory=Compute)
 
 
 @dataclass
@@ -207,6 +247,8 @@ class Summary:
     unsynced: list[str] = field(default_factory=list)  # W&B dirs of online runs logged offline
     metric_missing: str | None = None  # why no run has a value: the key is in no result
     problems: list[str] = field(default_factory=list)  # unreadable ledger cells, per row
+    # ledger rows of another config (other --set values), grouped by how they differ
+    other_configs: list[OtherConfig] = field(default_factory=list)
 
     def better(self, delta: float | None) -> bool | None:
         """Whether a signed delta is an improvement under metric_mode; one that prints as
@@ -220,8 +262,53 @@ class Summary:
 
 def _value(row: Row, metric: str) -> float | None:
     """The configured metric from the row's result.json, not the ledger's `metric` column:
-    that holds whatever `system.metric` was when the run ended, maybe another key."""
+    that holds whatever `system.metric` was when the run ended, maybe another key. A pruned
+    run has its metric at the last epoch it ran (`pruned_value`)."""
+    if row.status == Status.PRUNED:
+        return pruned_value(row, metric)
     return headline(row.result, metric) if row.status == Status.DONE else None
+
+
+def pruned_value(row: Row, metric: str) -> float | None:
+    """A pruned run's metric at the last epoch it ran: its result.json's (a script that
+    honours the stop request writes one), else the last metrics.jsonl line of its run folder
+    (a script ended after the grace period wrote none)."""
+    value = headline(row.result, metric)
+    if value is None:
+        point = last_point(row.run_dir, metric)
+        value = point[1] if point else None
+    return value
+
+
+def epochs_of(row: Row, planned: int | None = None) -> int | None:
+    """Epochs a finished run trained: result.json's epochs_run, else the epoch a pruner
+    stopped it at, else (done) the epochs it was planned for."""
+    epochs = get_dotted(row.result, "metrics.epochs_run", None)
+    if isinstance(epochs, int | float) and not isinstance(epochs, bool):
+        return int(epochs)
+    if row.status == Status.PRUNED:
+        if isinstance(row.pruned_epoch, int):
+            return row.pruned_epoch
+        point = last_point(row.run_dir, "epoch")
+        return int(point[0]) if point else None
+    return planned if row.status == Status.DONE else None
+
+
+def compute_of(stats: Sequence[OptionStat], experiments: Mapping[str, Experiment]) -> Compute:
+    """Epochs run / epochs planned over the finished runs of one model's matrix."""
+    out = Compute()
+    for row in (r for s in stats for r in s.ran_rows):
+        exp = experiments.get(row.id)
+        planned = (exp.config if exp is not None else row.config).get("epochs")
+        planned = planned if isinstance(planned, int) and not isinstance(planned, bool) else None
+        ran = epochs_of(row, planned)
+        if planned is None or ran is None:
+            continue
+        out.runs += 1
+        out.pruned += row.status == Status.PRUNED
+        out.epochs_run += min(ran, planned)
+        out.epochs_planned += planned
+    return out
 
 
 def numeric_keys(result: Mapping[str, Any], prefix: str = "") -> list[str]:
@@ -272,7 +359,7 @@ def group(experiments: Sequence[Experiment], rows: Mapping[str, Row],
 def _crown(ranked: list[OptionStat], baseline: OptionStat | None, mode: str) -> None:
     """matrix.ranking.crown's verdicts; a baseline that may still run keeps the crown back."""
     unfinished = any(o.unfinished for o in ranked) or bool(baseline and baseline.unfinished)
-    verdicts = crown(ranked, unfinished, mode, baseline)
+    verdicts = crown(ranked, unfinished, mode, baseline, [o.pruned for o in ranked])
     for stat, verdict in zip(ranked, verdicts, strict=True):
         stat.verdict = verdict
         stat.winner, stat.tied, stat.leading = (verdict == WINNER, verdict == TIE,
@@ -297,6 +384,7 @@ def collect(settings: Settings, ledger: Ledger | None = None) -> Summary:
     metric, mode = settings.system.metric, settings.system.metric_mode
     experiments = seen_matrix(settings, all_rows)
     stats = group(experiments, by_id, metric)
+    by_experiment = {e.id: e for e in experiments}
     cat_order = [c.name for c in settings.categories]
     models: list[ModelReport] = []
     for name in dict.fromkeys(e.model for e in experiments):
@@ -313,7 +401,7 @@ def collect(settings: Settings, ledger: Ledger | None = None) -> Summary:
             tables.append(CategoryTable(cat, ranked))
         tables.sort(key=lambda t: cat_order.index(t.category) if t.category in cat_order else 99)
         report = ModelReport(name, next(e.project for e in experiments if e.model == name),
-                             baseline, tables)
+                             baseline, tables, compute=compute_of(mine, by_experiment))
         # numbered after the matrix, each model's repeats in turn (the temp config's NNN_)
         first = len(experiments) + 1 + len(models) * settings.execution.repeats
         report.combined = _combined(settings, report, by_id, first_index=first)
@@ -323,7 +411,8 @@ def collect(settings: Settings, ledger: Ledger | None = None) -> Summary:
     return Summary(metric, mode, settings.execution.repeats, models, _cross(models, mode),
                    _failures(chosen), _best(settings, chosen),
                    dict(Counter(r.status for r in chosen)), _unsynced(chosen),
-                   missing_metric(chosen, metric), row_problems(chosen))
+                   missing_metric(chosen, metric), row_problems(chosen),
+                   other_configs(all_rows, experiments))
 
 
 def _unsynced(rows: Sequence[Row]) -> list[str]:
@@ -350,10 +439,10 @@ def _picks(report: ModelReport, mode: str
                             else "no option beat the baseline" if table.best_not_winning
                             else "no finished option"))
             continue
-        # a winner beat the baseline already (matrix.ranking.crown): one rule for both
+        # a winner beat the baseline and ran to the end already (matrix.ranking.crown)
         option = {k: v for k, v in win.option.items() if k != "description"}
         picks.append(combine.Pick(table.category, win.label, option, win.changes,
-                                  score(win.mean, mode), True))
+                                  score(win.mean, mode), True, ran_to_end=not win.pruned))
     return picks, missing
 
 
@@ -427,7 +516,9 @@ def _tail(text: str | None, lines: int = 3, width: int = 160) -> str:
 
 def _best(settings: Settings, rows: Sequence[Row]) -> BestRun | None:
     metric, mode = settings.system.metric, settings.system.metric_mode
-    scored = [(v, r) for r in rows if is_number(v := _value(r, metric))]
+    # the best run overall ran to the end: a pruned run's metric is of an earlier epoch
+    scored = [(v, r) for r in rows if r.status == Status.DONE
+              and is_number(v := _value(r, metric))]
     if not scored:
         return None
     value, row = max(scored, key=lambda vr: score(vr[0], mode))

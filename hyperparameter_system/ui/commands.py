@@ -43,8 +43,9 @@ def run(settings: Settings, experiments: Sequence[Experiment], rerun: bool = Fal
 
 def combine_best(settings: Settings, models: Sequence[str] | None = None,
                  executor: str | None = None, rerun: bool = False, show: bool = True,
-                 dry_run: bool = False) -> RunResult:
-    """`--combine-best`: say what is combined, run it, then compare it with the winners."""
+                 dry_run: bool = False, tables: bool = True) -> RunResult:
+    """`--combine-best`: say what is combined, run it, then compare it with the winners (not
+    with `tables=False`: a --summary after it prints those tables, once)."""
     found = api.combine_plans(settings, models)
     for note in found.notes:
         console.warn(note)
@@ -57,8 +58,9 @@ def combine_best(settings: Settings, models: Sequence[str] | None = None,
     result = api.run_combined(settings, found.plans, rerun=rerun, executor=executor,
                               display=live_display if show else None)
     console.print_run_result(result, console.resume_hint(rerun))
-    console.print_tables([t for t in api.report(settings).tables
-                          if t.key in ("model", "combined", "conflicts")])
+    if tables:
+        console.print_tables([t for t in api.report(settings).tables
+                              if t.key in ("model", "combined", "conflicts")])
     return result
 
 

@@ -1,0 +1,73 @@
+"""Ledger rows of another config: runs made with other `--set` values (or an older base config)
+than the invocation's. The summary counts only the current matrix; these say what else is there
+and the `--set` that shows it again."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hyperparameter_system.core.configdict import apply_changes, flat_keys, get_dotted
+from hyperparameter_system.matrix.experiments import Experiment
+from hyperparameter_system.store.ledger import Row
+
+# keys an experiment sets itself (not what a --set changes)
+_OWN_KEYS = ("model_name", "random_seed")
+
+
+@dataclass(frozen=True)
+class OtherConfig:
+    """`count` ledger rows whose config differs from the current one by `sets` (KEY=VALUE, as
+    `--set` takes them; empty when they differ only by keys the current config lacks)."""
+
+    count: int
+    sets: tuple[str, ...]
+
+    @property
+    def flags(self) -> str:
+        return " ".join(f"--set {s}" for s in self.sets)
+
+
+def _leaves(config: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: get_dotted(config, k) for k in flat_keys(config)
+            if not isinstance(get_dotted(config, k), Mapping)}
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def other_configs(rows: Sequence[Row], experiments: Sequence[Experiment]) -> list[OtherConfig]:
+    """The rows not of `experiments` (the current matrix), grouped by how their config differs
+    from the current config of the same model, category and option; most rows first."""
+    current = {e.id for e in experiments}
+    twins = {(e.model, e.category, e.option_json): e for e in experiments}
+    bases = {e.model: e for e in experiments}
+    groups: Counter[tuple[str, ...]] = Counter()
+    for row in rows:
+        if row.id in current or row.model not in bases:
+            continue
+        twin = twins.get((row.model, row.category, row.data.get("option_json") or ""))
+        if twin is not None:
+            ref = _leaves(twin.config)
+        else:  # its option is not in the matrix now: compare with the model's config
+            first = bases[row.model]
+            ref = _leaves(apply_changes(first.config, _changes(row)))
+        mine = _leaves(row.config)
+        own = set(_OWN_KEYS) | set(_leaves(_changes(row)))
+        diff = tuple(sorted(f"{k}={_text(v)}" for k, v in mine.items()
+                            if k not in own and (k not in ref or ref[k] != v)))
+        groups[diff] += 1
+    return [OtherConfig(n, sets) for sets, n in groups.most_common()]
+
+
+def _changes(row: Row) -> dict[str, Any]:
+    text = row.data.get("changes_json")
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
