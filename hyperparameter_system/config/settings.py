@@ -38,6 +38,10 @@ __all__ = ["PYTHON_ALIASES", "CategorySettings", "ExecutionSettings", "ModelSett
 WANDB_MODES = ("online", "offline", "disabled")
 
 
+# execution.preload's default: what the built-in trainer imports (run/preload.py forks from them)
+DEFAULT_PRELOAD = ("torch", "timm", "torchvision", "wandb", "matplotlib", "sklearn.metrics")
+
+
 @dataclass(frozen=True)
 class SystemSettings:
     base_config: Path
@@ -74,6 +78,7 @@ class ExecutionSettings:
     ray_runtime_env: Mapping[str, Any] | None = None
     stop_grace_s: float = 30.0  # after a stop request, then the process group is ended
     pruning: PruningSettings = field(default_factory=PruningSettings)
+    preload: tuple[str, ...] = DEFAULT_PRELOAD  # () = plain subprocesses (false, --no-preload)
 
     @property
     def max_attempts(self) -> int:
@@ -116,6 +121,7 @@ EXECUTION_KEYS = {
     "stale_after_s": (int, float), "cpus_per_experiment": (int, float),
     "stop_grace_s": (int, float), "pruning": (dict, type(None)),
     "ray_resources": (dict,), "ray_runtime_env": (dict, type(None)),
+    "preload": (bool, list),
 }
 def load_settings(path: str | Path, overrides: Sequence[str] = ()) -> Settings:
     """Read, type-check and cross-check the master config; `overrides` apply to base configs."""
@@ -208,7 +214,20 @@ def _execution(reader: Reader) -> ExecutionSettings:
         ray_runtime_env=reader.get("ray_runtime_env"),
         pruning=read_pruning(Reader(reader.doc, (*reader.path, "pruning"),
                                 reader.get("pruning") or {}, PRUNING_KEYS)),
+        preload=_preload(reader),
     )
+
+
+def _preload(reader: Reader) -> tuple[str, ...]:
+    """execution.preload: true (the default modules), false, or a list of module names."""
+    value = reader.get("preload", True)
+    if isinstance(value, bool):
+        return DEFAULT_PRELOAD if value else ()
+    if not all(isinstance(m, str) and m and all(p.isidentifier() for p in m.split("."))
+               for m in value):
+        raise HpsysError(reader.where("preload"),
+                         f"expected true, false or a list of module names, got {value!r}")
+    return tuple(value)
 
 
 def _ray_resources(reader: Reader) -> dict[str, float]:

@@ -23,7 +23,7 @@ from hyperparameter_system.core.configdict import apply_changes
 from hyperparameter_system.core.states import FINAL, Status
 from hyperparameter_system.matrix.experiments import Experiment
 from hyperparameter_system.matrix.ranking import headline
-from hyperparameter_system.run import devices, launcher, reaper
+from hyperparameter_system.run import devices, launcher, preload, reaper
 from hyperparameter_system.run.devices import Slot
 from hyperparameter_system.run.launcher import Launch, Outcome
 from hyperparameter_system.run.signals import signals_held
@@ -95,10 +95,13 @@ class Display(Protocol):
 
 def local_dispatch(settings: Settings) -> Dispatch:
     keep = settings.system.keep_temp_configs
+    modules = settings.execution.preload
+    server = preload.server(modules, str(settings.root)) if modules else None
 
     def dispatch(launch: Launch, slot: Slot, stop: Callable[[], bool],
                  on_start: OnStart) -> Outcome:
-        return launcher.execute(launch, stop=stop, on_start=on_start, keep_config=keep)
+        return launcher.execute(launch, stop=stop, on_start=on_start, keep_config=keep,
+                                server=server)
 
     return dispatch
 

@@ -32,7 +32,7 @@ from hyperparameter_system.core.atomic import atomic_write_text, read_json
 from hyperparameter_system.core.safe_names import safe_name
 from hyperparameter_system.core.states import Status
 from hyperparameter_system.core.writable import writable_folder
-from hyperparameter_system.run import reaper
+from hyperparameter_system.run import preload, reaper
 
 if TYPE_CHECKING:
     from hyperparameter_system.config.settings import Settings
@@ -189,8 +189,10 @@ def _argv(script: tuple[str, ...], config: Path) -> tuple[str, ...]:
 
 
 def execute(launch: Launch, stop: Callable[[], bool] = lambda: False,
-            on_start: Callable[[int], None] | None = None, keep_config: bool = True) -> Outcome:
-    """Run one attempt to its end (or its timeout, or `stop()`), never raising for its failure."""
+            on_start: Callable[[int], None] | None = None, keep_config: bool = True,
+            server: preload.Server | None = None) -> Outcome:
+    """Run one attempt to its end (or its timeout, or `stop()`), never raising for its failure.
+    With `server`, a Python script is forked from that preloaded interpreter (run/preload.py)."""
     started = time.time()
     run_dir = Path(launch.run_dir)
     outcome = Outcome(launch.experiment_id, "failed", started, started,
@@ -214,10 +216,12 @@ def execute(launch: Launch, stop: Callable[[], bool] = lambda: False,
     env = {**os.environ, **launch.env}
     try:
         with log:
-            proc = subprocess.Popen(_dies_with_runner(launch.argv, launch.cwd), cwd=launch.cwd,
-                                    env=env, stdout=log,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True)
+            forked = server.start(launch.argv, launch.cwd, env, log) if server else None
+            proc = forked or subprocess.Popen(_dies_with_runner(launch.argv, launch.cwd),
+                                              cwd=launch.cwd, env=env, stdout=log,
+                                              stderr=subprocess.STDOUT,
+                                              stdin=subprocess.DEVNULL,
+                                              start_new_session=True)
     except OSError as exc:
         outcome.error, outcome.finished_at = f"cannot start {launch.argv[0]}: {exc}", time.time()
         return outcome
