@@ -55,7 +55,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--combine-best", action="store_true",
                    help="run each model's combined winners (category 'combined')")
     p.add_argument("--export", nargs=2, metavar=("FORMAT", "PATH"),
-                   help="write the summary as csv, md or html")
+                   help="write the summary as csv, md, html or json")
+    p.add_argument("--forget", nargs="?", const="selected", choices=("selected", "failed"),
+                   metavar="failed", help="delete the ledger rows of --models/--categories "
+                   "(`--forget failed`: only failed, timed-out or stopped ones; a row running "
+                   "under a live runner stays; the ledger file stays)")
     p.add_argument("--plots", metavar="DIR", help="write the report's PNG plots")
     p.add_argument("--search", nargs="?", const="", metavar="NAME",
                    help="run the Optuna search NAME of the config's search: blocks (no NAME: "
@@ -118,6 +122,8 @@ def _main(args: argparse.Namespace) -> int:
             settings, execution=dataclasses.replace(settings.execution, preload=()))
     experiments = api.select(settings, args.models, args.categories)
     only_show = args.matrix or args.dry_run
+    if args.forget:
+        return _forget(settings, args)
     if args.matrix:
         commands.show_matrix(settings, experiments, args.executor)
     if args.dry_run:
@@ -154,6 +160,23 @@ def _main(args: argparse.Namespace) -> int:
         raise HpsysError("command line", "nothing to do: give --all, --models, --categories, "
                          "--matrix, --summary or --dry-run (run_experiments.py opens the menu)")
     return code
+
+
+def _forget(settings, args: argparse.Namespace) -> int:
+    """`--forget [failed]`: delete the selection's ledger rows; asks nothing (CI runs it)."""
+    failed_only = args.forget == "failed"
+    if not (args.models or args.categories or failed_only):
+        raise HpsysError("--forget", "name what to forget: --models, --categories or "
+                         "`--forget failed` (to start over, delete the ledger file yourself)")
+    if args.all or args.summary or args.combine_best or args.search is not None:
+        raise HpsysError("--forget", "runs alone (with --models/--categories); run or show "
+                         "in a second command")
+    done = api.forget(settings, args.models, args.categories, failed_only)
+    line = f"forgot {done.forgotten} ledger row(s)"
+    if done.running:
+        line += f"; kept {done.running} running under a live runner"
+    console.info(line)
+    return 0
 
 
 def _search(settings, args: argparse.Namespace, only_show: bool) -> int:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import re
 
-import pytest
 from report_helpers import fill_ledger, settings_for, write_master
 from rich.console import Console
 
@@ -20,12 +19,6 @@ CATEGORIES = {
     "size": [{"image_size": 64, "description": "big"}],
     "batch": [{"batch_size": 16, "description": "b16"}],
 }
-
-
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch):
-    monkeypatch.setenv("WANDB_MODE", "disabled")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
 def screen(monkeypatch, width: int) -> Console:

@@ -32,7 +32,8 @@ from hyperparameter_system.store.ledger import Ledger, open_ledger, row_problems
 
 __all__ = ["EXPORT_FORMATS", "RunPlan", "MatrixView", "CombinePlans", "Report", "load",
            "select", "ledger", "plan_run", "slot_count", "run", "matrix_view", "failed",
-           "estimates", "export_ledger", "with_pruning", "combine_plans", "run_combined", "report",
+           "estimates", "export_ledger", "forget", "Forgotten", "with_pruning", "combine_plans",
+           "run_combined", "report",
            "summarize"]
 
 EXPORT_FORMATS = exports.FORMATS
@@ -212,6 +213,28 @@ def with_pruning(settings: Settings, rule: str | None) -> Settings:
         return settings
     pruning = replace(settings.execution.pruning, rule=rule)
     return replace(settings, execution=replace(settings.execution, pruning=pruning))
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    """`--forget`: rows deleted, rows kept because a live runner runs them, rows selected."""
+
+    forgotten: int
+    running: int
+    selected: int
+
+
+def forget(settings: Settings, models: Sequence[str] | None = None,
+           categories: Sequence[str] | None = None, failed_only: bool = False) -> Forgotten:
+    """Delete the ledger rows of the selection (models, categories; `failed_only`: only those
+    whose last attempt failed, timed out or was stopped), never a row a live runner is running
+    nor the ledger file. No selection at all forgets nothing: that is the caller's to refuse."""
+    book = ledger(settings)
+    rows = [r for r in book.rows()
+            if (not models or r.model in models) and (not categories or r.category in categories)
+            and (not failed_only or r.status in STOPPED)]
+    gone, running = book.forget([r.id for r in rows], settings.execution.stale_after_s)
+    return Forgotten(gone, running, len(rows))
 
 
 def export_ledger(settings: Settings, path: str | Path) -> int:

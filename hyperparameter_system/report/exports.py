@@ -21,16 +21,17 @@ from pathlib import Path
 
 from hyperparameter_system.core.atomic import atomic_write_text
 from hyperparameter_system.core.errors import HpsysError
+from hyperparameter_system.report.jsonexport import to_json
 from hyperparameter_system.report.plots import render_all
 from hyperparameter_system.report.summary import Summary
 from hyperparameter_system.report.tables import ReportTable, tables
 
-FORMATS = ("csv", "md", "html")
+FORMATS = ("csv", "md", "html", "json")
 
 
 def export(summary: Summary, fmt: str, path: Path) -> Path:
     """Write the summary in `fmt` to `path`."""
-    writers = {"csv": to_csv, "md": to_markdown, "html": to_html}
+    writers = {"csv": to_csv, "md": to_markdown, "html": to_html, "json": to_json}
     if fmt not in writers:
         raise HpsysError(f"--export {fmt}", f"unknown format; expected one of {', '.join(FORMATS)}")
     atomic_write_text(path, writers[fmt](summary))

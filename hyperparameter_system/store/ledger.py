@@ -211,6 +211,25 @@ class Ledger:
                            " batch_override=NULL, note=NULL WHERE id=? AND status!='running'",
                            [(i,) for i in ids])
 
+    def forget(self, ids: Iterable[str], stale_after: float = 300.0,
+               alive: Alive = pid_alive) -> tuple[int, int]:
+        """Delete these rows (`--forget`), except those running under a live runner: (how many
+        were deleted, how many were kept as running). The ledger file itself stays."""
+        wanted = list(dict.fromkeys(ids))
+        gone = kept = 0
+        with self._tx() as db:
+            for exp_id in wanted:
+                row = db.execute("SELECT * FROM experiments WHERE id=?", (exp_id,)).fetchone()
+                if row is None:
+                    continue
+                if row["status"] == Status.RUNNING and not owner_gone(
+                        row["owner"], row["heartbeat"], stale_after, alive, row["started_at"]):
+                    kept += 1
+                    continue
+                db.execute("DELETE FROM experiments WHERE id=?", (exp_id,))
+                gone += 1
+        return gone, kept
+
     def claim(self, exp_id: str, owner: str, stale_after: float,
               alive: Alive = pid_alive) -> Row | None:
         """Atomically take an experiment to run: its row as it was before, for the one runner
