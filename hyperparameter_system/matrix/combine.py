@@ -8,6 +8,8 @@ Rules, in this order:
   metric wins the key (for one model that is also the larger improvement over the baseline);
   a tie goes to the category listed first in experiment_config.yaml. Every such conflict is
   reported with the value kept and the value dropped.
+- Only an option that ran to the end joins: one a pruner stopped early is never a winner
+  (matrix.ranking.crown), and a pick marked `ran_to_end=False` is skipped with why.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class Pick:
     changes: Mapping[str, Any]
     score: float
     beats_baseline: bool = True
+    ran_to_end: bool = True  # False: a pruner stopped it early; it never joins
 
 
 @dataclass(frozen=True)
@@ -84,9 +87,11 @@ def plan(model: ModelSettings, picks: Sequence[Pick], missing: Sequence[tuple[st
          reports_dir: Path, repeats: int, first_index: int = 1) -> Plan:
     """The combined experiment(s) of one model: one per repeat, like every other option;
     `missing` is each category without a winner and why (nothing finished, a tie)."""
-    applied = [p for p in picks if p.beats_baseline]
-    skipped = [(p.category, f"its winner {p.label} did not beat the baseline")
-               for p in picks if not p.beats_baseline]
+    applied = [p for p in picks if p.beats_baseline and p.ran_to_end]
+    skipped = [(p.category, f"its best {p.label} was pruned (did not run to the end)")
+               for p in picks if not p.ran_to_end]
+    skipped += [(p.category, f"its winner {p.label} did not beat the baseline")
+                for p in picks if p.ran_to_end and not p.beats_baseline]
     skipped += list(missing)
     changes, conflicts = merge(applied)
     option = {"description": "combined winners",

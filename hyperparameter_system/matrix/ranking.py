@@ -27,6 +27,7 @@ WINNER, TIE, LEADING = "winner", "tie", "leading"
 BELOW, LEVEL, WITHIN_NOISE = ("best, below baseline", "best, level with baseline",
                               "best, within noise of baseline")
 NOT_BEATING = (BELOW, LEVEL, WITHIN_NOISE)
+PRUNED = "pruned, never a winner"  # stopped early: ranked by its last metric, never crowned
 
 
 class Sample(Protocol):
@@ -109,16 +110,21 @@ def versus_baseline(option: Sample, baseline: Sample | None, mode: str) -> str |
 
 
 def crown(options: Sequence[Sample | float | None], unfinished: bool, mode: str,
-          baseline: Sample | None = None) -> list[str]:
+          baseline: Sample | None = None, pruned: Sequence[bool] = ()) -> list[str]:
     """The verdict of each option (a Sample, or its mean): the winner must beat every other
     option strictly and the baseline (`versus_baseline`); options sharing the best metric are
     tied instead (e.g. two early-stopping patiences that never trigger); while an option may
     still run (`unfinished`), the best so far only leads; a best that does not beat the
-    baseline is marked with why (BELOW, LEVEL, WITHIN_NOISE), never as winner."""
+    baseline is marked with why (BELOW, LEVEL, WITHIN_NOISE), never as winner. An option
+    stopped early by a pruner (`pruned[i]`, or a sample whose `pruned` is true) is PRUNED: it
+    keeps its rank by the metric of the last epoch it ran but never wins, ties or leads; the
+    crown goes to the best of the options that ran to the end."""
     samples = [o if o is None or hasattr(o, "mean") else Point(o) for o in options]
     means = [s.mean if s is not None else None for s in samples]
-    verdicts = [""] * len(means)
-    scored = [i for i, m in enumerate(means) if is_number(m)]
+    stopped = [bool(pruned[i]) if i < len(pruned) else bool(getattr(s, "pruned", False))
+               for i, s in enumerate(samples)]
+    verdicts = [PRUNED if stop else "" for stop in stopped]
+    scored = [i for i, m in enumerate(means) if is_number(m) and not stopped[i]]
     if not scored:
         return verdicts
     best = max(score(means[i], mode) for i in scored)

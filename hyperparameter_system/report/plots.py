@@ -1,20 +1,39 @@
-"""The report's plots as PNG bytes (matplotlib, Agg: no display needed): per category a bar chart
-of each option's delta per model; per model the learning curves of its baseline, category
-winners and combined run, read from each run's metrics.jsonl."""
+"""The report's plots as PNG bytes (matplotlib, Agg: no display needed), each with a caption in
+words: per category a horizontal bar chart of each option's delta per model (values written on
+the bars, the baseline as the line at zero, a zero delta as a diamond on it, winners starred);
+per model the learning curves of each pool (category): the baseline and every option epoch by
+epoch from its metrics.jsonl, each in its own line style and marker so identical curves stay
+visible, a cross where a pruner stopped one, the legend beside the axes, not over the data."""
 
 from __future__ import annotations
 
 import io
-import json
-from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from hyperparameter_system.core.safe_names import safe_name
+from hyperparameter_system.core.states import Status
+from hyperparameter_system.report.curves import curve_key, read_curve
 
 if TYPE_CHECKING:
     from hyperparameter_system.report.summary import ModelReport, OptionStat, Summary
 
-CURVE_FALLBACK = "val_f1"
+WIDTH_IN, DPI = 13.0, 100  # 1300 px: the page's width at 1400 px, no scaling down
+BETTER, WORSE, LEVEL = "#2e9e5b", "#d0453f", "#8a8a8a"
+MODEL_COLOURS = ("#3b6fb6", "#e08a1e", "#7d4fb3", "#2a9d8f", "#c2527a", "#6b8e23")
+STYLES = ("--", "-.", ":", (0, (6, 2)), (0, (2, 1, 2, 4)), (0, (8, 2, 1, 2)))
+MARKERS = ("s", "^", "v", "D", "P", "X", "<", ">", "h", "*")
+STAR = "\u2605"
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One plot: its file name (for --plots), a title and a caption in words, the PNG."""
+
+    name: str
+    title: str
+    caption: str
+    png: bytes
 
 
 def _pyplot():
@@ -28,107 +47,199 @@ def _pyplot():
 
 def _png(fig) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
     _pyplot().close(fig)
     return buf.getvalue()
 
 
+def option_name(stat: OptionStat) -> str:
+    """The run name, and the description beside it when there is one."""
+    return f"{stat.run_name} ({stat.description})" if stat.description else stat.run_name
+
+
+def _tone(summary: Summary, delta: float | None, model_colour: str | None) -> str:
+    if model_colour is not None:
+        return model_colour
+    better = summary.better(delta)
+    return LEVEL if better is None else BETTER if better else WORSE
+
+
 def delta_chart(summary: Summary, category: str) -> bytes | None:
-    """Grouped bars: x = the category's options, one bar per model, height = delta."""
+    """Horizontal bars: one row per option of the category (best first), one bar per model."""
     tables = [(m.model, t) for m in summary.models for t in m.categories if t.category == category]
-    labels = list(dict.fromkeys(o.label for _, t in tables for o in t.options))
-    if not labels or not any(o.delta is not None for _, t in tables for o in t.options):
+    order = list(dict.fromkeys(o.option_json for _, t in tables for o in t.options))
+    names = {o.option_json: option_name(o) for _, t in tables for o in t.options}
+    deltas = [o.delta for _, t in tables for o in t.options if o.delta is not None]
+    if not order or not deltas:
         return None
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.4 * len(labels) + 2), 3.6))
-    width = 0.8 / max(1, len(tables))
+    models = len(tables)
+    row_in = 0.42 * models + 0.3
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, max(2.4, row_in * len(order) + 1.3)))
+    height = 0.8 / models
+    finite = [d for d in deltas if d == d] or [0.0]
+    low, high = min(0.0, *finite), max(0.0, *finite)
+    span = (high - low) or max(abs(high), 1e-3)
+    ax.set_xlim(low - 0.45 * span, high + 0.45 * span)
     for i, (model, table) in enumerate(tables):
-        deltas = {o.label: o.delta for o in table.options}
-        xs = [j + i * width for j in range(len(labels))]
-        heights = [deltas.get(label) for label in labels]
-        bars = ax.bar(xs, [h or 0.0 for h in heights], width, label=model)
-        for bar, height in zip(bars, heights, strict=True):
-            if height is None:  # failed or not run: say so rather than draw "no change"
-                ax.annotate("n/a", (bar.get_x() + bar.get_width() / 2, 0), ha="center",
-                            va="bottom", fontsize=7, color="grey")
-    ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_xticks([j + width * (len(tables) - 1) / 2 for j in range(len(labels))])
-    ax.set_xticklabels(labels, rotation=20, ha="right", fontsize=8)
-    ax.set_ylabel(f"delta {summary.metric} vs baseline")
-    ax.set_title(f"{category}: delta against each model's baseline")
-    ax.legend(fontsize=7)
+        stats = {o.option_json: o for o in table.options}
+        colour = MODEL_COLOURS[i % len(MODEL_COLOURS)] if models > 1 else None
+        for j, key in enumerate(order):
+            y = j + (i - (models - 1) / 2) * height
+            stat = stats.get(key)
+            delta = stat.delta if stat is not None else None
+            star = f"  {STAR} winner" if stat is not None and stat.winner else ""
+            pruned = f"  (pruned @{stat.pruned_at})" if stat is not None and stat.pruned else ""
+            who = f"{model}: " if models > 1 else ""
+            if delta is None or delta != delta:  # failed, NaN or not run: say so
+                ax.plot([0], [y], marker="o", markersize=9, markerfacecolor="white",
+                        markeredgecolor=LEVEL, zorder=3)
+                ax.annotate(f"{who}n/a ({stat.status if stat else 'not run'}){pruned}", (0, y),
+                            xytext=(10, 0), textcoords="offset points", va="center",
+                            fontsize=11, color="#555")
+                continue
+            tone = _tone(summary, delta, colour)
+            ax.barh([y], [delta], height * 0.9, color=tone, zorder=2,
+                    edgecolor="black" if star else tone, linewidth=2.2 if star else 0.5)
+            if summary.better(delta) is None:  # level with the baseline: a bar of no width
+                ax.plot([0], [y], marker="D", markersize=10, color=tone,
+                        markeredgecolor="black", zorder=3)
+            right = delta >= 0
+            ax.annotate(f"{who}{delta:+.4f}{star}{pruned}", (delta, y),
+                        xytext=(9 if right else -9, 0), textcoords="offset points",
+                        ha="left" if right else "right", va="center", fontsize=11,
+                        fontweight="bold" if star else "normal")
+    ax.axvline(0, color="black", linewidth=1.4, zorder=4)
+    ax.annotate("baseline", (0, 1), xycoords=("data", "axes fraction"), xytext=(0, 4),
+                textcoords="offset points", ha="center", va="bottom", fontsize=10)
+    ax.set_yticks(range(len(order)))
+    ax.set_yticklabels([names[k] for k in order], fontsize=11)
+    ax.set_ylim(len(order) - 0.5, -0.5)  # best first, at the top
+    better = "higher" if summary.metric_mode == "max" else "lower"
+    ax.set_xlabel(f"change in {summary.metric} against the model's baseline "
+                  f"({better} is better)", fontsize=11)
+    ax.tick_params(axis="x", labelsize=10)
+    ax.grid(axis="x", color="#e5e5e5", zorder=0)
+    ax.set_axisbelow(True)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    if models > 1:
+        handles = [plt.Rectangle((0, 0), 1, 1, color=MODEL_COLOURS[i % len(MODEL_COLOURS)])
+                   for i in range(models)]
+        ax.legend(handles, [m for m, _ in tables], loc="upper left", bbox_to_anchor=(1.01, 1),
+                  fontsize=10, frameon=False, title="model")
     return _png(fig)
 
 
-def _curve_key(metric: str) -> str:
-    last = metric.rsplit(".", 1)[-1]
-    for prefix in ("best_", "final_"):
-        if last.startswith(prefix):
-            return last[len(prefix):]
-    return last
+def _first_ran(stat: OptionStat):
+    return next(iter(stat.ran_rows), None)
 
 
-def read_curve(run_dir: str | None, key: str) -> list[tuple[float, float]]:
-    """(epoch, value) pairs from metrics.jsonl; a torn or foreign line is skipped."""
-    if not run_dir:
-        return []
-    points = []
-    try:
-        lines = (Path(run_dir) / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return []
-    for line in lines:
-        try:
-            rec = json.loads(line)
-        except ValueError:
+def _pools(report: ModelReport) -> list[tuple[str, list[tuple[str, OptionStat]]]]:
+    """(title, [(name, stat)]) per panel: winners with the combined run when that ran, then
+    each category's baseline and options."""
+    panels = []
+    if report.combined and report.combined.stat.ran_rows:
+        runs = [("baseline", report.baseline)] if report.baseline else []
+        runs += [(f"{t.category}: {option_name(t.winner)}", t.winner)
+                 for t in report.categories if t.winner]
+        panels.append(("baseline, category winners and the combined run",
+                       [*runs, ("combined winners", report.combined.stat)]))
+    for t in report.categories:
+        runs = [("baseline", report.baseline)] if report.baseline else []
+        panels.append((f"category {t.category}", runs + [(option_name(o), o) for o in t.options]))
+    return panels
+
+
+def _draw_pool(ax, runs: list[tuple[str, OptionStat]], key: str) -> int:
+    drawn = 0
+    for i, (name, stat) in enumerate(runs):
+        row = _first_ran(stat)
+        points = read_curve(row.run_dir if row else None, key)
+        if not points:
             continue
-        value = rec.get(key, rec.get(CURVE_FALLBACK)) if isinstance(rec, dict) else None
-        if isinstance(value, int | float) and isinstance(rec.get("epoch"), int | float):
-            points.append((float(rec["epoch"]), float(value)))
-    return points
-
-
-def _curve_runs(report: ModelReport) -> list[tuple[str, OptionStat]]:
-    runs = [("baseline", report.baseline)] if report.baseline else []
-    runs += [(f"{t.category}: {t.winner.label}", t.winner) for t in report.categories if t.winner]
-    if report.combined:
-        runs.append(("combined", report.combined.stat))
-    return runs
+        xs, ys = zip(*points, strict=True)
+        base = name == "baseline"
+        k = i - 1 if runs and runs[0][0] == "baseline" else i
+        label = f"{STAR} {name} (winner)" if stat.winner else name
+        # each curve its own dash and hollow marker, shrinking: identical curves stay visible
+        ax.plot(xs, ys, color="black" if base else MODEL_COLOURS[k % len(MODEL_COLOURS)],
+                linestyle="-" if base else STYLES[k % len(STYLES)],
+                linewidth=2.6 if base or stat.winner else 1.8,
+                marker="o" if base else MARKERS[k % len(MARKERS)],
+                markersize=max(5.0, 11.0 - 1.5 * k) if not base else 7.0,
+                markerfacecolor="none" if not base else "black", markeredgewidth=1.6,
+                label=label + (f" - pruned @{stat.pruned_at}" if stat.pruned else ""),
+                zorder=1 if base else 2 + k)
+        if row is not None and row.status == Status.PRUNED:
+            ax.plot([xs[-1]], [ys[-1]], marker="X", markersize=15, color=WORSE,
+                    markeredgecolor="black", zorder=5, linestyle="none")
+            ax.annotate(f"stopped @{int(xs[-1])}", (xs[-1], ys[-1]), xytext=(8, -14),
+                        textcoords="offset points", fontsize=10, color=WORSE)
+        drawn += 1
+    return drawn
 
 
 def learning_curves(summary: Summary, report: ModelReport) -> bytes | None:
-    """The model's baseline, winners and combined run, epoch by epoch (first finished repeat)."""
-    key = _curve_key(summary.metric)
+    """The model's pools, one panel each: the baseline and every option, epoch by epoch (the
+    first run of each that trained), with the stop points of pruned options marked."""
+    key = curve_key(summary.metric)
+    panels = _pools(report)
+    if not panels:
+        return None
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    fig, axes = plt.subplots(len(panels), 1, figsize=(WIDTH_IN, 3.6 * len(panels)),
+                             squeeze=False)
     drawn = 0
-    for name, stat in _curve_runs(report):
-        row = next(iter(stat.done_rows), None)
-        points = read_curve(row.run_dir if row else None, key)
-        if points:
-            ax.plot(*zip(*points, strict=True), marker="o", markersize=3, label=name)
-            drawn += 1
+    for ax, (title, runs) in zip(axes[:, 0], panels, strict=True):
+        got = _draw_pool(ax, runs, key)
+        drawn += got
+        if not got:
+            ax.set_axis_off()
+            ax.set_title(f"{report.model} / {title}: no curve recorded", fontsize=12)
+            continue
+        ax.set_title(f"{report.model} / {title}", fontsize=13, loc="left")
+        ax.set_xlabel("epoch", fontsize=11)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_ylabel(key, fontsize=11)
+        ax.tick_params(labelsize=10)
+        ax.grid(color="#e5e5e5")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=10, frameon=False)
     if not drawn:
         plt.close(fig)
         return None
-    ax.set_xlabel("epoch")
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.set_ylabel(key)
-    ax.set_title(f"{report.model}: learning curves of the winners")
-    ax.legend(fontsize=7)
+    fig.tight_layout()
     return _png(fig)
 
 
-def render_all(summary: Summary) -> dict[str, bytes]:
-    """File name -> PNG for every plot that has data."""
-    out: dict[str, bytes] = {}
+def figures(summary: Summary) -> list[Figure]:
+    """Every plot that has data, with its caption."""
+    out: list[Figure] = []
+    better = "right of it is better" if summary.metric_mode == "max" else "left of it is better"
     cats = dict.fromkeys(t.category for m in summary.models for t in m.categories)
     for cat in cats:
         png = delta_chart(summary, cat)
         if png:
-            out[f"deltas_{safe_name(cat)}.png"] = png
+            out.append(Figure(
+                f"deltas_{safe_name(cat)}.png", f"Category {cat}: each option against the "
+                "baseline",
+                f"Each option of {cat} (best first) as the change in {summary.metric} against "
+                f"its model's baseline, the vertical line at zero ({better}); the value is "
+                f"written beside each bar, {STAR} marks the category's winner, a diamond on "
+                "the line an option level with the baseline, n/a one without a metric.", png))
+    key = curve_key(summary.metric)
     for report in summary.models:
         png = learning_curves(summary, report)
         if png:
-            out[f"curves_{safe_name(report.model)}.png"] = png
+            out.append(Figure(
+                f"curves_{safe_name(report.model)}.png", f"{report.model}: learning curves",
+                f"{report.model}, one panel per category: {key} epoch by epoch for the baseline "
+                f"(solid black) and each option (its own dashes and marker, so curves that "
+                f"coincide stay visible); {STAR} marks a winner, a red cross where a pruner "
+                "stopped an option.", png))
     return out
+
+
+def render_all(summary: Summary) -> dict[str, bytes]:
+    """File name -> PNG for every plot that has data."""
+    return {f.name: f.png for f in figures(summary)}

@@ -85,6 +85,9 @@ def tables(summary: Summary) -> list[ReportTable]:
                    fmt_delta(e.mean_delta)],
                   winner=e.wins > 0, better=summary.better(e.mean_delta))
     out.append(cross)
+    compute = compute_table(summary)
+    if compute is not None:
+        out.append(compute)
     out.extend(_combined_tables(summary))
     if summary.failures:
         fail = ReportTable("failures", "Failures", ["model", "category", "option", "run name",
@@ -109,6 +112,21 @@ def tables(summary: Summary) -> list[ReportTable]:
                  winner=True)
         out.append(best)
     return out
+
+
+def compute_table(summary: Summary) -> ReportTable | None:
+    """Per model, epochs run / epochs planned and the compute pruning saved; None when no run
+    was pruned (every finished run then trained all its epochs)."""
+    if not any(m.compute.pruned for m in summary.models):
+        return None
+    t = ReportTable("compute", "Compute: epochs trained against epochs planned (pruning)",
+                    ["model", "finished runs", "pruned", "epochs run / planned",
+                     "compute saved"])
+    for m in summary.models:
+        c = m.compute
+        saved = f"{c.saved:.0%}" if c.saved is not None else "-"
+        t.add([m.model, c.runs, c.pruned, f"{c.epochs_run} / {c.epochs_planned}", saved])
+    return t
 
 
 def _verdict(stat: OptionStat) -> str:

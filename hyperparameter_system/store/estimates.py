@@ -1,13 +1,22 @@
-"""Duration estimates for pending experiments, from what the ledger has seen run."""
+"""Duration estimates for pending experiments, from what the ledger has seen run.
+
+A pruned row stopped early, so its duration is not a full run's: it counts as a full run only
+scaled up by its planned / run epochs, and its own past duration is never its estimate. When
+pruning is on, a pending option (never a baseline: a baseline is never pruned) is expected to
+cost what the ledger's pruned share says: full * ((1 - share) + share * fraction), where share
+is the model's pruned rows among its finished options and fraction the mean share of their
+planned epochs the pruned rows ran.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from statistics import mean
 
 from hyperparameter_system.core.states import Status
-from hyperparameter_system.matrix.experiments import Experiment
+from hyperparameter_system.matrix.experiments import BASELINE, Experiment
 from hyperparameter_system.store.ledger import Row
 
 
@@ -15,21 +24,78 @@ def _shape(model: str, config) -> tuple:
     return (model, config.get("image_size"), config.get("batch_size"), config.get("epochs"))
 
 
-def estimate_durations(rows: Iterable[Row], experiments: Sequence[Experiment]
-                       ) -> dict[str, float | None]:
-    """Seconds per experiment: its own past duration; else the mean of done runs of the same
-    model, image size, batch size and epochs; else the model's mean; else None."""
+def _int(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def ran_fraction(row: Row) -> float | None:
+    """The share of its planned epochs a pruned row trained (pruned_epoch / config epochs)."""
+    ran, planned = _int(row.data.get("pruned_epoch")), _int(row.config.get("epochs"))
+    return min(1.0, ran / planned) if ran and planned else None
+
+
+@dataclass
+class PrunedShare:
+    """One model's pruned options among its finished options, and how far they ran."""
+
+    finished: int = 0
+    pruned: int = 0
+    fractions: list[float] | None = None
+
+    @property
+    def factor(self) -> float:
+        """What an option is expected to cost, as a share of a full run."""
+        if not self.finished or not self.pruned:
+            return 1.0
+        share = self.pruned / self.finished
+        fraction = mean(self.fractions) if self.fractions else 1.0
+        return (1 - share) + share * fraction
+
+
+def pruned_shares(rows: Iterable[Row]) -> dict[str, PrunedShare]:
+    """Per model, the pruned share of its finished options (baselines aside)."""
+    out: dict[str, PrunedShare] = defaultdict(PrunedShare)
+    for r in rows:
+        if r.data.get("category") == BASELINE or r.status not in (Status.DONE, Status.PRUNED):
+            continue
+        share = out[r.model]
+        share.finished += 1
+        if r.status == Status.PRUNED:
+            share.pruned += 1
+            if (fraction := ran_fraction(r)) is not None:
+                share.fractions = [*(share.fractions or []), fraction]
+    return dict(out)
+
+
+def estimate_durations(rows: Iterable[Row], experiments: Sequence[Experiment],
+                       pruning: bool | None = None) -> dict[str, float | None]:
+    """Seconds per experiment: its own past duration (a done run's); else the mean of full
+    runs of the same model, image size, batch size and epochs; else the model's mean; else
+    None. `pruning` (None: on when the ledger holds pruned rows) scales an option's estimate
+    by its model's pruned share (module doc)."""
+    rows = list(rows)
     own: dict[str, float] = {}
     by_shape: dict[tuple, list[float]] = defaultdict(list)
     by_model: dict[str, list[float]] = defaultdict(list)
     for r in rows:
-        if r.status != Status.DONE or not r.duration_s:
+        if not r.duration_s or r.status not in (Status.DONE, Status.PRUNED):
             continue
-        own[r.id] = r.duration_s
-        by_shape[_shape(r.model, r.config)].append(r.duration_s)
-        by_model[r.model].append(r.duration_s)
+        if r.status == Status.DONE:
+            own[r.id] = full = r.duration_s
+        elif (fraction := ran_fraction(r)) is not None:
+            full = r.duration_s / fraction  # a pruned run, scaled to its planned epochs
+        else:
+            continue
+        by_shape[_shape(r.model, r.config)].append(full)
+        by_model[r.model].append(full)
+    shares = pruned_shares(rows)
+    if pruning is None:
+        pruning = any(s.pruned for s in shares.values())
     out: dict[str, float | None] = {}
     for e in experiments:
         samples = by_shape.get(_shape(e.model, e.config)) or by_model.get(e.model)
-        out[e.id] = own.get(e.id) or (mean(samples) if samples else None)
+        estimate = own.get(e.id) or (mean(samples) if samples else None)
+        if estimate is not None and pruning and e.id not in own and e.category != BASELINE:
+            estimate *= shares.get(e.model, PrunedShare()).factor
+        out[e.id] = estimate
     return out
