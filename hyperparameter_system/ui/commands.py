@@ -34,8 +34,12 @@ def show_matrix(settings: Settings, experiments: Sequence[Experiment],
 def run(settings: Settings, experiments: Sequence[Experiment], rerun: bool = False,
         executor: str | None = None, show: bool = True) -> RunResult:
     """Run with the live view (or quietly); what the executor said without one is warned."""
+    def display(plan: api.RunPlan, slots: int) -> console.RunDisplay:
+        return console.RunDisplay(len(plan.to_run), plan.skipped, plan.estimate_s, slots,
+                                  settings.system.metric)
+
     result = api.run(settings, experiments, rerun=rerun, executor=executor,
-                     display=live_display if show else None)
+                     display=display if show else None)
     for text in result.messages:
         console.warn(text)
     return result

@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from hyperparameter_system.core.text import printable
+from hyperparameter_system.matrix.ranking import headline
 from hyperparameter_system.report.format import fmt_duration, fmt_metric
 from hyperparameter_system.run.launcher import tail
 
@@ -120,8 +121,9 @@ class RunDisplay:
     """Overall bar (done/failed counts, ETA) and one line per running experiment with its epoch."""
 
     def __init__(self, total: int, skipped: int, eta_s: float | None = None,
-                 slots: int = 1) -> None:
+                 slots: int = 1, metric: str | None = None) -> None:
         self.total, self.skipped, self.slots = total, skipped, max(1, slots)
+        self.metric = metric  # the headline key: a "done" line shows its value
         self.eta_s, self.since = eta_s, time.time()  # eta_s: from the ledger's past durations
         self.counts: Counter[str] = Counter()
         self.durations: list[float] = []  # of this run's finished experiments
@@ -158,7 +160,7 @@ class RunDisplay:
         stopped one is no failure: the bar advances only for what is done or failed."""
         self.running.pop(experiment.id, None)
         if final:
-            status = "failed" if outcome.status == "timeout" else outcome.status
+            status = outcome.status  # a timeout is counted as such, as the final line does
             self.counts[status] += 1
             if status != "interrupted":
                 self.durations.append(outcome.duration_s or 0.0)
@@ -168,6 +170,9 @@ class RunDisplay:
         detail = printable(outcome.error or getattr(outcome, "note", None))
         reason = f" ({detail})" if detail else ""
         reason += "" if final else ", retrying"
+        value = headline(outcome.result or {}, self.metric) if self.metric else None
+        if outcome.status == "done" and value is not None:
+            reason = f", {self.metric} {fmt_metric(value)}{reason}"
         self.live.console.print(Text(
             f"{outcome.status:<11} {experiment.describe()} in "
             f"{fmt_duration(outcome.duration_s)}{reason}", style=style), soft_wrap=True)
@@ -200,6 +205,8 @@ class RunDisplay:
 
     def _render(self) -> Group:
         counts = f"[green]{self.counts['done']} done[/] [red]{self.counts['failed']} failed[/]"
+        if self.counts["timeout"]:
+            counts += f" [red]{self.counts['timeout']} timed out[/]"
         if self.counts["interrupted"]:
             counts += f" [yellow]{self.counts['interrupted']} interrupted[/]"
         self.progress.update(self.task, counts=counts, eta=self.eta())
@@ -207,12 +214,14 @@ class RunDisplay:
         for exp, since, where in list(self.running.values()):
             slot, run_dir = where.split("|", 1)
             rows.add_row(Text(f"[{slot}]", style="cyan"), printable(exp.describe()),
-                         latest_epoch(run_dir), fmt_duration(time.time() - since))
+                         latest_epoch(run_dir, exp.config.get("epochs")),
+                         fmt_duration(time.time() - since))
         return Group(self.progress, rows)
 
 
-def latest_epoch(run_dir: str) -> str:
-    """`epoch 3 val_f1 0.91` from the last line of metrics.jsonl, read from its end."""
+def latest_epoch(run_dir: str, epochs: object = None) -> str:
+    """`epoch 3/10 val_f1 0.91` from the last line of metrics.jsonl, read from its end; the
+    total is the experiment config's `epochs` (left out when it is not a number)."""
     try:
         row = json.loads(tail(Path(run_dir) / "metrics.jsonl", lines=1, max_bytes=4096))
     except ValueError:  # not there yet (""), or a line half written
@@ -220,7 +229,8 @@ def latest_epoch(run_dir: str) -> str:
     if not isinstance(row, dict):
         return "starting"
     f1 = row.get("val_f1")
-    return printable(f"epoch {row.get('epoch')}") + (
+    total = f"/{epochs}" if isinstance(epochs, int) and not isinstance(epochs, bool) else ""
+    return printable(f"epoch {row.get('epoch')}{total}") + (
         f" val_f1 {fmt_metric(f1)}" if isinstance(f1, float) else "")
 
 
