@@ -87,13 +87,23 @@ def test_html_report_renders_in_headless_chromium(ran, tmp_path):
               "--no-first-run", "--disable-background-networking", "--disable-component-update",
               "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}"]
     shot = tmp_path / "shot.png"
-    subprocess.run([*common, f"--screenshot={shot}", "--window-size=1200,2000",
+    subprocess.run([*common, f"--screenshot={shot}", "--window-size=1400,3000",
                     html.as_uri()], check=True, capture_output=True, timeout=60)
     image = Image.open(shot).convert("RGB")
     colours = image.getcolors(maxcolors=1 << 16)
     assert colours is None or len(colours) > 1
     assert image.getextrema() != ((255, 255), (255, 255), (255, 255))
+    import matplotlib.image
+    import numpy
+
+    pixels = matplotlib.image.imread(shot)
+    assert pixels.shape[:2] == (3000, 1400) and float(numpy.var(pixels[..., :3])) > 0.01
+    assert '<figure id="heatmap"' in text and 'class="winner-mark"' in text
+    assert "<b>The matrix at a glance</b>" in text and "<b>m1: learning curves</b>" in text
+    assert "<b>Category quality: each option against the baseline</b>" in text
+    assert ".png</figcaption>" not in text
     dom = subprocess.run([*common, "--dump-dom", html.as_uri()], check=True,
                          capture_output=True, text=True, timeout=60).stdout
-    for name in ("good_quality", "longer_run", "combined winners", "Best run overall"):
+    for name in ("good_quality", "longer_run", "combined winners", "Best run overall",
+                 "The matrix at a glance", "\u2605"):
         assert name in dom

@@ -21,8 +21,9 @@ from pathlib import Path
 
 from hyperparameter_system.core.atomic import atomic_write_text
 from hyperparameter_system.core.errors import HpsysError
+from hyperparameter_system.report.format import fmt_delta, fmt_metric
 from hyperparameter_system.report.jsonexport import to_json
-from hyperparameter_system.report.plots import render_all
+from hyperparameter_system.report.plots import Figure, figures, render_all
 from hyperparameter_system.report.summary import Summary
 from hyperparameter_system.report.tables import ReportTable, tables
 
@@ -110,42 +111,171 @@ def to_markdown(summary: Summary) -> str:
 
 
 STYLE = """
-body { font-family: system-ui, sans-serif; margin: 24px; color: #222; background: #fff; }
-table { border-collapse: collapse; margin: 8px 0 20px; font-size: 13px; }
-th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: left; }
+body { font-family: system-ui, sans-serif; margin: 24px auto; max-width: 1320px; padding: 0 16px;
+       color: #222; background: #fff; font-size: 15px; line-height: 1.4; }
+h2 { margin-top: 36px; border-bottom: 2px solid #ddd; padding-bottom: 4px; }
+table { border-collapse: collapse; margin: 8px 0 20px; font-size: 14px; width: 100%;
+        table-layout: auto; }
+th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top;
+         overflow-wrap: anywhere; word-break: break-word; }
 th { background: #f0f0f0; }
+td.pre { white-space: pre-wrap; font-family: ui-monospace, monospace; font-size: 12px; }
+td code, .chip code { white-space: normal; overflow-wrap: anywhere; }
+.desc { color: #555; font-size: 13px; }
 tr.winner td { font-weight: bold; background: #fff8dc; }
 td.better { color: #0a7a0a; } td.worse { color: #b00020; }
 p.note { margin: -12px 0 20px; font-style: italic; color: #555; }
-img { max-width: 100%; border: 1px solid #ddd; margin: 6px 0; }
+figure { margin: 12px 0 28px; }
+figcaption { color: #333; font-size: 14px; margin-top: 4px; max-width: 1100px; }
+figcaption b { display: block; font-size: 16px; margin-bottom: 2px; }
+img { max-width: 100%; border: 1px solid #ddd; }
+table.heatmap td, table.heatmap th { padding: 6px; }
+table.heatmap th.model { width: 130px; }
+.chip { display: block; margin: 3px 0; padding: 4px 6px; border-radius: 4px;
+        border: 1px solid rgba(0,0,0,.12); font-size: 13px; }
+.chip.winner { border: 2px solid #111; font-weight: bold; }
+.chip .value { float: right; margin-left: 8px; font-variant-numeric: tabular-nums; }
+.winner-mark { color: #b8860b; font-size: 16px; }
+.legend span { display: inline-block; padding: 2px 8px; margin-right: 6px; border-radius: 4px;
+               border: 1px solid rgba(0,0,0,.12); }
 """
+
+STAR = "\u2605"
+
+
+def heat_colour(better: bool | None, strength: float) -> str:
+    """The background of a delta: green when better, red when worse, white when level; the
+    stronger the larger |delta| is against the largest one on the page."""
+    if better is None:
+        return "#f4f4f4"
+    level = 0.18 + 0.62 * min(1.0, max(0.0, strength))
+    r, g, b = (46, 158, 91) if better else (208, 69, 63)
+    mix = [round(255 + (c - 255) * level) for c in (r, g, b)]
+    return "#{:02x}{:02x}{:02x}".format(*mix)
+
+
+def _chip(summary: Summary, stat, scale: float) -> str:
+    name = f"<code>{html.escape(stat.run_name)}</code>"
+    if stat.description:
+        name += f' <span class="desc">{html.escape(stat.description)}</span>'
+    if stat.delta is None or stat.delta != stat.delta:
+        value, colour = html.escape(stat.status if stat.rows else "not run"), "#f4f4f4"
+    else:
+        value = fmt_delta(stat.delta)
+        colour = heat_colour(summary.better(stat.delta), abs(stat.delta) / scale)
+    mark = ""
+    if stat.winner:
+        mark = f'<span class="winner-mark" title="winner">{STAR}</span> '
+    if stat.pruned:
+        value += f" &middot; pruned @{stat.pruned_at if stat.pruned_at is not None else '?'}"
+    cls = "chip winner" if stat.winner else "chip"
+    return (f'<span class="{cls}" style="background:{colour}">{mark}{name}'
+            f'<span class="value">{value}</span></span>')
+
+
+def heat_map(summary: Summary) -> str:
+    """The matrix itself: a row per model, a column per category, in each cell the category's
+    options best first, each coloured by its delta against the model's baseline."""
+    cats = list(dict.fromkeys(t.category for m in summary.models for t in m.categories))
+    deltas = [abs(o.delta) for m in summary.models for t in m.categories for o in t.options
+              if o.delta is not None and o.delta == o.delta]
+    if not cats or not deltas:
+        return ""
+    scale = max(deltas) or 1.0
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cats)
+    rows = []
+    for m in summary.models:
+        by_cat = {t.category: t for t in m.categories}
+        base = fmt_metric(m.baseline.mean) if m.baseline is not None else "-"
+        cells = [f'<th class="model">{html.escape(m.model)}<br>'
+                 f'<span class="desc">baseline {html.escape(base)}</span></th>']
+        for c in cats:
+            t = by_cat.get(c)
+            chips = "".join(_chip(summary, o, scale) for o in t.options) if t else ""
+            note = f'<span class="desc">{html.escape(_note_of(t))}</span>' if t else ""
+            cells.append(f"<td>{chips}{note}</td>")
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    better = "higher" if summary.metric_mode == "max" else "lower"
+    legend = (f'<p class="legend"><span style="background:{heat_colour(True, 1)}">better than '
+              f'the baseline</span><span style="background:{heat_colour(None, 0)}">level or '
+              f'no metric</span><span style="background:{heat_colour(False, 1)}">worse</span>'
+              f'<span class="winner-mark">{STAR}</span> the category\'s winner</p>')
+    caption = (f"<b>The matrix at a glance</b>Each cell holds a category's options for one "
+               f"model, best first, each coloured by its change in {html.escape(summary.metric)}"
+               f" against that model's baseline ({better} is better; the stronger the colour, "
+               f"the larger the change); {STAR} and a black frame mark the winner, one that "
+               "beat every other option and the baseline.")
+    return (f'<figure id="heatmap" class="heatmap">\n<table class="heatmap"><thead><tr>'
+            f"<th>model</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            f"{legend}<figcaption>{caption}</figcaption></figure>")
+
+
+def _note_of(table) -> str:
+    if table.winner is not None:
+        return ""
+    best = table.best_not_winning
+    if best is not None:
+        return "no option beat the baseline"
+    if any(o.tied for o in table.options):
+        return "tie: no winner"
+    if any(o.leading for o in table.options):
+        return "still running: the best so far leads"
+    return ""
+
+
+PRE_COLUMNS = ("log tail", "reason")
 
 
 def _html_table(t: ReportTable) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in t.headers)
+    """One table; where it names an option by description ("option") and run name, the two
+    are one cell: the run name, its description beneath (no column repeats the other)."""
+    merge = "option" in t.headers and "run name" in t.headers
+    shown = [h for h in t.headers if not (merge and h == "option")]
+    head = "".join(f"<th>{html.escape('option' if merge and h == 'run name' else h)}</th>"
+                   for h in shown)
     body = []
     for row, (winner, better) in zip(t.rows, t.tones, strict=True):
         tone = {True: "better", False: "worse"}.get(better, "")
-        cells = "".join(
-            (f'<td class="{tone}">' if tone and t.toned(h) else "<td>")
-            + html.escape(c) + "</td>" for h, c in zip(t.headers, row, strict=True))
-        body.append(f'<tr class="{"winner" if winner else ""}">{cells}</tr>')
+        cells = dict(zip(t.headers, row, strict=True))
+        out = []
+        for h in shown:
+            text = html.escape(cells[h])
+            if merge and h == "run name":
+                desc = cells["option"]
+                text = (f"<code>{text}</code>" if text else "") + (
+                    f'<br><span class="desc">{html.escape(desc)}</span>'
+                    if desc and desc != cells[h] else "")
+            cls = tone if tone and t.toned(h) else "pre" if h in PRE_COLUMNS else ""
+            out.append((f'<td class="{cls}">' if cls else "<td>") + text + "</td>")
+        body.append(f'<tr class="{"winner" if winner else ""}">{"".join(out)}</tr>')
     note = f'\n<p class="note">{html.escape(t.note)}</p>' if t.note else ""
     return (f"<h3>{html.escape(t.title)}</h3>\n<table><thead><tr>{head}</tr></thead>"
             f"<tbody>{''.join(body)}</tbody></table>{note}")
 
 
+def _figure(fig: Figure) -> str:
+    data = base64.b64encode(fig.png).decode("ascii")
+    return (f'<figure class="plot"><img alt="{html.escape(fig.title)}" '
+            f'src="data:image/png;base64,{data}"><figcaption><b>{html.escape(fig.title)}</b>'
+            f"{html.escape(fig.caption)}</figcaption></figure>")
+
+
 def to_html(summary: Summary) -> str:
+    """The heat map first, then the bar charts, the learning curves and every table."""
     parts = [f"<p>{html.escape(line)}</p>" for line in _intro(summary)]
+    matrix = heat_map(summary)
+    if matrix:
+        parts += ["<h2>The matrix</h2>", matrix]
+    plots = figures(summary)
+    bars = [f for f in plots if f.name.startswith("deltas_")]
+    curves = [f for f in plots if not f.name.startswith("deltas_")]
+    if bars:
+        parts += ["<h2>Each category against the baseline</h2>", *map(_figure, bars)]
+    if curves:
+        parts += ["<h2>Learning curves</h2>", *map(_figure, curves)]
+    parts.append("<h2>Tables</h2>")
     parts += [_html_table(t) for t in tables(summary)]
-    plots = render_all(summary)
-    if plots:
-        parts.append("<h2>Plots</h2>")
-    for name, png in plots.items():
-        data = base64.b64encode(png).decode("ascii")
-        parts.append(f'<figure><img alt="{html.escape(name)}" '
-                     f'src="data:image/png;base64,{data}"><figcaption>{html.escape(name)}'
-                     "</figcaption></figure>")
     return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>Experiment report</title><style>{STYLE}</style></head><body>"
             "<h1>Experiment report</h1>\n" + "\n".join(parts) + "\n</body></html>\n")
