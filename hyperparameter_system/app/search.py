@@ -151,6 +151,7 @@ def run_search(settings: Settings, name: str, models: Sequence[str] | None = Non
         total.outcomes += result.outcomes
         total.messages += result.messages
         total.busy_elsewhere += result.busy_elsewhere
+        total.done_elsewhere += result.done_elsewhere
         if result.interrupted:
             total.interrupted = True
             break

@@ -111,7 +111,9 @@ class RunResult:
     """What one invocation did."""
 
     skipped_done: int = 0
-    busy_elsewhere: int = 0
+    busy_elsewhere: int = 0  # still running under another runner when this one ended
+    done_elsewhere: int = 0  # taken by another runner, which has finished them by now
+    elsewhere: set[str] = field(default_factory=set, repr=False)  # their ids
     outcomes: list[Outcome] = field(default_factory=list)
     interrupted: bool = False
     messages: list[str] = field(default_factory=list)  # said while no display was attached
@@ -184,7 +186,19 @@ class Executor:
             self.stop.set()
         if self.errors:
             raise self.errors[0]
+        self._settle_elsewhere()
         return self.result
+
+    def _settle_elsewhere(self) -> None:
+        """The experiments another runner held: re-read at the end, so the last line says
+        which it has finished meanwhile and which it still runs."""
+        ids = self.result.elsewhere
+        if not ids:
+            return
+        with contextlib.suppress(Exception):  # a count for the last line, never fatal
+            statuses = self.ledger.statuses(ids)
+            done = sum(1 for i in ids if statuses.get(i) in FINAL)
+            self.result.done_elsewhere, self.result.busy_elsewhere = done, len(ids) - done
 
     def _heartbeat(self) -> None:
         while not self.stop.wait(self.settings.execution.heartbeat_s):
@@ -217,6 +231,7 @@ class Executor:
             if before is None:
                 with self.lock:
                     self.result.busy_elsewhere += 1
+                    self.result.elsewhere.add(exp.id)
                 continue
             if before.status == Status.RUNNING and self._recover(exp, before):
                 continue
@@ -298,6 +313,7 @@ class Executor:
             outcome.extra["taken_over"] = True
             with self.lock:
                 self.result.busy_elsewhere += 1
+                self.result.elsewhere.add(exp.id)
             self._say(f"{exp.describe()}: another runner took this experiment over; this "
                       f"runner's attempt ({outcome.status}) is not recorded")
             return

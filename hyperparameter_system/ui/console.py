@@ -268,7 +268,8 @@ def resume_hint(rerun: bool) -> str:
 
 def print_run_result(result: RunResult, resume_hint: str = RESUME_HINT) -> None:
     """One line of counts; after Ctrl-C, how to resume (the menu words it for its own use)."""
-    if not (result.outcomes or result.interrupted or result.busy_elsewhere):
+    if not (result.outcomes or result.interrupted or result.busy_elsewhere
+            or result.done_elsewhere):
         console.print(Text(f"nothing to run: {result.skipped_done} skipped (already done)",
                            style="green"))
         return
@@ -278,6 +279,8 @@ def print_run_result(result: RunResult, resume_hint: str = RESUME_HINT) -> None:
         parts.append(f"{result.count('interrupted')} interrupted")
     if result.skipped_done:
         parts.append(f"{result.skipped_done} skipped (already done)")
+    if result.done_elsewhere:
+        parts.append(f"{result.done_elsewhere} done elsewhere (by another runner)")
     if result.busy_elsewhere:
         parts.append(f"{result.busy_elsewhere} running under another runner")
     style = "red" if result.count("failed") + result.count("timeout") else "green"

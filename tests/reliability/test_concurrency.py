@@ -325,3 +325,30 @@ def test_signals_held_ignores_python_handlers_only_and_restores_them():
     finally:
         for signum, handler in saved.items():
             signal.signal(signum, handler)
+
+
+def test_rows_another_runner_finished_meanwhile_are_done_elsewhere(tmp_path):
+    """The last line of a runner that shared the work tells the rows the other runner has
+    finished by now apart from those it still runs (not '6 running under another runner')."""
+    config = write_master(tmp_path, master_dict(tmp_path, [{"fake.sleep": 0.8},
+                                                           {"fake.sleep": 0.1}]))
+    settings = api.load(config)
+    experiments = api.select(settings)
+    held, mine = experiments[1], [e for e in experiments if e is not experiments[1]]
+    ledger = api.ledger(settings)
+    ledger.sync(experiments)
+    with _live_process() as owner:
+        _mark_running(ledger, held.id, f"{runner_identity().rsplit(':', 1)[0]}:{owner.pid}",
+                      time.time())
+
+        def other_runner_finishes() -> None:
+            time.sleep(0.3)
+            with ledger._tx() as db:
+                db.execute("UPDATE experiments SET status='done' WHERE id=?", (held.id,))
+
+        finisher = threading.Thread(target=other_runner_finishes)
+        finisher.start()
+        result = api.run(settings, experiments)
+        finisher.join()
+    assert result.count("done") == len(mine)
+    assert (result.done_elsewhere, result.busy_elsewhere) == (1, 0)
