@@ -14,11 +14,13 @@ paths under the driver's project root are moved under the task's own working dir
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import math
 import os
 import queue
+import signal
 import socket
 import sys
 import threading
@@ -28,7 +30,7 @@ from typing import Any
 
 from hyperparameter_system.config.settings import ExecutionSettings, Settings
 from hyperparameter_system.core.errors import HpsysError
-from hyperparameter_system.run import devices, launcher, reaper
+from hyperparameter_system.run import devices, launcher, reaper, signals
 from hyperparameter_system.run.devices import Slot
 from hyperparameter_system.run.executor import Dispatch, OnStart
 from hyperparameter_system.run.launcher import Launch, Outcome
@@ -36,6 +38,9 @@ from hyperparameter_system.run.launcher import Launch, Outcome
 LOOPBACK = "127.0.0.1"
 POLL_S = 0.2
 REAP_TIMEOUT_S = launcher.KILL_GRACE_S + 10.0
+LEFTOVER_WAIT_S = 5.0
+# set when this process started the local Ray it runs on: its nodes are this host
+_local: dict[str, bool] = {}
 
 
 def connect(settings: Settings) -> None:
@@ -63,11 +68,90 @@ def connect(settings: Settings) -> None:
         options["_node_ip_address"] = LOOPBACK
     if execution.ray_runtime_env:  # a local working_dir is uploaded at the job level only
         options["runtime_env"] = dict(execution.ray_runtime_env)
+    # ray.init takes SIGTERM over (a handler that exits mid-run, a C-level one that aborts):
+    # ours come back after it. A Ray started here spawns its processes with SIGHUP blocked, as
+    # Ray blocks SIGINT, and SIGTERM too: a closed terminal's SIGHUP, or a scheduler's SIGTERM,
+    # sent to the whole process group reaches the runner alone, which cancels the tasks and then
+    # shuts that Ray down itself (without it, GCS and raylet die first and the cancels hang).
+    spared = (signals.children_spared(signals.MAPPED_SIGNALS) if address is None
+              else contextlib.nullcontext())
     try:  # "local": a fresh Ray, never whatever cluster /tmp/ray/ray_current_cluster names
-        ray.init(address=address or "local", **options)
+        with spared, signals.handlers_kept():
+            ray.init(address=address or "local", **options)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise HpsysError(f"{settings.path}: execution.ray_address",
                          f"cannot connect to Ray at {address!r}: {exc}") from None
+    if address is None:
+        _local["started"] = True
+        # after Ray's own exit hooks, so it runs first: nothing of this Ray outlives the runner
+        atexit.register(shutdown_local)
+
+
+def shutdown_local() -> None:
+    """Shut down the local Ray this process started, then SIGKILL whatever of it is left
+    (agents and workers that outlive their raylet or ignore SIGTERM). Stop signals wait
+    meanwhile: a second one must not leave half a Ray behind."""
+    if not _local.pop("started", False):
+        return
+    import ray
+
+    with signals.signals_held():
+        node = ray._private.worker._global_node
+        roots = [info.process.pid for infos in (node.all_processes.values() if node else ())
+                 for info in infos]
+        tree = _process_tree(roots)
+        if node is not None:  # they ignore SIGTERM (blocked above): no second lost per process
+            kill_all = node.kill_all_processes
+            node.kill_all_processes = lambda **kw: kill_all(**{**kw, "allow_graceful": False})
+        with contextlib.suppress(Exception):
+            ray.shutdown()
+        _kill_left(tree)
+
+
+def _process_tree(roots: list[int]) -> dict[int, str]:
+    """These processes and all their descendants, as {pid: start time} (a pid reused later
+    by another process has another start time)."""
+    children: dict[int, list[int]] = {}
+    for pid in _pids():
+        stat = _stat(pid)
+        if stat:
+            children.setdefault(int(stat[1]), []).append(pid)
+    found: dict[int, str] = {}
+    todo = list(roots)
+    while todo:
+        pid = todo.pop()
+        stat = _stat(pid)
+        if pid in found or not stat:
+            continue
+        found[pid] = stat[19]
+        todo.extend(children.get(pid, ()))
+    return found
+
+
+def _kill_left(tree: Mapping[int, str]) -> None:
+    def alive() -> list[int]:
+        return [pid for pid, start in tree.items()
+                if (stat := _stat(pid)) and stat[19] == start and stat[0] not in "ZX"]
+
+    deadline = time.time() + LEFTOVER_WAIT_S
+    for pid in alive():
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    while alive() and time.time() < deadline:
+        time.sleep(0.05)
+
+
+def _pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def _stat(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat after the command name: state, ppid, pgrp, ... (start time at 19)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as fh:
+            return fh.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
 
 
 def request(execution: ExecutionSettings, cluster_gpus: float,

@@ -40,3 +40,36 @@ def signals_held() -> Iterator[None]:
     finally:
         for signum, handler in saved.items():
             signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def handlers_kept() -> Iterator[None]:
+    """Put the stop-signal handlers back after a library that takes them over (ray.init sets its
+    own SIGTERM handler, and its core worker a C-level one that logs and aborts), so SIGTERM and
+    SIGHUP still stop the run as Ctrl-C does. Main thread only, like every handler change."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in saved.items():
+            if handler is not None:  # None: set outside Python, cannot be put back
+                signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def children_spared(signums: tuple[int, ...] = (signal.SIGHUP,)) -> Iterator[None]:
+    """Block `signums` in this thread while helper processes are spawned, so that they inherit
+    them blocked (a signal mask survives fork and exec) and a closing terminal's SIGHUP, sent to
+    the whole process group, reaches the runner alone: the runner then ends them in order
+    instead of finding them dead. A signal that comes meanwhile waits and is delivered after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, signums)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
