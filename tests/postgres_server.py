@@ -40,7 +40,6 @@ def postgres_url() -> Iterator[str]:
         pytest.skip("PostgreSQL binaries (initdb, pg_ctl) are not installed")
     pytest.importorskip("psycopg", reason="psycopg is not installed (the dev extra has it)")
     root = os.geteuid() == 0
-    user = "postgres" if root else None
     if root:
         try:
             import pwd

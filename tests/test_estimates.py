@@ -65,5 +65,5 @@ def test_run_display_counts_a_stopped_experiment_apart(monkeypatch):
     display._render()
     task = display.progress.tasks[0]
     assert task.completed == 2  # the stopped one is not finished: it resumes next time
-    assert "1 done" in task.fields["counts"] and "1 failed" in task.fields["counts"]
+    assert "1 done" in task.fields["counts"] and "1 timed out" in task.fields["counts"]
     assert "1 interrupted" in task.fields["counts"] and task.fields["eta"].startswith("stopped")

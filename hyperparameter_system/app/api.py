@@ -31,10 +31,9 @@ from hyperparameter_system.store.estimates import estimate_durations
 from hyperparameter_system.store.ledger import Ledger, open_ledger, row_problems
 
 __all__ = ["EXPORT_FORMATS", "RunPlan", "MatrixView", "CombinePlans", "Report", "load",
-           "select", "ledger", "plan_run", "slot_count", "run", "matrix_view", "failed",
-           "estimates", "export_ledger", "forget", "Forgotten", "with_pruning", "combine_plans",
-           "run_combined", "report",
-           "summarize"]
+           "select", "ledger", "plan_run", "slot_count", "run", "runtime", "matrix_view",
+           "failed", "estimates", "export_ledger", "forget", "Forgotten", "with_pruning",
+           "combine_plans", "run_combined", "report", "summarize"]
 
 EXPORT_FORMATS = exports.FORMATS
 
@@ -107,7 +106,8 @@ def ledger(settings: Settings) -> Ledger:
 
 def estimates(settings: Settings, experiments: Sequence[Experiment],
               book: Ledger | None = None) -> dict[str, float | None]:
-    return estimate_durations((book or ledger(settings)).rows(), experiments)
+    return estimate_durations((book or ledger(settings)).rows(), experiments,
+                              pruning=settings.execution.pruning.on)
 
 
 def plan_run(settings: Settings, experiments: Sequence[Experiment], rerun: bool = False,
@@ -168,7 +168,7 @@ def matrix_view(settings: Settings, experiments: Sequence[Experiment],
     book = ledger(settings)
     statuses = book.statuses(e.id for e in experiments)
     rows = book.rows()
-    est = estimate_durations(rows, experiments)
+    est = estimate_durations(rows, experiments, pruning=settings.execution.pruning.on)
     # the slots only matter to spread known durations (finding GPUs may run nvidia-smi)
     slots = slot_count(settings, executor) if any(v is not None for v in est.values()) else None
     return MatrixView(tuple(experiments), statuses, est, slots, tuple(row_problems(rows)))

@@ -36,6 +36,11 @@ def _leaves(config: Mapping[str, Any]) -> dict[str, Any]:
             if not isinstance(get_dotted(config, k), Mapping)}
 
 
+def _set_by(key: str, own: Sequence[str]) -> bool:
+    """Whether `key` is one of `own`, or lies under one (an option may set a whole mapping)."""
+    return any(key == o or key.startswith(f"{o}.") for o in own)
+
+
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
@@ -57,9 +62,9 @@ def other_configs(rows: Sequence[Row], experiments: Sequence[Experiment]) -> lis
             first = bases[row.model]
             ref = _leaves(apply_changes(first.config, _changes(row)))
         mine = _leaves(row.config)
-        own = set(_OWN_KEYS) | set(_leaves(_changes(row)))
+        own = (*_OWN_KEYS, *_changes(row))  # dotted keys the option itself sets
         diff = tuple(sorted(f"{k}={_text(v)}" for k, v in mine.items()
-                            if k not in own and (k not in ref or ref[k] != v)))
+                            if not _set_by(k, own) and (k not in ref or ref[k] != v)))
         groups[diff] += 1
     return [OtherConfig(n, sets) for sets, n in groups.most_common()]
 

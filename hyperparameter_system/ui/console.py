@@ -214,7 +214,7 @@ class RunDisplay:
         for exp, since, where in list(self.running.values()):
             slot, run_dir = where.split("|", 1)
             rows.add_row(Text(f"[{slot}]", style="cyan"), printable(exp.describe()),
-                         latest_epoch(run_dir, exp.config.get("epochs")),
+                         latest_epoch(run_dir, (getattr(exp, "config", None) or {}).get("epochs")),
                          fmt_duration(time.time() - since))
         return Group(self.progress, rows)
 
