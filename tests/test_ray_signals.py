@@ -53,6 +53,8 @@ def test_a_stop_signal_ends_a_ray_run_as_ctrl_c_does(tmp_path, signum, group):
         _wait_running(proc, settings, ids)
         trainers = [pid for i in ids for pid in reaper.experiment_pids(i)]
         assert trainers, "no training process seen while the rows are running"
+        # Ray's own processes have them blocked; the scripts must get them (a graceful stop)
+        assert all(not _blocked(pid) & {signal.SIGTERM, signal.SIGHUP} for pid in trainers)
         ray_procs = _ray_processes(ray_tmp)
         commands = " ".join(ray_procs.values())
         assert "raylet" in commands and "gcs_server" in commands, commands
@@ -130,3 +132,12 @@ def _alive(pid: int, cmd: str) -> bool:
     except (OSError, IndexError):
         return False
     return state not in "ZX" and now == cmd
+
+
+def _blocked(pid: int) -> set[int]:
+    """The signals `pid` blocks (SigBlk of /proc/<pid>/status, a bit mask from signal 1)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigBlk:"):
+            mask = int(line.split()[1], 16)
+            return {n for n in range(1, 65) if mask >> (n - 1) & 1}
+    return set()

@@ -255,6 +255,9 @@ def run_on_node(launch: Launch, keep_config: bool) -> Iterator[dict[str, Any] | 
     box: dict[str, Outcome] = {}
 
     def work() -> None:
+        # a local Ray's processes got SIGTERM and SIGHUP blocked (connect): the script must not
+        # inherit that, or the launcher's SIGTERM would wait out its grace for nothing
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, signals.MAPPED_SIGNALS)
         try:
             box["outcome"] = launcher.execute(launch, stop=stop.is_set, on_start=pids.put,
                                               keep_config=keep_config)
