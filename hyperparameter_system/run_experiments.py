@@ -21,7 +21,6 @@ if __package__ in (None, ""):  # run as a script: make the package importable, n
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from hyperparameter_system.app import api
-from hyperparameter_system.app import search as searches
 from hyperparameter_system.config.settings import Settings
 from hyperparameter_system.core.errors import EXIT_BAD_INPUT, HpsysError
 from hyperparameter_system.matrix.experiments import Experiment
@@ -129,6 +128,8 @@ def run_search(settings: Settings) -> None:
     name = prompts.ask(prompts.choose_search(settings))
     if not name:
         return
+    from hyperparameter_system.app import search as searches  # Optuna: only when searching
+
     plan = searches.plan_search(settings, name)
     if not plan.trials:
         console.info(f"nothing to run: every study of {name} holds its trials")

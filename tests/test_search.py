@@ -222,3 +222,21 @@ def test_the_menu_search_entry_confirms_trials_and_slots(master, monkeypatch) ->
     assert asked[2].message.startswith("Run 3 trial(s) of lr_wd on 2 slot(s)"), asked[2]
     study = searches.study(settings, "lr_wd")
     assert sum(t.state == TrialState.COMPLETE for t in study.get_trials()) == 3
+
+
+def test_the_html_report_draws_the_studies_and_the_cli_starts_without_optuna(master,
+                                                                            tmp_path) -> None:
+    from hyperparameter_system.ui import commands
+
+    settings = api.load(master(search_block(n_trials=4, pruner="none")))
+    searches.run_search(settings, "lr_wd")
+    page = tmp_path / "report.html"
+    commands.report(settings, summary=False, export=("html", str(page)))
+    text = page.read_text()
+    assert "<h2>Searches</h2>" in text and "lr_wd/land: optimisation history" in text
+    assert "lr_wd/land: parameter importances" in text
+    probe = ("import sys; import hyperparameter_system.experiment_runner, "
+             "hyperparameter_system.run_experiments; print('optuna' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "False"  # Optuna is imported only when a study is used

@@ -17,6 +17,7 @@ from hyperparameter_system.core.states import FINAL, STOPPED
 from hyperparameter_system.matrix import combine
 from hyperparameter_system.matrix.experiments import Experiment, build_matrix
 from hyperparameter_system.report import exports
+from hyperparameter_system.report.studies import study_figures
 from hyperparameter_system.report.summary import Summary, collect, seen_matrix
 from hyperparameter_system.report.tables import ReportTable, tables
 from hyperparameter_system.run import devices, launcher
@@ -272,8 +273,9 @@ def report(settings: Settings, export: Sequence[str] | None = None,
     out = Report(data, tables(data))
     if export:
         fmt, path = export
+        extra = study_figures(settings) if fmt == "html" and settings.searches else ()
         with _writing(f"--export {fmt} {path}"):
-            written = exports.export(data, fmt, Path(path))
+            written = exports.export(data, fmt, Path(path), extra)
         out.written.append(f"wrote the {fmt} report to {written}")
     if plots:
         with _writing(f"--plots {plots}"):

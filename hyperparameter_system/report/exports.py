@@ -17,6 +17,7 @@ import csv
 import html
 import io
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from hyperparameter_system.core.atomic import atomic_write_text
@@ -30,9 +31,10 @@ from hyperparameter_system.report.tables import ReportTable, tables
 FORMATS = ("csv", "md", "html", "json")
 
 
-def export(summary: Summary, fmt: str, path: Path) -> Path:
-    """Write the summary in `fmt` to `path`."""
-    writers = {"csv": to_csv, "md": to_markdown, "html": to_html, "json": to_json}
+def export(summary: Summary, fmt: str, path: Path, extra: Sequence[Figure] = ()) -> Path:
+    """Write the summary in `fmt` to `path` (the html with `extra` figures: the studies')."""
+    writers = {"csv": to_csv, "md": to_markdown, "html": lambda s: to_html(s, extra),
+               "json": to_json}
     if fmt not in writers:
         raise HpsysError(f"--export {fmt}", f"unknown format; expected one of {', '.join(FORMATS)}")
     atomic_write_text(path, writers[fmt](summary))
@@ -260,8 +262,9 @@ def _figure(fig: Figure) -> str:
             f"{html.escape(fig.caption)}</figcaption></figure>")
 
 
-def to_html(summary: Summary) -> str:
-    """The heat map first, then the bar charts, the learning curves and every table."""
+def to_html(summary: Summary, extra: Sequence[Figure] = ()) -> str:
+    """The heat map first, then the bar charts, the learning curves, the searches' studies
+    (`extra`) and every table."""
     parts = [f"<p>{html.escape(line)}</p>" for line in _intro(summary)]
     matrix = heat_map(summary)
     if matrix:
@@ -273,6 +276,8 @@ def to_html(summary: Summary) -> str:
         parts += ["<h2>Each category against the baseline</h2>", *map(_figure, bars)]
     if curves:
         parts += ["<h2>Learning curves</h2>", *map(_figure, curves)]
+    if extra:
+        parts += ["<h2>Searches</h2>", *map(_figure, extra)]
     parts.append("<h2>Tables</h2>")
     parts += [_html_table(t) for t in tables(summary)]
     return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"

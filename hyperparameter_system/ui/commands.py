@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hyperparameter_system.app import api
-from hyperparameter_system.app import search as searches
 from hyperparameter_system.config.settings import Settings
 from hyperparameter_system.matrix.experiments import Experiment
 from hyperparameter_system.report.summary import Summary
@@ -87,6 +86,8 @@ def search(settings: Settings, name: str, models: Sequence[str] | None = None,
            trials: int | None = None, executor: str | None = None,
            show: bool = True) -> RunResult:
     """`--search NAME`: run its trials with the live view, then show its studies."""
+    from hyperparameter_system.app import search as searches  # Optuna: only when searching
+
     result = searches.run_search(
         settings, name, models, trials, executor,
         display=(lambda left, slots: console.RunDisplay(left, 0, None, slots)) if show else None)
@@ -101,4 +102,6 @@ def show_studies(settings: Settings, name: str | None = None) -> None:
     if not settings.searches:
         console.info("no search: blocks in this config")
         return
+    from hyperparameter_system.app import search as searches  # Optuna: only when searching
+
     console.print_studies(searches.status(settings, name))
