@@ -1,7 +1,7 @@
 """Write a submission CSV from a trained checkpoint, in sample_submission.csv's order.
 
 python codes/predict.py --checkpoint RUN/checkpoints/best_model.pt [--data-dir data]
-    [--out submission.csv] [--tta]
+    [--out submission.csv] [--tta | --no-tta]   (TTA default: the config's test_TTA)
 
 A k-fold run (n_folds >= 2) averages every fold's softmax (fold<k>_best.pt) when given its
 best_model.pt, its checkpoints/ folder or the run folder; a fold<k>_best.pt alone predicts alone.
@@ -13,6 +13,7 @@ import argparse
 import csv
 import sys
 from pathlib import Path
+from typing import Any
 
 from trainer.errors import exit_code_of
 from trainer.infer.predict import checkpoint_parser
@@ -41,7 +42,6 @@ def predict(args: argparse.Namespace) -> list[tuple[str, int]]:
     from trainer.data import decode_images, read_id_csv, resolve_data_dir
     from trainer.device import pick_device
     from trainer.infer.checkpoint import load_checkpoint
-    from trainer.infer.predict import predict_proba
 
     device = pick_device("auto")
     paths = fold_checkpoints(args.checkpoint)
@@ -49,14 +49,39 @@ def predict(args: argparse.Namespace) -> list[tuple[str, int]]:
     data_dir = resolve_data_dir(args.data_dir or ckpt["config"].get("data_dir", "data"))
     ids, _ = read_id_csv(data_dir / "sample_submission.csv", need_target=False)
     images = decode_images(data_dir / "test", ids, ckpt["image_size"])
-    probs = predict_proba(model, images, ckpt, device, flip_tta=args.tta)
+    plan = test_plan(ckpt["config"], args.tta)
+    print(f"TTA: {', '.join(plan.views) if plan else 'off'}")
+    probs = proba(model, images, ckpt, device, plan)
     for path in paths[1:]:  # k-fold: the mean of every fold's softmax
         model, ckpt = load_checkpoint(path, device)
-        probs = probs + predict_proba(model, images, ckpt, device, flip_tta=args.tta)
+        probs = probs + proba(model, images, ckpt, device, plan)
     if len(paths) > 1:
         print(f"averaged the softmax of {len(paths)} fold checkpoints")
     preds = (probs / len(paths)).argmax(1).tolist()
     return list(zip(ids, preds, strict=True))
+
+
+def test_plan(cfg: dict[str, Any], asked: bool | None) -> Any:
+    """The config's test_TTA (TTA as the fallback) unless --tta / --no-tta says otherwise."""
+    from trainer.infer.tta import tta_plans
+
+    if asked is None:
+        return tta_plans(cfg)[1]
+    return tta_plans({**cfg, "test_TTA": True})[1] if asked else None
+
+
+def proba(model: Any, images: Any, ckpt: dict[str, Any], device: Any, plan: Any) -> Any:
+    """Class probabilities, averaged over the plan's views (batched) when TTA is on."""
+    import torch
+    from trainer.data import TensorLoader
+    from trainer.infer.predict import predict_proba
+    from trainer.infer.tta import predict_tta
+
+    if plan is None:
+        return predict_proba(model, images, ckpt, device)
+    labels = torch.zeros(len(images), dtype=torch.long)
+    loader = TensorLoader(images, labels, 256, device, ckpt["norm_mean"], ckpt["norm_std"])
+    return predict_tta(model, loader, plan)
 
 
 def fold_checkpoints(path: Path) -> list[Path]:

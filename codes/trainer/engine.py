@@ -181,6 +181,8 @@ def run_epoch(state: FitState, interrupt: Callable[[], str | None] | None = None
     parts, result = state.parts, state.result
     start = time.perf_counter()
     lr = float(parts.optimizer.param_groups[0]["lr"])
+    set_epoch = getattr(parts.train_loader, "set_epoch", None)  # dynamic augmentation's stage
+    stage = set_epoch(state.epoch) if set_epoch is not None else None
     train_loss, result.fed_shape = train_one_epoch(
         parts.model,
         parts.train_loader,
@@ -191,6 +193,14 @@ def run_epoch(state: FitState, interrupt: Callable[[], str | None] | None = None
         interrupt,
     )
     val = evaluate(parts.model, parts.val_loader, parts.amp, parts.num_classes)
+    extra: dict[str, Any] = {} if stage is None else {"aug_stage": stage}
+    if getattr(parts.val_loader, "tta", None) is not None:  # val_TTA: reported beside val_*
+        from trainer.infer.tta import evaluate_tta
+
+        tta = evaluate_tta(
+            parts.model, parts.val_loader, parts.amp, parts.num_classes, parts.val_loader.tta
+        )
+        extra.update(val_loss_tta=tta.loss, val_acc_tta=tta.acc, val_f1_tta=tta.f1)
     monitored = {"val_f1": val.f1, "val_acc": val.acc, "val_loss": val.loss}[state.monitor.name]
     parts.schedule.after_epoch(monitored)
     state.record = {
@@ -200,6 +210,7 @@ def run_epoch(state: FitState, interrupt: Callable[[], str | None] | None = None
         "val_acc": val.acc,
         "val_f1": val.f1,
         "lr": lr,
+        **extra,
         "seconds": round(time.perf_counter() - start, 4),
     }
     if state.fold is not None:

@@ -13,6 +13,7 @@ from torch import nn
 from trainer.build.loss import effective_criterion
 from trainer.build.parts import Parts
 from trainer.engine import FitResult
+from trainer.data.loader import effective_data
 
 METRIC_KEYS = (
     "best_val_f1",
@@ -98,3 +99,4 @@ def effective(
         "device": str(parts.train_loader.device),
         "cpu_threads": torch.get_num_threads(),
     }
+        **effective_data(parts.train_loader, parts.val_loader),

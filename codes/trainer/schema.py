@@ -20,6 +20,14 @@ from typing import Any
 from trainer.build.registry import loss_names, optimizer_names, scheduler_names
 from trainer.schema_names import SCHEDULER_PARAMS
 
+# The names the data side builds (torch-free copies, kept equal by tests/codes/test_v2_data.py).
+AUG_POLICIES = (
+    *("eda", "dilation", "erosion", "easiest", "stilleasy", "basic", "middle", "aggressive"),
+)
+TTA_VIEWS = (
+    *("identity", "hflip", "vflip", "transpose", "rot90", "rot180", "rot270", "rot5", "rot-5"),
+)
+
 SCHEMA_VERSION = 1
 Spec = dict[str, Any]
 
@@ -134,6 +142,27 @@ KEYS: dict[str, Spec] = {
     "wandb.log": spec(BOOL),
     "wandb.init_timeout": spec(NUMBER),
     "output_dir": spec(STRING),
+    # V2 data side: albumentations policies (data/augment.py), mixup/cutmix (data/mixing.py),
+    # samplers and oversampling (data/sampling.py), TTA (infer/tta.py).
+    "online_augmentation": spec(BOOL),
+    "augmentation": spec(MAPPING, NULL),
+    **{f"augmentation.{name}": spec(BOOL) for name in AUG_POLICIES + ("mixup", "cutmix")},
+    "dynamic_augmentation": spec(MAPPING, BOOL, NULL),
+    "dynamic_augmentation.enabled": spec(BOOL),
+    "dynamic_augmentation.policies": spec(MAPPING, NULL),  # {STAGE: {end_epoch, augs}}
+    "mixup_alpha": spec(NUMBER, **NON_NEGATIVE),
+    "cutmix_alpha": spec(NUMBER, **NON_NEGATIVE),
+    "mix_prob": spec(NUMBER, low=0, high=1),
+    "switch_prob": spec(NUMBER, low=0, high=1),
+    "val_TTA": spec(BOOL),
+    "test_TTA": spec(BOOL),
+    "TTA": spec(BOOL),
+    "tta_views": spec(LIST, NULL, items=spec(STRING, choices=TTA_VIEWS)),
+    "tta_dropout": spec(BOOL),
+    "weighted_random_sampler": spec(BOOL),
+    "class_imbalance": spec(MAPPING, BOOL, NULL),
+    "class_imbalance.aug_class": spec(LIST, NULL, items=spec(INT, **NON_NEGATIVE)),
+    "class_imbalance.max_samples": spec(INT, **POSITIVE),
     "run_name": spec(STRING, NULL),
 }
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from trainer.build import registry
+from trainer.build.losses import FocalLoss
 from trainer.build.targets import call_target, import_target
 from trainer.errors import ConfigError
 
@@ -37,12 +39,46 @@ def class_weights(
 
 
 def build_criterion(cfg: dict[str, Any], weight: torch.Tensor | None) -> nn.Module:
-    """CrossEntropyLoss, FocalLoss(focal_alpha, focal_gamma) or LabelSmoothingLoss(label_smooth)."""
+    """CrossEntropyLoss, FocalLoss(focal_alpha, focal_gamma) or LabelSmoothingLoss(label_smooth);
+    with mixup/cutmix their soft-target forms (targets come as (N, classes) probabilities)."""
     spec = cfg.get("criterion", "CrossEntropyLoss")
     if isinstance(spec, dict):
         return call_target(spec, "criterion", weight=weight)
     info = registry.loss_info(str(spec))
-    return import_target(info.target, "criterion")(**info.kwargs(cfg), weight=weight)
+    loss = import_target(info.target, "criterion")(**info.kwargs(cfg), weight=weight)
+    from trainer.data.mixing import mixup_active
+
+    return soft_target_criterion(loss, weight) if mixup_active(cfg) else loss
+
+
+class SoftTargetFocalLoss(FocalLoss):
+    """Focal loss over soft targets: -alpha * sum_c y_c (1 - p_c)^gamma log p_c (class
+    weights multiply each class's term); hard integer targets still work."""
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if target.dtype in (torch.long, torch.int):
+            return super().forward(logits, target)
+        log_p = F.log_softmax(logits.float(), dim=-1)
+        term = -target.float() * (1.0 - log_p.exp()).pow(self.gamma) * log_p
+        if self.weight is not None:
+            term = term * self.weight
+        return (self.alpha * term.sum(1)).mean()
+
+
+def soft_target_criterion(loss: nn.Module, weight: torch.Tensor | None) -> nn.Module:
+    """The soft-target loss that replaces `loss` under mixup/cutmix: timm's
+    SoftTargetCrossEntropy (label smoothing moves into the mixed targets), or focal over soft
+    targets."""
+    if isinstance(loss, FocalLoss):
+        return SoftTargetFocalLoss(loss.alpha, loss.gamma, weight)
+    if weight is not None:
+        raise ConfigError(
+            "class_weighting: not supported with mixup/cutmix and a cross-entropy loss "
+            "(SoftTargetCrossEntropy has no class weights); use weighted_random_sampler"
+        )
+    from timm.loss import SoftTargetCrossEntropy
+
+    return SoftTargetCrossEntropy()
 
 
 def effective_criterion(criterion: nn.Module) -> dict[str, Any]:

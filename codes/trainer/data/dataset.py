@@ -4,6 +4,7 @@ once, resized, into one uint8 tensor; split it into hold-out or k-fold indices."
 from __future__ import annotations
 
 import csv
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,11 +116,25 @@ def find_image(folder: Path, image_id: str) -> Path:
 
 
 def _decode_one(path: Path, size: int) -> np.ndarray:
+    """RGB at size x size: a square image resized; any other, its longest side to `size` and
+    white padding to a square (the original's LongestMaxSize + PadIfNeeded), never stretched."""
     with Image.open(path) as img:
         img = img.convert("RGB")
+        if img.width != img.height:
+            return _letterbox(size)(image=np.asarray(img))["image"]
         if img.size != (size, size):
             img = img.resize((size, size), Image.Resampling.BILINEAR)
         return np.asarray(img)
+
+
+@functools.cache
+def _letterbox(size: int) -> Any:
+    import albumentations as A
+
+    from trainer.data.augment import resize_transforms, single_threaded_cv2
+
+    single_threaded_cv2()
+    return A.Compose(resize_transforms(size))
 
 
 def decode_images(folder: Path, ids: list[str], size: int, workers: int = 0) -> torch.Tensor:

@@ -12,8 +12,13 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset, RandomSampler
 
+from trainer.data.augment import OnlineAugment, light_names, stages_of
 from trainer.data.dataset import ImageSet
+from trainer.data.mixing import MixingLoader, build_mixup, describe_mixup
+from trainer.data.sampling import imbalance_spec, oversample, weighted_sampler
+from trainer.device import loader_workers
 
 
 class Augmenter:
@@ -69,6 +74,7 @@ class TensorLoader:
         shuffle: bool = False,
         augment: Augmenter | None = None,
         seed: int = 0,
+        sampler: Any = None,
     ) -> None:
         self.images = images.to(device)
         self.labels = labels.to(device)
@@ -77,6 +83,12 @@ class TensorLoader:
         self.shuffle = shuffle
         self.augment = augment
         self.generator = torch.Generator().manual_seed(seed)
+        # The epoch's order: a RandomSampler on this generator draws exactly randperm(n).
+        if sampler is None and shuffle:
+            sampler = RandomSampler(range(len(labels)), generator=self.generator)
+        elif getattr(sampler, "generator", None) is not None:
+            self.generator = sampler.generator  # the order's state, for a resumed run
+        self.sampler = sampler
         self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1) * 255.0
         self.std = torch.tensor(std, device=device).view(1, -1, 1, 1) * 255.0
         # A last batch of one breaks BatchNorm in training; fold it into the previous epoch.
@@ -92,9 +104,8 @@ class TensorLoader:
         return len(self.labels)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n = len(self.labels)
-        if self.shuffle:
-            order = torch.randperm(n, generator=self.generator).to(self.device)
+        if self.sampler is not None:
+            order = torch.as_tensor(list(self.sampler), dtype=torch.long).to(self.device)
         else:
             order = None
         for b in range(len(self)):
@@ -109,30 +120,178 @@ class TensorLoader:
             yield x, y
 
 
+class _AugmentedImages(Dataset):
+    """Cached uint8 images (N, H, W, 3) through the policy pipeline of the epoch's stage."""
+
+    def __init__(self, images: np.ndarray, labels: torch.Tensor, augment: OnlineAugment) -> None:
+        self.images = images
+        self.labels = labels
+        self.augment = augment
+        self.epoch = torch.zeros((), dtype=torch.long).share_memory_()  # seen by the workers
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.augment(self.images[i], int(self.epoch))
+        return torch.from_numpy(np.ascontiguousarray(out)).permute(2, 0, 1), self.labels[i]
+
+
+def _worker_init(worker_id: int) -> None:
+    info = torch.utils.data.get_worker_info()
+    info.dataset.augment.reseed(int(info.seed % 2**31))
+
+
+class AugmentedLoader:
+    """Batches of the albumentations policies, augmented per image on the CPU (in
+    `num_workers` worker processes, or in this one with 0), normalised on the device."""
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        batch_size: int,
+        device: torch.device,
+        mean: list[float],
+        std: list[float],
+        augment: OnlineAugment,
+        sampler: Any,
+        workers: int,
+        seed: int,
+    ) -> None:
+        self.batch_size = batch_size
+        self.device = device
+        self.online = augment
+        hwc = images.permute(0, 2, 3, 1).contiguous().numpy()
+        self.dataset = _AugmentedImages(hwc, labels, augment)
+        n = len(labels)
+        self.sampler = sampler or RandomSampler(
+            range(n), generator=torch.Generator().manual_seed(seed)
+        )
+        self.generator = self.sampler.generator  # the order's state, for a resumed run
+        self.loader = DataLoader(
+            self.dataset,
+            batch_size=batch_size,
+            sampler=self.sampler,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            pin_memory=device.type == "cuda",
+            drop_last=n % batch_size == 1 and n > 1,  # a batch of one breaks BatchNorm
+            worker_init_fn=_worker_init if workers > 0 else None,
+        )
+        self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1) * 255.0
+        self.std = torch.tensor(std, device=device).view(1, -1, 1, 1) * 255.0
+        self.epoch = 1
+        augment.reseed(seed)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    @property
+    def dataset_size(self) -> int:
+        return len(self.dataset)
+
+    def set_epoch(self, epoch: int) -> str:
+        """Pick the stage of `epoch` (before the epoch's iterator starts); its name."""
+        self.epoch = epoch
+        self.dataset.epoch.fill_(epoch)
+        return self.online.stage_name(epoch)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for raw, y in self.loader:
+            x = raw.to(self.device, non_blocking=True).float()
+            yield (x - self.mean) / self.std, y.to(self.device, non_blocking=True)
+
+
+def _train_data(
+    data: ImageSet, train_idx: np.ndarray, cfg: dict[str, Any], seed: int
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, int] | None]:
+    """The split's training images and labels, grown by `class_imbalance` when configured."""
+    tr = torch.as_tensor(train_idx)
+    images, labels = data.images[tr], data.labels[tr]
+    spec = imbalance_spec(cfg)
+    if spec is None:
+        return images, labels, None
+    images, labels, counts = oversample(images, labels, *spec, data.num_classes, seed)
+    return images, labels, counts
+
+
 def make_loaders(
     data: ImageSet,
     train_idx: np.ndarray,
     val_idx: np.ndarray,
     cfg: dict[str, Any],
     device: torch.device,
-) -> tuple[TensorLoader, TensorLoader]:
-    """The shuffled, augmented training loader and the plain validation loader of one split."""
+) -> tuple[Any, TensorLoader]:
+    """The shuffled, augmented training loader and the plain validation loader of one split.
+
+    Light augmentation (`augment`, on the device) unless `online_augmentation` or
+    `dynamic_augmentation` picks the albumentations policies (data/augment.py); mixup/cutmix
+    wrap the training loader; the validation loader carries the TTA plans (infer/tta.py)."""
+    from trainer.infer.tta import tta_plans
+
     seed = cfg.get("random_seed", 42)
     mean, std = cfg.get("norm_mean", [0.5] * 3), cfg.get("norm_std", [0.5] * 3)
-    tr, va = torch.as_tensor(train_idx), torch.as_tensor(val_idx)
-    augment = Augmenter(cfg.get("augment"), torch.Generator().manual_seed(seed + 1))
-    train = TensorLoader(
-        data.images[tr],
-        data.labels[tr],
-        cfg["batch_size"],
-        device,
-        mean,
-        std,
-        shuffle=True,
-        augment=augment if augment.enabled else None,
-        seed=seed,
-    )
+    images, labels, oversampled = _train_data(data, train_idx, cfg, seed)
+    sampler = weighted_sampler(labels, seed) if cfg.get("weighted_random_sampler") else None
+    stages = stages_of(cfg)
+    train: Any
+    if stages is None:
+        augment = Augmenter(cfg.get("augment"), torch.Generator().manual_seed(seed + 1))
+        train = TensorLoader(
+            images,
+            labels,
+            cfg["batch_size"],
+            device,
+            mean,
+            std,
+            shuffle=True,
+            augment=augment if augment.enabled else None,
+            seed=seed,
+            sampler=sampler,
+        )
+        train.augmentation = light_names(train.augment)
+    else:
+        online = OnlineAugment(stages, int(cfg["image_size"]), seed + 1)
+        train = AugmentedLoader(
+            images,
+            labels,
+            cfg["batch_size"],
+            device,
+            mean,
+            std,
+            online,
+            sampler,
+            loader_workers(cfg.get("num_workers")),
+            seed,
+        )
+        train.augmentation = online.describe()
+    train.oversampled = oversampled
+    mixup = build_mixup(cfg, data.num_classes)
+    if mixup is not None:
+        train = MixingLoader(train, mixup)
+    va = torch.as_tensor(val_idx)
     val = TensorLoader(
         data.images[va], data.labels[va], max(cfg["batch_size"], 256), device, mean, std
     )
+    val.tta, val.test_tta = tta_plans(cfg)
     return train, val
+
+
+def effective_data(train: Any, val: Any) -> dict[str, Any]:
+    """result.json's data keys, read back from the built loaders."""
+    tta, test_tta = getattr(val, "tta", None), getattr(val, "test_tta", None)
+    either = tta or test_tta
+    return {
+        "augmentation": train.augmentation,
+        "mixup": describe_mixup(getattr(train, "mixup", None)),
+        "tta": None
+        if either is None
+        else {
+            "val": list(tta.views) if tta else [],
+            "test": list(test_tta.views) if test_tta else [],
+            "dropout": bool(either.dropout),
+        },
+        "sampler": type(train.sampler).__name__ if train.sampler is not None else None,
+        "oversampled": train.oversampled,
+    }

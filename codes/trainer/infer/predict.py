@@ -16,7 +16,13 @@ def checkpoint_parser(description: str) -> argparse.ArgumentParser:
     """The arguments evaluate.py and predict.py share."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--checkpoint", required=True, type=Path, help="best_model.pt or last.pt")
-    parser.add_argument("--tta", action="store_true", help="average with horizontal flips")
+    parser.add_argument(
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="test-time augmentation (predict.py: the config's tta_views, default its "
+        "test_TTA; evaluate.py: horizontal flips, default off)",
+    )
     return parser
 
 
