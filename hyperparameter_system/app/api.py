@@ -187,8 +187,9 @@ def runtime(settings: Settings, kind: str) -> tuple[list[devices.Slot], Dispatch
 def run(settings: Settings, experiments: Sequence[Experiment], rerun: bool = False,
         executor: str | None = None, display: DisplayFactory | None = None) -> RunResult:
     """Run the selection to its end; Ctrl-C ends the children and leaves it resumable."""
-    launcher.check_outputs(settings)  # an unwritable runs_dir: one line, nothing launched
     kind = executor or settings.execution.executor
+    if kind == "local":  # on Ray the nodes write the runs (a runtime env may ship the project)
+        launcher.check_outputs(settings)  # an unwritable runs_dir: one line, nothing launched
     book = ledger(settings)
     slots, dispatch = runtime(settings, kind)
     stopper = None

@@ -375,7 +375,8 @@ class Executor:
         if need <= 0:
             return True
         target = self.settings.system.runs_dir
-        target.mkdir(parents=True, exist_ok=True)
+        while not target.exists() and target != target.parent:  # measured, never created here
+            target = target.parent
         while not self.stop.is_set():
             free_gb = shutil.disk_usage(target).free / 1e9
             if free_gb >= need:
