@@ -28,6 +28,7 @@ from trainer.config import (
     unused_keys,
 )
 from trainer.errors import ConfigError, exit_code_of
+from trainer.tracked import track
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -37,6 +38,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--describe",
         action="store_true",
         help="print the schema of the config keys (types, ranges, names) as JSON and exit",
+    )
+    parser.add_argument(
+        "--config2",
+        help="two-stage training: the stage-2 YAML config (the first needs two_stage: true); "
+        "stage 2 starts from stage 1's best weights; overrides apply to stage 1",
     )
     parser.add_argument("overrides", nargs="*", help="Hydra-style overrides, e.g. lr=0.01")
     return parser.parse_args(argv)
@@ -65,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
 def _train(args: argparse.Namespace, started: float, logs: contextlib.ExitStack, tee: bool) -> int:
     """Load the config, open the run folder and train; 0 once result.json is written."""
     path = config_path_from(args.config)
-    cfg = load_config(path, args.overrides)
+    cfg = track(load_config(path, args.overrides))  # records reads: result.json unused_keys
+    cfg2 = _stage2_config(cfg, args.config2)
     run_name = default_run_name(cfg)
     run_dir = RunDir(run_dir_for(cfg, run_name))
     if tee:
@@ -77,7 +84,7 @@ def _train(args: argparse.Namespace, started: float, logs: contextlib.ExitStack,
     from trainer.run import train
 
     try:
-        result = train(cfg, run_dir, run_name, started)
+        result = train(cfg, run_dir, run_name, started, cfg2)
     except ConfigError as exc:  # a key that only failed once built: say where it was set
         raise ConfigError(f"{place_of(str(exc), path, args.overrides)}: {exc}") from None
     m = result["metrics"]
@@ -87,6 +94,18 @@ def _train(args: argparse.Namespace, started: float, logs: contextlib.ExitStack,
         flush=True,
     )
     return 0 if run_dir.result_path.is_file() else 1
+
+
+def _stage2_config(cfg: dict, config2: str | None) -> dict | None:
+    """The stage-2 config of a two-stage run, None for one stage."""
+    two_stage = bool(cfg.get("two_stage", False))
+    if config2 is None:
+        if two_stage:
+            raise ConfigError("two_stage: true needs the stage-2 config: --config2 PATH")
+        return None
+    if not two_stage:
+        raise ConfigError("--config2: the first config must set two_stage: true")
+    return track(load_config(Path(config2), []))
 
 
 if __name__ == "__main__":

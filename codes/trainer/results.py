@@ -11,9 +11,10 @@ import torch
 from torch import nn
 
 from trainer.build.loss import effective_criterion
+from trainer.build.model import effective_model
 from trainer.build.parts import Parts
-from trainer.engine import FitResult
 from trainer.data.loader import effective_data
+from trainer.engine import FitResult
 
 METRIC_KEYS = (
     "best_val_f1",
@@ -76,6 +77,7 @@ def effective(
     return {
         "model_name": effective_model_name(model, cfg["model_name"]),
         "model_class": type(model).__name__,
+        **effective_model(model),  # head: the classifier's layers; activation: the backbone's
         "pretrained": bool(getattr(model, "loaded_pretrained", False)),
         "num_classes": getattr(model, "num_classes", None),
         "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
@@ -98,5 +100,5 @@ def effective(
         "epochs": int(cfg["epochs"]),
         "device": str(parts.train_loader.device),
         "cpu_threads": torch.get_num_threads(),
-    }
         **effective_data(parts.train_loader, parts.val_loader),
+    }

@@ -30,6 +30,7 @@ from trainer.engine import fit
 from trainer.figures import plot_confusion, plot_curves
 from trainer.results import effective, fold_metrics, kfold_summary
 from trainer.resume import resume_checkpoint
+from trainer.tracked import unused
 from trainer.tracking import Tracker
 
 
@@ -53,14 +54,28 @@ class Setup:
     tracker: Tracker
     started: float
     resume: dict[str, Any] | None = None  # the last.pt of $HPSYS_RESUME, when it can go on
+    init_state: dict[str, Any] | None = None  # two-stage: stage 2 starts from these weights
 
     @property
     def monitor(self) -> str:
         return self.cfg.get("monitor", "val_f1")
 
 
-def train(cfg: dict[str, Any], run_dir: RunDir, run_name: str, started: float) -> dict[str, Any]:
-    """Train as configured and return the result.json payload (already written)."""
+def train(
+    cfg: dict[str, Any],
+    run_dir: RunDir,
+    run_name: str,
+    started: float,
+    cfg2: dict[str, Any] | None = None,
+    tracker: Tracker | None = None,
+    init_state: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train as configured and return the result.json payload (already written); with
+    `cfg2`, a second stage from the first's best weights (trainer/stages.py)."""
+    if cfg2 is not None:
+        from trainer.stages import train_two_stages
+
+        return train_two_stages(cfg, cfg2, run_dir, run_name, started)
     validate_names(cfg)
     device = pick_device(cfg.get("device", "auto"))
     threads = configure_threads(cfg.get("cpu_threads"))
@@ -76,10 +91,10 @@ def train(cfg: dict[str, Any], run_dir: RunDir, run_name: str, started: float) -
     point = resume_checkpoint(cfg, len(splits))
     ckpt = point[0] if point else None
     resume_id = ckpt["resume"].get("wandb_run_id") if ckpt else None
-    tracker = Tracker(cfg, run_name, run_dir.path, resume_id=resume_id)
+    tracker = tracker or Tracker(cfg, run_name, run_dir.path, resume_id=resume_id)
     exit_code = 1  # a run that raises shows as failed in W&B, not as finished
     try:
-        setup = Setup(cfg, run_dir, data, splits, device, amp, tracker, started, ckpt)
+        setup = Setup(cfg, run_dir, data, splits, device, amp, tracker, started, ckpt, init_state)
         result = _train_splits(setup)
         exit_code = 0
         return result
@@ -116,6 +131,8 @@ def _train_splits(setup: Setup) -> dict[str, Any]:
     for k, split in enumerate(setup.splits):
         seed_everything(int(cfg.get("random_seed", 42)) + k)
         parts = build_parts(cfg, data, split, setup.device, setup.amp)
+        if setup.init_state is not None:
+            parts.model.load_state_dict(setup.init_state)
         if k == 0:
             print(describe_parts(parts), flush=True)
         fold = k if kfold else None
@@ -131,6 +148,7 @@ def _train_splits(setup: Setup) -> dict[str, Any]:
         else:
             summary = metrics
         eff = effective(cfg, parts, result, early.patience, setup.monitor)
+        eff.update(folds=len(setup.splits), stages=1)  # fold checkpoints predict.py averages
         if result.stop_status:  # a callback ended the run (not just this fold)
             status = result.stop_status
             break
@@ -185,6 +203,7 @@ def _write_result(
     }
     if resumed_from_epoch is not None:
         result_json["resumed_from_epoch"] = resumed_from_epoch
+    result_json["unused_keys"] = unused(setup.cfg)  # config keys nothing read (trainer/tracked)
     if status == "pruned":
         tracker.add_tag("pruned")
     tracker.finish()

@@ -79,7 +79,18 @@ CHANNELS = {"lengths": (1, 3)}
 KEYS: dict[str, Spec] = {
     "model_name": spec(STRING, MAPPING),
     "pretrained": spec(BOOL),
-    "fine_tuning": spec(STRING, choices=("full", "head", "scratch")),
+    "fine_tuning": spec(STRING, choices=("full", "head", "custom", "scratch")),
+    "unfreeze_stages": spec(INT, **NON_NEGATIVE),  # fine_tuning: custom trains the last N
+    "timm": spec(MAPPING, NULL),  # any timm.create_model keyword argument, plus:
+    "timm.activation": spec(STRING, NULL),  # act_layer; 'None' or null: the model's own
+    "timm.drop_rate": spec(NUMBER, NULL, low=0, high=1, high_open=True),
+    "timm.drop_path_rate": spec(NUMBER, NULL, low=0, high=1, high_open=True),
+    "custom_layer": spec(MAPPING, NULL),  # null: the model's own classifier
+    "custom_layer.head_type": spec(STRING, choices=("simple_dropout", "mlp")),
+    "custom_layer.drop": spec(NUMBER, low=0, high=1, high_open=True),
+    "custom_layer.activation": spec(STRING, NULL),
+    "custom_layer.hidden": spec(INT, **POSITIVE),
+    "two_stage": spec(BOOL),  # true: train.py --config2 CONFIG trains a second stage
     "num_classes": spec(INT, NULL),
     "model_kwargs": spec(MAPPING, NULL),
     "criterion": spec(STRING, MAPPING, choices=loss_names(), ignore_case=True),
@@ -131,17 +142,6 @@ KEYS: dict[str, Spec] = {
     "augment.vflip": spec(NUMBER),
     "augment.rotate_degrees": spec(NUMBER),
     "augment.translate": spec(NUMBER),
-    "wandb": spec(MAPPING, NULL),
-    "wandb.project": spec(STRING, NULL),
-    "wandb.entity": spec(STRING, NULL),
-    "wandb.group": spec(STRING, NULL),
-    "wandb.tags": spec(LIST, STRING, NULL),
-    "wandb.id": spec(STRING, NULL),
-    "wandb.job_type": spec(STRING, NULL),
-    "wandb.mode": spec(STRING, choices=("online", "offline", "disabled")),
-    "wandb.log": spec(BOOL),
-    "wandb.init_timeout": spec(NUMBER),
-    "output_dir": spec(STRING),
     # V2 data side: albumentations policies (data/augment.py), mixup/cutmix (data/mixing.py),
     # samplers and oversampling (data/sampling.py), TTA (infer/tta.py).
     "online_augmentation": spec(BOOL),
@@ -163,6 +163,17 @@ KEYS: dict[str, Spec] = {
     "class_imbalance": spec(MAPPING, BOOL, NULL),
     "class_imbalance.aug_class": spec(LIST, NULL, items=spec(INT, **NON_NEGATIVE)),
     "class_imbalance.max_samples": spec(INT, **POSITIVE),
+    "wandb": spec(MAPPING, NULL),
+    "wandb.project": spec(STRING, NULL),
+    "wandb.entity": spec(STRING, NULL),
+    "wandb.group": spec(STRING, NULL),
+    "wandb.tags": spec(LIST, STRING, NULL),
+    "wandb.id": spec(STRING, NULL),
+    "wandb.job_type": spec(STRING, NULL),
+    "wandb.mode": spec(STRING, choices=("online", "offline", "disabled")),
+    "wandb.log": spec(BOOL),
+    "wandb.init_timeout": spec(NUMBER),
+    "output_dir": spec(STRING),
     "run_name": spec(STRING, NULL),
 }
 

@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from trainer.tracked import plain
+
 # Config key -> W&B environment variable that takes precedence over it.
 ENV_FIRST = {
     "project": "WANDB_PROJECT",
@@ -57,7 +59,7 @@ class Tracker:
     ) -> None:
         """`resume_id`: the W&B run of the checkpoint a run resumes, used when neither
         WANDB_RUN_ID nor wandb.id names one (resume="allow" then continues that run)."""
-        block = dict(cfg.get("wandb") or {})
+        block = cfg.get("wandb") or {}  # read key by key (result.json unused_keys)
         self.mode = setting("mode", block, "disabled")
         self.project = setting("project", block)
         self.name = setting("name", {}, run_name)
@@ -86,7 +88,7 @@ class Tracker:
             timeout = os.environ.get("WANDB_INIT_TIMEOUT") or block.get("init_timeout", 60)
             init = dict(
                 dir=wandb_dir,
-                config=cfg,
+                config=plain(cfg),  # a plain copy: W&B reading it is not the run reading it
                 resume="allow" if self.run_id else None,
                 settings=wandb.Settings(init_timeout=float(timeout)),
                 **kwargs,

@@ -315,7 +315,9 @@ def test_pretrained_without_network_fails_fast_in_one_line(
     assert "could not be downloaded" in err and "pretrained: false" in err, err
     assert ("HF_HUB_OFFLINE is set" if network == "HF_HUB_OFFLINE" else "no network") in err
     assert str(tmp_path / "hf") in err  # the cache it looked in
-    assert elapsed < 15, f"took {elapsed:.1f}s"
+    # hub retries take a minute and more; importing torch and timm alone can take 15 s on a
+    # busy 2-core machine, so the bound is about the retries, not the machine's speed
+    assert elapsed < 40, f"took {elapsed:.1f}s"
 
 
 def test_subprocess_exit_code_and_single_line(run_script, tmp_path):

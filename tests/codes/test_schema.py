@@ -146,7 +146,7 @@ def test_numeric_strings_stay_numbers():
         ("class_weighting", ["x"], "a list of numbers"),
         ("class_weighting", 3, "a string or a list of numbers or true/false or null"),
         ("class_weighting", "Balanced", None),
-        ("fine_tuning", "Head", "one of full, head, scratch"),
+        ("fine_tuning", "Head", "one of full, head, custom, scratch"),
         ("optimizer_name", "ADAMW", None),
         ("scheduler_name", None, None),
         ("criterion", "focal", None),
@@ -163,7 +163,8 @@ def test_config_refusals_come_from_the_schema():
         if "choices" in spec:
             for name in spec["choices"]:
                 validate(apply_overrides({}, [f"++{key}={name}"]))
-    with pytest.raises(ConfigError, match=r"'fine_tuning' expected one of full, head, scratch"):
+    with pytest.raises(ConfigError,
+                       match=r"'fine_tuning' expected one of full, head, custom, scratch"):
         validate({"fine_tuning": "Head"})
 
 
