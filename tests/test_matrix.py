@@ -54,9 +54,8 @@ def test_selection_and_unknown_names(shipped) -> None:
         "sch_CosineAnnealingLR_T25", "sch_OneCycleLR_maxlr0.01"]
     # a disabled model or category named explicitly runs: naming it is the choice
     named = build_matrix(shipped, models=["convnext_base.fb_in1k"], categories=["regularization"])
-    assert [e.run_name for e in named][1:] == [
-        "regularization_weight_decay0.001_label_smooth0.05",
-        "regularization_weight_decay0.01_label_smooth0.1"]
+    assert [e.run_name for e in named][1:] == [  # the built-in category names them reg_*
+        "reg_wd0.001_ls0.05", "reg_wd0.01_ls0.1"]
     with pytest.raises(HpsysError, match=r"expected one of .*resnet50.tv2_in1k.*"
                                          r"did you mean 'resnet50.tv2_in1k'"):
         build_matrix(shipped, models=["resnet50.tv2_in1"])

@@ -78,7 +78,7 @@ class ExecutionSettings:
     ray_runtime_env: Mapping[str, Any] | None = None
     stop_grace_s: float = 30.0  # after a stop request, then the process group is ended
     pruning: PruningSettings = field(default_factory=PruningSettings)
-    preload: tuple[str, ...] = DEFAULT_PRELOAD  # () = plain subprocesses (false, --no-preload)
+    preload: tuple[str, ...] = ()  # () = plain subprocesses (the default; --no-preload)
 
     @property
     def max_attempts(self) -> int:
@@ -219,8 +219,11 @@ def _execution(reader: Reader) -> ExecutionSettings:
 
 
 def _preload(reader: Reader) -> tuple[str, ...]:
-    """execution.preload: true (the default modules), false, or a list of module names."""
-    value = reader.get("preload", True)
+    """execution.preload: true (the default modules), false (the default), or a list of module
+    names. Opt-in: a forked child's /proc environ is the server's, so the reaper, which finds an
+    experiment's processes by HPSYS_EXPERIMENT_ID there, cannot find it (its lifeline still
+    ends it with the runner)."""
+    value = reader.get("preload", False)
     if isinstance(value, bool):
         return DEFAULT_PRELOAD if value else ()
     if not all(isinstance(m, str) and m and all(p.isidentifier() for p in m.split("."))
