@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -216,3 +217,48 @@ def test_the_pruning_flag_is_for_one_invocation(tmp_path, cli):
     assert rows_by_option(settings)["weak"].status == Status.PRUNED
     bad = cli("--config", str(path), "--all", "--pruning", "sometimes")
     assert bad.returncode == 2 and "--pruning" in bad.stderr + bad.stdout
+
+
+@pytest.mark.slow
+def test_sigkill_during_a_pruned_matrix_then_resume_loses_and_repeats_nothing(tmp_path):
+    """The runner killed mid-matrix, then the same command: every experiment ends done or
+    pruned, none that was done or pruned is launched again, and the pools' studies hold one
+    trial per experiment (the pruner's state carried over, not started afresh)."""
+    import signal as signals
+    import subprocess
+    import sys
+    import time
+
+    import optuna
+
+    path = master(tmp_path, {"max_parallel": 2, "pruning": SH, "stop_grace_s": 2})
+    settings = api.load(path)
+    env = {"PYTHON": sys.executable, "COLUMNS": "200", "PATH": "/usr/bin:/bin",
+           "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled"}
+    args = [sys.executable, str(ROOT / "hyperparameter_system" / "experiment_runner.py"),
+            "--config", str(path), "--all"]
+    first = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not any(
+            r.status in (Status.DONE, Status.PRUNED) for r in api.ledger(settings).rows()):
+        time.sleep(0.2)
+    os.killpg(first.pid, signals.SIGKILL)
+    first.wait(timeout=30)
+    finished_before = {r.id: r.launches for r in api.ledger(settings).rows()
+                       if r.status in (Status.DONE, Status.PRUNED)}
+    assert finished_before, "the kill came before anything finished: it proves little"
+    again = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    rows = api.ledger(settings).rows()
+    assert {r.status for r in rows} <= {Status.DONE, Status.PRUNED}
+    assert len(rows) == 1 + len(CURVES)
+    for row in rows:
+        if row.id in finished_before:
+            assert row.launches == finished_before[row.id], f"{row.run_name} was relaunched"
+    by = {r.option.get("description") or r.category: r for r in rows}
+    assert by["best"].status == Status.DONE and by["baseline"].status == Status.DONE
+    study = optuna.load_study(study_name="pruning/m1/fake",
+                              storage=settings.system.optuna_storage)
+    ids = [t.user_attrs.get("experiment_id") for t in study.trials]
+    assert len(ids) == len(set(ids)) == len(rows)  # one trial per experiment, none twice
