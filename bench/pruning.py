@@ -7,6 +7,11 @@ both runs, the epochs trained with pruning over those of the full matrix, and th
 ratio. Target: identical winners, epochs ratio <= 0.5.
 
     .venv/bin/python bench/pruning.py [--epochs 9] [--epoch-s 0.4] [--parallel 2]
+    .venv/bin/python bench/pruning.py --real [--epochs 8]   # the built-in trainer, embedded data
+
+With --real the matrix is two tiny timm models x the optimizer category (four options, one of
+them a learning rate that trains nothing) on the embedded digits data (prepare it with
+`make data`), trained by codes/train.py on the CPU: the honest figure for real curves.
 """
 
 from __future__ import annotations
@@ -71,12 +76,41 @@ def write_master(tmp: Path, epochs: int, epoch_s: float, parallel: int,
     return path
 
 
-def one_run(epochs: int, epoch_s: float, parallel: int,
-            pruning: dict[str, Any] | None) -> tuple[dict[tuple[str, str], str], int, float,
-                                                      dict[str, int]]:
+REAL_OPTIONS = [{"name": "AdamW", "lr": 0.003, "description": "adamw_3e-3"},
+                {"name": "RAdam", "lr": 0.001, "description": "radam_1e-3"},
+                {"name": "AdamW", "lr": 0.00001, "description": "adamw_1e-5"},
+                {"name": "SGD", "lr": 1e-7, "momentum": 0.0, "description": "sgd_frozen"}]
+
+
+def write_real(tmp: Path, epochs: int, parallel: int, pruning: dict[str, Any] | None) -> Path:
+    """Two tiny timm models x four optimizers through codes/train.py on the embedded data."""
+    doc = {
+        "system": {"project_root": str(ROOT), "base_config": "codes/config_v2.yaml",
+                   "ledger": str(tmp / "l.db"), "runs_dir": str(tmp / "runs"),
+                   "temp_config_dir": str(tmp / "tc"), "wandb_mode": "disabled",
+                   "overrides": [f"epochs={epochs}", "image_size=32", "batch_size=32",
+                                 "limit_samples=400", "pretrained=false", "num_workers=0",
+                                 f"data_dir={ROOT / 'data'}", f"output_dir={tmp / 'out'}",
+                                 "patience=100"]},
+        "models": [{"name": "test_resnet.r160_in1k", "script": "python codes/train.py"},
+                   {"name": "test_efficientnet.r160_in1k", "script": "python codes/train.py"}],
+        "experiment_categories": {"optimizer": {"options": REAL_OPTIONS}},
+        "execution": {"gpus": "none", "max_parallel": parallel, "experiment_timeout": 1800,
+                      "preload": True, **({"pruning": pruning} if pruning else {})},
+    }
+    path = tmp / "master.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def one_run(epochs: int, epoch_s: float, parallel: int, pruning: dict[str, Any] | None,
+            real: bool = False) -> tuple[dict[tuple[str, str], str], int, float,
+                                         dict[str, int]]:
     """Winners per (model, category), epochs trained, wall seconds, statuses counted."""
     with tempfile.TemporaryDirectory(prefix="hpsys-bench-pruning-") as tmp:
-        settings = api.load(write_master(Path(tmp), epochs, epoch_s, parallel, pruning))
+        path = (write_real(Path(tmp), epochs, parallel, pruning) if real
+                else write_master(Path(tmp), epochs, epoch_s, parallel, pruning))
+        settings = api.load(path)
         began = time.perf_counter()
         api.run(settings, api.select(settings))
         wall = time.perf_counter() - began
@@ -87,8 +121,9 @@ def one_run(epochs: int, epoch_s: float, parallel: int,
         for r in rows:
             counted[r.status] = counted.get(r.status, 0) + 1
         winners = {}
-        for cat in matrix(epochs)[1]:
-            for model in ("net-a", "net-b"):
+        models = [m.name for m in settings.models]
+        for cat in [c.name for c in settings.categories]:
+            for model in models:
                 done = [r for r in rows if (r.model, r.category) == (model, cat)
                         and r.status == Status.DONE and r.metric is not None]
                 base = next(r.metric for r in rows
@@ -104,12 +139,17 @@ def main() -> int:
     p.add_argument("--epochs", type=int, default=9)
     p.add_argument("--epoch-s", type=float, default=0.4)
     p.add_argument("--parallel", type=int, default=2)
+    p.add_argument("--real", action="store_true",
+                   help="codes/train.py on the embedded data with tiny timm models")
     args = p.parse_args()
     rule = {"rule": "successive_halving", "min_epochs": 2, "reduction_factor": 3}
-    full = one_run(args.epochs, args.epoch_s, args.parallel, None)
-    halving = one_run(args.epochs, args.epoch_s, args.parallel, rule)
-    print(f"matrix: 2 models x 2 categories x 4 options + 2 baselines, {args.epochs} epochs of "
-          f"{args.epoch_s:g} s, max_parallel {args.parallel}")
+    full = one_run(args.epochs, args.epoch_s, args.parallel, None, args.real)
+    halving = one_run(args.epochs, args.epoch_s, args.parallel, rule, args.real)
+    what = ("2 tiny timm models x 4 optimizers + 2 baselines through codes/train.py, "
+            f"{args.epochs} epochs" if args.real else
+            f"2 models x 2 categories x 4 options + 2 baselines, {args.epochs} epochs of "
+            f"{args.epoch_s:g} s")
+    print(f"matrix: {what}, max_parallel {args.parallel}")
     print(f"{'model / category':<22}{'full':<12}{'successive_halving':<20}")
     for key in full[0]:
         print(f"{' / '.join(key):<22}{full[0][key]:<12}{halving[0][key]:<20}")
