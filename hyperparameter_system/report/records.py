@@ -97,17 +97,27 @@ class OptionStat:
         return fmean(epochs) if epochs else None
 
     @property
+    def unhonoured(self) -> list[str]:
+        """The keys this option set that its runs' result.json lists as `unused_keys` (the
+        script never read them): the option changed nothing there."""
+        unused = {str(k) for r in self.rows for k in (r.result.get("unused_keys") or [])}
+        return sorted(k for k in self.changes
+                      if any(k == u or k.startswith(f"{u}.") for u in unused))
+
+    @property
     def status(self) -> str:
-        """The runs' status; a pruned one with its stop epoch: `pruned @2`."""
+        """The runs' status; a pruned one with its stop epoch: `pruned @2`; an option whose keys
+        the script did not read is marked `not honoured (keys)`."""
         if not self.rows:
             return "not run"
         counts = Counter(r.status for r in self.rows)
         at = self.pruned_at
         words = {s: f"{s} @{at}" if s == Status.PRUNED and at is not None else s
                  for s in counts}
-        if len(counts) == 1:
-            return words[next(iter(counts))]
-        return ", ".join(f"{n} {words[s]}" for s, n in counts.most_common())
+        text = (words[next(iter(counts))] if len(counts) == 1 else
+                ", ".join(f"{n} {words[s]}" for s, n in counts.most_common()))
+        unread = self.unhonoured
+        return f"{text}, not honoured ({', '.join(unread)})" if unread else text
 
 
 @dataclass

@@ -371,7 +371,8 @@ def print_tables(tables: Sequence[ReportTable]) -> None:
         for row, (winner, better) in zip(t.rows, t.tones, strict=True):
             tone = {True: "green", False: "red"}.get(better, "")
             table.add_row(*((PathText if t.headers[i] in PATH_COLUMNS else Text)(
-                printable(row[i]), style=tone if t.toned(t.headers[i]) else "")
+                printable(row[i]), style=tone if t.toned(t.headers[i]) else
+                "red" if "not honoured" in row[i] else "")
                 for i in keep), style="bold" if winner else None)
         console.print(table)
 
