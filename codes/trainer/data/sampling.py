@@ -4,6 +4,7 @@ into data/)."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
@@ -75,10 +76,13 @@ def oversample(
     """Append augmented copies of each listed class until it has `limit` images; returns the
     grown images (N, 3, H, W uint8), labels and each listed class's count afterwards."""
     bad = [c for c in classes if not 0 <= c < num_classes]
-    if bad:
-        raise ConfigError(
-            f"class_imbalance.aug_class: class {bad[0]} out of range 0..{num_classes - 1}"
+    if bad:  # a config written for another dataset (the original's 17 classes): say, go on
+        print(
+            f"warning: class_imbalance.aug_class: class(es) {', '.join(map(str, bad))} not in "
+            f"this data (classes 0..{num_classes - 1}): nothing to oversample for them",
+            file=sys.stderr,
         )
+        classes = [c for c in classes if c not in bad]
     rng = np.random.default_rng(seed)
     transform = copy_transform(images.shape[-1], seed)
     new_images, new_labels, counts = [], [], {}
