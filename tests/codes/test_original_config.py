@@ -7,8 +7,6 @@ import json
 
 import pytest
 
-pytestmark = pytest.mark.slow
-
 # Keys the run reads no value from, each for a reason of the config itself: CrossEntropyLoss
 # takes no smoothing (label_smooth 0.0 is for LabelSmoothingLoss), CosineAnnealingLR no
 # max_lr, the static augmentation set is superseded by its dynamic_augmentation stages, and
@@ -17,6 +15,7 @@ NOT_READ = {"label_smooth", "scheduler_params.max_lr", "online_augmentation",
             "augmentation.eda", "augmentation.dilation", "augmentation.erosion", "wandb.log"}
 
 
+@pytest.mark.slow
 def test_the_original_config_trains_and_reports_its_features(run_script, digits_dir,
                                                                tmp_path, repo_root):
     out = tmp_path / "out"
@@ -34,3 +33,13 @@ def test_the_original_config_trains_and_reports_its_features(run_script, digits_
     assert effective["tta"]["val"] and effective["scheduler"] == "CosineAnnealingLR"
     assert effective["oversampled"] == {"1": 70}  # 13 and 14 are not digits: warned, skipped
     assert "13, 14 not in this data" in proc.stderr
+
+
+def test_dynamic_augmentation_enabled_alone_gets_the_original_stages():
+    """The original's `augmentation` category option sets dynamic_enabled only: the run gets
+    weak, middle and strong stages over thirds of its epochs."""
+    from trainer.data.augment import stages_of
+
+    stages = stages_of({"epochs": 9, "dynamic_augmentation": {"enabled": True}})
+    assert [(s.until_epoch, s.augs) for s in stages] == [
+        (3, ["easiest", "basic"]), (6, ["stilleasy", "middle"]), (9, ["aggressive"])]

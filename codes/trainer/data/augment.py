@@ -242,10 +242,21 @@ def dynamic_enabled(cfg: dict[str, Any]) -> bool:
     return isinstance(spec, dict) and bool(spec.get("enabled", False))
 
 
+def default_stages(epochs: int) -> dict[str, dict[str, Any]]:
+    """The original config's weak, middle and strong stages over thirds of the run, for a
+    dynamic augmentation enabled without stages of its own."""
+    third = max(1, round(epochs / 3))
+    return {"weak": {"end_epoch": third, "augs": ["easiest", "basic"]},
+            "middle": {"end_epoch": max(third, 2 * third), "augs": ["stilleasy", "middle"]},
+            "strong": {"end_epoch": max(epochs, 2 * third + 1), "augs": ["aggressive"]}}
+
+
 def stages_of(cfg: dict[str, Any]) -> list[Stage] | None:
     """The policy stages the config asks for, or None for the light (torch) augmentation."""
     if dynamic_enabled(cfg):
         policies = cfg["dynamic_augmentation"].get("policies")
+        if policies is None:  # enabled alone (the original's category option): its stages
+            policies = default_stages(int(cfg.get("epochs") or 3))
         if not isinstance(policies, dict) or not policies:
             raise ConfigError(
                 "dynamic_augmentation.policies: expected a mapping of stages "
