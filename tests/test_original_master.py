@@ -29,8 +29,9 @@ def original(tmp: Path, overrides: list[str] | None = None, models: int | None =
                          ledger=str(tmp / "l.db"), runs_dir=str(tmp / "runs"),
                          reports_dir=str(tmp / "reports"), wandb_mode="disabled",
                          overrides=overrides or [])
-    if models is not None:
+    if models is not None:  # a short run: the first model, preloaded, on both cores
         doc["models"] = doc["models"][:models]
+        doc["execution"].update(preload=True, max_parallel=2)
     path = tmp / "original.yaml"
     path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
