@@ -70,10 +70,18 @@ def plain_copy(value: Any) -> Any:
 
 
 def apply_changes(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
-    """A deep copy of `base` with every dotted change set."""
-    config = plain_copy(dict(base))
+    """`base` with every dotted change set, copied on write: the mappings along a changed path
+    are new, everything else is shared with `base` (a 10,000-experiment matrix shares one base
+    config instead of copying it 10,000 times). Below its top level, treat it as read-only."""
+    config = dict(base)
     for key, value in changes.items():
-        set_dotted(config, key, copy.deepcopy(value))
+        *parents, last = key.split(".")
+        node = config
+        for part in parents:
+            child = node.get(part)
+            node[part] = child = dict(child) if isinstance(child, dict) else {}
+            node = child
+        node[last] = plain_copy(value)
     return config
 
 
