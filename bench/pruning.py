@@ -150,9 +150,10 @@ def main() -> int:
             f"2 models x 2 categories x 4 options + 2 baselines, {args.epochs} epochs of "
             f"{args.epoch_s:g} s")
     print(f"matrix: {what}, max_parallel {args.parallel}")
-    print(f"{'model / category':<22}{'full':<12}{'successive_halving':<20}")
+    width = max(22, *(len(" / ".join(key)) + 2 for key in full[0]))
+    print(f"{'model / category':<{width}}{'full':<12}{'successive_halving':<20}")
     for key in full[0]:
-        print(f"{' / '.join(key):<22}{full[0][key]:<12}{halving[0][key]:<20}")
+        print(f"{' / '.join(key):<{width}}{full[0][key]:<12}{halving[0][key]:<20}")
     same = full[0] == halving[0]
     print(f"winners identical: {'yes' if same else 'NO'}")
     print(f"statuses: full {full[3]}, successive_halving {halving[3]}")
