@@ -169,7 +169,13 @@ def confirm_and_run(settings: Settings, experiments: Sequence[Experiment]) -> No
     if not plan.to_run:
         console.info(f"nothing to run: all {plan.total} selected experiment(s) are done")
         return
-    if not prompts.ask(prompts.confirm_run(plan)):
+    rule = settings.execution.pruning.rule
+    if settings.execution.pruning.on:  # the confirmation also says whether to prune this run
+        answer = prompts.ask(prompts.confirm_pruned_run(plan, rule))
+        if answer in (None, "no"):
+            return
+        settings = api.with_pruning(settings, answer)
+    elif not prompts.ask(prompts.confirm_run(plan)):
         return
     console.print_run_result(commands.run(settings, experiments), MENU_RESUME_HINT)
 

@@ -262,3 +262,26 @@ def test_sigkill_during_a_pruned_matrix_then_resume_loses_and_repeats_nothing(tm
                               storage=settings.system.optuna_storage)
     ids = [t.user_attrs.get("experiment_id") for t in study.trials]
     assert len(ids) == len(set(ids)) == len(rows)  # one trial per experiment, none twice
+
+
+def test_the_menu_confirmation_chooses_pruning_for_one_run(tmp_path, monkeypatch):
+    """With execution.pruning on, the menu's confirmation offers the rule or no pruning for
+    this run; the config stays as it is."""
+    from hyperparameter_system import run_experiments
+    from hyperparameter_system.run.executor import RunResult
+    from hyperparameter_system.ui import prompts
+
+    settings = load(tmp_path, {"pruning": SH})
+    asked, ran = [], []
+    answers = iter(["all", "none", "quit"])
+
+    def ask(question):
+        asked.append(question)
+        return next(answers)
+
+    monkeypatch.setattr(prompts, "ask", ask)
+    monkeypatch.setattr(api, "run", lambda s, exps, **kw: ran.append(s) or RunResult())
+    run_experiments.menu(settings)
+    assert [c.value for c in asked[1].choices] == ["successive_halving", "none", "no"]
+    assert ran[0].execution.pruning.rule == "none"
+    assert settings.execution.pruning.rule == "successive_halving"

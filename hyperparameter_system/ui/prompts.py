@@ -128,6 +128,15 @@ def choose_categories(settings: Settings) -> Checkbox:
         Choice(title(c), c.name, c.enabled) for c in settings.categories))
 
 
+def confirm_pruned_run(plan: RunPlan, rule: str) -> Select:
+    """With execution.pruning on, the confirmation also chooses it for this run: as configured,
+    without pruning, or not at all (the answer: the rule, "none", or "no")."""
+    text = confirm_run(plan).message.rstrip("?")
+    return Select(text + "?", (Choice(f"Yes, stopping losers early ({rule})", rule),
+                               Choice("Yes, every option to the end (no pruning)", "none"),
+                               Choice("No", "no")))
+
+
 def confirm_run(plan: RunPlan) -> Confirm:
     """States the count, what is skipped as done, and the estimated time over the slots the run
     really has (GPUs may cap them below max_parallel), before anything runs."""
