@@ -240,3 +240,16 @@ def test_the_html_report_draws_the_studies_and_the_cli_starts_without_optuna(mas
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
                          text=True, timeout=60, check=True)
     assert out.stdout.strip() == "False"  # Optuna is imported only when a study is used
+
+
+def test_start_from_combined_enqueues_the_matrix_winners_first(master, master_writer,
+                                                               tmp_path) -> None:
+    """From matrix to search: the combined winners are the study's first trial."""
+    sections = _sections(search_block(n_trials=2, pruner="none", start_from=["combined"]), {})
+    sections["experiment_categories"] = {"optimizer": {"options": [
+        {"name": "AdamW", "lr": 0.003}, {"name": "AdamW", "lr": 0.00001}]}}
+    settings = api.load(master_writer(tmp_path, **sections))
+    assert api.run(settings, api.select(settings)).count("done") == 3
+    searches.run_search(settings, "lr_wd")
+    first = searches.study(settings, "lr_wd").trials[0]
+    assert first.params["lr"] == pytest.approx(0.003)  # the optimizer category's winner
