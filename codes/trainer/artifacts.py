@@ -12,9 +12,9 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 import yaml
 
@@ -88,11 +88,17 @@ def tee_output(log_path: Path) -> Iterator[None]:
 
 def write_atomic(path: Path, text: str) -> None:
     """Write via a temp file in the same folder and os.replace, so readers never see half."""
+    write_atomic_with(path, lambda fh: fh.write(text.encode("utf-8")))
+
+
+def write_atomic_with(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """`write` fills a temp file in the same folder, synced, then os.replace: a reader (or a
+    kill mid-write) sees the old file whole or the new one, never half (text or a checkpoint)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

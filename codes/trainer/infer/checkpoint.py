@@ -3,14 +3,13 @@ to rebuild the model without the run folder (config, classes, input size, normal
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from trainer.artifacts import write_atomic_with
 from trainer.build.model import build_model
 from trainer.data import ImageSet
 from trainer.errors import ConfigError
@@ -43,17 +42,7 @@ def checkpoint_payload(
 def save_checkpoint(payload: dict[str, Any], path: Path) -> None:
     """torch.save via a temp file in the same folder and os.replace: a kill mid-save leaves the
     previous checkpoint whole, never half of the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic_with(path, lambda fh: torch.save(payload, fh))
 
 
 def read_resumable(path: Path) -> dict[str, Any]:
