@@ -75,7 +75,7 @@ def train(
     if cfg2 is not None:
         from trainer.stages import train_two_stages
 
-        return train_two_stages(cfg, cfg2, run_dir, run_name, started)
+        return train_two_stages(cfg, cfg2, run_dir, run_name, started, train)
     validate_names(cfg)
     device = pick_device(cfg.get("device", "auto"))
     threads = configure_threads(cfg.get("cpu_threads"))

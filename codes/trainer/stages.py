@@ -7,6 +7,7 @@ effective values and unused keys. W&B logs stage 2 only (stage 1 keeps its files
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +33,15 @@ def _stage_entry(stage: int, result: dict[str, Any], folder: Path) -> dict[str, 
 
 
 def train_two_stages(
-    cfg1: dict[str, Any], cfg2: dict[str, Any], run_dir: RunDir, run_name: str, started: float
+    cfg1: dict[str, Any],
+    cfg2: dict[str, Any],
+    run_dir: RunDir,
+    run_name: str,
+    started: float,
+    train: Callable[..., dict[str, Any]],
 ) -> dict[str, Any]:
-    """Stage 1, then stage 2 from stage 1's best weights; the combined result.json."""
-    from trainer.run import train
-
+    """Stage 1, then stage 2 from stage 1's best weights; the combined result.json. `train`
+    is run.train, handed in: each stage is one ordinary run (no import back up)."""
     names = (cfg1.get("model_name"), cfg2.get("model_name"))
     if names[0] != names[1]:
         raise ConfigError(
