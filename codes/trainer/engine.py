@@ -14,16 +14,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import accuracy_score, f1_score
 from torch import nn
 
 from trainer.build.parts import Parts
 from trainer.build.scheduler import Schedule
 from trainer.data import TensorLoader
 from trainer.device import AmpPlan
+from trainer.evaluation import Evaluation, scored
 
 if TYPE_CHECKING:
     from trainer.callbacks import Callback
@@ -54,15 +53,6 @@ class Monitor:
         else:
             self.bad_epochs += 1
         return better
-
-
-@dataclass
-class Evaluation:
-    loss: float
-    acc: float
-    f1: float
-    y_true: np.ndarray
-    y_pred: np.ndarray
 
 
 @dataclass
@@ -149,9 +139,7 @@ def evaluate(model: nn.Module, loader: TensorLoader, amp: AmpPlan, num_classes: 
         targets.append(y)
     out, y_all = torch.cat(logits), torch.cat(targets)
     loss = float(F.cross_entropy(out, y_all))
-    y_true, y_pred = y_all.cpu().numpy(), out.argmax(1).cpu().numpy()
-    f1 = f1_score(y_true, y_pred, average="macro", labels=list(range(num_classes)), zero_division=0)
-    return Evaluation(loss, float(accuracy_score(y_true, y_pred)), float(f1), y_true, y_pred)
+    return scored(loss, y_all.cpu().numpy(), out.argmax(1).cpu().numpy(), num_classes)
 
 
 @dataclass

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainer.errors import ConfigError
+from trainer.evaluation import Evaluation, scored
 
 
 def _rotate(degrees: float) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -97,12 +98,8 @@ def tta_proba(model: nn.Module, x: torch.Tensor, plan: TTAPlan, amp: Any = None)
 @torch.inference_mode()
 def evaluate_tta(
     model: nn.Module, loader: Iterable[Any], amp: Any, num_classes: int, plan: TTAPlan
-) -> Any:
+) -> Evaluation:
     """engine.evaluate with TTA: loss is the NLL of the averaged probabilities."""
-    from sklearn.metrics import accuracy_score, f1_score
-
-    from trainer.engine import Evaluation
-
     was_training = model.training
     _dropout_on(model) if plan.dropout else model.eval()
     probs, targets = [], []
@@ -112,10 +109,7 @@ def evaluate_tta(
     model.train(was_training)
     p, y_all = torch.cat(probs), torch.cat(targets)
     loss = float(F.nll_loss(p.clamp_min(1e-12).log(), y_all))
-    y_true, y_pred = y_all.cpu().numpy(), p.argmax(1).cpu().numpy()
-    labels = list(range(num_classes))
-    f1 = f1_score(y_true, y_pred, average="macro", labels=labels, zero_division=0)
-    return Evaluation(loss, float(accuracy_score(y_true, y_pred)), float(f1), y_true, y_pred)
+    return scored(loss, y_all.cpu().numpy(), p.argmax(1).cpu().numpy(), num_classes)
 
 
 @torch.inference_mode()
