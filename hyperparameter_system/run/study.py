@@ -203,7 +203,7 @@ class StudySource:
             if self.retries:
                 return self.retries.popleft()
             if time.monotonic() - self.counted_at > RECOUNT_S:
-                self.done, self.counted_at = finished(self.study), time.monotonic()
+                self.done, self.counted_at = self._recount(), time.monotonic()
             if self.done + len(self.trials) >= self.n_trials:
                 return None
             if self.failures >= max(3, self.n_trials):  # a script that always fails: stop
@@ -223,29 +223,41 @@ class StudySource:
         if not final:
             return
         with self.lock:
-            trial = self.trials.pop(experiment.id, None)
+            trial = self.trials.get(experiment.id)
         if trial is None:
             return
+        ok = self._tell(trial, outcome)
+        # Counted as running until the tell is stored, then as finished in the same step: a
+        # slot asking meanwhile never sees one trial fewer (an extra trial) nor one twice.
+        with self.lock:
+            del self.trials[experiment.id]
+            if ok:
+                self.done += 1
+            else:
+                self.failures += 1
+
+    def _tell(self, trial: optuna.trial.Trial, outcome: Outcome) -> bool:
+        """Tell the study how the trial ended; True when it counts as finished."""
         if outcome.status == Status.DONE:
             values = [headline(outcome.result, key) for key, _ in self.search.objectives]
             if all(v is not None and math.isfinite(v) for v in values):
                 self.study.tell(trial, values)
-                self._finished()
-                return
+                return True
             trial.set_user_attr("fail_reason", "result.json lacks an objective value")
         elif outcome.status == Status.PRUNED:
             self.study.tell(trial, state=TrialState.PRUNED)
-            self._finished()
-            return
+            return True
         else:
             trial.set_user_attr("fail_reason", outcome.error or str(outcome.status))
-        with self.lock:
-            self.failures += 1
         self.study.tell(trial, state=TrialState.FAIL)
+        return False
 
-    def _finished(self) -> None:
-        with self.lock:
-            self.done += 1
+    def _recount(self) -> int:
+        """Finished trials in the storage (other runners' too), but not this source's own
+        running ones: a tell stored before its trial leaves `self.trials` is counted once."""
+        mine = {t.number for t in self.trials.values()}
+        return sum(t.number not in mine for t in
+                   self.study.get_trials(deepcopy=False, states=FINISHED))
 
     def _experiment(self, trial: optuna.trial.Trial) -> Experiment:
         params = dict(trial.params)
