@@ -42,7 +42,7 @@ test-fast: data  ## the suite without the slow end-to-end tests
 
 lint: $(STAMP)  ## ruff, and import-linter: the runner's layers and what it never imports
 	$(BIN)/ruff check .
-	$(BIN)/lint-imports
+	PYTHONPATH=codes $(BIN)/lint-imports
 
 bench: data  ## print the benchmark figures (parallel efficiency with the Ray overhead: ~40 s)
 	for b in bench/*.py; do \

@@ -106,3 +106,21 @@ def test_every_shipped_script_finds_the_engine_schema(script: list[str]) -> None
 def test_a_script_without_schema_gets_none(tmp_path: Path) -> None:
     (tmp_path / "mine.py").write_text("print('hi')\n")
     assert schema_path(["python", "mine.py"], tmp_path) is None
+
+
+@pytest.mark.parametrize(("category", "option", "key"), [
+    ("loss_function", {"name": "LabelSmoothingLoss", "smoothing": 1.0}, "smoothing"),
+    ("scheduler", {"name": "StepLR", "step_size": 5, "gamma": 0}, "gamma"),
+])
+def test_a_master_config_with_a_drifted_value_is_refused_before_launch(
+        tmp_path: Path, master_config, cli, category: str, option: dict[str, Any],
+        key: str) -> None:
+    """The drift through the whole CLI: one line naming file, line and key; nothing launched."""
+    path = master_config(models=[{"name": "net", "script": "tests/fakes/fake_train.sh"}],
+                         experiment_categories={category: {"options": [option]}})
+    res = cli("--config", str(path), "--all")
+    assert res.returncode == 2, res.stdout + res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
+    assert f"{path}:" in lines[0] and f"options[0].{key}" in lines[0], lines[0]
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "ledger.db").exists()
