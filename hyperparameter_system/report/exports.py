@@ -22,6 +22,7 @@ from pathlib import Path
 
 from hyperparameter_system.core.atomic import atomic_write_text
 from hyperparameter_system.core.errors import HpsysError
+from hyperparameter_system.core.states import Direction
 from hyperparameter_system.report.format import fmt_delta, fmt_metric
 from hyperparameter_system.report.jsonexport import to_json
 from hyperparameter_system.report.plots import Figure, figures, render_all
@@ -197,7 +198,7 @@ def heat_map(summary: Summary) -> str:
             note = f'<span class="desc">{html.escape(_note_of(t))}</span>' if t else ""
             cells.append(f"<td>{chips}{note}</td>")
         rows.append(f"<tr>{''.join(cells)}</tr>")
-    better = "higher" if summary.metric_mode == "max" else "lower"
+    better = "higher" if summary.metric_mode == Direction.MAX else "lower"
     legend = (f'<p class="legend"><span style="background:{heat_colour(True, 1)}">better than '
               f'the baseline</span><span style="background:{heat_colour(None, 0)}">level or '
               f'no metric</span><span style="background:{heat_colour(False, 1)}">worse</span>'

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hyperparameter_system.core.safe_names import safe_name
-from hyperparameter_system.core.states import Status
+from hyperparameter_system.core.states import Direction, Status
 from hyperparameter_system.report.curves import curve_key, read_curve
 
 if TYPE_CHECKING:
@@ -36,7 +36,9 @@ class Figure:
     png: bytes
 
 
-def _pyplot():
+def pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend, imported only when a report draws (the CLI
+    starts without it)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -45,10 +47,11 @@ def _pyplot():
     return plt
 
 
-def _png(fig) -> bytes:
+def png_bytes(fig: Any) -> bytes:
+    """The figure as PNG bytes for the html report; the figure is closed (no leak per plot)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return buf.getvalue()
 
 
@@ -72,7 +75,7 @@ def delta_chart(summary: Summary, category: str) -> bytes | None:
     deltas = [o.delta for _, t in tables for o in t.options if o.delta is not None]
     if not order or not deltas:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     models = len(tables)
     row_in = 0.42 * models + 0.3
     fig, ax = plt.subplots(figsize=(WIDTH_IN, max(2.4, row_in * len(order) + 1.3)))
@@ -115,7 +118,7 @@ def delta_chart(summary: Summary, category: str) -> bytes | None:
     ax.set_yticks(range(len(order)))
     ax.set_yticklabels([names[k] for k in order], fontsize=11)
     ax.set_ylim(len(order) - 0.5, -0.5)  # best first, at the top
-    better = "higher" if summary.metric_mode == "max" else "lower"
+    better = "higher" if summary.metric_mode == Direction.MAX else "lower"
     ax.set_xlabel(f"change in {summary.metric} against the model's baseline "
                   f"({better} is better)", fontsize=11)
     ax.tick_params(axis="x", labelsize=10)
@@ -128,7 +131,7 @@ def delta_chart(summary: Summary, category: str) -> bytes | None:
                    for i in range(models)]
         ax.legend(handles, [m for m, _ in tables], loc="upper left", bbox_to_anchor=(1.01, 1),
                   fontsize=10, frameon=False, title="model")
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def _first_ran(stat: OptionStat):
@@ -187,7 +190,7 @@ def learning_curves(summary: Summary, report: ModelReport) -> bytes | None:
     panels = _pools(report)
     if not panels:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(len(panels), 1, figsize=(WIDTH_IN, 3.6 * len(panels)),
                              squeeze=False)
     drawn = 0
@@ -209,13 +212,14 @@ def learning_curves(summary: Summary, report: ModelReport) -> bytes | None:
         plt.close(fig)
         return None
     fig.tight_layout()
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def figures(summary: Summary) -> list[Figure]:
     """Every plot that has data, with its caption."""
     out: list[Figure] = []
-    better = "right of it is better" if summary.metric_mode == "max" else "left of it is better"
+    better = ("right of it is better" if summary.metric_mode == Direction.MAX
+              else "left of it is better")
     cats = dict.fromkeys(t.category for m in summary.models for t in m.categories)
     for cat in cats:
         png = delta_chart(summary, cat)

@@ -9,7 +9,7 @@ from statistics import fmean, stdev
 from typing import Any
 
 from hyperparameter_system.core.configdict import get_dotted
-from hyperparameter_system.core.states import UNFINISHED, Status
+from hyperparameter_system.core.states import UNFINISHED, Direction, Status
 from hyperparameter_system.matrix import combine
 from hyperparameter_system.matrix.ranking import (
     NOT_BEATING,
@@ -236,7 +236,7 @@ class Summary:
         +0.0000 (float noise, e.g. the mean of +0.05 and -0.05) is neither, so not coloured."""
         if not is_number(delta) or abs(delta) < 0.5e-4:
             return None
-        return delta > 0 if self.metric_mode == "max" else delta < 0
+        return delta > 0 if self.metric_mode == Direction.MAX else delta < 0
 
 
 def _value(row: Row, metric: str) -> float | None:

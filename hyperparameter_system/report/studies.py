@@ -6,7 +6,7 @@ from __future__ import annotations
 import warnings
 
 from hyperparameter_system.config.settings import Settings
-from hyperparameter_system.report.plots import Figure, _png, _pyplot
+from hyperparameter_system.report.plots import Figure, png_bytes, pyplot
 
 
 def study_figures(settings: Settings) -> list[Figure]:
@@ -16,7 +16,7 @@ def study_figures(settings: Settings) -> list[Figure]:
 
     from hyperparameter_system.run.study import open_study
 
-    _pyplot()  # the Agg backend, before Optuna imports pyplot
+    pyplot()  # the Agg backend, before Optuna imports pyplot
     out: list[Figure] = []
     with warnings.catch_warnings():  # Optuna marks its matplotlib plots experimental
         warnings.simplefilter("ignore")
@@ -34,12 +34,12 @@ def study_figures(settings: Settings) -> list[Figure]:
                     out.append(Figure(f"pareto_{slug}.png", f"{study.study_name}: Pareto front",
                                       f" The trials of {len(done)} complete; the front is the "
                                       "best compromise of " + " and ".join(names) + ".",
-                                      _png(axes.figure)))
+                                      png_bytes(axes.figure)))
                     continue
                 axes = ovm.plot_optimization_history(study)
                 out.append(Figure(f"history_{slug}.png", f"{study.study_name}: optimisation "
                                   "history", f" Each trial's objective and the best so far, "
-                                  f"over {len(done)} complete trials.", _png(axes.figure)))
+                                  f"over {len(done)} complete trials.", png_bytes(axes.figure)))
                 if len(done) >= 3 and len(search.space) > 1:
                     try:
                         axes = ovm.plot_param_importances(study)
@@ -47,5 +47,6 @@ def study_figures(settings: Settings) -> list[Figure]:
                         continue
                     out.append(Figure(f"importance_{slug}.png", f"{study.study_name}: "
                                       "parameter importances", " How much each searched key "
-                                      "explains of the objective (fANOVA).", _png(axes.figure)))
+                                      "explains of the objective (fANOVA).",
+                                      png_bytes(axes.figure)))
     return out
