@@ -47,3 +47,48 @@ def test_the_page_has_the_heat_map_winner_marks_and_worded_captions(tmp_path):
     assert head.count("<th>option</th>") == 1 and "run name" not in head
     assert '<code>tuning_lr0.01</code><br><span class="desc">fast</span>' in ranking
     assert "overflow-wrap: anywhere" in page and "width: 100%" in page
+
+
+def _drawn(monkeypatch, draw):
+    """The matplotlib figure a plot function drew, instead of its PNG bytes."""
+    from hyperparameter_system.report import plots
+
+    seen = []
+    monkeypatch.setattr(plots, "png_bytes", lambda fig: seen.append(fig) or b"png")
+    assert draw() == b"png"
+    return seen[0]
+
+
+def test_the_bars_carry_values_the_baseline_line_and_a_diamond_for_level(tmp_path, monkeypatch):
+    """What the eye needs in a category chart: each bar's value (and the winner's star) beside
+    it, the baseline as a line at zero, and a diamond where an option is level with it (a bar
+    of no width would be invisible)."""
+    from hyperparameter_system.report.plots import delta_chart
+
+    settings = settings_for(tmp_path, CATEGORIES, models=("m1",))
+    fill(settings, _curve)
+    summary = collect(settings)
+    ax = _drawn(monkeypatch, lambda: delta_chart(summary, "tuning")).axes[0]
+    texts = [t.get_text() for t in ax.texts]
+    assert any(t.startswith("+0.1000") and "\u2605 winner" in t for t in texts), texts
+    assert "baseline" in texts
+    assert any(list(line.get_xdata()) == [0, 0] for line in ax.lines)  # the line at zero
+    level = _drawn(monkeypatch, lambda: delta_chart(summary, "early_stopping")).axes[0]
+    assert [line.get_marker() for line in level.lines].count("D") == 2  # both options level
+
+
+def test_curves_have_distinct_styles_and_the_legend_beside_the_data(tmp_path, monkeypatch):
+    from hyperparameter_system.report.plots import learning_curves
+
+    settings = settings_for(tmp_path, CATEGORIES, models=("m1",))
+    fill(settings, _curve)
+    summary = collect(settings)
+    fig = _drawn(monkeypatch, lambda: learning_curves(summary, summary.models[0]))
+    titled = {ax.get_title(loc="left").rsplit("/ ", 1)[-1]: ax for ax in fig.axes}
+    panel = titled["category early_stopping"]
+    styles = [(line.get_linestyle(), line.get_marker()) for line in panel.lines]
+    assert len(styles) == 3 and len(set(styles)) == 3  # baseline + 2 identical curves, apart
+    legend = panel.get_legend()
+    assert legend is not None and legend.get_bbox_to_anchor().x0 > panel.bbox.x1 - 1  # outside
+    stopped = titled["category tuning"].lines  # the pruner stopped one: a cross
+    assert "X" in [line.get_marker() for line in stopped]
