@@ -40,7 +40,7 @@ def test_small_matrix_through_train_py_finds_the_winners(master_config, cli, tmp
                               f"output_dir={tmp_path / 'outputs'}", "pretrained=false",
                               "num_workers=0"]},
         models=MODELS, experiment_categories={"optimizer": {"options": OPTIONS}},
-        execution={"max_parallel": 2, "experiment_timeout": 400})
+        execution={"max_parallel": 2, "experiment_timeout": 400, "preload": True})
     res = cli("--config", str(path), "--all", timeout=900)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "6 done, 0 failed" in res.stdout
@@ -73,7 +73,7 @@ def test_a_real_search_trains_its_trials_with_train_py(master_config, cli, tmp_p
                               f"output_dir={tmp_path / 'outputs'}", "pretrained=false",
                               "num_workers=0"]},
         models=[MODELS[0]], experiment_categories={"optimizer": {"options": OPTIONS[:1]}},
-        execution={"max_parallel": 2, "experiment_timeout": 400},
+        execution={"max_parallel": 2, "experiment_timeout": 400, "preload": True},
         search={"lr": {"n_trials": 2, "sampler": "random", "seed": 3, "pruner": "none",
                        "space": {"lr": {"low": 1.0e-4, "high": 1.0e-2, "log": True}}}})
     res = cli("--config", str(path), "--search", "lr", timeout=900)
