@@ -164,19 +164,17 @@ def config_problem(text: str) -> bool | str:
 
 
 def confirm_and_run(settings: Settings, experiments: Sequence[Experiment]) -> None:
-    """Say what would run (count, skipped as done, estimate), ask, then run with live progress."""
+    """Say what would run (count, skipped as done, estimate), ask, then run with live progress.
+    The answer also picks the pruning rule for this run (the configured one by default), as
+    --pruning does for the flags; the config stays as it is."""
     plan = api.plan_run(settings, experiments)
     if not plan.to_run:
         console.info(f"nothing to run: all {plan.total} selected experiment(s) are done")
         return
-    rule = settings.execution.pruning.rule
-    if settings.execution.pruning.on:  # the confirmation also says whether to prune this run
-        answer = prompts.ask(prompts.confirm_pruned_run(plan, rule))
-        if answer in (None, "no"):
-            return
-        settings = api.with_pruning(settings, answer)
-    elif not prompts.ask(prompts.confirm_run(plan)):
+    answer = prompts.ask(prompts.confirm_run(plan, settings.execution.pruning.rule))
+    if answer in (None, "no"):
         return
+    settings = api.with_pruning(settings, answer)
     console.print_run_result(commands.run(settings, experiments), MENU_RESUME_HINT)
 
 

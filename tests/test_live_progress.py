@@ -36,3 +36,31 @@ def test_done_lines_metric_epoch_total_and_timeouts(tmp_path, monkeypatch):
     assert "1 timed out" in str(view.progress.tasks[0].fields["counts"])
     assert "0 failed" in str(view.progress.tasks[0].fields["counts"])
     assert bar is not None and view.progress.tasks[0].completed == 2
+
+
+def test_pruned_runs_are_counted_in_the_bar_and_the_last_line(tmp_path, monkeypatch):
+    """A pruned run is final and no failure: the bar and the final line count it as pruned
+    (only when there are any)."""
+    from hyperparameter_system.core.states import Status
+    from hyperparameter_system.run.executor import RunResult
+
+    screen = Console(width=160, file=io.StringIO(), highlight=False, force_terminal=False)
+    monkeypatch.setattr(console, "console", screen)
+    settings = settings_for(tmp_path, {"lr_cat": [{"lr": 0.01}]})
+    first, second = build_matrix(settings)
+    done = Outcome(first.id, Status.DONE, 0, 5, exit_code=0)
+    pruned = Outcome(second.id, Status.PRUNED, 0, 2, exit_code=0)
+    view = console.RunDisplay(2, 0, None, 1)
+    with view:
+        view.finished(first, done)
+        view.finished(second, pruned)
+        view._render()
+    counts = str(view.progress.tasks[0].fields["counts"])
+    assert "1 pruned" in counts and "0 failed" in counts
+    assert view.progress.tasks[0].completed == 2
+    console.print_run_result(RunResult(outcomes=[done, pruned]))
+    assert "run finished: 1 done, 1 pruned, 0 failed, 0 timed out" in screen.file.getvalue()
+    screen.file.seek(0)
+    screen.file.truncate(0)
+    console.print_run_result(RunResult(outcomes=[done]))
+    assert "pruned" not in screen.file.getvalue()

@@ -114,17 +114,31 @@ def test_show_matrix_shows_every_enabled_experiment(monkeypatch, settings, runs)
 def test_run_all_confirms_count_skipped_and_estimate(monkeypatch, settings, runs):
     everything = api.select(settings)
     seed(settings, everything[:2], "done")
-    script = play(monkeypatch, settings, ["all", True, "quit"])
+    script = play(monkeypatch, settings, ["all", "none", "quit"])
     confirm = script.asked[1]
-    assert isinstance(confirm, prompts.Confirm)
+    assert isinstance(confirm, prompts.Select)
     assert f"Run {len(everything) - 2} of {len(everything)}" in confirm.message
     assert "2 already done, skipped" in confirm.message and "estimated" in confirm.message
     assert f"on {api.slot_count(settings)} slot(s)" in confirm.message
     assert [e.id for e in runs[0]] == [e.id for e in everything]  # the runner skips the done
 
 
+def test_the_confirmation_offers_pruning_even_when_none_is_configured(monkeypatch, settings):
+    """Every rule (and no pruning) is a choice of the run confirmation, the configured one
+    (none here) under the pointer; the pick holds for this run, the config stays as it is."""
+    ran = []
+    monkeypatch.setattr(api, "run", lambda s, exps, **kw: ran.append(s) or RunResult())
+    script = play(monkeypatch, settings, ["all", "median", "quit"])
+    confirm = script.asked[1]
+    assert [c.value for c in confirm.choices] == [
+        "none", "successive_halving", "median", "hyperband", "patient", "no"]
+    assert confirm.default == "none" and confirm.message.startswith("Run ")
+    assert ran[0].execution.pruning.rule == "median" and ran[0].execution.pruning.on
+    assert settings.execution.pruning.rule == "none"
+
+
 def test_run_all_declined_runs_nothing(monkeypatch, settings, runs):
-    script = play(monkeypatch, settings, ["all", False, "quit"])
+    script = play(monkeypatch, settings, ["all", "no", "quit"])
     assert "no time estimate yet" in script.asked[1].message and runs == []
 
 
@@ -136,7 +150,7 @@ def test_nothing_to_run_when_all_done(monkeypatch, settings, runs, capsys):
 
 
 def test_choose_models_preselects_enabled(monkeypatch, settings, runs):
-    script = play(monkeypatch, settings, ["models", ["m3"], True, "quit"])
+    script = play(monkeypatch, settings, ["models", ["m3"], "none", "quit"])
     box = script.asked[1]
     assert isinstance(box, prompts.Checkbox)
     assert {c.value: c.checked for c in box.choices} == {"m1.a": True, "m2": True, "m3": False}
@@ -144,15 +158,15 @@ def test_choose_models_preselects_enabled(monkeypatch, settings, runs):
 
 
 def test_choose_categories(monkeypatch, settings, runs):
-    script = play(monkeypatch, settings, ["categories", ["fake"], True, "quit"])
+    script = play(monkeypatch, settings, ["categories", ["fake"], "none", "quit"])
     assert [c.value for c in script.asked[1].choices] == ["optimizer", "fake"]
     assert pairs(runs[0]) == {(m, c) for m in ("m1.a", "m2") for c in ("baseline", "fake")}
 
 
 def test_custom_asks_models_then_categories(monkeypatch, settings, runs):
-    script = play(monkeypatch, settings, ["custom", ["m2"], ["optimizer"], True, "quit"])
+    script = play(monkeypatch, settings, ["custom", ["m2"], ["optimizer"], "none", "quit"])
     assert [type(q).__name__ for q in script.asked] == ["Select", "Checkbox", "Checkbox",
-                                                        "Confirm", "Select"]
+                                                        "Select", "Select"]
     assert pairs(runs[0]) == {("m2", "baseline"), ("m2", "optimizer")} and len(runs[0]) == 3
 
 
@@ -162,14 +176,14 @@ def test_rerun_failed_runs_only_the_failed(monkeypatch, settings, runs, capsys):
     assert runs == [] and "no failed experiments" in capsys.readouterr().out
     seed(settings, everything[1:3], "failed")
     seed(settings, everything[3:4], "timeout")
-    play(monkeypatch, settings, ["failed", True, "quit"])
+    play(monkeypatch, settings, ["failed", "none", "quit"])
     assert [e.id for e in runs[0]] == [e.id for e in everything[1:4]]
 
 
 def test_rerun_failed_finds_a_picked_disabled_model(monkeypatch, settings, runs):
     picked = api.select(settings, ["m3"], ["optimizer"])
     seed(settings, picked[1:2], "interrupted")
-    play(monkeypatch, settings, ["failed", True, "quit"])
+    play(monkeypatch, settings, ["failed", "none", "quit"])
     assert [e.id for e in runs[0]] == [picked[1].id]
 
 
@@ -192,7 +206,7 @@ def test_switch_config_validates_the_path(monkeypatch, settings, runs, tmp_path)
     broken = tmp_path / "broken.yaml"
     broken.write_text("models: 3\n", encoding="utf-8")
     script = play(monkeypatch, settings, [
-        "config", str(tmp_path / "missing.yaml"), str(broken), str(second), "all", True, "quit"])
+        "config", str(tmp_path / "missing.yaml"), str(broken), str(second), "all", "none", "quit"])
     assert [answer for answer, _ in script.refused] == [str(tmp_path / "missing.yaml"),
                                                         str(broken)]
     assert script.refused[0][1] == "not a file" and "broken.yaml" in script.refused[1][1]
@@ -214,9 +228,9 @@ def test_ctrl_c_at_a_prompt_goes_back_then_quits(monkeypatch, settings, runs):
 
 def test_ctrl_c_at_the_categories_lets_the_models_be_picked_again(monkeypatch, settings, runs):
     script = play(monkeypatch, settings,
-                  ["custom", ["m1.a"], None, ["m2", "m3"], ["fake"], True, "quit"])
+                  ["custom", ["m1.a"], None, ["m2", "m3"], ["fake"], "none", "quit"])
     assert [type(q).__name__ for q in script.asked] == [
-        "Select", "Checkbox", "Checkbox", "Checkbox", "Checkbox", "Confirm", "Select"]
+        "Select", "Checkbox", "Checkbox", "Checkbox", "Checkbox", "Select", "Select"]
     assert pairs(runs[0]) == {(m, c) for m in ("m2", "m3") for c in ("baseline", "fake")}
 
 
@@ -226,7 +240,7 @@ def test_errors_and_interrupts_come_back_to_the_menu(monkeypatch, settings, caps
 
     monkeypatch.setattr(api, "run", interrupted)
     monkeypatch.setattr(api, "failed", lambda s: api.select(s, ["nope"]))
-    play(monkeypatch, settings, ["all", True, "failed", "quit"])
+    play(monkeypatch, settings, ["all", "none", "failed", "quit"])
     err = capsys.readouterr().err
     assert "interrupted; back to the menu" in err and "unknown model" in err
 
@@ -235,7 +249,7 @@ def test_interrupted_run_shows_the_result(monkeypatch, settings, capsys):
     stopped = Outcome("x", "interrupted", 0.0, 1.0)
     monkeypatch.setattr(api, "run", lambda *a, **k: RunResult(outcomes=[stopped],
                                                               interrupted=True))
-    play(monkeypatch, settings, ["all", True, "quit"])
+    play(monkeypatch, settings, ["all", "none", "quit"])
     out = capsys.readouterr().out
     assert "interrupted:" in out and "resume" in out and out.rstrip().endswith("bye")
     assert "same command" not in out and "Rerun failed experiments" in out  # no command here
@@ -283,6 +297,8 @@ def test_questions_build_real_questionary_prompts(settings):
         (prompts.choose_models(settings), DOWN + " " + ENTER, ["m1.a"]),
         (prompts.choose_categories(settings), " " + ENTER, ["fake"]),
         (prompts.Confirm("go?"), "n", False),
+        (prompts.confirm_run(api.plan_run(settings, api.select(settings)), "median"), ENTER,
+         "median"),
         (prompts.config_path("", run_experiments.config_problem),
          f"nope.yaml{ENTER}" + "\x7f" * 9 + f"{settings.path}{ENTER}", str(settings.path)),
     ]

@@ -54,7 +54,7 @@ def test_menu_in_a_terminal_runs_the_pick_and_records_it(tmp_path):
         child.expect("Categories to run")
         child.send(SPACE + ENTER)  # optimizer and fake were pre-selected: drop optimizer
         child.expect(r"Run 2 of 2 experiment\(s\)")
-        child.send("y")
+        child.send(ENTER)  # yes, with the configured pruning (none)
         child.expect("run finished: 2 done")
         child.expect("what next")  # the menu comes back
         child.send(DOWN * 2 + ENTER)  # Choose models ...
@@ -80,7 +80,7 @@ def test_ctrl_c_during_a_run_ends_it_resumably_and_the_menu_comes_back(tmp_path)
         child.expect("Categories to run")
         child.send(SPACE + ENTER)  # drop optimizer: baselines and the 30 s sleepers
         child.expect(r"Run 4 of 4")
-        child.send("y")
+        child.send(ENTER)
         child.expect(r"done\s+m2 / baseline")
         time.sleep(0.5)
         child.send(CTRL_C)
@@ -88,7 +88,7 @@ def test_ctrl_c_during_a_run_ends_it_resumably_and_the_menu_comes_back(tmp_path)
         child.expect("what next")
         child.send(DOWN * 5 + ENTER)  # Rerun failed experiments: the two stopped ones
         child.expect(r"Run 2 of 2")
-        child.send("n")
+        child.send(DOWN * 5 + ENTER)  # past no pruning and the four rules: No
         quit_menu(child, screen)
     finally:
         child.close(force=True)

@@ -113,6 +113,35 @@ def test_rerun_trains_pruned_options_again(tmp_path):
     assert weak.pruned_epoch is None and epochs_run(weak) == len(CURVES["weak"])
 
 
+def test_rerun_with_pruning_on_trains_pruned_options_to_the_end(tmp_path):
+    """--rerun of a pruned option while pruning stays on: the pool's pruner lets it run to its
+    last epoch (done), rather than pruning it again at min_epochs."""
+    settings = load(tmp_path, {"pruning": SH}, options={"weak": CURVES["weak"]})
+    first = api.run(settings, api.select(settings))
+    assert rows_by_option(settings)["weak"].status == Status.PRUNED
+    assert first.count(Status.PRUNED) == 1
+    again = api.run(settings, api.select(settings), rerun=True)
+    assert again.count(Status.DONE) == 2 and again.count(Status.PRUNED) == 0
+    weak = rows_by_option(settings)["weak"]
+    assert weak.status == Status.DONE and weak.pruned_epoch is None
+    assert epochs_run(weak) == len(CURVES["weak"])
+
+
+def test_a_rerun_exempt_trial_stays_exempt_when_resumed(tmp_path):
+    """The exemption is a user attr of its trial: a runner resuming that trial (after an
+    interruption, without --rerun) lets it run on too, and still prunes the others."""
+    pruner, exps = pruner_for(tmp_path, SH)
+    by = {e.option.get("description") or e.category: e for e in exps}
+    for name, curve in (("baseline", BASELINE), ("best", CURVES["best"])):
+        feed(pruner, by[name], curve)
+        pruner.ended(by[name], Status.DONE)
+    first = PoolPruner(pruner.settings, exps, to_the_end={by["weak"].id})
+    assert first.observe(by["weak"], {"epoch": 1, "val_f1": 0.30}) is None  # then it dies
+    resumed = PoolPruner(pruner.settings, exps)
+    assert feed(resumed, by["weak"], CURVES["weak"]) is None
+    assert feed(resumed, by["weaker"], CURVES["weaker"]) is not None
+
+
 def test_without_pruning_nothing_is_stopped(tmp_path):
     settings = load(tmp_path, {"max_parallel": 2})
     assert settings.execution.pruning.rule == "none"
@@ -265,8 +294,8 @@ def test_sigkill_during_a_pruned_matrix_then_resume_loses_and_repeats_nothing(tm
 
 
 def test_the_menu_confirmation_chooses_pruning_for_one_run(tmp_path, monkeypatch):
-    """With execution.pruning on, the menu's confirmation offers the rule or no pruning for
-    this run; the config stays as it is."""
+    """With execution.pruning on, the menu's confirmation offers every rule or no pruning for
+    this run, the configured rule under the pointer; the config stays as it is."""
     from hyperparameter_system import run_experiments
     from hyperparameter_system.run.executor import RunResult
     from hyperparameter_system.ui import prompts
@@ -282,6 +311,8 @@ def test_the_menu_confirmation_chooses_pruning_for_one_run(tmp_path, monkeypatch
     monkeypatch.setattr(prompts, "ask", ask)
     monkeypatch.setattr(api, "run", lambda s, exps, **kw: ran.append(s) or RunResult())
     run_experiments.menu(settings)
-    assert [c.value for c in asked[1].choices] == ["successive_halving", "none", "no"]
+    assert [c.value for c in asked[1].choices] == [
+        "none", "successive_halving", "median", "hyperband", "patient", "no"]
+    assert asked[1].default == "successive_halving"
     assert ran[0].execution.pruning.rule == "none"
     assert settings.execution.pruning.rule == "successive_halving"

@@ -316,3 +316,25 @@ def test_a_closed_terminal_ends_it_quietly(master_config, monkeypatch) -> None:
     monkeypatch.setattr(commands, "show_matrix", bug)
     with pytest.raises(OSError, match="a bug"):
         experiment_runner.main(["--config", path, "--matrix"])
+
+
+def test_matrix_and_dry_run_say_which_launch_path_each_model_takes(master_config,
+                                                                   in_process) -> None:
+    """Issue 14: a `python script.py` model forks from the preloaded server when preload is on;
+    a shell script, preload off, or Ray start plain subprocesses, and the views say so."""
+    path = str(master_config(execution={"preload": ["json"]}))
+    code, text = in_process("--config", path, "--dry-run")
+    assert code == 0, text
+    assert "launch: fake-net.v1: preloaded server" in text
+    assert "launch: org/fake_sh: plain subprocess (shell script)" in text
+    code, text = in_process("--config", path, "--matrix")
+    def row(model: str) -> str:  # the model's row of the models x categories grid
+        return next(line for line in text.splitlines() if model in line)
+
+    assert code == 0 and "launch" in text
+    assert "preloaded server" in row("fake-net.v1")
+    assert "plain subprocess (shell script)" in row("org/fake_sh")
+    code, text = in_process("--config", path, "--dry-run", "--no-preload")
+    assert "launch: fake-net.v1: plain subprocess (execution.preload off)" in text
+    code, text = in_process("--config", path, "--dry-run", "--executor", "ray")
+    assert "launch: fake-net.v1: plain subprocess (Ray tasks start plain)" in text

@@ -95,6 +95,12 @@ def test_two_objectives_give_a_pareto_front(tmp_path: Path, cli, master) -> None
     study = searches.study(api.load(path), "lr_wd")
     assert len(study.directions) == 2 and len(study.best_trials) >= 1
     assert "Pareto front" in res.stdout and "8 complete" in res.stdout
+    # each front trial names its W&B run as its result.json recorded it (project/run id)
+    rows = {r.id: r for r in open_ledger(api.load(path)).rows()}
+    for trial in study.best_trials:
+        row = rows[experiment_of(trial)]
+        recorded = row.result["wandb"]
+        assert f"{recorded['project']}/{recorded['run_id']}" in res.stdout
 
 
 def test_sigkill_of_the_runner_then_the_same_command_finishes_n_trials(master) -> None:
@@ -138,6 +144,8 @@ def test_sigkill_of_the_runner_then_the_same_command_finishes_n_trials(master) -
     ({"sampler": {"_target_": "optuna.samplers.Nope"}}, "expected _target_"),
     ({"objectives": {"best_val_f1": "max"}}, "no result holds this one"),
     ({"objectives": {"metrics.best_val_f1": "max", "duration_s": None}}, "direction max or min"),
+    ({"objectives": {"metrics.best_val_f1": "max", "duration_s": "min"}},
+     "Optuna prunes single-objective studies only"),
     ({"pruner": {"rule": "sucessive_halving"}}, "did you mean 'successive_halving'"),
     ({"models": ["nope"]}, "unknown model 'nope'"),
     ({"n_trials": 0}, "n_trials: expected a value >= 1"),

@@ -13,14 +13,14 @@ from pathlib import Path
 
 from hyperparameter_system.config.settings import Settings, load_settings
 from hyperparameter_system.core.errors import HpsysError
-from hyperparameter_system.core.states import FINAL, STOPPED
+from hyperparameter_system.core.states import FINAL, STOPPED, Status
 from hyperparameter_system.matrix import combine
 from hyperparameter_system.matrix.experiments import Experiment, build_matrix
 from hyperparameter_system.report import exports
 from hyperparameter_system.report.studies import study_figures
 from hyperparameter_system.report.summary import Summary, collect, seen_matrix
 from hyperparameter_system.report.tables import ReportTable, tables
-from hyperparameter_system.run import devices, launcher
+from hyperparameter_system.run import devices, launcher, preload
 from hyperparameter_system.run.executor import (
     Dispatch,
     Display,
@@ -34,7 +34,7 @@ from hyperparameter_system.store.ledger import Ledger, open_ledger, row_problems
 __all__ = ["EXPORT_FORMATS", "RunPlan", "MatrixView", "CombinePlans", "Report", "load",
            "select", "ledger", "plan_run", "slot_count", "run", "runtime", "matrix_view",
            "failed", "estimates", "export_ledger", "forget", "Forgotten", "with_pruning",
-           "combine_plans", "run_combined", "report", "summarize"]
+           "combine_plans", "run_combined", "report", "summarize", "launch_paths"]
 
 EXPORT_FORMATS = exports.FORMATS
 
@@ -50,6 +50,7 @@ class RunPlan:
     slots: int | None
     estimate_s: float | None
     unknown: int  # experiments to run without an estimate
+    launch: Mapping[str, str] = field(default_factory=dict)  # model -> how it starts
 
     @property
     def total(self) -> int:
@@ -69,6 +70,7 @@ class MatrixView:
     estimates: Mapping[str, float | None]
     slots: int | None
     problems: tuple[str, ...] = ()  # unreadable ledger cells, per row (read as missing)
+    launch: Mapping[str, str] = field(default_factory=dict)  # model -> how it starts
 
 
 @dataclass
@@ -122,7 +124,37 @@ def plan_run(settings: Settings, experiments: Sequence[Experiment], rerun: bool 
     if slots is None and known:  # only to spread known durations (may run nvidia-smi)
         slots = slot_count(settings, executor)
     return RunPlan(tuple(experiments), tuple(todo), statuses, slots,
-                   (sum(known) / slots) if known and slots else None, len(est) - len(known))
+                   (sum(known) / slots) if known and slots else None, len(est) - len(known),
+                   launch_paths(settings, experiments, executor))
+
+
+PRELOADED = "preloaded server"
+
+
+def launch_paths(settings: Settings, experiments: Sequence[Experiment],
+                 executor: str | None = None) -> dict[str, str]:
+    """Per model, how its experiments would start (issue 14): forked from the preloaded server,
+    or a plain subprocess and why, decided as the launcher decides (run/preload.py), so
+    `--matrix` and `--dry-run` say it before anything runs."""
+    kind = executor or settings.execution.executor
+    out: dict[str, str] = {}
+    for e in experiments:
+        if e.model not in out:
+            out[e.model] = _launch_path(settings, e, kind)
+    return out
+
+
+def _launch_path(settings: Settings, experiment: Experiment, kind: str) -> str:
+    if kind == "ray":
+        return "plain subprocess (Ray tasks start plain)"
+    if not settings.execution.preload:
+        return "plain subprocess (execution.preload off)"
+    argv = launcher.plan(experiment, settings, 1).argv
+    if preload.python_script(argv) is not None:
+        return PRELOADED
+    if any(part.endswith(".sh") for part in argv[:2]):
+        return "plain subprocess (shell script)"
+    return "plain subprocess (not `python <script>.py`)"
 
 
 def slot_count(settings: Settings, executor: str | None = None) -> int | None:
@@ -172,7 +204,8 @@ def matrix_view(settings: Settings, experiments: Sequence[Experiment],
     est = estimate_durations(rows, experiments, pruning=settings.execution.pruning.on)
     # the slots only matter to spread known durations (finding GPUs may run nvidia-smi)
     slots = slot_count(settings, executor) if any(v is not None for v in est.values()) else None
-    return MatrixView(tuple(experiments), statuses, est, slots, tuple(row_problems(rows)))
+    return MatrixView(tuple(experiments), statuses, est, slots, tuple(row_problems(rows)),
+                      launch_paths(settings, experiments, executor))
 
 
 def runtime(settings: Settings, kind: str) -> tuple[list[devices.Slot], Dispatch]:
@@ -197,8 +230,9 @@ def run(settings: Settings, experiments: Sequence[Experiment], rerun: bool = Fal
         from hyperparameter_system.run.pruning import PoolPruner, baselines_first
 
         experiments = baselines_first(experiments)
-        stopper = PoolPruner(settings, experiments)
     plan = plan_run(settings, experiments, rerun, kind, slots=len(slots), book=book)
+    if settings.execution.pruning.on:
+        stopper = PoolPruner(settings, experiments, to_the_end=_rerun_pruned(plan, rerun))
     view = display(plan, len(slots)) if display is not None else None
     engine = Executor(settings, book, slots, dispatch, view, stopper=stopper)
     if stopper is not None:
@@ -207,6 +241,14 @@ def run(settings: Settings, experiments: Sequence[Experiment], rerun: bool = Fal
         return engine.run(experiments, rerun)
     with view:
         return engine.run(experiments, rerun)
+
+
+def _rerun_pruned(plan: RunPlan, rerun: bool) -> set[str]:
+    """`--rerun` of pruned experiments trains them to the end (the README's promise): the pool's
+    pruner would otherwise stop them again, as it did the first time."""
+    if not rerun:
+        return set()
+    return {e.id for e in plan.to_run if plan.statuses.get(e.id) == Status.PRUNED}
 
 
 def with_pruning(settings: Settings, rule: str | None) -> Settings:

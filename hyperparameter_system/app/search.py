@@ -39,6 +39,7 @@ class TrialView:
     params: dict[str, Any]
     state: str
     experiment_id: str | None
+    wandb: str | None = None  # "project/run id" as the trial's result.json recorded it
 
 
 @dataclass
@@ -182,10 +183,11 @@ def status(settings: Settings, name: str | None = None) -> list[StudyStatus]:
                 view.best = [TrialView(t.number, list(t.values), dict(t.params), "complete",
                                        experiment_of(t))
                              for t in s.best_trials]
+                _add_wandb(settings, view.best)
                 if not search.multi:
-                    best, sign = None, 1 if search.objectives[0][1] == "max" else -1
+                    best, direction = None, search.objectives[0][1]
                     for t in sorted(done, key=lambda t: t.number):
-                        if best is None or sign * t.value > sign * best:
+                        if best is None or direction.score(t.value) > direction.score(best):
                             best = t.value
                         view.history.append((t.number, best))
                 if len(done) >= 3 and not search.multi:
@@ -195,3 +197,17 @@ def status(settings: Settings, name: str | None = None) -> list[StudyStatus]:
                         view.importances = {}
             out.append(view)
     return out
+
+
+def _add_wandb(settings: Settings, trials: Sequence[TrialView]) -> None:
+    """Each trial's W&B run, as its result.json (in the ledger) recorded it: where to look in
+    W&B, which the experiment id alone does not say."""
+    ids = [t.experiment_id for t in trials if t.experiment_id]
+    if not ids:
+        return
+    rows = {r.id: r for r in api.ledger(settings).rows(ids)}
+    for trial in trials:
+        row = rows.get(trial.experiment_id or "")
+        block = (row.result.get("wandb") if row is not None else None) or {}
+        if isinstance(block, Mapping) and block.get("project") and block.get("run_id"):
+            trial.wandb = f"{block['project']}/{block['run_id']}"

@@ -2,7 +2,8 @@
 
 Checked before anything launches, against each searched model's base config and the schema of
 its script: an unknown key, a range the engine refuses, `low >= high`, a log range that
-touches 0, an objective no result can hold, an unknown sampler: one line, exit 2.
+touches 0, an objective no result can hold, an unknown sampler, a pruner on a multi-objective
+search (Optuna prunes single-objective studies only): one line, exit 2.
 """
 
 from __future__ import annotations
@@ -97,10 +98,11 @@ def _search(doc: YamlDoc, name: str, body: Any, models: Sequence[ModelSettings],
     if not space:
         raise HpsysError(reader.where("space"), "expected a non-empty mapping of config key "
                                                 "to its range ({low, high} or {choices})")
+    objectives = _objectives(reader)
     return SearchSettings(
         name=name, enabled=reader.get("enabled", True), models=tuple(chosen),
         n_trials=n_trials, sampler=_sampler(reader), seed=reader.get("seed"),
-        pruner=_pruner(reader), objectives=_objectives(reader),
+        pruner=_pruner(reader, multi=len(objectives) > 1), objectives=objectives,
         start_from=_start_from(reader, root),
         space=tuple(_param(doc, reader.path + ("space", key), str(key), spec, searched)
                     for key, spec in space.items()),
@@ -125,13 +127,19 @@ def _sampler(reader: Reader) -> str | Mapping[str, Any]:
     return dict(sampler)
 
 
-def _pruner(reader: Reader) -> PruningSettings:
+def _pruner(reader: Reader, multi: bool) -> PruningSettings:
+    """The search's pruner; refused on a multi-objective search rather than silently unused
+    (Optuna's pruners read one intermediate value per step)."""
     raw = reader.get("pruner")
     if raw is None or raw == "none":
         return PruningSettings()
     if isinstance(raw, str):
         raw = {"rule": raw}
-    return read_pruning(Reader(reader.doc, reader.path + ("pruner",), raw, PRUNING_KEYS))
+    pruner = read_pruning(Reader(reader.doc, reader.path + ("pruner",), raw, PRUNING_KEYS))
+    if multi and pruner.on:
+        raise HpsysError(reader.where("pruner"), "Optuna prunes single-objective studies only; "
+                                                 "set pruner: none or keep one objective")
+    return pruner
 
 
 def _objectives(reader: Reader) -> tuple[tuple[str, Direction], ...]:
@@ -145,7 +153,7 @@ def _objectives(reader: Reader) -> tuple[tuple[str, Direction], ...]:
         if not isinstance(key, str) or not key.startswith(OBJECTIVE_ROOTS):
             raise HpsysError(where, "expected a dotted key of result.json under metrics. or "
                                     "effective. (or duration_s): no result holds this one")
-        if direction not in ("max", "min"):
+        if direction not in tuple(Direction):
             raise HpsysError(where, f"expected the direction max or min, got {direction!r}")
         out.append((key, Direction(direction)))
     return tuple(out)

@@ -4,7 +4,9 @@ Optuna's pruners are the engine. Each (model, category) pool is one study (`prun
 <category>` in `system.optuna_storage`); each experiment of it is a trial, found again by its
 experiment id (a user attr), so a resumed runner goes on with the trial its first run made and
 decides as that one would have. The model's baseline is a trial of every pool of its model: it
-sets the bar and is never pruned. Each metrics line reports the monitored metric at its epoch
+sets the bar and is never pruned. Nor is a pruned option that `--rerun` trains again (`to_the_end`):
+its trial reports and competes at the rungs like the baseline's; a user attr on the trial keeps
+that through an interruption and resume. Each metrics line reports the monitored metric at its epoch
 (`trial.report`); from `min_epochs` on, `trial.should_prune()` decides.
 
 Optuna is imported here only: the runner imports this module when pruning is on.
@@ -32,6 +34,7 @@ from hyperparameter_system.run import launcher
 from hyperparameter_system.run.stoppers import METRICS, MetricsTail, StopDecision
 
 EXPERIMENT_ATTR = "experiment_id"
+TO_THE_END_ATTR = "to_the_end"  # a rerun of a pruned option: reported, never pruned
 Pool = tuple[str, str]  # (model, category)
 
 
@@ -60,8 +63,10 @@ class PoolPruner:
     """The Stopper of `execution.pruning`: one Optuna study per (model, category) pool."""
 
     def __init__(self, settings: Settings, experiments: Sequence[Experiment],
-                 say: Callable[[str], None] | None = None) -> None:
+                 say: Callable[[str], None] | None = None,
+                 to_the_end: Iterable[str] = ()) -> None:
         self.settings, self.rules = settings, settings.execution.pruning
+        self.to_the_end = set(to_the_end)  # experiment ids never pruned (see the module doc)
         self.direction = Direction(settings.system.metric_mode)
         self.say = say  # the executor's message line; set after the executor exists
         self.lock = threading.Lock()
@@ -102,8 +107,8 @@ class PoolPruner:
             for pool in self._pools_of(experiment):
                 trial = self._trial(pool, experiment)
                 self._report(trial, float(value), epoch)
-            if experiment.category == BASELINE:  # it competes at the rungs, never pruned
-                for pool in self._pools_of(experiment):
+            if experiment.category == BASELINE or experiment.id in self.to_the_end:
+                for pool in self._pools_of(experiment):  # it competes at the rungs, never pruned
                     if epoch >= self.rules.min_epochs:
                         self._trial(pool, experiment).should_prune()
                 return None
@@ -163,10 +168,14 @@ class PoolPruner:
                     if t.user_attrs.get(EXPERIMENT_ATTR) == experiment.id]
             if left:
                 trial = optuna.Trial(study, left[-1]._trial_id)
+                if left[-1].user_attrs.get(TO_THE_END_ATTR):
+                    self.to_the_end.add(experiment.id)
             else:
                 trial = study.ask()
                 trial.set_user_attr(EXPERIMENT_ATTR, experiment.id)
                 trial.set_user_attr("category", experiment.category)
+                if experiment.id in self.to_the_end:
+                    trial.set_user_attr(TO_THE_END_ATTR, True)
             self.trials[key] = trial
         return trial
 

@@ -269,7 +269,9 @@ class StudySource:
     # -- Stopper -------------------------------------------------------------------------------
     def observe(self, experiment: Experiment, line: Mapping[str, Any]) -> StopDecision | None:
         if not self.search.pruner.on or self.search.multi:
-            return None  # Optuna prunes single-objective studies only
+            # Optuna prunes single-objective studies only: the config refuses a pruner on a
+            # multi-objective search (config/search.py); one built by hand is never pruned
+            return None
         trial = self.trials.get(experiment.id)
         value, epoch = line.get(self.monitor), line.get("epoch")
         if trial is None or not isinstance(epoch, int) or not isinstance(value, int | float):
@@ -277,8 +279,8 @@ class StudySource:
         trial.report(float(value), epoch)
         if epoch < self.search.pruner.min_epochs or not trial.should_prune():
             return None
-        return StopDecision("pruned", epoch, f"epoch {epoch}: {self.monitor} {value:.4f}, "
-                                             f"pruned by {self.search.pruner.rule}")
+        return StopDecision(Status.PRUNED, epoch, f"epoch {epoch}: {self.monitor} {value:.4f}, "
+                                                  f"pruned by {self.search.pruner.rule}")
 
     def ended(self, experiment: Experiment, status: str) -> None:
         return None

@@ -1,4 +1,7 @@
-"""All rich output lives here: errors, tables, the live progress display, the summary."""
+"""The ui's rich output: errors and warnings, the matrix, the dry run, the live progress display
+and a run's last line. The summary's printers live in ui/summary_view.py (imported here, so
+`console.print_summary` and the rest stay where callers find them); both print through the
+Console objects this module owns."""
 
 from __future__ import annotations
 
@@ -17,19 +20,24 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
+from hyperparameter_system.core.states import FINAL, Status
 from hyperparameter_system.core.text import printable
 from hyperparameter_system.matrix.ranking import headline
 from hyperparameter_system.report.format import fmt_duration, fmt_metric
 from hyperparameter_system.run.launcher import tail
+from hyperparameter_system.ui.summary_view import (  # noqa: F401 - re-exported
+    PathText,
+    other_configs_line,
+    print_combined_plans,
+    print_studies,
+    print_summary,
+    print_tables,
+)
 
 if TYPE_CHECKING:
     from hyperparameter_system.app.api import RunPlan
-    from hyperparameter_system.app.search import StudyStatus
     from hyperparameter_system.config.settings import Settings
-    from hyperparameter_system.matrix.combine import Plan as CombinedPlan
     from hyperparameter_system.matrix.experiments import Experiment
-    from hyperparameter_system.report.summary import Summary
-    from hyperparameter_system.report.tables import ReportTable
     from hyperparameter_system.run.executor import RunResult
     from hyperparameter_system.run.launcher import Outcome
 
@@ -39,8 +47,9 @@ console = Console(highlight=False, width=_WIDTH)
 err_console = Console(stderr=True, highlight=False)
 
 MATRIX_TABLE_ROWS = 300  # a model with more runs is listed as plain lines (fast), not a Table
-STATUS_STYLE = {"done": "green", "failed": "red", "timeout": "red", "interrupted": "yellow",
-                "running": "cyan", "pending": "dim"}
+STATUS_STYLE = {Status.DONE: "green", Status.PRUNED: "magenta", Status.FAILED: "red",
+                Status.TIMEOUT: "red", Status.INTERRUPTED: "yellow", Status.RUNNING: "cyan",
+                Status.PENDING: "dim"}
 
 
 def error(message: str) -> None:
@@ -63,10 +72,15 @@ def status_text(status: str | None) -> Text:
 
 def print_matrix(settings: Settings, experiments: Sequence[Experiment],
                  statuses: Mapping[str, str], estimates: Mapping[str, float | None],
-                 slots: int | None = None) -> None:
-    """Models x categories with option counts, then each model's project and its runs; the
-    estimate spreads over `slots`, the run's real slot count (None: unknown, as on a Ray
-    cluster that decides)."""
+                 slots: int | None = None, launch: Mapping[str, str] | None = None) -> None:
+    """Models x categories with option counts and how each model's experiments start (`launch`:
+    api.launch_paths; by the configured executor when not given), then each model's project
+    and its runs; the estimate spreads over `slots`, the run's real slot count (None: unknown,
+    as on a Ray cluster that decides)."""
+    if launch is None:
+        from hyperparameter_system.app.api import launch_paths
+
+        launch = launch_paths(settings, experiments)
     models = list(dict.fromkeys(e.model for e in experiments))
     cats = list(dict.fromkeys(e.category for e in experiments))
     grid = Table(title=f"Experiment matrix: {settings.path.name}", show_lines=False)
@@ -74,9 +88,11 @@ def print_matrix(settings: Settings, experiments: Sequence[Experiment],
     for cat in cats:
         grid.add_column(cat, justify="right")
     grid.add_column("total", justify="right", style="bold")
+    grid.add_column("launch")
     for model in models:
         counts = Counter(e.category for e in experiments if e.model == model)
-        grid.add_row(model, *(str(counts.get(c, 0)) for c in cats), str(sum(counts.values())))
+        grid.add_row(model, *(str(counts.get(c, 0)) for c in cats), str(sum(counts.values())),
+                     launch[model])
     console.print(grid)
     header = ("#", "id", "category", "run name", "status", "estimate")
     for model in models:
@@ -94,10 +110,13 @@ def print_matrix(settings: Settings, experiments: Sequence[Experiment],
             table.add_row(str(e.index), e.id, e.category, e.run_name,
                           status_text(statuses.get(e.id)), fmt_duration(estimates.get(e.id)))
         console.print(table)
-    total_est = [estimates.get(e.id) for e in experiments if statuses.get(e.id) != "done"]
+    total_est = [estimates.get(e.id) for e in experiments if statuses.get(e.id) not in FINAL]
     known = [t for t in total_est if t is not None]
-    done = sum(1 for e in experiments if statuses.get(e.id) == "done")
-    line = f"Total: {len(experiments)} experiments, {done} done, {len(experiments) - done} to run"
+    done = sum(1 for e in experiments if statuses.get(e.id) == Status.DONE)
+    pruned = sum(1 for e in experiments if statuses.get(e.id) == Status.PRUNED)
+    line = f"Total: {len(experiments)} experiments, {done} done"
+    line += f", {pruned} pruned" if pruned else ""
+    line += f", {len(total_est)} to run"
     if known and slots:
         unknown = len(total_est) - len(known)
         line += f"; estimated {fmt_duration(sum(known) / slots)} on {slots} slot(s)"
@@ -162,7 +181,7 @@ class RunDisplay:
         if final:
             status = outcome.status  # a timeout is counted as such, as the final line does
             self.counts[status] += 1
-            if status != "interrupted":
+            if status != Status.INTERRUPTED:
                 self.durations.append(outcome.duration_s or 0.0)
                 self.progress.advance(self.task)
         style = STATUS_STYLE.get(outcome.status, "")
@@ -171,7 +190,7 @@ class RunDisplay:
         reason = f" ({detail})" if detail else ""
         reason += "" if final else ", retrying"
         value = headline(outcome.result or {}, self.metric) if self.metric else None
-        if outcome.status == "done" and value is not None:
+        if outcome.status == Status.DONE and value is not None:
             reason = f", {self.metric} {fmt_metric(value)}{reason}"
         self.live.console.print(Text(
             f"{outcome.status:<11} {experiment.describe()} in "
@@ -189,7 +208,7 @@ class RunDisplay:
         ones may be of other configs), else from the ledger's, else unknown."""
         now = time.time()
         left = self.total - sum(self.counts.values())
-        if self.counts["interrupted"]:
+        if self.counts[Status.INTERRUPTED]:
             return f"stopped after {fmt_duration(now - self.since)}"
         if left <= 0:
             return f"took {fmt_duration(now - self.since)}"
@@ -204,11 +223,13 @@ class RunDisplay:
         return "ETA ?"
 
     def _render(self) -> Group:
-        counts = f"[green]{self.counts['done']} done[/] [red]{self.counts['failed']} failed[/]"
-        if self.counts["timeout"]:
-            counts += f" [red]{self.counts['timeout']} timed out[/]"
-        if self.counts["interrupted"]:
-            counts += f" [yellow]{self.counts['interrupted']} interrupted[/]"
+        counts = (f"[green]{self.counts[Status.DONE]} done[/] "
+                  f"[red]{self.counts[Status.FAILED]} failed[/]")
+        for status, words, style in ((Status.PRUNED, "pruned", "magenta"),
+                                     (Status.TIMEOUT, "timed out", "red"),
+                                     (Status.INTERRUPTED, "interrupted", "yellow")):
+            if self.counts[status]:
+                counts += f" [{style}]{self.counts[status]} {words}[/]"
         self.progress.update(self.task, counts=counts, eta=self.eta())
         rows = Table.grid(padding=(0, 2))
         for exp, since, where in list(self.running.values()):
@@ -239,17 +260,21 @@ def interactive() -> bool:
 
 
 def print_plan(plan: RunPlan) -> None:
-    """--dry-run: every selected experiment, whether it would run or be skipped as done."""
+    """--dry-run: every selected experiment, whether it would run or be skipped as done (or
+    pruned), then how each model's experiments would start (preloaded or plain)."""
     todo = {e.id for e in plan.to_run}
     table = Table(title=f"Would run {len(todo)} of {plan.total} "
                         f"({plan.skipped} already done, skipped)")
     for col in ("#", "id", "model", "category", "run name", "status", "action"):
         table.add_column(col)
     for e in plan.experiments:
-        table.add_row(str(e.index), e.id, e.model, e.category, e.run_name,
-                      status_text(plan.statuses.get(e.id)),
-                      Text("run") if e.id in todo else Text("skip (done)", style="dim"))
+        status = plan.statuses.get(e.id)
+        skip = "skip (pruned)" if status == Status.PRUNED else "skip (done)"
+        table.add_row(str(e.index), e.id, e.model, e.category, e.run_name, status_text(status),
+                      Text("run") if e.id in todo else Text(skip, style="dim"))
     console.print(table)
+    for model, path in plan.launch.items():
+        console.print(f"launch: {model}: {path}", soft_wrap=True)
     if plan.estimate_s is not None:
         console.print(f"estimated time: {fmt_duration(plan.estimate_s)} on "
                       f"{plan.slots} slot(s)")
@@ -273,211 +298,22 @@ def print_run_result(result: RunResult, resume_hint: str = RESUME_HINT) -> None:
         console.print(Text(f"nothing to run: {result.skipped_done} skipped (already done)",
                            style="green"))
         return
-    parts = [f"{result.count('done')} done", f"{result.count('failed')} failed",
-             f"{result.count('timeout')} timed out"]
-    if result.count("interrupted"):
-        parts.append(f"{result.count('interrupted')} interrupted")
+    parts = [f"{result.count(Status.DONE)} done"]
+    if result.count(Status.PRUNED):
+        parts.append(f"{result.count(Status.PRUNED)} pruned")
+    parts += [f"{result.count(Status.FAILED)} failed", f"{result.count(Status.TIMEOUT)} timed out"]
+    if result.count(Status.INTERRUPTED):
+        parts.append(f"{result.count(Status.INTERRUPTED)} interrupted")
     if result.skipped_done:
         parts.append(f"{result.skipped_done} skipped (already done)")
     if result.done_elsewhere:
         parts.append(f"{result.done_elsewhere} done elsewhere (by another runner)")
     if result.busy_elsewhere:
         parts.append(f"{result.busy_elsewhere} running under another runner")
-    style = "red" if result.count("failed") + result.count("timeout") else "green"
+    style = "red" if result.count(Status.FAILED) + result.count(Status.TIMEOUT) else "green"
     console.print(Text("run finished: " + ", ".join(parts), style=style))
     if result.interrupted:
         console.print(Text(f"interrupted: stopped experiments are marked interrupted; "
                            f"{resume_hint}", style="yellow"))
 
 
-# -- the summary (report.py computes it; this only renders it) -------------------------------
-
-TERMINAL_SKIP: tuple[str, ...] = ()  # every column shows: the run name is what W&B shows
-PATH_COLUMNS = ("log", "run folder", "W&B", "config")  # folded, never cut: they get copied
-NAME_COLUMNS = ("option", "run name", "winner", "category", "model")  # folded, never cut
-# left out, in this order, while a table is wider than the terminal (the exports keep them)
-OPTIONAL_COLUMNS = ("epochs", "time", "significant", "std", "runs", "attempts", "of models")
-
-
-class PathText(Text):
-    """A path that wraps after a `/` (or a space) when it must wrap: never mid-name unless one
-    name is wider than its column."""
-
-    def wrap(self, console, width, *, justify=None, overflow=None, tab_size=8,  # noqa: ANN001
-             no_wrap=None):
-        from rich.containers import Lines
-
-        text = self.plain
-        if width <= 0 or len(text) <= width or "\n" in text:
-            return super().wrap(console, width, justify=justify, overflow=overflow,
-                                tab_size=tab_size, no_wrap=no_wrap)
-        offsets, start = [], 0
-        while len(text) - start > width:
-            cut = max(text.rfind("/", start, start + width), text.rfind(" ", start, start + width))
-            cut = cut + 1 if cut >= start and cut + 1 > start + 1 else start + width
-            offsets.append(cut)
-            start = cut
-        return Lines(self.divide(offsets))
-
-
-def _fits(t: ReportTable, keep: list[int], width: int) -> bool:
-    """Whether the columns `keep` of `t`, at their natural widths, fit `width` (SIMPLE_HEAD:
-    one space of padding each side)."""
-    need = sum(max([len(t.headers[i]), *(len(printable(r[i])) for r in t.rows)]) + 2
-               for i in keep)
-    return need <= width
-
-
-def _shown(t: ReportTable) -> bool:
-    """A category table none of whose options has run (no ledger row, or one still pending):
-    nothing of it ran, so it is
-    named on one line (print_summary), not drawn as a table of "not run" rows."""
-    if t.key != "ranking" or "status" not in t.headers:
-        return True
-    at = t.headers.index("status")
-    return any(row[at] not in ("not run", "pending") for row in t.rows)
-
-
-def print_tables(tables: Sequence[ReportTable]) -> None:
-    """report.ReportTable rows: winners bold, deltas green when better and red when worse.
-    Columns with nothing in them (std and significance without repeats) are left out, and the
-    optional ones while the table is wider than the terminal (named in the caption); a table's
-    note (why a category has no winner) is its caption, and its title a line above it (a
-    table's own title wraps to the table's width). Names and paths fold, never cut. Every cell
-    is made printable (a failure's reason and log tail quote the log: no escape sequence
-    reaches the terminal)."""
-    from rich import box
-
-    for t in tables:
-        keep = [i for i, h in enumerate(t.headers) if h not in TERMINAL_SKIP
-                and any(row[i] not in ("", "-") for row in t.rows)]
-        dropped = []
-        for name in OPTIONAL_COLUMNS:
-            if _fits(t, keep, console.width):
-                break
-            if name in t.headers and t.headers.index(name) in keep:
-                keep.remove(t.headers.index(name))
-                dropped.append(name)
-        notes = [printable(t.note)] if t.note else []
-        if dropped:
-            notes.append(f"left out to fit {console.width} columns: {', '.join(dropped)} "
-                         "(--export csv has every column)")
-        console.print(Text(printable(t.title), style="bold"))  # wraps at the terminal only
-        table = Table(box=box.SIMPLE_HEAD, caption="; ".join(notes) or None,
-                      caption_justify="left")
-        for i in keep:
-            folded = t.headers[i] in PATH_COLUMNS or t.headers[i] in NAME_COLUMNS
-            table.add_column(t.headers[i], overflow="fold" if folded else "ellipsis")
-        for row, (winner, better) in zip(t.rows, t.tones, strict=True):
-            tone = {True: "green", False: "red"}.get(better, "")
-            table.add_row(*((PathText if t.headers[i] in PATH_COLUMNS else Text)(
-                printable(row[i]), style=tone if t.toned(t.headers[i]) else
-                "red" if "not honoured" in row[i] else "")
-                for i in keep), style="bold" if winner else None)
-        console.print(table)
-
-
-def other_configs_line(summary: Summary, shown_any: bool) -> str | None:
-    """Rows of another config (other --set values) in the ledger: how many, and the command
-    that shows them. None when there are none."""
-    others = summary.other_configs
-    if not others:
-        return None
-    total = sum(o.count for o in others)
-    lead = "no runs of this config yet; " if not shown_any else "also in the ledger: "
-    parts = []
-    for o in others[:3]:
-        parts.append(f"{o.count} with {o.flags}" if o.sets else
-                     f"{o.count} of an older base config (no --set tells it apart)")
-    more = f" and {len(others) - 3} more config(s)" if len(others) > 3 else ""
-    line = f"{lead}{total} run(s) of another config: {'; '.join(parts)}{more}"
-    with_sets = [o for o in others if o.sets]
-    if with_sets:
-        line += f"; show them with --summary {with_sets[0].flags}"
-    return line
-
-
-def print_summary(summary: Summary, tables: Sequence[ReportTable]) -> None:
-    """`--summary`: what ran (a category nothing of which ran is one line, not a table), then
-    the best run and where to see it in W&B; runs of another --set config are told, with the
-    --set that shows them."""
-    counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.counts.items())) or "no runs yet"
-    console.print(Text(f"Summary: headline metric {summary.metric} ({summary.metric_mode}); "
-                       f"runs: {counts}", style="bold"), soft_wrap=True)
-    others = other_configs_line(summary, bool(summary.counts))
-    if others:
-        console.print(Text(others, style="yellow"), soft_wrap=True)
-    if summary.repeats > 1:
-        console.print(f"{summary.repeats} runs per option: mean and std shown; 'n.s.' marks a "
-                      "delta within two combined standard errors (not significant)",
-                      soft_wrap=True)
-    if not summary.counts:
-        return
-    unrun = [t for t in tables if not _shown(t)]
-    print_tables([t for t in tables if _shown(t) and t.rows])
-    if unrun:
-        names = list(dict.fromkeys(t.category for t in unrun))
-        console.print(Text(f"not run yet: {len(unrun)} category table(s) "
-                           f"({', '.join(names)})", style="dim"), soft_wrap=True)
-    if summary.unsynced:
-        warn(f"W&B was unreachable for {len(summary.unsynced)} online run(s); they were logged "
-             f"offline; upload them with: wandb sync {' '.join(summary.unsynced)}")
-    best = summary.best
-    if best is None:
-        return
-    named = best.label if best.label == best.run_name or not best.run_name else (
-        f"{best.label} (run {best.run_name})")
-    console.print(Text(printable(f"Best run: {best.model} / {best.category} / {named} = "
-                                 f"{fmt_metric(best.metric)}"), style="bold green"),
-                  soft_wrap=True)
-    if best.link:
-        console.print(f"  W&B: {best.link}", soft_wrap=True)
-    elif best.sync_command:
-        console.print(f"  offline W&B run in {best.run_dir}; upload it with: "
-                      f"{best.sync_command}", soft_wrap=True)
-    else:
-        console.print(f"  W&B {best.wandb_mode}; outputs in {best.run_dir}", soft_wrap=True)
-
-
-def print_combined_plans(plans: Sequence[CombinedPlan]) -> None:
-    """What `--combine-best` applies per model, which key conflicts it settled, where it saved."""
-    for p in plans:
-        console.print(Text(f"combined winners for {p.model}", style="bold"))
-        for pick in p.applied:
-            console.print(f"  {pick.category}: {pick.label}", soft_wrap=True)
-        for category, why in p.skipped:
-            console.print(Text(f"  {category}: not applied ({why})", style="dim"), soft_wrap=True)
-        for c in p.conflicts:
-            console.print(Text(f"  conflict on {c.key}: {c.kept_category} keeps {c.kept_value!r}"
-                               f" over {c.dropped_category}'s {c.dropped_value!r}",
-                               style="yellow"), soft_wrap=True)
-        console.print(f"  config: {p.config_path} (train: python codes/train.py --config "
-                      f"{p.config_path})", soft_wrap=True)
-
-
-def print_studies(studies: Sequence[StudyStatus]) -> None:
-    """Per Optuna study: its trial counts, the best trial (or the Pareto front) with its
-    params and experiment, the parameter importances and the best value over the trials."""
-    for s in studies:
-        counts = ", ".join(f"{n} {k}" for k, n in s.counts.items())
-        console.print(Text(f"Study {s.study_name}: {counts}", style="bold"), soft_wrap=True)
-        if not s.best:
-            console.print("  no complete trial yet", style="dim")
-            continue
-        title = "Pareto front" if len(s.objectives) > 1 else "best trial"
-        table = Table(title=f"{s.study_name}: {title}")
-        for col in ("trial", *s.objectives, "params", "experiment"):
-            table.add_column(col, overflow="fold")
-        for t in s.best:
-            params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                               for k, v in t.params.items())
-            table.add_row(str(t.number), *(f"{v:.4f}" for v in t.values or []), params,
-                          t.experiment_id or "-")
-        console.print(table)
-        if s.importances:
-            console.print("  importance: " + ", ".join(
-                f"{k} {v:.2f}" for k, v in s.importances.items()), soft_wrap=True)
-        if s.history:
-            shown = s.history[-8:]
-            console.print("  best so far: " + "  ".join(f"t{n}={v:.4f}" for n, v in shown),
-                          soft_wrap=True)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import questionary
 
+from hyperparameter_system.config.pruning import PRUNING_RULES
 from hyperparameter_system.config.settings import Settings
 from hyperparameter_system.report.format import fmt_duration
 
@@ -28,10 +29,11 @@ class Choice:
 
 @dataclass(frozen=True)
 class Select:
-    """Pick one with the arrow keys and Enter."""
+    """Pick one with the arrow keys and Enter; `default`: the value the pointer starts on."""
 
     message: str
     choices: tuple[Choice, ...]
+    default: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,8 @@ def ask(question: Question) -> Any | None:
 def build(question: Question, **app: Any) -> questionary.Question:
     """The questionary question for one declaration (`app`: input/output, for tests)."""
     if isinstance(question, Select):
-        return questionary.select(question.message, [_choice(c) for c in question.choices], **app)
+        return questionary.select(question.message, [_choice(c) for c in question.choices],
+                                  default=question.default, **app)
     if isinstance(question, Checkbox):
         return questionary.checkbox(question.message, [_choice(c) for c in question.choices],
                                     validate=lambda picked: bool(picked) or "pick at least one",
@@ -128,18 +131,20 @@ def choose_categories(settings: Settings) -> Checkbox:
         Choice(title(c), c.name, c.enabled) for c in settings.categories))
 
 
-def confirm_pruned_run(plan: RunPlan, rule: str) -> Select:
-    """With execution.pruning on, the confirmation also chooses it for this run: as configured,
-    without pruning, or not at all (the answer: the rule, "none", or "no")."""
-    text = confirm_run(plan).message.rstrip("?")
-    return Select(text + "?", (Choice(f"Yes, stopping losers early ({rule})", rule),
-                               Choice("Yes, every option to the end (no pruning)", "none"),
-                               Choice("No", "no")))
-
-
-def confirm_run(plan: RunPlan) -> Confirm:
+def confirm_run(plan: RunPlan, rule: str = "none") -> Select:
     """States the count, what is skipped as done, and the estimated time over the slots the run
-    really has (GPUs may cap them below max_parallel), before anything runs."""
+    really has (GPUs may cap them below max_parallel), before anything runs; the answer also
+    picks pruning for this run (issue 11), whether or not execution.pruning is configured: a
+    rule of PRUNING_RULES, "none" (every option to the end), or "no" (do not run). Enter
+    takes `rule`, the configured one."""
+    choices = tuple(Choice(f"Yes, stopping losers early ({r})", r) if r != "none" else
+                    Choice("Yes, every option to the end (no pruning)", r)
+                    for r in PRUNING_RULES)
+    return Select(run_summary(plan) + "?", (*choices, Choice("No", "no")), default=rule)
+
+
+def run_summary(plan: RunPlan) -> str:
+    """`Run 4 of 6 experiment(s) (2 already done, skipped), estimated 3m on 2 slot(s)`."""
     text = f"Run {len(plan.to_run)} of {plan.total} experiment(s)"
     text += f" ({plan.skipped} already done, skipped)" if plan.skipped else ""
     if plan.estimate_s is None:
@@ -147,7 +152,7 @@ def confirm_run(plan: RunPlan) -> Confirm:
     else:
         text += f", estimated {fmt_duration(plan.estimate_s)} on {plan.slots} slot(s)"
         text += f" ({plan.unknown} without an estimate)" if plan.unknown else ""
-    return Confirm(text + "?", default=True)
+    return text
 
 
 def choose_search(settings: Settings) -> Select:
