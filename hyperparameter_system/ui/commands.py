@@ -27,7 +27,7 @@ def show_matrix(settings: Settings, experiments: Sequence[Experiment],
     for problem in view.problems:
         console.warn(problem)
     console.print_matrix(settings, list(view.experiments), view.statuses, view.estimates,
-                         view.slots)
+                         view.slots, launch=view.launch)
 
 
 def run(settings: Settings, experiments: Sequence[Experiment], rerun: bool = False,
