@@ -7,13 +7,14 @@ Each action calls the same API as the flags (experiment_runner.py); questions co
 prompts.py and everything shown goes through console.py. Ctrl-C at a prompt goes back one
 level: from the categories of a custom pick to its models (still ticked), from any other
 question to the main menu, and at the main menu it quits. Ctrl-C during a run stops it as the
-flags do.
+flags do; the presses that follow within STOP_GRACE_S belong to that stop, not to the menu.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from hyperparameter_system.app import api
 from hyperparameter_system.config.settings import Settings
 from hyperparameter_system.core.errors import EXIT_BAD_INPUT, HpsysError
 from hyperparameter_system.matrix.experiments import Experiment
+from hyperparameter_system.run.executor import RunResult
 from hyperparameter_system.ui import cli, commands, console, prompts
 
 NO_TERMINAL = ("not a terminal, and the menu needs one; use the flags instead: "
@@ -34,6 +36,13 @@ MENU_RESUME_HINT = ("to resume, pick the same experiments again (what is done is
                     "'Rerun failed experiments' takes only those that failed or were stopped")
 
 Action = Callable[[Settings], Settings | None]
+STOP_GRACE_S = 3.0  # Ctrl-C pressed again and again to stop a run must not also quit the menu
+_stopped_at = float("-inf")  # when a run or an action was last stopped by Ctrl-C
+
+
+def _note_stop() -> None:
+    global _stopped_at
+    _stopped_at = time.monotonic()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -65,6 +74,10 @@ def menu(settings: Settings) -> None:
     """Ask what next until Quit (or Ctrl-C at the main menu); every action comes back here."""
     while True:
         choice = prompts.ask(prompts.main_menu(settings))
+        if choice is None and time.monotonic() - _stopped_at < STOP_GRACE_S:
+            _note_stop()  # a press meant for the run just stopped: stay
+            console.info("the run is stopped; Ctrl-C again in a few seconds, or Quit, leaves")
+            continue
         if choice in (None, "quit"):
             console.info("bye")
             return
@@ -73,6 +86,7 @@ def menu(settings: Settings) -> None:
         except HpsysError as exc:
             console.error(str(exc))
         except KeyboardInterrupt:
+            _note_stop()
             console.warn("interrupted; back to the menu")
 
 
@@ -135,7 +149,7 @@ def run_search(settings: Settings) -> None:
         console.info(f"nothing to run: every study of {name} holds its trials")
         return
     if prompts.ask(prompts.confirm_search(plan)):
-        console.print_run_result(commands.search(settings, name), MENU_RESUME_HINT)
+        _shown(commands.search(settings, name))
 
 
 def summary(settings: Settings) -> None:
@@ -175,7 +189,13 @@ def confirm_and_run(settings: Settings, experiments: Sequence[Experiment]) -> No
     if answer in (None, "no"):
         return
     settings = api.with_pruning(settings, answer)
-    console.print_run_result(commands.run(settings, experiments), MENU_RESUME_HINT)
+    _shown(commands.run(settings, experiments))
+
+
+def _shown(result: RunResult) -> None:
+    if result.interrupted:
+        _note_stop()
+    console.print_run_result(result, MENU_RESUME_HINT)
 
 
 ACTIONS: dict[str, Action] = {

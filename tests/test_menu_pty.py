@@ -110,3 +110,34 @@ class _Tee:
 
     def flush(self) -> None:
         pass
+
+
+@pytest.mark.timeout(40)
+def test_three_ctrl_c_during_a_run_stop_it_and_leave_the_menu_open(tmp_path):
+    """Ctrl-C pressed again and again to stop a run: the presses after the first belong to
+    that stop (ignored while it ends the children, or within the grace after it), not to the
+    main menu, which stays."""
+    config = write_master(tmp_path)
+    config.write_text(config.read_text().replace("{fake.metric: 0.9}", "{fake.sleep: 30}"))
+    screen: list[str] = []
+    child = spawn_menu(config, screen)
+    try:
+        child.expect("what next")
+        child.send(DOWN * 3 + ENTER)  # Choose categories
+        child.expect("Categories to run")
+        child.send(SPACE + ENTER)
+        child.expect(r"Run 4 of 4")
+        child.send(ENTER)
+        child.expect(r"done\s+m2 / baseline")
+        time.sleep(0.5)
+        for _ in range(3):
+            child.send(CTRL_C)
+            time.sleep(0.3)
+        child.expect("interrupted: stopped experiments are marked interrupted")
+        child.expect("what next")
+        time.sleep(0.5)
+        assert child.isalive(), "".join(screen)
+        text = quit_menu(child, screen)
+    finally:
+        child.close(force=True)
+    assert "bye" in text
