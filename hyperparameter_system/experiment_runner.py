@@ -23,6 +23,7 @@ from hyperparameter_system.config.settings import PRUNING_RULES
 from hyperparameter_system.core.errors import EXIT_BAD_INPUT, HpsysError
 from hyperparameter_system.core.writable import writable_folder
 from hyperparameter_system.run.signals import signals_held
+from hyperparameter_system.store.ledger import LedgerFull
 from hyperparameter_system.ui import cli, commands, console
 
 if TYPE_CHECKING:
@@ -75,11 +76,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _guarded(argv: Sequence[str] | None) -> int:
-    """Bad input and interrupts as one line each, with their exit codes."""
+    """Bad input, interrupts and a full ledger as one line each, with their exit codes (a full
+    ledger stopped the run resumably: the interrupted code)."""
     args = None
     try:
         args = parser().parse_args(argv)
         return _main(args)
+    except LedgerFull as exc:
+        console.error(str(exc))
+        return EXIT_INTERRUPTED
     except HpsysError as exc:
         console.error(str(exc))
         return EXIT_BAD_INPUT

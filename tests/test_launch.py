@@ -291,3 +291,34 @@ def test_without_proc_a_live_pid_is_alive(monkeypatch, tmp_path) -> None:
     monkeypatch.setattr(reaper, "PROC", tmp_path / "no-proc")
     assert alive(os.getpid())
     assert not owner_gone(runner_identity(), None, 5, alive)
+
+
+class _SlowServer:
+    """A preload server whose first start pays its imports (here a sleep), then forks the
+    script as a plain subprocess would."""
+
+    def __init__(self, boot_s: float) -> None:
+        self.boot_s = boot_s
+
+    def start(self, argv, cwd, env, log):
+        import subprocess
+
+        time.sleep(self.boot_s)
+        return subprocess.Popen(argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def test_the_timeout_counts_from_the_scripts_start_not_the_preload_servers(master_config):
+    """Preload's first launch boots the server (its imports) inside `execute`: that time is
+    not the experiment's, neither against its timeout nor in its duration."""
+    from hyperparameter_system.run import launcher
+
+    settings, (quick, slow) = _fake(master_config, {"fake.sleep": 0.3}, {"fake.sleep": 30},
+                                    experiment_timeout=1.5)
+    outcome = launcher.execute(launcher.plan(quick, settings, 1), server=_SlowServer(2.0))
+    assert outcome.status == "done", (outcome.error, outcome.log_tail)
+    assert outcome.duration_s < 1.5, outcome.duration_s
+    started = time.time()
+    timed_out = launcher.execute(launcher.plan(slow, settings, 1), server=_SlowServer(0.5))
+    assert timed_out.status == "timeout"  # the clock still runs once the script is up
+    assert 2.0 <= time.time() - started < 10

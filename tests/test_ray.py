@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -93,27 +94,30 @@ def test_bad_ray_resources_are_refused(tmp_path):
         fake_settings(tmp_path, [{"fake.sleep": 0}], {**RAY, "ray_resources": {"fake_gpu": -1}})
 
 
-def test_cli_starts_a_local_ray_on_loopback(tmp_path):
-    """`--executor ray` with no address starts Ray on the spot, and the runner itself keeps it
-    on 127.0.0.1. Its own Ray temp folder hides the module's cluster (Ray would join the last
-    cluster started on this machine, which `ray_current_cluster` there names), so the test does
-    not depend on running before it, nor on other Ray sessions of the machine."""
+@pytest.fixture(scope="module")
+def local_cli_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """`--executor ray` with no address, run once for the module: the runner starts Ray on the
+    spot and keeps it on 127.0.0.1. Its own Ray temp folder hides the module's cluster (Ray would
+    join the last cluster started on this machine, which `ray_current_cluster` there names), so
+    the tests do not depend on running before it, nor on other Ray sessions of the machine.
+    What every Ray process listened on is checked while it runs; its stdout and stderr kept."""
+    tmp_path = tmp_path_factory.mktemp("local-ray")
     options = [{"fake.sleep": 3.0, "fake.metric": round(0.1 * (i + 1), 2)} for i in range(2)]
     settings = fake_settings(tmp_path, options, {"max_parallel": 2, "gpus": "none"})
     env = {k: v for k, v in os.environ.items()
-           if k not in ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "RAY_ADDRESS", "TMPDIR")}
+           if k not in ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "RAY_ADDRESS", "TMPDIR",
+                        "RAY_LOGGER_LEVEL")}
     ray_tmp = tempfile.mkdtemp(prefix="hpray")  # short: Ray's unix sockets live under it
     proc = subprocess.Popen([sys.executable, "-m", "hyperparameter_system.experiment_runner",
                              "--config", str(settings.path), "--all", "--executor", "ray"],
                             cwd=ROOT, env={**env, "FAKE_EVENTS": str(tmp_path / "ev.jsonl"),
                                            "RAY_TMPDIR": ray_tmp},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    checked = 0
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    listening: list[tuple[str, str]] = []
     try:
         while proc.poll() is None:
-            for local, pid in _listening(_descendants(proc.pid)):
-                checked += 1
-                assert _loopback(local), f"a Ray process listens on {local}: {_command(pid)}"
+            listening += [(local, _command(pid))
+                          for local, pid in _listening(_descendants(proc.pid))]
             time.sleep(0.5)
     finally:
         if proc.poll() is None:  # a failed check: Ctrl-C the runner, which shuts its Ray down
@@ -123,11 +127,36 @@ def test_cli_starts_a_local_ray_on_loopback(tmp_path):
             except subprocess.TimeoutExpired:
                 proc.kill()
         shutil.rmtree(ray_tmp, ignore_errors=True)
-    out = proc.stdout.read()
-    assert proc.returncode == 0, out
-    assert "2 done" in out
-    assert checked > 0
-    assert len(events(tmp_path / "ev.jsonl")) == 2
+    return {"code": proc.returncode, "out": proc.stdout.read(), "err": proc.stderr.read(),
+            "listening": listening, "events": events(tmp_path / "ev.jsonl")}
+
+
+def test_cli_starts_a_local_ray_on_loopback(local_cli_run):
+    run = local_cli_run
+    assert run["code"] == 0, (run["out"], run["err"])
+    assert "2 done" in run["out"]
+    assert run["listening"]
+    for local, command in run["listening"]:
+        assert _loopback(local), f"a Ray process listens on {local}: {command}"
+    assert len(run["events"]) == 2
+
+
+# Ray's log line format: `<date> <time>,<ms>\t<LEVEL> <file>.py:<line> -- <message>`
+RAY_LOG_LINE = re.compile(r"\b(INFO|WARNING|DEBUG)\b\s+\S+\.py:\d+ -- ")
+
+
+def test_a_local_ray_run_prints_none_of_rays_info_or_warning_lines(local_cli_run):
+    """Item 19: "Started a local Ray instance", the token-auth warning and the like are Ray's
+    business, not the run's: neither stream shows one (log_to_driver off, the driver's "ray"
+    logger at ERROR)."""
+    run = local_cli_run
+    assert run["code"] == 0, (run["out"], run["err"])
+    for stream in ("out", "err"):
+        found = [line for line in run[stream].splitlines() if RAY_LOG_LINE.search(line)]
+        assert not found, f"Ray's log lines on std{stream}: {found}"
+        assert "Started a local Ray instance" not in run[stream]
+        assert "authentication" not in run[stream].lower()
+    assert run["err"].strip() == "", run["err"]
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ from hyperparameter_system.run.devices import Slot
 from hyperparameter_system.run.launcher import Launch, Outcome
 from hyperparameter_system.run.signals import signals_held
 from hyperparameter_system.run.stoppers import NeverStop, Stopper, Watch
-from hyperparameter_system.store.ledger import Ledger, Row, runner_identity
+from hyperparameter_system.store.ledger import Ledger, LedgerFull, Row, runner_identity
 
 DISK_POLL_S = 5.0
 
@@ -116,6 +116,7 @@ class RunResult:
     elsewhere: set[str] = field(default_factory=set, repr=False)  # their ids
     outcomes: list[Outcome] = field(default_factory=list)
     interrupted: bool = False
+    disk_full: str | None = None  # why the run stopped early for want of space
     messages: list[str] = field(default_factory=list)  # said while no display was attached
 
     def count(self, status: str) -> int:
@@ -136,7 +137,8 @@ class Executor:
         self.stopper = stopper or NeverStop()
         self.owner = runner_identity()
         self.stop = threading.Event()
-        self.draining = threading.Event()  # no new experiment starts; running ones go on
+        self.stop_reason: str | None = None  # why the runner ended its running experiments
+        self.ledger_full: LedgerFull | None = None  # raised by run() once every slot has ended
         self.source: ExperimentSource = MatrixSource(())
         self.lock = threading.Lock()
         self.result = RunResult()
@@ -184,6 +186,9 @@ class Executor:
                 raise
         finally:
             self.stop.set()
+        if self.ledger_full is not None:
+            raise LedgerFull(self.ledger_full.path, "the running experiments were ended "
+                             "(interrupted); free some space and run the same command to resume")
         if self.errors:
             raise self.errors[0]
         self._settle_elsewhere()
@@ -202,14 +207,20 @@ class Executor:
 
     def _heartbeat(self) -> None:
         while not self.stop.wait(self.settings.execution.heartbeat_s):
-            with contextlib.suppress(Exception):  # a missed beat is retried; never kill the run
+            try:
                 self.ledger.heartbeat(self.owner)
+            except LedgerFull as exc:
+                self._ledger_is_full(exc)
+            except Exception:  # noqa: BLE001 - a missed beat is retried; never kill the run
+                pass
 
     def _slot(self, slot: Slot, ended: threading.Event) -> None:
         """A bug in a slot stops the whole run (children ended, rows released) and is raised
         by run(), rather than silently losing the slot and stranding its experiment."""
         try:
             self._work(slot)
+        except LedgerFull as exc:
+            self._ledger_is_full(exc)
         except Exception as exc:  # noqa: BLE001 - handed to the main thread
             self.errors.append(exc)
             self.stop.set()
@@ -218,7 +229,7 @@ class Executor:
 
     def _work(self, slot: Slot) -> None:
         execution = self.settings.execution
-        while not (self.stop.is_set() or self.draining.is_set()):
+        while not self.stop.is_set():
             exp = self.source.next()
             if exp is None:
                 return
@@ -238,6 +249,8 @@ class Executor:
             tries = self.tries[exp.id] = self.tries.get(exp.id, 0) + 1
             try:
                 outcome = self._attempt(exp, slot, before, tries)
+            except LedgerFull:
+                raise  # the row stays as the ledger let it: interrupted, or running (recovered)
             except Exception as exc:
                 self.ledger.release(exp.id, Status.FAILED, f"runner error: {exc!r}", self.owner)
                 raise
@@ -246,8 +259,9 @@ class Executor:
             retry = self._will_retry(outcome, tries)
             self.source.told(exp, outcome, final=not retry)
             if outcome.disk_full:
-                self._drain(f"{outcome.error}; no new experiment is started (those running "
-                            "go on); free some space and run the same command to resume")
+                self._end_all(f"{outcome.error}; the running experiments were ended "
+                              "(interrupted); free some space and run the same command to "
+                              "resume", f"ended: {outcome.error}")
             if retry:
                 self.source.put_back(exp)
 
@@ -257,15 +271,33 @@ class Executor:
         return (outcome.status in (Status.FAILED, Status.TIMEOUT) and not outcome.config_error
                 and not self.stop.is_set() and tries < self.settings.execution.max_attempts)
 
-    def _drain(self, text: str) -> None:
-        """Start no new experiment and end the run as interrupted (resumable), saying `text`
-        once whichever slots get here."""
+    def _end_all(self, text: str, reason: str) -> None:
+        """A full disk: start no new experiment and end those running (as Ctrl-C does), so
+        none fails for want of space; the run ends interrupted (resumable). `text` is said once
+        whichever slots get here; `reason` becomes the error of the experiments ended."""
         with self.lock:
-            first = not self.draining.is_set()
-            self.draining.set()
+            first = self.result.disk_full is None
+            if first:
+                self.result.disk_full, self.stop_reason = text, reason
             self.result.interrupted = True
+        self.stop.set()
         if first:
             self._say(text)
+
+    def _ledger_is_full(self, exc: LedgerFull) -> None:
+        """The ledger cannot be written: end everything; run() raises it as one line."""
+        with self.lock:
+            if self.ledger_full is None:
+                self.ledger_full, self.stop_reason = exc, f"ended: {exc}"
+                self.result.disk_full = str(exc)
+            self.result.interrupted = True
+        self.stop.set()
+
+    def _hand_back(self, exp_id: str) -> None:
+        """Mark a claimed row interrupted where the full ledger still takes the write; else it
+        stays `running`, and the next runner recovers it (its owner is gone by then)."""
+        with contextlib.suppress(LedgerFull):
+            self.ledger.release(exp_id, Status.INTERRUPTED, self.stop_reason, self.owner)
 
     def _attempt(self, exp: Experiment, slot: Slot, before: Row, tries: int) -> Outcome:
         """One launch of a claimed experiment, at the batch size an earlier OOM left in its
@@ -291,8 +323,14 @@ class Executor:
         def stop() -> bool:
             return self.stop.is_set() or lost.is_set() or watch.due()
 
-        outcome = self.dispatch(launch, slot, stop, on_start)
-        if watch.decision is not None and not self.stop.is_set():
+        try:
+            outcome = self.dispatch(launch, slot, stop, on_start)
+        except LedgerFull:  # recording its start: the script was ended before it ran on
+            self._hand_back(exp.id)
+            raise
+        if outcome.status == Status.INTERRUPTED and self.stop_reason and not outcome.disk_full:
+            outcome.error = self.stop_reason  # ended for a full disk, not by the user
+        if watch.decision is not None and not self.stop.is_set() and not outcome.disk_full:
             _pruned(outcome, watch)
         self.stopper.ended(exp, outcome.status)
         if batch and outcome.error:
@@ -309,7 +347,13 @@ class Executor:
         """Ledger first (the truth), then the display; `final` is False before a retry. A row
         another runner took over keeps that runner's record: this outcome is only reported."""
         metric = headline(outcome.result, self.settings.system.metric)
-        if not self.ledger.finish(exp.id, outcome, metric, self.owner, batch_override):
+        try:
+            recorded = self.ledger.finish(exp.id, outcome, metric, self.owner, batch_override)
+        except LedgerFull:
+            if outcome.status != Status.DONE:  # a done row stays running: recovered as done
+                self._hand_back(exp.id)
+            raise
+        if not recorded:
             outcome.extra["taken_over"] = True
             with self.lock:
                 self.result.busy_elsewhere += 1

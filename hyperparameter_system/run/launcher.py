@@ -33,6 +33,7 @@ from hyperparameter_system.core.safe_names import safe_name
 from hyperparameter_system.core.states import Status
 from hyperparameter_system.core.writable import writable_folder
 from hyperparameter_system.run import preload, reaper
+from hyperparameter_system.store.ledger import free_bytes, free_space
 
 if TYPE_CHECKING:
     from hyperparameter_system.config.settings import Settings
@@ -42,6 +43,10 @@ LOG_TAIL_LINES = 40
 KILL_GRACE_S = 3.0
 OOM_PATTERNS = re.compile(r"CUDA out of memory|OutOfMemoryError|HPSYS_OOM", re.IGNORECASE)
 EXIT_CONFIG_ERROR = 2  # the script contract: exit 2 is a bad config (retrying cannot help)
+# a failed script's log saying its disk is full; the path, when Python's OSError names one
+NO_SPACE = re.compile(r"No space left on device|ENOSPC|\[Errno 28\]|database or disk is full")
+NO_SPACE_AT = re.compile(r"No space left on device: '(?P<path>[^']+)'")
+NEARLY_FULL_BYTES = 32 * 2**20  # a run folder's file system this close to full: the cause
 
 
 @dataclass(frozen=True)
@@ -94,7 +99,7 @@ class Outcome:
     node: str | None = None
     oom: bool = False
     config_error: bool = False  # the script exited 2: its config is wrong, a retry cannot help
-    disk_full: bool = False  # the run could not be prepared for want of space: stop the run
+    disk_full: bool = False  # it failed for want of space: interrupted, and the run stops
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -209,12 +214,12 @@ def execute(launch: Launch, stop: Callable[[], bool] = lambda: False,
         outcome.finished_at = time.time()
         if exc.errno == errno.ENOSPC:  # not the experiment's fault: resumable once space is back
             outcome.status, outcome.disk_full = Status.INTERRUPTED, True
-            outcome.error = f"disk full: {writing} ({_free_space(writing)} free)"
+            outcome.error = f"disk full: {writing} ({free_space(writing)} free)"
         else:
             outcome.error = f"cannot prepare the run: {exc}"
         return outcome
     env = {**os.environ, **launch.env}
-    try:
+    try:  # a preload server's first start (its imports) happens here: not the script's time
         with log:
             forked = server.start(launch.argv, launch.cwd, env, log) if server else None
             proc = forked or subprocess.Popen(_dies_with_runner(launch.argv, launch.cwd),
@@ -225,13 +230,15 @@ def execute(launch: Launch, stop: Callable[[], bool] = lambda: False,
     except OSError as exc:
         outcome.error, outcome.finished_at = f"cannot start {launch.argv[0]}: {exc}", time.time()
         return outcome
+    # the script's own start: the timeout and its duration count from here
+    launched = outcome.started_at = time.time()
     if on_start is not None:
         try:
             on_start(proc.pid)
         except BaseException:  # the caller cannot track it: it must not outlive this call
             kill_group(proc)
             raise
-    status = _wait(proc, launch.timeout, stop, started)
+    status = _wait(proc, launch.timeout, stop, launched)
     if status == "exited":
         _end_leftovers(proc.pid)
     outcome.finished_at = time.time()
@@ -257,6 +264,8 @@ def execute(launch: Launch, stop: Callable[[], bool] = lambda: False,
         outcome.error = _exit_reason(proc.returncode) + (" (out of memory)" if outcome.oom else "")
     else:
         outcome.error = "exited 0 but wrote no readable result.json"
+    if outcome.status == Status.FAILED and not outcome.config_error:
+        _space_out(outcome, launch.run_dir)
     if outcome.status != Status.DONE:
         # what left the process group (a double fork with setsid) is found by its environment;
         # this launch's alone (its run id): a runner that took the row over may be launching it
@@ -272,15 +281,19 @@ def _config_error(log_tail: str) -> str:
     return f"{reason} (exit code 2: a config error, not retried)"
 
 
-def _free_space(path: str) -> str:
-    """The free space of the file system `path` is (or would be) on, e.g. `0.0 GB`."""
-    where = Path(path)
-    while not where.exists() and where != where.parent:
-        where = where.parent
-    try:
-        return f"{shutil.disk_usage(where).free / 1e9:.1f} GB"
-    except OSError:
-        return "unknown space"
+def _space_out(outcome: Outcome, run_dir: str) -> None:
+    """A failure for want of space is not the experiment's: when its log says so (ENOSPC) or
+    its run folder's file system is (almost) full, it is interrupted (resumable) and marked
+    disk_full, with the full path and its free space, so the run stops rather than fail all."""
+    said = NO_SPACE.search(outcome.log_tail)
+    free = free_bytes(run_dir)
+    if outcome.oom or not said and (free is None or free >= NEARLY_FULL_BYTES):
+        return
+    named = NO_SPACE_AT.search(outcome.log_tail)
+    path = named.group("path") if named else run_dir
+    outcome.status, outcome.disk_full = Status.INTERRUPTED, True
+    outcome.error = f"disk full: {path} ({free_space(path)} free); the script ended with " \
+        f"{outcome.error}"
 
 
 # PR_SET_PDEATHSIG (1) with SIGKILL (9), then exec the script: same pid, same process group.

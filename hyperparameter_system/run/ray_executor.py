@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import dataclasses
+import logging
 import math
 import os
 import queue
@@ -39,6 +40,9 @@ LOOPBACK = "127.0.0.1"
 POLL_S = 0.2
 REAP_TIMEOUT_S = launcher.KILL_GRACE_S + 10.0
 LEFTOVER_WAIT_S = 5.0
+# Ray's driver-side lines (INFO "Started a local Ray instance", the token-auth WARNING) are not
+# the run's: only its errors reach the console, where the live view draws
+RAY_LOG_LEVEL = logging.ERROR
 # set when this process started the local Ray it runs on: its nodes are this host
 _local: dict[str, bool] = {}
 
@@ -63,7 +67,8 @@ def connect(settings: Settings) -> None:
         return
     if address is None:  # Ray was imported before the variable was set
         ray._private.ray_constants.ENABLE_RAY_CLUSTER = False
-    options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+    options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                               **_quiet_ray()}
     if address is None:
         options["_node_ip_address"] = LOOPBACK
     if execution.ray_runtime_env:  # a local working_dir is uploaded at the job level only
@@ -85,6 +90,15 @@ def connect(settings: Settings) -> None:
         _local["started"] = True
         # after Ray's own exit hooks, so it runs first: nothing of this Ray outlives the runner
         atexit.register(shutdown_local)
+
+
+def _quiet_ray() -> dict[str, Any]:
+    """ray.init's `logging_level` for the driver's "ray" logger, also set before the call
+    for what logs first; none when the user chose one with Ray's RAY_LOGGER_LEVEL."""
+    if "RAY_LOGGER_LEVEL" in os.environ:
+        return {}
+    logging.getLogger("ray").setLevel(RAY_LOG_LEVEL)
+    return {"logging_level": RAY_LOG_LEVEL}
 
 
 def shutdown_local() -> None:
@@ -238,8 +252,11 @@ def ray_dispatch(settings: Settings) -> Dispatch:
             if isinstance(item, Outcome):
                 return item
             where.update(item)
-            # a pid means something only on this host: the ledger reaps by it after a crash
-            on_start(item["pid"] if item["host"] == here else 0, item["node"])
+            try:  # a pid means something only on this host: the ledger reaps by it after a crash
+                on_start(item["pid"] if item["host"] == here else 0, item["node"])
+            except BaseException:  # not recorded (a full ledger): it must not run on untracked
+                _cancel(stream, launch, where, started)
+                raise
 
     return dispatch
 

@@ -8,9 +8,12 @@ Outcomes are written only by the runner that still owns the row.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
 import json
 import os
+import shutil
 import socket
 import sqlite3
 import time
@@ -59,6 +62,43 @@ _LAUNCHES_FROM_ATTEMPTS = ("UPDATE experiments SET launches=MAX(COALESCE(attempt
 LEGACY_CSV = ("experiment_id", "model_name", "category", "option", "status", "start_time",
               "error_message", "config_path", "execution_time", "f1_score", "accuracy",
               "stdout_sample")
+
+
+class LedgerFull(HpsysError):
+    """A ledger write failed for want of space (SQLite's "database or disk is full", or
+    ENOSPC). Not bad input: the run stops with one line naming the ledger and its free space,
+    and the same command resumes once space is back. `then` says what the run did about it."""
+
+    def __init__(self, path: Path, then: str = "free some space and run the same command to "
+                 "resume") -> None:
+        super().__init__(f"ledger {path}", f"the disk is full ({free_space(path)} free); {then}")
+        self.path = path
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether `exc` is a write that failed because its file system is full."""
+    if isinstance(exc, sqlite3.OperationalError):
+        return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or \
+            "database or disk is full" in str(exc)
+    return isinstance(exc, OSError) and exc.errno == errno.ENOSPC
+
+
+def free_bytes(path: str | Path) -> int | None:
+    """Free bytes on the file system `path` is (or would be) on; None when unknown. Here, the
+    lowest layer that tells a full disk, for the launcher's messages too."""
+    where = Path(path)
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    try:
+        return shutil.disk_usage(where).free
+    except OSError:
+        return None
+
+
+def free_space(path: str | Path) -> str:
+    """The free space of the file system of `path`, as a line says it: `0.0 GB`."""
+    free = free_bytes(path)
+    return "unknown space" if free is None else f"{free / 1e9:.1f} GB"
 
 
 def runner_identity() -> str:
@@ -177,16 +217,22 @@ class Ledger:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One immediate transaction: committed whole or not at all."""
+        """One immediate transaction: committed whole or not at all. A full disk is LedgerFull
+        (SQLite may have rolled back already: a failed ROLLBACK must not chain a traceback)."""
         db = self._connect()
         try:
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
             except BaseException:
-                db.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
+        except (OSError, sqlite3.Error) as exc:
+            if disk_full(exc):
+                raise LedgerFull(self.path) from None
+            raise
         finally:
             db.close()
 
@@ -353,7 +399,11 @@ def open_ledger(settings: Settings) -> Ledger:
     path = settings.system.ledger
     try:
         return Ledger(path)
+    except LedgerFull:
+        raise
     except (OSError, sqlite3.Error) as exc:
+        if disk_full(exc):
+            raise LedgerFull(path) from None
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise HpsysError(f"{settings.path}: system.ledger",
                          f"cannot open the ledger {path}: {reason}") from None
