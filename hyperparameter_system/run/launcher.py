@@ -7,15 +7,10 @@ Never through a shell string.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import errno
-import functools
 import os
 import re
-import select
-import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -32,7 +27,7 @@ from hyperparameter_system.core.atomic import atomic_write_text, read_json
 from hyperparameter_system.core.safe_names import safe_name
 from hyperparameter_system.core.states import Status
 from hyperparameter_system.core.writable import writable_folder
-from hyperparameter_system.run import preload, reaper
+from hyperparameter_system.run import preload, process_group, reaper
 from hyperparameter_system.store.ledger import free_bytes, free_space
 
 if TYPE_CHECKING:
@@ -40,7 +35,6 @@ if TYPE_CHECKING:
     from hyperparameter_system.matrix.experiments import Experiment
 
 LOG_TAIL_LINES = 40
-KILL_GRACE_S = 3.0
 OOM_PATTERNS = re.compile(r"CUDA out of memory|OutOfMemoryError|HPSYS_OOM", re.IGNORECASE)
 EXIT_CONFIG_ERROR = 2  # the script contract: exit 2 is a bad config (retrying cannot help)
 # a failed script's log saying its disk is full; the path, when Python's OSError names one
@@ -222,8 +216,9 @@ def execute(launch: Launch, stop: Callable[[], bool] = lambda: False,
     try:  # a preload server's first start (its imports) happens here: not the script's time
         with log:
             forked = server.start(launch.argv, launch.cwd, env, log) if server else None
-            proc = forked or subprocess.Popen(_dies_with_runner(launch.argv, launch.cwd),
-                                              cwd=launch.cwd, env=env, stdout=log,
+            argv = launch.argv if forked else process_group.dies_with_runner(launch.argv,
+                                                                             launch.cwd)
+            proc = forked or subprocess.Popen(argv, cwd=launch.cwd, env=env, stdout=log,
                                               stderr=subprocess.STDOUT,
                                               stdin=subprocess.DEVNULL,
                                               start_new_session=True)
@@ -236,11 +231,11 @@ def execute(launch: Launch, stop: Callable[[], bool] = lambda: False,
         try:
             on_start(proc.pid)
         except BaseException:  # the caller cannot track it: it must not outlive this call
-            kill_group(proc)
+            process_group.kill_group(proc)
             raise
-    status = _wait(proc, launch.timeout, stop, launched)
+    status = process_group.wait(proc, launch.timeout, stop, launched)
     if status == "exited":
-        _end_leftovers(proc.pid)
+        process_group.end_leftovers(proc.pid)
     outcome.finished_at = time.time()
     outcome.log_tail = tail(launch.log_path)
     outcome.exit_code = proc.returncode if proc.returncode >= 0 else None
@@ -261,7 +256,8 @@ def execute(launch: Launch, stop: Callable[[], bool] = lambda: False,
         outcome.config_error = True
         outcome.error = _config_error(outcome.log_tail)
     elif proc.returncode != 0:
-        outcome.error = _exit_reason(proc.returncode) + (" (out of memory)" if outcome.oom else "")
+        outcome.error = (process_group.exit_reason(proc.returncode)
+                         + (" (out of memory)" if outcome.oom else ""))
     else:
         outcome.error = "exited 0 but wrote no readable result.json"
     if outcome.status == Status.FAILED and not outcome.config_error:
@@ -296,46 +292,6 @@ def _space_out(outcome: Outcome, run_dir: str) -> None:
         f"{outcome.error}"
 
 
-# PR_SET_PDEATHSIG (1) with SIGKILL (9), then exec the script: same pid, same process group.
-_DIE_WITH_RUNNER = ("import ctypes, os, sys\n"
-                    "ctypes.CDLL(None).prctl(1, 9)\n"
-                    "if os.getppid() != int(sys.argv[1]):\n    os._exit(137)\n"
-                    "os.execvp(sys.argv[2], sys.argv[2:])\n")
-
-
-def _dies_with_runner(argv: tuple[str, ...], cwd: str) -> tuple[str, ...]:
-    """On Linux the script starts through a tiny shim that has the kernel SIGKILL it when the
-    runner thread that launched it dies, even by SIGKILL: a killed runner leaves no experiment
-    holding a GPU. (Grandchildren outside the group are reaped by the next runner.)"""
-    if not sys.platform.startswith("linux"):
-        return argv
-    if shutil.which(os.path.join(cwd, argv[0]) if "/" in argv[0] else argv[0]) is None:
-        raise FileNotFoundError(errno.ENOENT, "not found or not executable", argv[0])
-    setpriv = _setpriv()
-    if setpriv:  # the same in ~2 ms, where a Python start costs 10 to 30 ms
-        return (*setpriv, str(os.getpid()), *argv)
-    return (sys.executable, "-S", "-c", _DIE_WITH_RUNNER, str(os.getpid()), *argv)
-
-
-# util-linux setpriv sets the death signal, then sh checks the runner is still the parent
-# (it may have died before the signal was set) and execs the script.
-_PPID_CHECK = '[ "$PPID" = "$1" ] || exit 137; shift; exec "$@"'
-
-
-@functools.cache
-def _setpriv() -> tuple[str, ...] | None:
-    """The setpriv + sh prefix when this system has both (util-linux >= 2.33), else None."""
-    path = shutil.which("setpriv")
-    prefix = (str(path), "--pdeathsig", "KILL", "--", "/bin/sh", "-c", _PPID_CHECK, "sh")
-    try:
-        ok = path is not None and subprocess.run(
-            [*prefix, str(os.getpid()), "true"], capture_output=True, timeout=10,
-            stdin=subprocess.DEVNULL).returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        ok = False
-    return prefix if ok else None
-
-
 def _fresh_dir(run_dir: Path, resume: bool = False) -> None:
     """A previous attempt's outputs would be mistaken for this one's: move them aside. A resumed
     attempt keeps its progress (metrics.jsonl, train.log, checkpoints) and goes on in it."""
@@ -348,83 +304,6 @@ def _fresh_dir(run_dir: Path, resume: bool = False) -> None:
             if old.exists():
                 old.replace(run_dir / f"{name}.prev")
     run_dir.mkdir(parents=True, exist_ok=True)
-
-
-def _wait(proc: subprocess.Popen, timeout: float | None, stop: Callable[[], bool],
-          started: float) -> str:
-    """Wake the moment the script exits (a pidfd on Linux; elsewhere a poll with a growing
-    interval), checking the timeout and `stop()` at least every 0.1 s."""
-    try:
-        pidfd: int | None = os.pidfd_open(proc.pid)
-    except (AttributeError, OSError):
-        pidfd = None
-    try:
-        return _wait_loop(proc, timeout, stop, started, pidfd)
-    finally:
-        if pidfd is not None:
-            os.close(pidfd)
-
-
-def _wait_loop(proc: subprocess.Popen, timeout: float | None, stop: Callable[[], bool],
-               started: float, pidfd: int | None) -> str:
-    delay = 0.0005
-    while True:
-        if pidfd is not None:
-            select.select([pidfd], [], [], 0.1)
-            if proc.poll() is not None:
-                return "exited"
-        else:
-            try:
-                proc.wait(timeout=delay)
-                return "exited"
-            except subprocess.TimeoutExpired:
-                pass
-        if timeout is not None and time.time() - started > timeout:
-            kill_group(proc)
-            return "timeout"
-        if stop():
-            kill_group(proc)
-            return "interrupted"
-        delay = min(delay * 2, 0.1)
-
-
-def kill_group(proc: subprocess.Popen, grace: float = KILL_GRACE_S) -> None:
-    """SIGTERM the whole process tree, SIGKILL what is left after `grace` seconds."""
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        try:
-            proc.wait(timeout=wait)
-        except subprocess.TimeoutExpired:
-            continue
-        if sig == signal.SIGTERM:
-            # the leader is gone; grandchildren that ignored SIGTERM still get SIGKILL
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-        return
-
-
-def _end_leftovers(pgid: int, grace: float = 1.0) -> None:
-    """The script exited: what it left in its process group (a background job, a data worker)
-    ends too, SIGTERM then SIGKILL, so nothing of a finished experiment holds on to a GPU."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        deadline = time.monotonic() + grace
-        try:
-            os.killpg(pgid, sig)
-            while time.monotonic() < deadline:
-                time.sleep(0.02)
-                os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
-            return
-
-
-def _exit_reason(code: int) -> str:
-    if code < 0:
-        try:
-            return f"killed by signal {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit code {code}"
 
 
 def tail(path: str | Path, lines: int = LOG_TAIL_LINES, max_bytes: int = 16384) -> str:

@@ -7,7 +7,7 @@ the script run as `__main__`, its exit code. The runner never imports those modu
 talks to the server over a SOCK_SEQPACKET socket (log and status fds passed with SCM_RIGHTS).
 
 What holds for a plain subprocess holds here:
-- `Child` has Popen's pid, poll(), wait(timeout) and returncode, so `launcher._wait` and
+- `Child` has Popen's pid, poll(), wait(timeout) and returncode, so `process_group.wait` and
   `kill_group` (os.killpg on the child's own group) work unchanged;
 - the runner dying (even by SIGKILL) ends the server (its socket reaches EOF) and every child (a
   thread in each blocks on a "lifeline" pipe whose only write end the runner holds; at EOF the

@@ -35,10 +35,11 @@ from hyperparameter_system.run import devices, launcher, reaper, signals
 from hyperparameter_system.run.devices import Slot
 from hyperparameter_system.run.executor import Dispatch, OnStart
 from hyperparameter_system.run.launcher import Launch, Outcome
+from hyperparameter_system.run.process_group import KILL_GRACE_S
 
 LOOPBACK = "127.0.0.1"
 POLL_S = 0.2
-REAP_TIMEOUT_S = launcher.KILL_GRACE_S + 10.0
+REAP_TIMEOUT_S = KILL_GRACE_S + 10.0
 LEFTOVER_WAIT_S = 5.0
 # Ray's driver-side lines (INFO "Started a local Ray instance", the token-auth WARNING) are not
 # the run's: only its errors reach the console, where the live view draws
@@ -355,14 +356,14 @@ def _cancel(stream, launch: Launch, where: Mapping[str, Any], started: float) ->
             scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
         with contextlib.suppress(Exception):
             left, outcome.log_tail = ray.get(
-                reap.remote(launch.experiment_id, launch.log_path, launcher.KILL_GRACE_S + 2,
+                reap.remote(launch.experiment_id, launch.log_path, KILL_GRACE_S + 2,
                             launch.env.get("HPSYS_LEDGER")),
                 timeout=REAP_TIMEOUT_S)
             if left:
                 outcome.error += f" ({left} process(es) could not be ended on node {node})"
     else:  # not seen starting: let a task that did start end its process group itself
         with contextlib.suppress(Exception):
-            ray.wait([stream], timeout=launcher.KILL_GRACE_S + 2)
+            ray.wait([stream], timeout=KILL_GRACE_S + 2)
     with contextlib.suppress(Exception):
         ray.cancel(stream, force=True)
     return outcome
