@@ -21,13 +21,8 @@ from hyperparameter_system.report.studies import study_figures
 from hyperparameter_system.report.summary import Summary, collect, seen_matrix
 from hyperparameter_system.report.tables import ReportTable, tables
 from hyperparameter_system.run import devices, launcher, preload
-from hyperparameter_system.run.executor import (
-    Dispatch,
-    Display,
-    Executor,
-    RunResult,
-    local_dispatch,
-)
+from hyperparameter_system.run.executor import Executor, RunResult, local_dispatch
+from hyperparameter_system.run.seams import Dispatch, Display
 from hyperparameter_system.store.estimates import estimate_durations
 from hyperparameter_system.store.ledger import Ledger, open_ledger, row_problems
 

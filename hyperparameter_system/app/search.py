@@ -19,7 +19,8 @@ from hyperparameter_system.config.search import SearchSettings
 from hyperparameter_system.config.settings import Settings
 from hyperparameter_system.core.errors import HpsysError, close_match
 from hyperparameter_system.core.states import Status
-from hyperparameter_system.run.executor import Display, Executor, RunResult
+from hyperparameter_system.run.executor import Executor, RunResult
+from hyperparameter_system.run.seams import Display
 from hyperparameter_system.run.study import (
     StudySource,
     enqueue,
