@@ -5,6 +5,9 @@ and one epoch of each of those options trains on the embedded data."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,9 +56,12 @@ def test_the_original_master_with_both_later_categories_passes_dry_run(tmp_path,
 
 @pytest.mark.slow
 def test_one_epoch_of_each_later_option_trains(tmp_path, cli) -> None:
-    data = ROOT / "data"
-    if not (data / "train.csv").is_file():
-        pytest.skip("the embedded data is prepared by make data (make test does)")
+    """Each option trains, none is marked "not honoured" (the trainer read every key it
+    sets), and `effective`, read back from what was built, carries what it asked for."""
+    data = tmp_path / "data"
+    prep = subprocess.run([sys.executable, "codes/prepare_data.py", "--out", str(data)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert prep.returncode == 0, prep.stderr
     path = original(tmp_path, models=1, overrides=[
         "epochs=1", "image_size=32", "batch_size=16", "pretrained=false",
         "model_name=test_resnet.r160_in1k", f"data_dir={data}", "++limit_samples=160",
@@ -64,3 +70,17 @@ def test_one_epoch_of_each_later_option_trains(tmp_path, cli) -> None:
               timeout=900)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "5 done, 0 failed" in res.stdout  # the baseline and the four options
+    assert "not honoured" not in res.stdout
+    results = {p.parent.name.rsplit("_", 1)[0]: json.loads(p.read_text())
+               for p in (tmp_path / "runs").glob("*/*/result.json")}
+    effective = {name: r["effective"] for name, r in results.items()}
+    assert effective["aug_minimal_eda"]["augmentation"] == ["eda"]
+    stages = effective["aug_dynamic_eda"]["augmentation"]  # eda joins each default stage
+    assert [s["augs"] for s in stages] == [["easiest", "basic", "eda"],
+                                           ["stilleasy", "middle", "eda"], ["aggressive", "eda"]]
+    for name, drop, wd in (("reg_drop0.1_wd0.001", 0.1, 0.001), ("reg_drop0.3_wd0.01", 0.3, 0.01)):
+        assert (effective[name]["drop_rate"], effective[name]["weight_decay"]) == (drop, wd)
+    for name in ("aug_minimal_eda", "aug_dynamic_eda", "reg_drop0.1_wd0.001"):
+        changed = {k.split(".")[0] for k in results[name].get("unused_keys", [])}
+        assert not changed & {"online_augmentation", "augmentation", "dynamic_augmentation",
+                              "timm", "weight_decay"}, (name, results[name]["unused_keys"])

@@ -67,7 +67,8 @@ class Tracker:
         self.tags: list[str] = setting("tags", block) or []
         self.dir: str | None = None
         self.run: Any = None
-        self.enabled = self.mode != "disabled" and block.get("log", True) is not False
+        log = block.get("log", True)  # the original's switch; read whatever the mode
+        self.enabled = self.mode != "disabled" and log is not False
         if not self.enabled:
             return
         try:

@@ -107,6 +107,7 @@ def test_no_scheduler_and_warmup(tiny_cfg, tmp_path):
 
 LOSSES = [
     ("CrossEntropyLoss", {}, {"label_smoothing": 0.0}),
+    ("CrossEntropyLoss", {"label_smooth": 0.1}, {"label_smoothing": 0.1}),  # the original's
     (
         "FocalLoss",
         {"focal_alpha": 2.0, "focal_gamma": 1.0},

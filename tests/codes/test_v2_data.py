@@ -97,6 +97,9 @@ def test_dynamic_stage_changes_at_end_epoch():
         {"until_epoch": 2, "augs": ["easiest", "basic"]},
         {"until_epoch": 4, "augs": ["aggressive"]},
     ]
+    # the pipeline each epoch runs (read from its built OneOf) switches after end_epoch 2
+    assert [train.online.policies_at(e) for e in (1, 2, 3, 5)] == [
+        ["easiest", "basic"], ["easiest", "basic"], ["aggressive"], ["aggressive"]]
     train.set_epoch(3)
     assert int(train.dataset.epoch) == 3  # the workers' shared copy
     x, y = next(iter(train))
@@ -105,12 +108,32 @@ def test_dynamic_stage_changes_at_end_epoch():
         stages_of({"dynamic_augmentation": {"enabled": True, "policies": {"w": {"augs": ["eda"]}}}})
 
 
-def test_augmented_loader_workers_use_the_stage(monkeypatch):
+def _matches(batch: torch.Tensor, originals: torch.Tensor) -> list[bool]:
+    """Per image of a normalised batch (mean = std = 0.5): whether it is one of `originals`."""
+    raw = (batch * 127.5 + 127.5).round().to(torch.uint8)
+    return [any(torch.equal(img, o) for o in originals) for img in raw]
+
+
+def test_augmented_loader_workers_use_the_stage():
+    """Two persistent worker processes make the batches; the stage set after they started
+    reaches them: epoch 1 (no policy) serves the cached images as they are, epoch 2 (easiest:
+    rotations and flips) serves transformed ones."""
     data = image_set([8, 8])
-    cfg = base_cfg(num_workers=2, online_augmentation=True, augmentation={"easiest": True})
+    cfg = base_cfg(num_workers=2, dynamic_augmentation={"enabled": True, "policies": {
+        "plain": {"end_epoch": 1, "augs": []},
+        "flips": {"end_epoch": 2, "augs": ["easiest"]}}})
     train, _ = make_loaders(data, np.arange(16), np.arange(0), cfg, CPU)
-    ys = torch.cat([y for _, y in train])
-    assert sorted(ys.tolist()) == sorted(data.labels.tolist())
+    assert train.loader.num_workers == 2
+    seen = {}
+    for epoch in (1, 2):
+        assert train.set_epoch(epoch) == ("plain", "flips")[epoch - 1]
+        batches = list(train)
+        assert type(train.loader._iterator).__name__ == "_MultiProcessingDataLoaderIter"
+        ys = torch.cat([y for _, y in batches])
+        assert sorted(ys.tolist()) == sorted(data.labels.tolist())
+        seen[epoch] = [m for x, _ in batches for m in _matches(x, data.images)]
+    assert all(seen[1])  # the identity stage: every image is a cached one
+    assert sum(seen[2]) < 8  # the flips stage: most are not (15 % pass through unchanged)
 
 
 def test_weighted_sampler_near_uniform_on_imbalanced_split():
@@ -299,3 +322,24 @@ def test_class_weighting_single_split(tiny_cfg, tmp_path):
     eff = run(tiny_cfg, tmp_path)["effective"]
     assert eff["class_weights"] is not None and len(eff["class_weights"]) == 10
     assert eff["augmentation"] == ["rotate", "translate"] and eff["tta"] is None
+
+
+def test_class_weighting_changes_the_single_split_loss(tiny_cfg):
+    """On an imbalanced single split, `balanced` puts sklearn's weights (from the training
+    split's labels) into the loss object, and the loss of the same batch changes."""
+    from sklearn.utils.class_weight import compute_class_weight
+    from trainer.build.parts import build_parts
+    from trainer.device import AmpPlan
+
+    data = image_set([30, 10, 4])
+    split = (np.arange(0, 44, 2), np.arange(1, 44, 2))  # every other image: 15, 5, 2 to train
+    amp = AmpPlan(False, None, None, "")
+    parts = {w: build_parts(dict(tiny_cfg, class_weighting=w), data, split, CPU, amp)
+             for w in ("none", "balanced")}
+    assert parts["none"].criterion.weight is None
+    train_labels = [0] * 15 + [1] * 5 + [2] * 2
+    expected = compute_class_weight("balanced", classes=np.arange(3), y=train_labels)
+    assert parts["balanced"].criterion.weight.tolist() == pytest.approx(expected.tolist())
+    logits, y = torch.randn(12, 3, generator=torch.Generator().manual_seed(1)), torch.arange(12) % 3
+    plain, weighted = (float(parts[w].criterion(logits, y)) for w in ("none", "balanced"))
+    assert abs(plain - weighted) > 1e-3

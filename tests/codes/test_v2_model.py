@@ -180,6 +180,39 @@ def test_folds_keep_every_checkpoint_and_predict_averages_them(tiny_cfg, tmp_pat
     assert len(rows) == len(ids)
 
 
+def test_predict_follows_the_configs_test_tta(tiny_cfg, tmp_path, digits_dir, capsys):
+    """predict.py uses the checkpoint config's test_TTA and tta_views unless --tta/--no-tta
+    says otherwise (val_TTA is validation's alone)."""
+    import predict
+    from trainer.data import decode_images, read_id_csv
+    from trainer.infer.checkpoint import load_checkpoint
+    from trainer.infer.predict import predict_proba
+
+    plan = predict.test_plan
+    assert plan({"test_TTA": False, "val_TTA": True}, None) is None
+    assert plan({"TTA": True}, None).views == ("identity", "hflip", "vflip", "transpose")
+    assert plan({"test_TTA": True}, False) is None
+    assert plan({"test_TTA": False, "tta_views": ["identity", "rot90"]}, True).views == (
+        "identity", "rot90")
+    tiny_cfg.update(test_TTA=True, val_TTA=False, tta_views=["identity", "hflip"])
+    run(tiny_cfg, tmp_path / "run")
+    ckpt_path = tmp_path / "run" / "checkpoints" / "best_model.pt"
+    model, ckpt = load_checkpoint(ckpt_path, torch.device("cpu"))
+    ids, _ = read_id_csv(digits_dir / "sample_submission.csv", need_target=False)
+    images = decode_images(digits_dir / "test", ids, 32)
+    cpu = torch.device("cpu")
+    expected = {  # identity + hflip averaged, as predict_proba's flip TTA does
+        "default": predict_proba(model, images, ckpt, cpu, flip_tta=True).argmax(1).tolist(),
+        "--no-tta": predict_proba(model, images, ckpt, cpu).argmax(1).tolist(),
+    }
+    for flag, line in (("default", "TTA: identity, hflip"), ("--no-tta", "TTA: off")):
+        out = tmp_path / f"{flag}.csv"
+        extra = [] if flag == "default" else [flag]
+        assert predict.main(["--checkpoint", str(ckpt_path), "--out", str(out), *extra]) == 0
+        assert line in capsys.readouterr().out
+        assert [int(r["target"]) for r in csv.DictReader(out.open())] == expected[flag], flag
+
+
 def test_stage_two_starts_from_stage_ones_best_weights(tiny_cfg, tmp_path):
     first = dict(tiny_cfg, two_stage=True, epochs=2)
     second = dict(copy.deepcopy(tiny_cfg), two_stage=False, lr=1e-12, scheduler_name="none",

@@ -39,7 +39,8 @@ def class_weights(
 
 
 def build_criterion(cfg: dict[str, Any], weight: torch.Tensor | None) -> nn.Module:
-    """CrossEntropyLoss, FocalLoss(focal_alpha, focal_gamma) or LabelSmoothingLoss(label_smooth);
+    """CrossEntropyLoss(label_smooth), FocalLoss(focal_alpha, focal_gamma) or
+    LabelSmoothingLoss(label_smooth);
     with mixup/cutmix their soft-target forms (targets come as (N, classes) probabilities)."""
     spec = cfg.get("criterion", "CrossEntropyLoss")
     if isinstance(spec, dict):

@@ -166,7 +166,8 @@ ACTIVATIONS = ("ReLU", "ReLU6", "LeakyReLU", "ELU", "SELU", "CELU", "GELU", "SiL
 
 
 def effective_model(model: nn.Module) -> dict[str, Any]:
-    """The classifier's layers and the backbone's activation class, read from the model."""
+    """The classifier's layers, the backbone's activation class and its dropout rates, read
+    from the model."""
     head = model.get_classifier() if hasattr(model, "get_classifier") else None
     layers = (
         [type(m).__name__ for m in head.children()] or [type(head).__name__]
@@ -177,9 +178,14 @@ def effective_model(model: nn.Module) -> dict[str, Any]:
         type(m).__name__ for m in model.modules()
         if id(m) not in in_head and type(m).__name__ in ACTIVATIONS
     })
+    drop_path = [float(m.drop_prob) for m in model.modules() if hasattr(m, "drop_prob")]
     return {
         "head": layers,
         "activation": acts[0] if len(acts) == 1 else (acts or None),
+        # the regularization category's keys: timm's classifier dropout and the deepest
+        # block's stochastic depth (timm ramps it up to drop_path_rate)
+        "drop_rate": float(getattr(model, "drop_rate", 0.0) or 0.0),
+        "drop_path_rate": round(max(drop_path, default=0.0), 6),
     }
 
 

@@ -194,6 +194,7 @@ LOSSES: tuple[LossInfo, ...] = (
         "CrossEntropyLoss",
         "torch.nn.CrossEntropyLoss",
         ("CrossEntropy", "CE", "cross_entropy", "cross_entropy_loss"),
+        lambda cfg: {"label_smoothing": float(cfg.get("label_smooth") or 0.0)},  # as the original
     ),
     LossInfo(
         "FocalLoss",

@@ -5,7 +5,8 @@ each training image gets `OneOf(active policies, p=0.85)` and then the resize (l
 image_size, white padding to a square), on the cached uint8 arrays (H, W, 3), in the loader
 workers. `dynamic_augmentation: {enabled: true, policies: {STAGE: {end_epoch, augs}}}` changes
 the active policies by epoch: epoch e (1-based) uses the first stage with e <= end_epoch, and
-the last stage after all of them.
+the last stage after all of them; the `augmentation` policies switched on join every stage.
+`online_augmentation: false` keeps the light (torch) augmentation instead.
 """
 
 from __future__ import annotations
@@ -251,39 +252,68 @@ def default_stages(epochs: int) -> dict[str, dict[str, Any]]:
             "strong": {"end_epoch": max(epochs, 2 * third + 1), "augs": ["aggressive"]}}
 
 
-def stages_of(cfg: dict[str, Any]) -> list[Stage] | None:
-    """The policy stages the config asks for, or None for the light (torch) augmentation."""
-    if dynamic_enabled(cfg):
-        policies = cfg["dynamic_augmentation"].get("policies")
-        if policies is None:  # enabled alone (the original's category option): its stages
-            policies = default_stages(int(cfg.get("epochs") or 3))
-        if not isinstance(policies, dict) or not policies:
-            raise ConfigError(
-                "dynamic_augmentation.policies: expected a mapping of stages "
-                "{NAME: {end_epoch, augs}} when enabled"
-            )
-        stages = []
-        for name, stage in policies.items():
-            where = f"dynamic_augmentation.policies.{name}"
-            if not isinstance(stage, dict):
-                raise ConfigError(f"{where}: expected a mapping with end_epoch and augs")
-            end = stage.get("end_epoch")
-            if isinstance(end, bool) or not isinstance(end, int) or end < 1:
-                raise ConfigError(f"{where}.end_epoch: expected a positive integer, got {end!r}")
-            stages.append(Stage(str(name), end, _check_names(stage.get("augs"), f"{where}.augs")))
-        return sorted(stages, key=lambda s: s.until_epoch or 0)
-    if not cfg.get("online_augmentation", False):
-        return None
+def static_policies(cfg: dict[str, Any]) -> list[str]:
+    """The policies `augmentation: {NAME: true, ...}` turns on, in config order (every entry
+    read: a false one is honoured by leaving its policy out; mixup/cutmix are batch-level)."""
     spec = cfg.get("augmentation") or {}
     if not isinstance(spec, dict):
         raise ConfigError(f"augmentation: expected a mapping of policy: true/false, got {spec!r}")
-    unknown = [k for k in spec if k not in POLICIES and k not in MIX_KEYS]
+    pairs = list(spec.items())
+    unknown = [k for k, _ in pairs if k not in POLICIES and k not in MIX_KEYS]
     if unknown:
         raise ConfigError(
             f"augmentation.{unknown[0]}: unknown augmentation policy "
             f"(expected one of {', '.join((*POLICIES, *MIX_KEYS))})"
         )
-    return [Stage("online", None, [k for k, on in spec.items() if on and k in POLICIES])]
+    return [k for k, on in pairs if on and k in POLICIES]
+
+
+def online_switch(cfg: dict[str, Any], dynamic: bool) -> bool:
+    """`online_augmentation`: the policies' master switch (the original's on/off run-name
+    part). Unset, it follows the dynamic schedule; false with a dynamic schedule on is a
+    contradiction, refused rather than one of them silently dropped."""
+    online = cfg.get("online_augmentation")
+    if online is None:
+        return dynamic
+    if dynamic and not online:
+        raise ConfigError(
+            "online_augmentation: false, but dynamic_augmentation.enabled is true (its stages "
+            "are applied online); expected online_augmentation: true, or dynamic off"
+        )
+    return bool(online)
+
+
+def stages_of(cfg: dict[str, Any]) -> list[Stage] | None:
+    """The policy stages the config asks for, or None for the light (torch) augmentation.
+
+    With a dynamic schedule, the `augmentation` policies switched on join every stage's
+    OneOf (the original trained with them whatever the schedule, and the runner's
+    `aug_dynamic_eda` asks for both)."""
+    dynamic = dynamic_enabled(cfg)
+    if not online_switch(cfg, dynamic):
+        return None  # the policies stay unread: unused_keys shows they changed nothing
+    static = static_policies(cfg)
+    if not dynamic:
+        return [Stage("online", None, static)]
+    policies = cfg["dynamic_augmentation"].get("policies")
+    if policies is None:  # enabled alone (the original's category option): its stages
+        policies = default_stages(int(cfg.get("epochs") or 3))
+    if not isinstance(policies, dict) or not policies:
+        raise ConfigError(
+            "dynamic_augmentation.policies: expected a mapping of stages "
+            "{NAME: {end_epoch, augs}} when enabled"
+        )
+    stages = []
+    for name, stage in policies.items():
+        where = f"dynamic_augmentation.policies.{name}"
+        if not isinstance(stage, dict):
+            raise ConfigError(f"{where}: expected a mapping with end_epoch and augs")
+        end = stage.get("end_epoch")
+        if isinstance(end, bool) or not isinstance(end, int) or end < 1:
+            raise ConfigError(f"{where}.end_epoch: expected a positive integer, got {end!r}")
+        augs = _check_names(stage.get("augs"), f"{where}.augs")
+        stages.append(Stage(str(name), end, augs + [a for a in static if a not in augs]))
+    return sorted(stages, key=lambda s: s.until_epoch or 0)
 
 
 class OnlineAugment:
@@ -311,6 +341,10 @@ class OnlineAugment:
 
     def __call__(self, image: np.ndarray, epoch: int) -> np.ndarray:
         return self.pipelines[self.stage_index(epoch)](image=image)["image"]
+
+    def policies_at(self, epoch: int) -> list[str]:
+        """The policies of the pipeline `epoch` runs, read from its built OneOf."""
+        return self._names(self.pipelines[self.stage_index(epoch)])
 
     def describe(self) -> list[str] | list[dict[str, Any]]:
         """result.json's `augmentation`: the active policies in order (read back from the
