@@ -8,7 +8,6 @@ retries, timeouts, Ctrl-C and the display behave the same on both.
 from __future__ import annotations
 
 import contextlib
-import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -18,6 +17,7 @@ from pathlib import Path
 from hyperparameter_system.config.settings import Settings
 from hyperparameter_system.core.atomic import read_json
 from hyperparameter_system.core.configdict import apply_changes
+from hyperparameter_system.core.diskspace import free_bytes, nearest_existing
 from hyperparameter_system.core.states import FINAL, Status
 from hyperparameter_system.matrix.experiments import Experiment
 from hyperparameter_system.matrix.ranking import headline
@@ -363,11 +363,10 @@ class Executor:
         need = self.settings.execution.min_free_gb
         if need <= 0:
             return True
-        target = self.settings.system.runs_dir
-        while not target.exists() and target != target.parent:  # measured, never created here
-            target = target.parent
+        target = nearest_existing(self.settings.system.runs_dir)
         while not self.stop.is_set():
-            free_gb = shutil.disk_usage(target).free / 1e9
+            free = free_bytes(target)
+            free_gb = free / 1e9 if free is not None else need  # unknown: do not pause
             if free_gb >= need:
                 self._disk_paused(False, f"resumed: {free_gb:.1f} GB free under {target}")
                 return True

@@ -24,11 +24,11 @@ import yaml
 
 from hyperparameter_system.config.settings import PYTHON_ALIASES
 from hyperparameter_system.core.atomic import atomic_write_text, read_json
+from hyperparameter_system.core.diskspace import free_bytes, free_space
 from hyperparameter_system.core.safe_names import safe_name
 from hyperparameter_system.core.states import Status
 from hyperparameter_system.core.writable import writable_folder
 from hyperparameter_system.run import preload, process_group, reaper
-from hyperparameter_system.store.ledger import free_bytes, free_space
 
 if TYPE_CHECKING:
     from hyperparameter_system.config.settings import Settings

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import errno
 import json
 import os
-import shutil
 import socket
 import sqlite3
 import time
@@ -24,6 +22,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hyperparameter_system.core.diskspace import disk_full, free_space
 from hyperparameter_system.core.errors import HpsysError
 from hyperparameter_system.core.processes import alive as pid_alive
 from hyperparameter_system.core.processes import process_start
@@ -73,32 +72,6 @@ class LedgerFull(HpsysError):
                  "resume") -> None:
         super().__init__(f"ledger {path}", f"the disk is full ({free_space(path)} free); {then}")
         self.path = path
-
-
-def disk_full(exc: BaseException) -> bool:
-    """Whether `exc` is a write that failed because its file system is full."""
-    if isinstance(exc, sqlite3.OperationalError):
-        return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or \
-            "database or disk is full" in str(exc)
-    return isinstance(exc, OSError) and exc.errno == errno.ENOSPC
-
-
-def free_bytes(path: str | Path) -> int | None:
-    """Free bytes on the file system `path` is (or would be) on; None when unknown. Here, the
-    lowest layer that tells a full disk, for the launcher's messages too."""
-    where = Path(path)
-    while not where.exists() and where != where.parent:
-        where = where.parent
-    try:
-        return shutil.disk_usage(where).free
-    except OSError:
-        return None
-
-
-def free_space(path: str | Path) -> str:
-    """The free space of the file system of `path`, as a line says it: `0.0 GB`."""
-    free = free_bytes(path)
-    return "unknown space" if free is None else f"{free / 1e9:.1f} GB"
 
 
 def runner_identity() -> str:

@@ -33,8 +33,9 @@ from relkit import (
 )
 
 from hyperparameter_system.app import api
+from hyperparameter_system.core.diskspace import disk_full
 from hyperparameter_system.run import launcher
-from hyperparameter_system.store.ledger import Ledger, LedgerFull, disk_full
+from hyperparameter_system.store.ledger import Ledger, LedgerFull
 
 FREE = r"\d+\.\d GB free"
 EXIT_INTERRUPTED = 130
