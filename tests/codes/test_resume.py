@@ -148,3 +148,60 @@ def test_a_request_inside_a_long_epoch_ends_the_run_there(tiny_cfg, tmp_path, mo
     result = _train(tiny_cfg, tmp_path / "run")
     assert result["status"] == "pruned" and result["metrics"]["epochs_run"] == 1
     assert [r["epoch"] for r in _lines(tmp_path / "run")] == [1]
+
+
+@pytest.mark.slow
+def test_a_sigkilled_process_resumes_from_last_pt_with_its_wandb_run(
+        tiny_cfg, write_cfg, run_script, tmp_path):
+    """A real kill: the process is SIGKILLed once epoch 2's checkpoint is written; the next
+    process, given HPSYS_RESUME, trains the remaining epochs only, logs none twice, ends with
+    the metrics of a run never interrupted, and continues the same W&B run (resume="allow",
+    same id: two offline segments that `wandb sync` joins)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    tiny_cfg.update(epochs=4, patience=4, limit_samples=320, batch_size=8)
+    tiny_cfg["wandb"].update(mode="offline", project="p")
+    config = str(write_cfg(tiny_cfg))
+    root = Path(__file__).resolve().parents[2]
+
+    def env(run: Path, run_id: str, **more: str) -> dict[str, str]:
+        return {**os.environ, "HPSYS_RUN_DIR": str(run), "WANDB_MODE": "offline",
+                "WANDB_RUN_ID": run_id, **more}
+
+    whole = tmp_path / "whole"
+    done = run_script(["codes/train.py", "--config", config], env=env(whole, "whole1"))
+    assert done.returncode == 0, done.stderr[-2000:]
+
+    cut = tmp_path / "cut"
+    proc = subprocess.Popen([sys.executable, "codes/train.py", "--config", config], cwd=root,
+                            env=env(cut, "cut1"), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    point: dict = {}
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            point = json.loads((cut / "resume.json").read_text())
+        except (OSError, ValueError):
+            point = {}
+        if point.get("epoch", 0) >= 2:
+            break
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert 2 <= point.get("epoch", 0) < 4, point
+    assert not (cut / "result.json").exists()
+
+    again = run_script(["codes/train.py", "--config", config],
+                       env=env(cut, "cut1", HPSYS_RESUME=point["checkpoint"]))
+    assert again.returncode == 0, again.stderr[-2000:]
+    resumed = json.loads((cut / "result.json").read_text())
+    untouched = json.loads((whole / "result.json").read_text())
+    assert resumed["resumed_from_epoch"] == point["epoch"]
+    assert [r["epoch"] for r in _lines(cut)] == [1, 2, 3, 4]  # none lost, none twice
+    assert resumed["metrics"] == untouched["metrics"]  # bit-equal on CPU, same seed
+    assert resumed["wandb"]["run_id"] == "cut1"
+    segments = sorted(Path(resumed["wandb"]["dir"]).parent.glob("offline-run-*-cut1"))
+    assert len(segments) == 2, segments  # the killed run's and its continuation
