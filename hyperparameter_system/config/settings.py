@@ -157,7 +157,8 @@ def load_settings(path: str | Path, overrides: Sequence[str] = ()) -> Settings:
     if not all(isinstance(o, str) for o in file_overrides):
         raise HpsysError(sysr.where("overrides"), "expected a list of key=value strings")
     # --set wins over system.overrides; each is told apart in errors
-    overrides = [*((sysr.where("overrides"), o) for o in file_overrides),
+    overrides = [*((f"{sysr.where('overrides')}[{i}] {o}", o)
+                   for i, o in enumerate(file_overrides)),
                  *((f"--set {o}", o) for o in overrides)]
     models = read_models(doc, top.data.get("models"), root, system, overrides, cache)
     enabled = [m for m in models if m.enabled]

@@ -123,6 +123,8 @@ MASTER = {  # id: (mutation or raw text, what the message must name)
     "overrides-unknown-scheduler": (_set("system.overrides", ["scheduler_name=Cosine"]),
                                     "system.overrides"),
     "overrides-lr-not-number": (_set("system.overrides", ["lr=fast"]), "lr=fast"),
+    "overrides-epochs-negative": (_set("system.overrides", ["epochs=-1"]), "epochs=-1"),
+    "overrides-lr-nan": (_set("system.overrides", ["lr=nan"]), "lr=nan"),
     "not-utf8": (b"system: {ledger: \xff\xfe}\n", "master.yaml"),
     # NaN and infinity where a number is expected (NaN passes every `<` check)
     "timeout-nan": (_set("execution.experiment_timeout", NAN), "execution.experiment_timeout"),
