@@ -338,3 +338,35 @@ def test_matrix_and_dry_run_say_which_launch_path_each_model_takes(master_config
     assert "launch: fake-net.v1: plain subprocess (execution.preload off)" in text
     code, text = in_process("--config", path, "--dry-run", "--executor", "ray")
     assert "launch: fake-net.v1: plain subprocess (Ray tasks start plain)" in text
+
+
+def test_preload_auto_forks_the_built_in_trainer_alone(master_config, in_process) -> None:
+    """The default (`preload: auto`): `python codes/train.py` forks from the server that
+    imported what it imports; another Python script starts plain, and says why."""
+    from hyperparameter_system.app import api
+    from hyperparameter_system.config.settings import DEFAULT_PRELOAD
+    from hyperparameter_system.run import preload
+
+    models = [{"name": "engine", "script": "python codes/train.py"},
+              {"name": "fake-net.v1", "script": "python tests/fakes/fake_train.py"}]
+    path = master_config(models=models)
+    settings = api.load(path)
+    assert settings.execution.preload == DEFAULT_PRELOAD and not settings.execution.preload_all
+    root = str(settings.root)
+    assert preload.forks((sys.executable, "codes/train.py", "--config", "c"), root, False)
+    assert preload.forks((sys.executable, "./codes/train.py"), root, False)
+    assert not preload.forks((sys.executable, "tests/fakes/fake_train.py"), root, False)
+    assert preload.forks((sys.executable, "tests/fakes/fake_train.py"), root, True)
+    code, text = in_process("--config", str(path), "--dry-run")
+    assert code == 0, text
+    assert "launch: engine: preloaded server" in text
+    assert "launch: fake-net.v1: plain subprocess (preload auto: codes/train.py alone)" in text
+    every = master_config(name="every.yaml", models=models, execution={"preload": True})
+    assert api.load(every).execution.preload_all
+
+
+@pytest.mark.parametrize("value", ["yes", ["torch", "not a module"], 3])
+def test_a_bad_preload_value_is_one_line(master_config, cli, value) -> None:
+    res = cli("--config", str(master_config(execution={"preload": value})), "--matrix")
+    assert res.returncode == 2 and "execution.preload" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1

@@ -144,11 +144,13 @@ def _launch_path(settings: Settings, experiment: Experiment, kind: str) -> str:
         return "plain subprocess (Ray tasks start plain)"
     if not settings.execution.preload:
         return "plain subprocess (execution.preload off)"
-    argv = launcher.plan(experiment, settings, 1).argv
-    if preload.python_script(argv) is not None:
+    launch = launcher.plan(experiment, settings, 1)
+    if preload.forks(launch.argv, launch.cwd, settings.execution.preload_all):
         return PRELOADED
-    if any(part.endswith(".sh") for part in argv[:2]):
+    if any(part.endswith(".sh") for part in launch.argv[:2]):
         return "plain subprocess (shell script)"
+    if preload.python_script(launch.argv) is not None:
+        return f"plain subprocess (preload auto: {preload.ENGINE} alone)"
     return "plain subprocess (not `python <script>.py`)"
 
 

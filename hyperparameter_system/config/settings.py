@@ -78,7 +78,8 @@ class ExecutionSettings:
     ray_runtime_env: Mapping[str, Any] | None = None
     stop_grace_s: float = 30.0  # after a stop request, then the process group is ended
     pruning: PruningSettings = field(default_factory=PruningSettings)
-    preload: tuple[str, ...] = ()  # () = plain subprocesses (the default; --no-preload)
+    preload: tuple[str, ...] = ()  # modules the server imports; () = plain subprocesses
+    preload_all: bool = False  # every `python X.py` script, not the built-in trainer's alone
 
     @property
     def max_attempts(self) -> int:
@@ -121,7 +122,7 @@ EXECUTION_KEYS = {
     "stale_after_s": (int, float), "cpus_per_experiment": (int, float),
     "stop_grace_s": (int, float), "pruning": (dict, type(None)),
     "ray_resources": (dict,), "ray_runtime_env": (dict, type(None)),
-    "preload": (bool, list),
+    "preload": (bool, str, list),
 }
 def load_settings(path: str | Path, overrides: Sequence[str] = ()) -> Settings:
     """Read, type-check and cross-check the master config; `overrides` apply to base configs."""
@@ -216,21 +217,25 @@ def _execution(reader: Reader) -> ExecutionSettings:
         pruning=read_pruning(Reader(reader.doc, (*reader.path, "pruning"),
                                 reader.get("pruning") or {}, PRUNING_KEYS)),
         preload=_preload(reader),
+        preload_all=reader.get("preload", "auto") != "auto",
     )
 
 
 def _preload(reader: Reader) -> tuple[str, ...]:
-    """execution.preload: true (the default modules), false (the default), or a list of module
-    names. Opt-in: a forked child's /proc environ is the server's, so the reaper, which finds an
-    experiment's processes by HPSYS_EXPERIMENT_ID there, cannot find it (its lifeline still
-    ends it with the runner)."""
-    value = reader.get("preload", False)
-    if isinstance(value, bool):
-        return DEFAULT_PRELOAD if value else ()
-    if not all(isinstance(m, str) and m and all(p.isidentifier() for p in m.split("."))
-               for m in value):
+    """execution.preload: `auto` (the default: the built-in trainer's experiments fork from a
+    server that imported DEFAULT_PRELOAD; other scripts start plain, as the heavy imports would
+    be theirs to pay for nothing), true (those modules, for every `python X.py` script), false
+    (plain subprocesses), or a list of module names (for every `python X.py` script)."""
+    value = reader.get("preload", "auto")
+    if value == "auto" or value is True:
+        return DEFAULT_PRELOAD
+    if value is False:
+        return ()
+    if isinstance(value, str) or not all(
+            isinstance(m, str) and m and all(p.isidentifier() for p in m.split("."))
+            for m in value):
         raise HpsysError(reader.where("preload"),
-                         f"expected true, false or a list of module names, got {value!r}")
+                         f"expected auto, true, false or a list of module names, got {value!r}")
     return tuple(value)
 
 

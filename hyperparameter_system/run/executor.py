@@ -40,13 +40,15 @@ DISK_POLL_S = 5.0
 
 def local_dispatch(settings: Settings) -> Dispatch:
     keep = settings.system.keep_temp_configs
-    modules = settings.execution.preload
-    server = preload.server(modules, str(settings.root)) if modules else None
+    execution = settings.execution
+    server = preload.server(execution.preload, str(settings.root)) if execution.preload else None
 
     def dispatch(launch: Launch, slot: Slot, stop: Callable[[], bool],
                  on_start: OnStart) -> Outcome:
+        forked = server is not None and preload.forks(launch.argv, launch.cwd,
+                                                      execution.preload_all)
         return launcher.execute(launch, stop=stop, on_start=on_start, keep_config=keep,
-                                server=server)
+                                server=server if forked else None)
 
     return dispatch
 

@@ -47,6 +47,7 @@ from hyperparameter_system.run.forkserver import MAX_MESSAGE
 
 READY_TIMEOUT_S = 300.0  # importing torch + timm on a cold disk can take a while
 _UNREPORTED = -signal.SIGKILL  # a child that died with its server and said nothing
+ENGINE = "codes/train.py"  # the built-in trainer, relative to the project root (the launch cwd)
 
 
 def python_script(argv: Sequence[str]) -> str | None:
@@ -57,6 +58,16 @@ def python_script(argv: Sequence[str]) -> str | None:
             sys.executable):
         return None
     return argv[1]
+
+
+def forks(argv: Sequence[str], cwd: str, every_script: bool) -> bool:
+    """Whether a launch starts from the server: a `python X.py` script, and (unless
+    `every_script`, preload true or a list) the built-in trainer, `<project>/codes/train.py`,
+    whose imports the server's DEFAULT_PRELOAD are."""
+    script = python_script(argv)
+    if script is None:
+        return False
+    return every_script or Path(cwd, script).resolve() == Path(cwd, ENGINE).resolve()
 
 
 class Child:
