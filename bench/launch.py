@@ -82,6 +82,7 @@ def matrix(tmp: Path, preloaded: bool) -> float:
     doc["system"].update(project_root=str(ROOT), ledger=str(tmp / "experiments.db"),
                          runs_dir=str(tmp / "runs"), temp_config_dir=str(tmp / "temp"),
                          reports_dir=str(tmp / "reports"), wandb_mode="disabled")
+    tmp.mkdir(parents=True, exist_ok=True)
     config = tmp / "quickstart.yaml"
     config.write_text(yaml.safe_dump(doc))
     argv = [sys.executable, str(ROOT / "hyperparameter_system" / "experiment_runner.py"),
