@@ -7,7 +7,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hyperparameter_system.config.settings import ModelSettings, Settings
-from hyperparameter_system.core.configdict import apply_changes, canonical, get_dotted, stable_hash
+from hyperparameter_system.core.configdict import (
+    CanonicalBase,
+    apply_changes,
+    canonical,
+    get_dotted,
+    stable_hash,
+)
 from hyperparameter_system.core.errors import HpsysError, choices_hint
 
 BASELINE = "baseline"
@@ -48,14 +54,21 @@ def make_experiment(
     index: int,
     repeat: int = 0,
     repeats: int = 1,
+    base_text: CanonicalBase | None = None,
 ) -> Experiment:
-    """Resolve the config and derive the stable id from model, category, option and config."""
+    """Resolve the config and derive the stable id from model, category, option and config
+    (`base_text`: the model's base serialised once, when many experiments share it)."""
     config = apply_changes(model.base, {"model_name": model.name, **changes})
+    changed = ["model_name", *changes]  # the config's dotted keys that may differ from base
     if repeats > 1:
         seed = _base_seed(model, config) + repeat
         config["random_seed"] = seed
         run_name = f"{run_name}_seed{seed}"
-    exp_id = stable_hash(model.name, category, canonical(option), config, list(model.script))
+        changed.append("random_seed")
+    names = (model.name, category, canonical(option))
+    exp_id = (stable_hash(*names, config, list(model.script)) if base_text is None else
+              base_text.stable_hash(names, config, (k.split(".")[0] for k in changed),
+                                    (list(model.script),)))
     label = str(option.get("description") or run_name)
     return Experiment(exp_id, index, model.name, model.project, category, dict(option), label,
                       run_name, dict(changes), config, model.script, repeat)
@@ -119,8 +132,9 @@ def build_matrix(
             for option in cat.options:
                 jobs.append((cat.name, option, cat.plugin.changes(option),
                              cat.plugin.run_name(option)))
+        base_text = CanonicalBase(model.base)
         for category, option, changes, run_name in jobs:
             for repeat in range(repeats):
                 out.append(make_experiment(model, category, option, changes, run_name,
-                                           len(out) + 1, repeat, repeats))
+                                           len(out) + 1, repeat, repeats, base_text))
     return out

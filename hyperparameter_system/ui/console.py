@@ -129,11 +129,13 @@ def print_matrix(settings: Settings, experiments: Sequence[Experiment],
 
 
 def _plain_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    """Aligned plain lines: rich takes seconds to lay out a table of thousands of rows."""
+    """Aligned plain lines, written as they are: rich takes seconds to lay out a table of
+    thousands of rows, and still a while to wrap that many lines of text."""
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
              for r in (header, *rows)]
-    console.out("\n".join([title, *lines]), highlight=False)
+    console.file.write("\n".join([title, *lines, ""]))
+    console.file.flush()
 
 
 class RunDisplay:
