@@ -24,4 +24,12 @@ RECIPE=()
 if [[ -z "${EXPERIMENT_CONFIG:-}" && -z "$ARG_CONFIG" ]]; then
   RECIPE=("model_name=$RECIPE_MODEL")
 fi
-exec "$PY" codes/train.py --config "$CONFIG" ${RECIPE[@]+"${RECIPE[@]}"} "$@"
+CMD=("$PY" codes/train.py --config "$CONFIG" ${RECIPE[@]+"${RECIPE[@]}"} "$@")
+# Under a runner with a preloaded interpreter, HPSYS_EXEC_PLAN names a file: say the command
+# there instead of running it, and the runner forks it from an interpreter that has imported
+# torch and timm already (hyperparameter_system/run/exec_plan.py).
+if [[ -n "${HPSYS_EXEC_PLAN:-}" ]]; then
+  { printf '%s\0' "$PWD" "${#CMD[@]}" "${CMD[@]}"; env -0; } > "$HPSYS_EXEC_PLAN"
+  exit 0
+fi
+exec "${CMD[@]}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -205,3 +206,75 @@ def test_builtin_trainer_metrics_are_bit_identical_and_cuda_untouched(tmp_path) 
 
     assert lines("plain") == lines("forked")
     assert plain.result["metrics"] == forked.result["metrics"]
+
+
+PLANNING = """#!/usr/bin/env bash
+set -euo pipefail
+cd "{root}"
+export HPSYS_FROM_SCRIPT=yes
+CMD=("${{PYTHON:-python3}}" tests/fakes/fake_train.py "$@")
+if [[ -n "${{HPSYS_EXEC_PLAN:-}}" ]]; then
+  {fail}{{ printf '%s\\0' "$PWD" "${{#CMD[@]}}" "${{CMD[@]}}"; env -0; }} > "$HPSYS_EXEC_PLAN"
+  exit 0
+fi
+exec "${{CMD[@]}}"
+"""
+
+
+def _shell_launch(tmp_path: Path, name: str, fail: str = "") -> Launch:
+    script = tmp_path / f"{name}.sh"
+    script.write_text(PLANNING.format(root=ROOT, fail=fail))
+    script.chmod(0o755)
+    made = _launch(tmp_path, FAKE, {"fake": {}}, name)
+    return dataclasses.replace(made, argv=(str(script), "--config", made.config_path))
+
+
+def _forks_seen(server, monkeypatch) -> list[str | None]:
+    """The argv of each start the server was asked for, when it forked it (else None)."""
+    seen: list = []
+    real = server.start
+
+    def start(argv, cwd, env, log):
+        child = real(argv, cwd, env, log)
+        seen.append(list(argv) if child is not None else None)
+        return child
+
+    monkeypatch.setattr(server, "start", start)
+    return seen
+
+
+def test_a_shell_script_that_says_its_command_is_forked_as_it_would_exec(
+        tmp_path, server, monkeypatch) -> None:
+    """run_b3.sh's way (HPSYS_EXEC_PLAN): what the script does before its exec (cd, export)
+    holds for the forked command, which runs exactly as the script would have run it."""
+    plain = launcher.execute(_shell_launch(tmp_path, "plain"))
+    seen = _forks_seen(server, monkeypatch)
+    forked = launcher.execute(_shell_launch(tmp_path, "forked"), server=server)
+    assert plain.status == forked.status == "done"
+    assert len(seen) == 1 and seen[0][1] == "tests/fakes/fake_train.py"  # the python, forked
+    a, b = (json.loads((tmp_path / "runs" / n / "record.json").read_text())
+            for n in ("plain", "forked"))
+    assert a["cwd"] == b["cwd"] == str(ROOT)
+    assert a["argv"][:2] == b["argv"][:2] == ["tests/fakes/fake_train.py", "--config"]
+    assert a["env"]["HPSYS_FROM_SCRIPT"] == b["env"]["HPSYS_FROM_SCRIPT"] == "yes"
+    assert "HPSYS_EXEC_PLAN" not in b["env"]
+
+
+def test_a_script_whose_plan_fails_runs_as_it_always_did(tmp_path, server,
+                                                         monkeypatch) -> None:
+    seen = _forks_seen(server, monkeypatch)
+    outcome = launcher.execute(_shell_launch(tmp_path, "nope", fail="false; "), server=server)
+    assert outcome.status == "done" and seen == [None]  # the script itself, plainly
+
+
+def test_the_shipped_launch_scripts_say_the_trainer_command() -> None:
+    from hyperparameter_system.run import exec_plan
+
+    for script in ("run_b3.sh", "run_absolute.sh"):
+        assert exec_plan.offered(("./" + script,), str(ROOT))
+        said = exec_plan.plan(("./" + script,), str(ROOT),
+                              {**os.environ, "EXPERIMENT_CONFIG": "/tmp/x.yaml"})
+        assert said is not None and said.cwd == str(ROOT)
+        assert said.argv[1:] == ("codes/train.py", "--config", "/tmp/x.yaml")
+        assert preload.python_script(said.argv) is not None
+    assert not exec_plan.offered(("tests/fakes/fake_train.sh",), str(ROOT))

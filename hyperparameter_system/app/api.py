@@ -20,7 +20,7 @@ from hyperparameter_system.report import exports
 from hyperparameter_system.report.studies import study_figures
 from hyperparameter_system.report.summary import Summary, collect, seen_matrix
 from hyperparameter_system.report.tables import ReportTable, tables
-from hyperparameter_system.run import devices, launcher, preload
+from hyperparameter_system.run import devices, exec_plan, launcher, preload
 from hyperparameter_system.run.executor import Executor, RunResult, local_dispatch
 from hyperparameter_system.run.seams import Dispatch, Display
 from hyperparameter_system.store.estimates import estimate_durations
@@ -147,6 +147,8 @@ def _launch_path(settings: Settings, experiment: Experiment, kind: str) -> str:
     launch = launcher.plan(experiment, settings, 1)
     if preload.forks(launch.argv, launch.cwd, settings.execution.preload_all):
         return PRELOADED
+    if exec_plan.offered(launch.argv, launch.cwd):
+        return f"{PRELOADED} (the shell script's exec plan)"
     if any(part.endswith(".sh") for part in launch.argv[:2]):
         return "plain subprocess (shell script)"
     if preload.python_script(launch.argv) is not None:

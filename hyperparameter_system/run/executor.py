@@ -21,7 +21,7 @@ from hyperparameter_system.core.diskspace import free_bytes, nearest_existing
 from hyperparameter_system.core.states import FINAL, Status
 from hyperparameter_system.matrix.experiments import Experiment
 from hyperparameter_system.matrix.ranking import headline
-from hyperparameter_system.run import devices, launcher, preload, reaper
+from hyperparameter_system.run import devices, exec_plan, launcher, preload, reaper
 from hyperparameter_system.run.devices import Slot
 from hyperparameter_system.run.launcher import Launch, Outcome
 from hyperparameter_system.run.seams import (
@@ -45,8 +45,9 @@ def local_dispatch(settings: Settings) -> Dispatch:
 
     def dispatch(launch: Launch, slot: Slot, stop: Callable[[], bool],
                  on_start: OnStart) -> Outcome:
-        forked = server is not None and preload.forks(launch.argv, launch.cwd,
-                                                      execution.preload_all)
+        forked = server is not None and (
+            preload.forks(launch.argv, launch.cwd, execution.preload_all)
+            or exec_plan.offered(launch.argv, launch.cwd))  # a shell script's python command
         return launcher.execute(launch, stop=stop, on_start=on_start, keep_config=keep,
                                 server=server if forked else None)
 

@@ -28,7 +28,7 @@ from hyperparameter_system.core.diskspace import free_bytes, free_space
 from hyperparameter_system.core.safe_names import safe_name
 from hyperparameter_system.core.states import Status
 from hyperparameter_system.core.writable import writable_folder
-from hyperparameter_system.run import preload, process_group, reaper
+from hyperparameter_system.run import exec_plan, preload, process_group, reaper
 
 if TYPE_CHECKING:
     from hyperparameter_system.config.settings import Settings
@@ -213,12 +213,18 @@ def execute(launch: Launch, stop: Callable[[], bool] = lambda: False,
             outcome.error = f"cannot prepare the run: {exc}"
         return outcome
     env = {**os.environ, **launch.env}
+    argv, cwd = launch.argv, launch.cwd
+    if server is not None and exec_plan.offered(argv, cwd):  # a shell script that says its
+        said = exec_plan.plan(argv, cwd, env)                 # command: fork that instead
+        if said is not None and preload.python_script(said.argv) is not None:
+            argv, cwd, env = said.argv, said.cwd, said.env
     try:  # a preload server's first start (its imports) happens here: not the script's time
         with log:
-            forked = server.start(launch.argv, launch.cwd, env, log) if server else None
-            argv = launch.argv if forked else process_group.dies_with_runner(launch.argv,
-                                                                             launch.cwd)
-            proc = forked or subprocess.Popen(argv, cwd=launch.cwd, env=env, stdout=log,
+            forked = server.start(argv, cwd, env, log) if server else None
+            if not forked:  # as the launch says: the script itself, plainly
+                argv, cwd, env = launch.argv, launch.cwd, {**os.environ, **launch.env}
+            proc = forked or subprocess.Popen(process_group.dies_with_runner(argv, cwd),
+                                              cwd=cwd, env=env, stdout=log,
                                               stderr=subprocess.STDOUT,
                                               stdin=subprocess.DEVNULL,
                                               start_new_session=True)
