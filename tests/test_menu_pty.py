@@ -68,11 +68,10 @@ def test_menu_in_a_terminal_runs_the_pick_and_records_it(tmp_path):
         ("m1.a", "baseline", "done"), ("m1.a", "fake", "done")]
 
 
-@pytest.mark.timeout(30)
-def test_ctrl_c_during_a_run_ends_it_resumably_and_the_menu_comes_back(tmp_path):
+def sleepers_running(tmp_path: Path, screen: list[str]) -> tuple[Path, pexpect.spawn]:
+    """The menu running the baselines and two 30 s sleepers, the baselines done."""
     config = write_master(tmp_path)
     config.write_text(config.read_text().replace("{fake.metric: 0.9}", "{fake.sleep: 30}"))
-    screen: list[str] = []
     child = spawn_menu(config, screen)
     try:
         child.expect("what next")
@@ -82,7 +81,18 @@ def test_ctrl_c_during_a_run_ends_it_resumably_and_the_menu_comes_back(tmp_path)
         child.expect(r"Run 4 of 4")
         child.send(ENTER)
         child.expect(r"done\s+m2 / baseline")
-        time.sleep(0.5)
+    except BaseException:
+        child.close(force=True)
+        raise
+    time.sleep(0.5)
+    return config, child
+
+
+@pytest.mark.timeout(30)
+def test_ctrl_c_during_a_run_ends_it_resumably_and_the_menu_comes_back(tmp_path):
+    screen: list[str] = []
+    config, child = sleepers_running(tmp_path, screen)
+    try:
         child.send(CTRL_C)
         child.expect("interrupted: stopped experiments are marked interrupted")
         child.expect("what next")
@@ -117,19 +127,9 @@ def test_three_ctrl_c_during_a_run_stop_it_and_leave_the_menu_open(tmp_path):
     """Ctrl-C pressed again and again to stop a run: the presses after the first belong to
     that stop (ignored while it ends the children, or within the grace after it), not to the
     main menu, which stays."""
-    config = write_master(tmp_path)
-    config.write_text(config.read_text().replace("{fake.metric: 0.9}", "{fake.sleep: 30}"))
     screen: list[str] = []
-    child = spawn_menu(config, screen)
+    _, child = sleepers_running(tmp_path, screen)
     try:
-        child.expect("what next")
-        child.send(DOWN * 3 + ENTER)  # Choose categories
-        child.expect("Categories to run")
-        child.send(SPACE + ENTER)
-        child.expect(r"Run 4 of 4")
-        child.send(ENTER)
-        child.expect(r"done\s+m2 / baseline")
-        time.sleep(0.5)
         for _ in range(3):
             child.send(CTRL_C)
             time.sleep(0.3)
