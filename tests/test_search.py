@@ -261,3 +261,27 @@ def test_start_from_combined_enqueues_the_matrix_winners_first(master, master_wr
     searches.run_search(settings, "lr_wd")
     first = searches.study(settings, "lr_wd").trials[0]
     assert first.params["lr"] == pytest.approx(0.003)  # the optimizer category's winner
+
+
+def test_a_trial_asked_by_a_runner_killed_before_owning_it_is_failed(tmp_path: Path,
+                                                                      master) -> None:
+    """SIGKILL between the ask and the owner's write leaves a RUNNING trial nobody owns: the
+    next opening tells it FAIL (the runner marked the study first); a trial asked by hand,
+    without that mark, is the user's and stays RUNNING."""
+    import socket
+
+    from hyperparameter_system.run.study import ASKING
+
+    settings = api.load(master())
+    study = searches.study(settings, "lr_wd", "land")
+    by_hand = study.ask()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    time.sleep(0.05)  # the hand's trial was asked before the runner's mark
+    study.set_user_attr(f"{ASKING}{socket.gethostname()}.{dead.pid}", time.time())
+    orphan = study.ask()
+    again = searches.study(settings, "lr_wd", "land")
+    states = {t.number: t.state for t in again.get_trials()}
+    assert states[orphan.number] == TrialState.FAIL
+    assert states[by_hand.number] == TrialState.RUNNING
+    assert again.user_attrs[f"{ASKING}{socket.gethostname()}.{dead.pid}"] is None

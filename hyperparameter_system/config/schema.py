@@ -22,7 +22,8 @@ from typing import Any
 from hyperparameter_system.core.errors import HpsysError, close_match
 
 SUFFIX = ".schema.json"
-_EXEC_PY = re.compile(r"""^\s*exec\s+.*?([\w./${}()"'-]+\.(?:py|sh))\b""", re.M)
+# a script named on an `exec` line, or in a command array that is exec'ed (`CMD=(... x.py ...)`)
+_EXEC_PY = re.compile(r"""^\s*(?:exec\s+|\w+=\().*?([\w./${}()"'-]+\.(?:py|sh))\b""", re.M)
 _TYPE_WORDS = {"int": "an integer", "number": "a number", "bool": "true or false",
                "string": "a string", "mapping": "a mapping", "list": "a list", "null": "null"}
 
@@ -168,8 +169,9 @@ def schema_path(argv: Sequence[str], root: Path, depth: int = 3) -> Path | None:
 
 
 def _exec_target(script: Path, root: Path, depth: int) -> Path | None:
-    """The sidecar of the script a shell script `exec`s last (`exec "$PY" codes/train.py ...`),
-    looked up beside the shell script and under the root."""
+    """The sidecar of the script a shell script `exec`s last (`exec "$PY" codes/train.py ...`,
+    or `CMD=("$PY" codes/train.py ...)` then `exec "${CMD[@]}"`), looked up beside the shell
+    script and under the root."""
     try:
         found = _EXEC_PY.findall(script.read_text(encoding="utf-8", errors="replace"))
     except OSError:

@@ -41,6 +41,10 @@ from hyperparameter_system.run.stoppers import StopDecision
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 ATTR = "hpsys"  # a trial's user attribute: {host, pid, experiment_id}, set in one write
+# A study's user attribute `hpsys.asking.<host>.<pid>`: when that runner began an ask whose
+# trial has no owner yet (None once it has). A runner killed in between leaves a RUNNING trial
+# nobody owns; the next opening tells it FAIL, as it does a dead owner's.
+ASKING = "hpsys.asking."
 RECOUNT_S = 2.0  # how often the finished trials are counted again (other runners' count too)
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # the runner's display says what happens
 
@@ -101,11 +105,30 @@ def open_study(settings: Settings, search: SearchSettings, model: str) -> optuna
                                 pruner=make_pruner(search.pruner) if search.pruner.on
                                 else optuna.pruners.NopPruner(), load_if_exists=True)
     host = socket.gethostname()
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for trial in running:
         owner = trial.user_attrs.get(ATTR) or {}
         if owner.get("host") == host and not alive(int(owner.get("pid", 0)) or -1):
             study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+    _fail_half_asked(study, running, host)
     return study
+
+
+def _fail_half_asked(study: optuna.Study, running: list[optuna.trial.FrozenTrial],
+                     host: str) -> None:
+    """Trials a dead runner of this host asked for but never got to own (killed between the
+    ask and the owner's write): told FAIL, so none stays RUNNING."""
+    for key, since in study.user_attrs.items():
+        who, _, pid = key.removeprefix(ASKING).rpartition(".")
+        if not key.startswith(ASKING) or since is None or who != host or not pid.isdigit() \
+                or alive(int(pid)):
+            continue
+        for trial in running:
+            started = trial.datetime_start
+            if ATTR not in trial.user_attrs and started is not None \
+                    and started.timestamp() >= float(since) - 0.01:
+                study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+        study.set_user_attr(key, None)
 
 
 def _shared(url: str, tries: int = 5) -> optuna.storages.BaseStorage:
@@ -208,10 +231,13 @@ class StudySource:
                 return None
             if self.failures >= max(3, self.n_trials):  # a script that always fails: stop
                 return None
+            asking = f"{ASKING}{socket.gethostname()}.{os.getpid()}"
+            self.study.set_user_attr(asking, time.time())
             trial = self.study.ask(self.dists)
             exp = self._experiment(trial)
             trial.set_user_attr(ATTR, {"host": socket.gethostname(), "pid": os.getpid(),
                                        "experiment_id": exp.id})
+            self.study.set_user_attr(asking, None)
             self.trials[exp.id] = trial
             return exp
 
