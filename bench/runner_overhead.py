@@ -33,7 +33,7 @@ from hyperparameter_system.matrix.experiments import build_matrix  # noqa: E402
 from hyperparameter_system.run import devices  # noqa: E402
 from hyperparameter_system.run.executor import Executor, local_dispatch  # noqa: E402
 from hyperparameter_system.store.ledger import Ledger  # noqa: E402
-from hyperparameter_system.ui import console  # noqa: E402
+from hyperparameter_system.ui import console, screen  # noqa: E402
 
 TRIVIAL = """#!/bin/sh
 printf '{"metrics": {"best_val_f1": 0.5}}' > "$HPSYS_RUN_DIR/result.json"
@@ -126,7 +126,7 @@ def matrix(size: int) -> None:
         settings = load_settings(path)
         experiments = build_matrix(settings)
         built = time.perf_counter()
-        console.console.file = io.StringIO()
+        screen.console.file = io.StringIO()
         console.print_matrix(settings, experiments, statuses={}, estimates={})
         printed = time.perf_counter()
         script = subprocess.run(

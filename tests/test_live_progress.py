@@ -12,11 +12,12 @@ from rich.console import Console
 from hyperparameter_system.matrix.experiments import build_matrix
 from hyperparameter_system.run.launcher import Outcome
 from hyperparameter_system.ui import console
+from hyperparameter_system.ui import screen as ui_screen
 
 
 def test_done_lines_metric_epoch_total_and_timeouts(tmp_path, monkeypatch):
     screen = Console(width=160, file=io.StringIO(), highlight=False, force_terminal=False)
-    monkeypatch.setattr(console, "console", screen)
+    monkeypatch.setattr(ui_screen, "console", screen)
     settings = settings_for(tmp_path, {"lr_cat": [{"lr": 0.01}]})
     first, second = build_matrix(settings)
     view = console.RunDisplay(2, 0, None, 1, "metrics.best_val_f1")
@@ -45,7 +46,7 @@ def test_pruned_runs_are_counted_in_the_bar_and_the_last_line(tmp_path, monkeypa
     from hyperparameter_system.run.executor import RunResult
 
     screen = Console(width=160, file=io.StringIO(), highlight=False, force_terminal=False)
-    monkeypatch.setattr(console, "console", screen)
+    monkeypatch.setattr(ui_screen, "console", screen)
     settings = settings_for(tmp_path, {"lr_cat": [{"lr": 0.01}]})
     first, second = build_matrix(settings)
     done = Outcome(first.id, Status.DONE, 0, 5, exit_code=0)

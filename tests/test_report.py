@@ -369,9 +369,10 @@ def test_path_columns_fold_instead_of_being_cut(monkeypatch):
     from rich.console import Console
 
     from hyperparameter_system.ui import console
+    from hyperparameter_system.ui import screen as ui_screen
 
     screen = Console(width=60, file=io.StringIO(), highlight=False)
-    monkeypatch.setattr(console, "console", screen)
+    monkeypatch.setattr(ui_screen, "console", screen)
     log = "/runs/" + "very_long_project_name/" * 4 + "run_0123456789abcdef/train.log"
     table = ReportTable("failures", "Failures", ["model", "reason", "log"])
     table.add(["m1", "exit code 1 after a long and winding explanation", log])

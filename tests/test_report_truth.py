@@ -35,6 +35,7 @@ from hyperparameter_system.run.launcher import Outcome
 from hyperparameter_system.store.ledger import Ledger
 from hyperparameter_system.ui import commands
 from hyperparameter_system.ui import console as ui_console
+from hyperparameter_system.ui import screen as ui_screen
 
 NAN = float("nan")
 QUICKSTART = {"image": [{"image_size": 16, "batch_size": 64, "description": "img16_batch64"},
@@ -45,7 +46,7 @@ QUICKSTART = {"image": [{"image_size": 16, "batch_size": 64, "description": "img
 def screen(monkeypatch):
     """The console's output, as a terminal would get it (colour codes and all)."""
     out = Console(width=200, file=io.StringIO(), force_terminal=True, highlight=False)
-    monkeypatch.setattr(ui_console, "console", out)
+    monkeypatch.setattr(ui_screen, "console", out)
     return out.file
 
 

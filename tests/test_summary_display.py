@@ -13,6 +13,7 @@ from rich.console import Console
 from hyperparameter_system.config.settings import load_settings
 from hyperparameter_system.report.tables import ReportTable
 from hyperparameter_system.ui import commands, console
+from hyperparameter_system.ui import screen as ui_screen
 
 CATEGORIES = {
     "lr_cat": [{"lr": 0.01, "description": "fast"}, {"lr": 0.0001, "description": "slow"}],
@@ -23,7 +24,7 @@ CATEGORIES = {
 
 def screen(monkeypatch, width: int) -> Console:
     out = Console(width=width, file=io.StringIO(), highlight=False)
-    monkeypatch.setattr(console, "console", out)
+    monkeypatch.setattr(ui_screen, "console", out)
     return out
 
 

@@ -1,12 +1,11 @@
 """The ui's rich output: errors and warnings, the matrix, the dry run, the live progress display
 and a run's last line. The summary's printers live in ui/summary_view.py (imported here, so
-`console.print_summary` and the rest stay where callers find them); both print through the
-Console objects this module owns."""
+`screen.console.print_summary` and the rest stay where callers find them); both print through the
+Console objects of ui/screen.py, looked up when they print (tests swap them)."""
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections import Counter
@@ -14,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rich.console import Console, Group
+from rich.console import Group
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
@@ -25,6 +24,8 @@ from hyperparameter_system.core.text import printable
 from hyperparameter_system.matrix.ranking import headline
 from hyperparameter_system.report.format import fmt_duration, fmt_metric
 from hyperparameter_system.run.launcher import tail
+from hyperparameter_system.ui import screen
+from hyperparameter_system.ui.screen import error, info, warn  # noqa: F401 - re-exported
 from hyperparameter_system.ui.summary_view import (  # noqa: F401 - re-exported
     PathText,
     other_configs_line,
@@ -41,28 +42,11 @@ if TYPE_CHECKING:
     from hyperparameter_system.run.executor import RunResult
     from hyperparameter_system.run.launcher import Outcome
 
-# Not a terminal (CI logs, pipes, `make demo | tee`): wide enough that run names are never cut.
-_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
-console = Console(highlight=False, width=_WIDTH)
-err_console = Console(stderr=True, highlight=False)
 
 MATRIX_TABLE_ROWS = 300  # a model with more runs is listed as plain lines (fast), not a Table
 STATUS_STYLE = {Status.DONE: "green", Status.PRUNED: "magenta", Status.FAILED: "red",
                 Status.TIMEOUT: "red", Status.INTERRUPTED: "yellow", Status.RUNNING: "cyan",
                 Status.PENDING: "dim"}
-
-
-def error(message: str) -> None:
-    """The one-line bad-input message (no traceback)."""
-    err_console.print(Text(f"error: {message}", style="bold red"), soft_wrap=True)
-
-
-def warn(message: str) -> None:
-    err_console.print(Text(f"warning: {message}", style="yellow"), soft_wrap=True)
-
-
-def info(message: str) -> None:
-    console.print(message, soft_wrap=True)
 
 
 def status_text(status: str | None) -> Text:
@@ -93,7 +77,7 @@ def print_matrix(settings: Settings, experiments: Sequence[Experiment],
         counts = Counter(e.category for e in experiments if e.model == model)
         grid.add_row(model, *(str(counts.get(c, 0)) for c in cats), str(sum(counts.values())),
                      launch[model])
-    console.print(grid)
+    screen.console.print(grid)
     header = ("#", "id", "category", "run name", "status", "estimate")
     for model in models:
         mine = [e for e in experiments if e.model == model]
@@ -109,7 +93,7 @@ def print_matrix(settings: Settings, experiments: Sequence[Experiment],
         for e in mine:
             table.add_row(str(e.index), e.id, e.category, e.run_name,
                           status_text(statuses.get(e.id)), fmt_duration(estimates.get(e.id)))
-        console.print(table)
+        screen.console.print(table)
     total_est = [estimates.get(e.id) for e in experiments if statuses.get(e.id) not in FINAL]
     known = [t for t in total_est if t is not None]
     done = sum(1 for e in experiments if statuses.get(e.id) == Status.DONE)
@@ -125,7 +109,7 @@ def print_matrix(settings: Settings, experiments: Sequence[Experiment],
         line += "; time unknown (the Ray cluster decides how many run at once)"
     elif total_est:
         line += "; no time estimate yet (nothing like them has run)"
-    console.print(line)
+    screen.console.print(line)
 
 
 def _plain_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
@@ -134,8 +118,8 @@ def _plain_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
              for r in (header, *rows)]
-    console.file.write("\n".join([title, *lines, ""]))
-    console.file.flush()
+    screen.console.file.write("\n".join([title, *lines, ""]))
+    screen.console.file.flush()
 
 
 class RunDisplay:
@@ -152,17 +136,17 @@ class RunDisplay:
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[counts]}"), TextColumn("{task.fields[eta]}"),
-            console=console, transient=False)
+            console=screen.console, transient=False)
         self.task = self.progress.add_task("experiments", total=max(total, 1), counts="",
                                            eta="")
-        self.live = Live(self._render(), console=console, refresh_per_second=4,
+        self.live = Live(self._render(), console=screen.console, refresh_per_second=4,
                          transient=False, redirect_stdout=False, redirect_stderr=False)
 
     def __enter__(self) -> RunDisplay:
         if not self.total:  # nothing to run: no empty bar; print_run_result tells the skips
             return self
         if self.skipped:
-            console.print(f"skipping {self.skipped} experiment(s) already done")
+            screen.console.print(f"skipping {self.skipped} experiment(s) already done")
         self.live.__enter__()
         return self
 
@@ -274,14 +258,15 @@ def print_plan(plan: RunPlan) -> None:
         skip = "skip (pruned)" if status == Status.PRUNED else "skip (done)"
         table.add_row(str(e.index), e.id, e.model, e.category, e.run_name, status_text(status),
                       Text("run") if e.id in todo else Text(skip, style="dim"))
-    console.print(table)
+    screen.console.print(table)
     for model, path in plan.launch.items():
-        console.print(f"launch: {model}: {path}", soft_wrap=True)
+        screen.console.print(f"launch: {model}: {path}", soft_wrap=True)
     if plan.estimate_s is not None:
-        console.print(f"estimated time: {fmt_duration(plan.estimate_s)} on "
+        screen.console.print(f"estimated time: {fmt_duration(plan.estimate_s)} on "
                       f"{plan.slots} slot(s)")
     elif plan.slots is None and plan.unknown < len(plan.to_run):  # durations known, slots not
-        console.print("estimated time: unknown (the Ray cluster decides how many run at once)")
+        screen.console.print("estimated time: unknown (the Ray cluster decides how many run "
+                             "at once)")
 
 
 RESUME_HINT = "run the same command again to resume"
@@ -297,7 +282,7 @@ def print_run_result(result: RunResult, resume_hint: str = RESUME_HINT) -> None:
     """One line of counts; after Ctrl-C, how to resume (the menu words it for its own use)."""
     if not (result.outcomes or result.interrupted or result.busy_elsewhere
             or result.done_elsewhere):
-        console.print(Text(f"nothing to run: {result.skipped_done} skipped (already done)",
+        screen.console.print(Text(f"nothing to run: {result.skipped_done} skipped (already done)",
                            style="green"))
         return
     parts = [f"{result.count(Status.DONE)} done"]
@@ -313,9 +298,9 @@ def print_run_result(result: RunResult, resume_hint: str = RESUME_HINT) -> None:
     if result.busy_elsewhere:
         parts.append(f"{result.busy_elsewhere} running under another runner")
     style = "red" if result.count(Status.FAILED) + result.count(Status.TIMEOUT) else "green"
-    console.print(Text("run finished: " + ", ".join(parts), style=style))
+    screen.console.print(Text("run finished: " + ", ".join(parts), style=style))
     if result.interrupted:
-        console.print(Text(f"interrupted: stopped experiments are marked interrupted; "
+        screen.console.print(Text(f"interrupted: stopped experiments are marked interrupted; "
                            f"{resume_hint}", style="yellow"))
 
 

@@ -1,8 +1,7 @@
 """The summary on the terminal: its tables, the best run, the combined winners, the studies.
 
-The report layer computes all of it; this only renders it. It prints through `ui.console`'s
-Console objects, looked up when it prints (that module owns them; tests swap them for a
-recording one).
+The report layer computes all of it; this only renders it. It prints through ui/screen.py's
+Console, looked up when it prints (tests swap it for a recording one).
 """
 
 from __future__ import annotations
@@ -10,26 +9,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from hyperparameter_system.core.states import Status
 from hyperparameter_system.core.text import printable
 from hyperparameter_system.report.format import fmt_metric
+from hyperparameter_system.ui import screen
 
 if TYPE_CHECKING:
     from hyperparameter_system.app.search import StudyStatus, TrialView
     from hyperparameter_system.matrix.combine import Plan as CombinedPlan
     from hyperparameter_system.report.summary import Summary
     from hyperparameter_system.report.tables import ReportTable
-
-
-def _screen() -> Console:
-    """ui.console's standard-output Console as it is now (a test may have swapped it)."""
-    from hyperparameter_system.ui import console
-
-    return console.console
 
 
 TERMINAL_SKIP: tuple[str, ...] = ()  # every column shows: the run name is what W&B shows
@@ -86,7 +78,7 @@ def print_tables(tables: Sequence[ReportTable]) -> None:
     table's own title wraps to the table's width). Names and paths fold, never cut. Every cell
     is made printable (a failure's reason and log tail quote the log: no escape sequence
     reaches the terminal)."""
-    out = _screen()
+    out = screen.console  # as it is now: a test may have swapped it
     from rich import box
 
     for t in tables:
@@ -142,7 +134,7 @@ def print_summary(summary: Summary, tables: Sequence[ReportTable]) -> None:
     """`--summary`: what ran (a category nothing of which ran is one line, not a table), then
     the best run and where to see it in W&B; runs of another --set config are told, with the
     --set that shows them."""
-    out = _screen()
+    out = screen.console  # as it is now: a test may have swapped it
     counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.counts.items())) or "no runs yet"
     out.print(Text(f"Summary: headline metric {summary.metric} ({summary.metric_mode}); "
                        f"runs: {counts}", style="bold"), soft_wrap=True)
@@ -162,8 +154,8 @@ def print_summary(summary: Summary, tables: Sequence[ReportTable]) -> None:
         out.print(Text(f"not run yet: {len(unrun)} category table(s) "
                            f"({', '.join(names)})", style="dim"), soft_wrap=True)
     if summary.unsynced:
-        _warn(f"W&B was unreachable for {len(summary.unsynced)} online run(s); they were logged "
-             f"offline; upload them with: wandb sync {' '.join(summary.unsynced)}")
+        screen.warn(f"W&B was unreachable for {len(summary.unsynced)} online run(s); they were "
+                    f"logged offline; upload them with: wandb sync {' '.join(summary.unsynced)}")
     best = summary.best
     if best is None:
         return
@@ -183,7 +175,7 @@ def print_summary(summary: Summary, tables: Sequence[ReportTable]) -> None:
 
 def print_combined_plans(plans: Sequence[CombinedPlan]) -> None:
     """What `--combine-best` applies per model, which key conflicts it settled, where it saved."""
-    out = _screen()
+    out = screen.console  # as it is now: a test may have swapped it
     for p in plans:
         out.print(Text(f"combined winners for {p.model}", style="bold"))
         for pick in p.applied:
@@ -201,7 +193,7 @@ def print_combined_plans(plans: Sequence[CombinedPlan]) -> None:
 def print_studies(studies: Sequence[StudyStatus]) -> None:
     """Per Optuna study: its trial counts, the best trial (or the Pareto front) with its
     params and W&B run, the parameter importances and the best value over the trials."""
-    out = _screen()
+    out = screen.console  # as it is now: a test may have swapped it
     for s in studies:
         counts = ", ".join(f"{n} {k}" for k, n in s.counts.items())
         out.print(Text(f"Study {s.study_name}: {counts}", style="bold"), soft_wrap=True)
@@ -233,9 +225,3 @@ def _trial_run(trial: TrialView) -> str:
     if trial.wandb:
         return trial.wandb
     return f"experiment {trial.experiment_id}" if trial.experiment_id else "-"
-
-
-def _warn(message: str) -> None:
-    from hyperparameter_system.ui import console
-
-    console.warn(message)
