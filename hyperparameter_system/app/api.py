@@ -7,7 +7,7 @@ opens the ledger once and passes it down.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -15,13 +15,14 @@ from hyperparameter_system.config.settings import Settings, load_settings
 from hyperparameter_system.core.errors import HpsysError
 from hyperparameter_system.core.states import FINAL, STOPPED, Status
 from hyperparameter_system.matrix import combine
-from hyperparameter_system.matrix.experiments import Experiment, build_matrix
+from hyperparameter_system.matrix.experiments import BASELINE, Experiment, build_matrix
 from hyperparameter_system.report import exports
 from hyperparameter_system.report.studies import study_figures
 from hyperparameter_system.report.summary import Summary, collect, seen_matrix
 from hyperparameter_system.report.tables import ReportTable, tables
 from hyperparameter_system.run import devices, exec_plan, launcher, preload
 from hyperparameter_system.run.executor import Executor, RunResult, local_dispatch
+from hyperparameter_system.run.race import RaceSource
 from hyperparameter_system.run.seams import Dispatch, Display
 from hyperparameter_system.store.estimates import estimate_durations
 from hyperparameter_system.store.ledger import Ledger, open_ledger, row_problems
@@ -110,10 +111,17 @@ def estimates(settings: Settings, experiments: Sequence[Experiment],
 
 def plan_run(settings: Settings, experiments: Sequence[Experiment], rerun: bool = False,
              executor: str | None = None, slots: int | None = None,
-             book: Ledger | None = None) -> RunPlan:
+             book: Ledger | None = None, race: bool | None = None) -> RunPlan:
+    """`race` (default: when repeats are adaptive): what runs first is each option's `min`
+    seeds; the race adds seeds as verdicts need them, up to `max`."""
     book = book or ledger(settings)
     statuses = book.statuses(e.id for e in experiments)
     todo = [e for e in experiments if rerun or statuses.get(e.id) not in FINAL]
+    rule = settings.execution.race
+    if rule is not None and (race if race is not None else not _fixed(experiments)):
+        # the race's plan so far: every option's first seeds, and the seeds it added
+        experiments = [e for e in experiments if e.repeat < rule.min_seeds or e.id in statuses]
+        todo = [e for e in todo if e.repeat < rule.min_seeds]
     est = estimates(settings, todo, book)
     known = [v for v in est.values() if v is not None]
     if slots is None and known:  # only to spread known durations (may run nvidia-smi)
@@ -229,17 +237,31 @@ def run(settings: Settings, experiments: Sequence[Experiment], rerun: bool = Fal
         from hyperparameter_system.run.pruning import PoolPruner, baselines_first
 
         experiments = baselines_first(experiments)
-    plan = plan_run(settings, experiments, rerun, kind, slots=len(slots), book=book)
+    race = settings.execution.race is not None and not _fixed(experiments)
+    plan = plan_run(settings, experiments, rerun, kind, slots=len(slots), book=book,
+                    race=race)
     if settings.execution.pruning.on:
         stopper = PoolPruner(settings, experiments, to_the_end=_rerun_pruned(plan, rerun))
     view = display(plan, len(slots)) if display is not None else None
     engine = Executor(settings, book, slots, dispatch, view, stopper=stopper)
     if stopper is not None:
         stopper.say = engine._say
-    if view is None:
-        return engine.run(experiments, rerun)
-    with view:
-        return engine.run(experiments, rerun)
+    with view if view is not None else nullcontext():
+        if not race:
+            return engine.run(experiments, rerun)
+        if rerun:
+            book.reset(e.id for e in experiments)
+        source = RaceSource(settings, experiments, book, engine.stop)
+        result = engine.run_source(source)
+    result.undecided = source.undecided()
+    result.over_budget = len(source.over_budget)
+    return result
+
+
+def _fixed(experiments: Sequence[Experiment]) -> bool:
+    """A selection the race does not choose seeds for: one without a baseline to pair with
+    (combined configs, whose seeds are fixed; failed runs picked to rerun)."""
+    return not any(e.category == BASELINE for e in experiments)
 
 
 def _rerun_pruned(plan: RunPlan, rerun: bool) -> set[str]:

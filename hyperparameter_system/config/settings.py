@@ -26,6 +26,7 @@ from hyperparameter_system.config.pruning import (
     PruningSettings,
     read_pruning,
 )
+from hyperparameter_system.config.racing import RaceRule, read_budget, read_repeats
 from hyperparameter_system.config.reader import Reader, resolve
 from hyperparameter_system.config.search import SearchSettings, read_searches
 from hyperparameter_system.core.errors import HpsysError
@@ -68,7 +69,10 @@ class ExecutionSettings:
     gpus: str | tuple[int | str, ...] = "auto"
     gpus_per_experiment: int = 1
     experiments_per_gpu: int = 1
-    repeats: int = 1
+    repeats: int = 1  # seeds per option in the matrix: the fixed count, or the race's max
+    race: RaceRule | None = None  # adaptive repeats: seeds raced per pool (matrix/racing.py)
+    budget_s: float | None = None  # launch nothing whose estimated end passes this
+    combine_leaders: bool = False  # --combine-best applies leading options too, labelled so
     min_free_gb: float = 1.0
     retry_oom_halving: bool = False
     heartbeat_s: float = 2.0
@@ -84,6 +88,11 @@ class ExecutionSettings:
     @property
     def max_attempts(self) -> int:
         return 1 + self.retry_failed
+
+    @property
+    def combined_seeds(self) -> int:
+        """Seeds a combined config runs: the fixed count, or the race's min."""
+        return self.race.min_seeds if self.race else self.repeats
 
 
 @dataclass(frozen=True)
@@ -117,7 +126,8 @@ EXECUTION_KEYS = {
     "max_parallel": (int,), "experiment_timeout": (int, float, type(None)),
     "retry_failed": (bool, int), "save_logs": (bool,), "executor": (str,),
     "ray_address": (str, type(None)), "gpus": (str, list, type(None)),
-    "gpus_per_experiment": (int,), "experiments_per_gpu": (int,), "repeats": (int,),
+    "gpus_per_experiment": (int,), "experiments_per_gpu": (int,), "repeats": (int, dict),
+    "budget": (str, int, float, type(None)), "combine_leaders": (bool,),
     "min_free_gb": (int, float), "retry_oom_halving": (bool,), "heartbeat_s": (int, float),
     "stale_after_s": (int, float), "cpus_per_experiment": (int, float),
     "stop_grace_s": (int, float), "pruning": (dict, type(None)),
@@ -196,6 +206,7 @@ def _execution(reader: Reader) -> ExecutionSettings:
     if timeout is not None and timeout <= 0:
         raise HpsysError(reader.where("experiment_timeout"),
                          f"expected seconds > 0 or null, got {timeout!r}")
+    repeats, race = read_repeats(reader)
     return ExecutionSettings(
         max_parallel=reader.number("max_parallel", 1, 1),
         experiment_timeout=timeout,
@@ -205,7 +216,10 @@ def _execution(reader: Reader) -> ExecutionSettings:
         gpus=gpus,
         gpus_per_experiment=reader.number("gpus_per_experiment", 1, 1),
         experiments_per_gpu=reader.number("experiments_per_gpu", 1, 1),
-        repeats=reader.number("repeats", 1, 1),
+        repeats=repeats,
+        race=race,
+        budget_s=read_budget(reader),
+        combine_leaders=reader.get("combine_leaders", False),
         min_free_gb=reader.number("min_free_gb", 1.0, 0),
         retry_oom_halving=reader.get("retry_oom_halving", False),
         heartbeat_s=reader.number("heartbeat_s", 2.0, 0.1),

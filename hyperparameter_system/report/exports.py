@@ -55,19 +55,19 @@ def write_plots(summary: Summary, folder: Path) -> list[Path]:
 def _intro(summary: Summary) -> list[str]:
     counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.counts.items())) or "no runs"
     lines = [f"Headline metric: {summary.metric} ({summary.metric_mode}); runs: {counts}."]
-    if summary.repeats > 1:
-        lines.append(f"Each option ran {summary.repeats} times; 'n.s.' marks a delta within "
-                     "two combined standard errors of the baseline (not significant).")
+    lines.append(summary.method)
     return lines
 
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_NUM = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+_PLAIN_NUMBER = re.compile(f"{_NUM}(?: ± {_NUM})?")  # a delta, maybe with its interval
 
 
 def csv_cell(text: str) -> str:
     """A cell a spreadsheet shows as text: one starting like a formula gets a leading quote,
-    unless it is a plain number (a signed delta) or the bare "-" of a missing value."""
+    unless it is a plain number (a signed delta, maybe `± width`) or the bare "-" of a missing
+    value."""
     if text.startswith(FORMULA_START) and text != "-" and not _PLAIN_NUMBER.fullmatch(text):
         return "'" + text
     return text

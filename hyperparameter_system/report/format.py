@@ -32,6 +32,11 @@ def fmt_delta(value: float | None) -> str:
     return "-" if value is None else _number(value, "+", NOISE)
 
 
+def fmt_interval(half_width: float | None) -> str:
+    """` ± 0.0043` after a delta: its interval at the race's confidence ("" when unknown)."""
+    return "" if half_width is None else f" ± {_number(half_width, '')}"
+
+
 def fmt_significant(significant: bool | None) -> str:
     return {True: "yes", False: "n.s."}.get(significant, "")
 

@@ -1,6 +1,7 @@
 """`--export json PATH`: the summary for scripts and notebooks. Every table of report.tables
 with its rows as objects (header -> value, numbers as numbers, "-" and "" as null), plus each
-model's numbers unformatted (baseline, every option's values, mean, std, delta, verdict).
+model's numbers unformatted (baseline, every option's values, mean, std, delta with its
+interval and seeds, verdict).
 `json.load` gives it back; pandas reads a table with `pd.DataFrame(doc["tables"][i]["rows"])`."""
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ def _option(o: OptionStat) -> dict[str, Any]:
     return {"category": o.category, "run_name": o.run_name, "description": o.description,
             "option": o.option, "runs": len(o.rows), "values": [_number(v) for v in o.values],
             "mean": _number(o.mean), "std": _number(o.std), "delta": _number(o.delta),
+            "half_width": _number(o.half_width), "seeds": o.seeds,
+            "interval": None if o.half_width is None or o.delta is None else
+            [_number(o.delta - o.half_width), _number(o.delta + o.half_width)],
             "significant": o.significant, "verdict": o.verdict, "winner": o.winner,
             "status": o.status, "duration_s": _number(o.duration_s),
             "epochs_run": _number(o.epochs_run)}
@@ -61,6 +65,8 @@ def to_json(summary: Summary) -> str:
     doc = {
         "metric": summary.metric, "metric_mode": summary.metric_mode,
         "repeats": summary.repeats, "counts": summary.counts,
+        "verdicts": {"paired": summary.raced, "confidence": summary.confidence,
+                     "race": summary.race or None, "method": summary.method},
         "best": None if best is None else {
             "model": best.model, "category": best.category, "run_name": best.run_name,
             "label": best.label, "metric": _number(best.metric), "run_dir": best.run_dir,

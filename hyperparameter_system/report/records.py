@@ -41,6 +41,9 @@ class OptionStat:
     tied: bool = False  # shares the best metric with another option: no winner
     leading: bool = False  # best so far, while another option of its category may still run
     verdict: str = ""  # matrix.ranking's word for it: winner, tie, leading, best, below baseline
+    # with repeats (fixed or raced): matrix.racing's verdict, its interval and paired seeds
+    half_width: float | None = None  # delta +- half_width at the race's confidence
+    seeds: int = 0
 
     @property
     def description(self) -> str:
@@ -230,6 +233,26 @@ class Summary:
     problems: list[str] = field(default_factory=list)  # unreadable ledger cells, per row
     # ledger rows of another config (other --set values), grouped by how they differ
     other_configs: list[OtherConfig] = field(default_factory=list)
+    raced: bool = False  # verdicts from paired seeds (matrix.racing); else single runs
+    race: str = ""  # the race's rule in words ("2 to 6 seeds"), "" with fixed repeats
+    confidence: float = 0.95
+
+    @property
+    def method(self) -> str:
+        """How the verdicts were reached, in one sentence every view prints."""
+        level = f"{self.confidence:.0%}"
+        if self.raced and self.race:
+            return (f"Adaptive repeats: seeds raced per pool ({self.race}); each delta is the "
+                    f"mean paired difference against the baseline ± its {level} interval; a "
+                    "winner is sure at that level, 'leading' is not yet, 'undecided' ran out "
+                    "of seeds.")
+        if self.raced:
+            return (f"Each option ran {self.repeats} paired seeds; each delta is the mean "
+                    f"paired difference against the baseline ± its {level} interval; a winner "
+                    "is sure at that level.")
+        return ("Each option ran once: the verdicts rest on single runs and the seed noise is "
+                "unknown (a delta may be noise); set execution.repeats: {min: 2, max: 6} for "
+                "adaptive repeats with intervals.")
 
     def better(self, delta: float | None) -> bool | None:
         """Whether a signed delta is an improvement under metric_mode; one that prints as

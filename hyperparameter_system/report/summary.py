@@ -19,9 +19,10 @@ from collections.abc import Mapping, Sequence
 from statistics import fmean
 from typing import Any
 
+from hyperparameter_system.config.racing import RaceRule
 from hyperparameter_system.config.settings import Settings
 from hyperparameter_system.core.configdict import get_dotted
-from hyperparameter_system.core.states import STOPPED, Status
+from hyperparameter_system.core.states import STOPPED, Direction, Status
 from hyperparameter_system.core.text import printable
 from hyperparameter_system.matrix import combine
 from hyperparameter_system.matrix.experiments import (
@@ -30,6 +31,7 @@ from hyperparameter_system.matrix.experiments import (
     Experiment,
     build_matrix,
 )
+from hyperparameter_system.matrix.racing import UNDECIDED
 from hyperparameter_system.matrix.ranking import (
     LEADING,
     TIE,
@@ -40,6 +42,7 @@ from hyperparameter_system.matrix.ranking import (
     ranking,
     score,
 )
+from hyperparameter_system.report.format import fmt_delta, fmt_interval
 from hyperparameter_system.report.others import other_configs
 from hyperparameter_system.report.records import (  # noqa: E402 - re-exported
     BestRun,
@@ -55,6 +58,7 @@ from hyperparameter_system.report.records import (  # noqa: E402 - re-exported
     _value,
     epochs_of,
 )
+from hyperparameter_system.run.race import RacedPool, judge_pools
 from hyperparameter_system.store.ledger import Ledger, Row, open_ledger, row_problems
 
 _SEED = re.compile(r"_seed\d+$")
@@ -132,6 +136,32 @@ def _crown(ranked: list[OptionStat], baseline: OptionStat | None, mode: str) -> 
                                                 verdict == LEADING)
 
 
+def race_rule(settings: Settings) -> RaceRule | None:
+    """The rule verdicts are judged by: the race's; with fixed repeats, one look at all their
+    seeds; None for single runs (no noise to judge with: matrix.ranking.crown's verdicts)."""
+    execution = settings.execution
+    if execution.race is not None:
+        return execution.race
+    n = execution.repeats
+    return RaceRule(n, n) if n > 1 else None
+
+
+def _race_verdicts(ranked: Sequence[OptionStat], raced: RacedPool | None, mode: str) -> None:
+    """matrix.racing's verdicts, paired deltas and intervals on each option of one pool."""
+    judgements = raced.pool.judgements if raced is not None else {}
+    sign = Direction(mode).score(1.0)  # score units back to the metric's
+    for stat in ranked:
+        j = judgements.get(stat.option_json)
+        if j is None or not stat.rows:
+            continue
+        stat.verdict, stat.seeds, stat.half_width = j.verdict, j.seeds, j.half_width
+        if j.delta is not None and j.seeds:
+            stat.delta = sign * j.delta
+        stat.significant = (None if j.half_width is None or stat.delta is None
+                            else abs(stat.delta) > j.half_width)
+        stat.winner, stat.tied, stat.leading = j.verdict == WINNER, False, j.verdict == LEADING
+
+
 def seen_matrix(settings: Settings, rows: Sequence[Row]) -> list[Experiment]:
     """The enabled matrix, plus the disabled models and categories these rows ran: a user may
     run a disabled entry by naming it, and its runs still count."""
@@ -152,6 +182,8 @@ def collect(settings: Settings, ledger: Ledger | None = None) -> Summary:
     stats = group(experiments, by_id, metric)
     by_experiment = {e.id: e for e in experiments}
     cat_order = [c.name for c in settings.categories]
+    rule = race_rule(settings)
+    raced = judge_pools(experiments, by_id, metric, mode, rule) if rule is not None else {}
     models: list[ModelReport] = []
     for name in dict.fromkeys(e.model for e in experiments):
         mine = [s for s in stats.values() if s.model == name]
@@ -163,13 +195,16 @@ def collect(settings: Settings, ledger: Ledger | None = None) -> Summary:
             for stat in ranked:
                 if baseline is not None:
                     stat.delta, stat.significant = noise_test(stat, baseline)
-            _crown(ranked, baseline, mode)
+            if rule is None:
+                _crown(ranked, baseline, mode)
+            else:
+                _race_verdicts(ranked, raced.get((name, cat)), mode)
             tables.append(CategoryTable(cat, ranked))
         tables.sort(key=lambda t: cat_order.index(t.category) if t.category in cat_order else 99)
         report = ModelReport(name, next(e.project for e in experiments if e.model == name),
                              baseline, tables, compute=compute_of(mine, by_experiment))
         # numbered after the matrix, each model's repeats in turn (the temp config's NNN_)
-        first = len(experiments) + 1 + len(models) * settings.execution.repeats
+        first = len(experiments) + 1 + len(models) * settings.execution.combined_seeds
         report.combined = _combined(settings, report, by_id, first_index=first)
         models.append(report)
     combined_rows = [r for m in models if m.combined for r in m.combined.stat.rows]
@@ -178,7 +213,10 @@ def collect(settings: Settings, ledger: Ledger | None = None) -> Summary:
                    _failures(chosen), _best(settings, chosen),
                    dict(Counter(r.status for r in chosen)), _unsynced(chosen),
                    missing_metric(chosen, metric), row_problems(chosen),
-                   other_configs(all_rows, experiments))
+                   other_configs(all_rows, experiments), raced=rule is not None,
+                   race=(f"{rule.min_seeds} to {rule.max_seeds} seeds"
+                         if settings.execution.race else ""),
+                   confidence=rule.confidence if rule is not None else 0.95)
 
 
 def _unsynced(rows: Sequence[Row]) -> list[str]:
@@ -191,12 +229,27 @@ def _unsynced(rows: Sequence[Row]) -> list[str]:
     return out
 
 
-def _picks(report: ModelReport, mode: str
+def _picks(report: ModelReport, mode: str, leaders: bool = False
            ) -> tuple[list[combine.Pick], list[tuple[str, str]]]:
-    """Each category's winner as a pick; a category without one is (category, why)."""
+    """Each category's sure winner as a pick; a category without one is (category, why).
+    `leaders` (execution.combine_leaders): a race's leader not yet sure is picked too,
+    labelled so."""
     picks, missing = [], []
     for table in report.categories:
         win = table.winner
+        lead = next((o for o in table.options if o.verdict in (LEADING, UNDECIDED)
+                     and o.seeds and o is table.options[0]), None)
+        if win is None and lead is not None:
+            interval = f"{fmt_delta(lead.delta)}{fmt_interval(lead.half_width)}"
+            if leaders and not lead.pruned:
+                option = {k: v for k, v in lead.option.items() if k != "description"}
+                picks.append(combine.Pick(table.category, f"{lead.label} ({lead.verdict}, not "
+                                          f"sure: {interval})", option, lead.changes,
+                                          score(lead.mean, mode), True, ran_to_end=True))
+            else:
+                missing.append((table.category, f"no sure winner: {lead.label} {lead.verdict} "
+                                f"at {interval} after {lead.seeds} seed(s)"))
+            continue
         if win is None:
             tied = [o.label for o in table.options if o.tied]
             leading = [o.label for o in table.options if o.leading]
@@ -215,11 +268,12 @@ def _picks(report: ModelReport, mode: str
 def _combined(settings: Settings, report: ModelReport, rows: Mapping[str, Row],
               first_index: int) -> CombinedReport | None:
     """The plan for the model's combined winners and how its runs (if any) did."""
-    picks, missing = _picks(report, settings.system.metric_mode)
+    picks, missing = _picks(report, settings.system.metric_mode,
+                            settings.execution.combine_leaders)
     if not any(o.mean is not None for t in report.categories for o in t.options):
         return None  # nothing finished: nothing to plan yet
     plan = combine.plan(settings.model(report.model), picks, missing,
-                        settings.system.reports_dir, settings.execution.repeats, first_index)
+                        settings.system.reports_dir, settings.execution.combined_seeds, first_index)
     stat = group(plan.experiments, rows, settings.system.metric)[
         (report.model, COMBINED, plan.experiments[0].option_json)]
     if report.baseline is not None:

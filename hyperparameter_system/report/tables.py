@@ -15,6 +15,7 @@ from hyperparameter_system.matrix.ranking import is_number
 from hyperparameter_system.report.format import (
     fmt_delta,
     fmt_duration,
+    fmt_interval,
     fmt_metric,
     fmt_number,
     fmt_significant,
@@ -72,13 +73,15 @@ def tables(summary: Summary) -> list[ReportTable]:
                             model=report.model, category=table.category, note=_note(table))
             for rank, o in enumerate(table.options, 1):
                 t.add([rank if is_number(o.mean) else "-", o.description, o.run_name, o.n,
-                       fmt_metric(o.mean), fmt_metric(o.std), fmt_delta(o.delta),
+                       fmt_metric(o.mean), fmt_metric(o.std),
+                       fmt_delta(o.delta) + fmt_interval(o.half_width),
                        fmt_significant(o.significant), fmt_duration(o.duration_s),
                        fmt_number(o.epochs_run), o.status, _verdict(o)],
                       winner=o.winner, better=summary.better(o.delta))
             out.append(t)
     cross = ReportTable("cross_model", "Across models: which option wins each category "
-                        "(a win beats every other option and the baseline)",
+                        "(a win beats every other option and the baseline"
+                        + (", sure at the race's confidence)" if summary.raced else ")"),
                         ["category", "option", "run name", "wins", "of models", "mean delta"])
     for e in summary.cross:
         cross.add([e.category, _description(e.label, e.run_name), e.run_name, e.wins, e.models,

@@ -66,6 +66,8 @@ class RunResult:
     interrupted: bool = False
     disk_full: str | None = None  # why the run stopped early for want of space
     messages: list[str] = field(default_factory=list)  # said while no display was attached
+    undecided: list[str] = field(default_factory=list)  # a race's pools left open, and why
+    over_budget: int = 0  # seeds a race wanted but left for execution.budget
 
     def count(self, status: str) -> int:
         """Experiments whose last attempt ended so: a retry that succeeded is no failure."""

@@ -158,6 +158,9 @@ class RunDisplay:
 
     def started(self, experiment: Experiment, run_dir: str, slot: str) -> None:
         self.running[experiment.id] = (experiment, time.time(), f"{slot}|{run_dir}")
+        if len(self.running) + sum(self.counts.values()) > self.total:  # a race adds seeds
+            self.total += 1
+            self.progress.update(self.task, total=self.total)
         self.refresh()
 
     def finished(self, experiment: Experiment, outcome: Outcome, final: bool = True) -> None:
@@ -302,5 +305,11 @@ def print_run_result(result: RunResult, resume_hint: str = RESUME_HINT) -> None:
     if result.interrupted:
         screen.console.print(Text(f"interrupted: stopped experiments are marked interrupted; "
                            f"{resume_hint}", style="yellow"))
+    if result.over_budget:
+        screen.console.print(Text(f"budget: {result.over_budget} seed(s) the race wanted were "
+                                  "not launched (their estimated end passed execution.budget)",
+                                  style="yellow"))
+    for line in result.undecided:
+        screen.console.print(Text(line, style="yellow"), soft_wrap=True)
 
 

@@ -141,10 +141,9 @@ def print_summary(summary: Summary, tables: Sequence[ReportTable]) -> None:
     others = other_configs_line(summary, bool(summary.counts))
     if others:
         out.print(Text(others, style="yellow"), soft_wrap=True)
-    if summary.repeats > 1:
-        out.print(f"{summary.repeats} runs per option: mean and std shown; 'n.s.' marks a "
-                      "delta within two combined standard errors (not significant)",
-                      soft_wrap=True)
+    if summary.counts:
+        out.print(Text(summary.method, style="yellow" if not summary.raced else ""),
+                  soft_wrap=True)
     if not summary.counts:
         return
     unrun = [t for t in tables if not _shown(t)]

@@ -12,6 +12,7 @@ goes on after its epoch (result.json `resumed_from_epoch`).
 
 import json
 import os
+import random
 import signal
 import sys
 import time
@@ -44,7 +45,8 @@ def main() -> int:
     pause = float(fake["epoch_s"]) if "epoch_s" in fake else float(fake.get("sleep", 0)) / steps
     stop_request = os.path.join(run_dir, "stop_request.json")
     honour = not fake.get("ignore_stop")
-    f1 = float(fake.get("metric", 0.5))
+    level = float(fake.get("metric", 0.5)) + seed_noise(config, fake)
+    f1 = level
     first = resume_from(run_dir) + 1 if fake.get("resumable") else 1
     for epoch in range(first, steps + 1):
         # a request that comes while an epoch trains ends the run at the last complete epoch
@@ -56,7 +58,7 @@ def main() -> int:
                              "pruned")
                 return 0
             time.sleep(min(0.05, max(0.0, ends - time.monotonic())))
-        f1 = curve[epoch - 1] if curve else float(fake.get("metric", 0.5))
+        f1 = curve[epoch - 1] if curve else level
         with open(os.path.join(run_dir, "metrics.jsonl"), "a", encoding="utf-8") as fh:
             fh.write(json.dumps({"epoch": epoch, "train_loss": 1.0 / epoch, "val_loss": 1.0 / epoch,
                                  "val_acc": 0.5, "val_f1": f1,
@@ -74,7 +76,7 @@ def main() -> int:
         print("failing on purpose", flush=True)
         return int(fake["exit_code"])
     if not fake.get("no_result"):
-        write_result(run_dir, config, curve or [float(fake.get("metric", 0.5))], steps, started,
+        write_result(run_dir, config, curve or [level], steps, started,
                      resumed=first - 1 if first > 1 else None)
     if events:
         with open(events, "a", encoding="utf-8") as fh:
@@ -82,6 +84,17 @@ def main() -> int:
                                  "end": time.time(), "pid": os.getpid(),
                                  "cuda": os.environ.get("CUDA_VISIBLE_DEVICES")}) + "\n")
     return 0
+
+
+def seed_noise(config, fake):
+    """`noise` (an sd): a score moved by the seed alone (shared by every option, what pairing
+    cancels) and by the seed and the option's metric together, half the variance each."""
+    sd = float(fake.get("noise", 0))
+    if not sd:
+        return 0.0
+    seed = config.get("random_seed", 0)
+    shared = random.Random(f"shared-{seed}").gauss(0, sd / 2 ** 0.5)
+    return shared + random.Random(f"own-{seed}-{fake.get('metric')}").gauss(0, sd / 2 ** 0.5)
 
 
 def resume_from(run_dir):
