@@ -52,6 +52,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--pruning", choices=PRUNING_RULES, metavar="RULE",
                    help="override execution.pruning.rule for this run: "
                         f"{', '.join(PRUNING_RULES)}")
+    p.add_argument("--budget", metavar="DURATION",
+                   help="launch nothing whose estimated end passes this (8h, 90m, 1h30m): "
+                        "execution.budget for this run")
     p.add_argument("--export-ledger", metavar="PATH", help="write every ledger row as CSV")
     p.add_argument("--combine-best", action="store_true",
                    help="run each model's combined winners (category 'combined')")
@@ -121,7 +124,8 @@ def _main(args: argparse.Namespace) -> int:
     """Views first, then the run, then what reads its outcome. --matrix and --dry-run only
     show the selection: they skip its run, never the summary or the exports."""
     _check_outputs(args)
-    settings = api.with_pruning(api.load(args.config, args.set), args.pruning)
+    settings = api.with_budget(api.with_pruning(api.load(args.config, args.set), args.pruning),
+                               args.budget)
     if args.no_preload:
         settings = dataclasses.replace(
             settings, execution=dataclasses.replace(settings.execution, preload=()))

@@ -12,11 +12,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from hyperparameter_system.config.settings import Settings, load_settings
+from hyperparameter_system.core.durations import parse_duration
 from hyperparameter_system.core.errors import HpsysError
 from hyperparameter_system.core.states import FINAL, STOPPED, Status
 from hyperparameter_system.matrix import combine
 from hyperparameter_system.matrix.experiments import BASELINE, Experiment, build_matrix
 from hyperparameter_system.report import exports
+from hyperparameter_system.report.format import fmt_duration
 from hyperparameter_system.report.studies import study_figures
 from hyperparameter_system.report.summary import Summary, collect, seen_matrix
 from hyperparameter_system.report.tables import ReportTable, tables
@@ -28,8 +30,10 @@ from hyperparameter_system.store.estimates import estimate_durations
 from hyperparameter_system.store.ledger import Ledger, open_ledger, row_problems
 
 __all__ = ["EXPORT_FORMATS", "RunPlan", "MatrixView", "CombinePlans", "Report", "load",
-           "select", "ledger", "plan_run", "slot_count", "run", "runtime", "matrix_view",
+           "select", "ledger", "plan_run", "seeds_plan", "slot_count", "run", "runtime",
+           "matrix_view",
            "failed", "estimates", "export_ledger", "forget", "Forgotten", "with_pruning",
+           "with_budget",
            "combine_plans", "run_combined", "report", "summarize", "launch_paths"]
 
 EXPORT_FORMATS = exports.FORMATS
@@ -47,6 +51,8 @@ class RunPlan:
     estimate_s: float | None
     unknown: int  # experiments to run without an estimate
     launch: Mapping[str, str] = field(default_factory=dict)  # model -> how it starts
+    seeds: str = ""  # the repeats in words: fixed, or the race and its budget (seeds_plan)
+    estimate_max_s: float | None = None  # a race: the estimate were every option to need max
 
     @property
     def total(self) -> int:
@@ -118,17 +124,41 @@ def plan_run(settings: Settings, experiments: Sequence[Experiment], rerun: bool 
     statuses = book.statuses(e.id for e in experiments)
     todo = [e for e in experiments if rerun or statuses.get(e.id) not in FINAL]
     rule = settings.execution.race
+    upto: list[Experiment] = []
     if rule is not None and (race if race is not None else not _fixed(experiments)):
         # the race's plan so far: every option's first seeds, and the seeds it added
+        upto = todo
         experiments = [e for e in experiments if e.repeat < rule.min_seeds or e.id in statuses]
         todo = [e for e in todo if e.repeat < rule.min_seeds]
-    est = estimates(settings, todo, book)
-    known = [v for v in est.values() if v is not None]
-    if slots is None and known:  # only to spread known durations (may run nvidia-smi)
+    est = estimates(settings, upto or todo, book)
+    known = [v for i, v in est.items() if v is not None and (not upto or i in {
+        e.id for e in todo})]
+    known_max = [v for v in est.values() if v is not None]
+    if slots is None and known_max:  # only to spread known durations (may run nvidia-smi)
         slots = slot_count(settings, executor)
     return RunPlan(tuple(experiments), tuple(todo), statuses, slots,
-                   (sum(known) / slots) if known and slots else None, len(est) - len(known),
-                   launch_paths(settings, experiments, executor))
+                   (sum(known) / slots) if known and slots else None,
+                   len(todo) - len(known), launch_paths(settings, experiments, executor),
+                   seeds_plan(settings),
+                   (sum(known_max) / slots) if upto and known_max and slots else None)
+
+
+def seeds_plan(settings: Settings) -> str:
+    """How many seeds each option runs, in words, with the budget: what a run's confirmation
+    and --matrix say before anything runs."""
+    execution = settings.execution
+    rule = execution.race
+    if rule is not None:
+        text = (f"adaptive repeats: {rule.min_seeds} to {rule.max_seeds} paired seeds per "
+                f"option, verdicts at {rule.confidence:.0%} (the first {rule.min_seeds} now, "
+                "more where a verdict is open)")
+    elif execution.repeats > 1:
+        text = f"fixed repeats: {execution.repeats} paired seeds per option"
+    else:
+        text = "one run per option (noise unknown)"
+    if execution.budget_s:
+        text += f"; budget {fmt_duration(execution.budget_s)}"
+    return text
 
 
 PRELOADED = "preloaded server"
@@ -278,6 +308,17 @@ def with_pruning(settings: Settings, rule: str | None) -> Settings:
         return settings
     pruning = replace(settings.execution.pruning, rule=rule)
     return replace(settings, execution=replace(settings.execution, pruning=pruning))
+
+
+def with_budget(settings: Settings, budget: str | None) -> Settings:
+    """`--budget 8h`: execution.budget for this invocation only."""
+    if budget is None:
+        return settings
+    try:
+        seconds = parse_duration(budget)
+    except ValueError as exc:
+        raise HpsysError(f"--budget {budget}", str(exc)) from None
+    return replace(settings, execution=replace(settings.execution, budget_s=seconds))
 
 
 @dataclass(frozen=True)

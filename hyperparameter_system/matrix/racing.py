@@ -4,14 +4,14 @@ noise, decided as seeds arrive, with the seeds going where a verdict is still op
 Seeds are paired: seed k of every option and of the model's baseline is `random_seed + k`, so
 each option has one paired difference per seed, d_k = x_option,k - x_baseline,k (and against
 another option, x_a,k - x_b,k). The test is a paired t-test whose variance is pooled over the
-pool's options (the two-way seed x option layout of a randomised block design, as F-Race's
-post-hoc tests pool over candidates):
+options of the model's pools (the two-way seed x option layout of a randomised block design,
+as F-Race's post-hoc tests pool over candidates):
 
     s^2 = sum_o sum_k (d_o,k - mean(d_o))^2 / sum_o (n_o - 1)      df = sum_o (n_o - 1)
     t = mean(d) / sqrt(s^2 / n)      interval: mean(d) +- t_{1 - a/2, df} * sqrt(s^2 / n)
 
 Assumptions: seed effects add (what pairing cancels), the remaining noise is roughly normal and
-alike across the pool's options. Options whose differences are all exactly zero (a patience
+alike across the model's options. Options whose differences are all exactly zero (a patience
 longer than the run, mixed precision on a CPU) are IDENTICAL: they join no variance, never win
 and get no more seeds.
 
@@ -36,7 +36,7 @@ from statistics import fmean
 
 from hyperparameter_system.config.racing import RaceRule
 
-__all__ = ["RaceRule", "Arm", "Judgement", "Pool", "judge", "holm", "pooled_variance"]
+__all__ = ["RaceRule", "Arm", "Judgement", "Pool", "judge", "holm", "squares"]
 
 WINNER, LEADING, RACING, UNDECIDED = "winner", "leading", "racing", "undecided"
 RACED_OUT, PRUNED, FAILED, IDENTICAL = "raced out", "pruned", "failed", "identical to baseline"
@@ -145,10 +145,10 @@ def holm(pvalues: Mapping[str, float], level: float) -> set[str]:
     return rejected
 
 
-def pooled_variance(baseline: Mapping[int, float],
-                    arms: Mapping[str, Arm]) -> tuple[float | None, int]:
-    """s^2 of a paired difference and its degrees of freedom, pooled over the options that
-    still race (identical, pruned and failed options aside)."""
+def squares(baseline: Mapping[int, float], arms: Mapping[str, Arm]) -> tuple[float, int]:
+    """The sum of squared deviations of the paired differences and its degrees of freedom, over
+    the options that ran to the end (identical, pruned and failed options aside): s^2 = ss/df.
+    Summed over a model's pools, it pools the variance over the model (see `judge`)."""
     ss, df = 0.0, 0
     for arm in arms.values():
         d = _diffs(arm.scores, baseline)
@@ -157,13 +157,17 @@ def pooled_variance(baseline: Mapping[int, float],
         m = fmean(d)
         ss += sum((x - m) ** 2 for x in d)
         df += len(d) - 1
-    return (ss / df if df else None), df
+    return ss, df
 
 
-def judge(baseline: Mapping[int, float], arms: Mapping[str, Arm], rule: RaceRule) -> Pool:
-    """The verdict of every option of one pool, from the seeds finished so far."""
+def judge(baseline: Mapping[int, float], arms: Mapping[str, Arm], rule: RaceRule,
+          pooled: tuple[float, int] | None = None) -> Pool:
+    """The verdict of every option of one pool, from the seeds finished so far. `pooled`: the
+    (ss, df) to estimate the noise with, when wider than this pool's own `squares` (the race
+    pools over all of a model's categories: one model, one data set, one set of seeds)."""
     pool = Pool()
-    s2, pool.df = pooled_variance(baseline, arms)
+    ss, pool.df = pooled if pooled is not None else squares(baseline, arms)
+    s2 = ss / pool.df if pool.df else None
     level = rule.level
     active: dict[str, list[float]] = {}
     for name, arm in arms.items():

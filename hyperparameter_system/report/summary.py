@@ -278,7 +278,8 @@ def _combined(settings: Settings, report: ModelReport, rows: Mapping[str, Row],
         (report.model, COMBINED, plan.experiments[0].option_json)]
     if report.baseline is not None:
         stat.delta, stat.significant = noise_test(stat, report.baseline)
-    winners = {t.category: t.winner for t in report.categories}
+    # a sure winner, or (execution.combine_leaders) the leader, which ranks first
+    winners = {t.category: t.winner or t.options[0] for t in report.categories if t.options}
     versus = []
     for pick in plan.applied:
         win = winners[pick.category]

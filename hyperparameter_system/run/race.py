@@ -17,7 +17,15 @@ from hyperparameter_system.config.racing import RaceRule
 from hyperparameter_system.config.settings import Settings
 from hyperparameter_system.core.states import FINAL, Direction, Status
 from hyperparameter_system.matrix.experiments import BASELINE, Experiment
-from hyperparameter_system.matrix.racing import FAILED, PRUNED, UNDECIDED, Arm, Pool, judge
+from hyperparameter_system.matrix.racing import (
+    FAILED,
+    PRUNED,
+    UNDECIDED,
+    Arm,
+    Pool,
+    judge,
+    squares,
+)
 from hyperparameter_system.matrix.ranking import headline
 from hyperparameter_system.run.launcher import Outcome
 from hyperparameter_system.store.estimates import estimate_durations
@@ -26,6 +34,7 @@ from hyperparameter_system.store.ledger import Ledger, Row
 PoolKey = tuple[str, str]  # (model, category)
 WAIT_S = 0.5  # how often a slot waiting for a verdict looks at the ledger again
 HANDED_S = 60.0  # a handed-out experiment not yet claimed counts as running this long
+FAR = 100  # more seeds than this to settle a pool: said as "more than FAR"
 
 
 @dataclass
@@ -83,10 +92,16 @@ def judge_pools(experiments: Sequence[Experiment], rows: Mapping[str, Row], metr
             baselines[model] = dict(arm(ordered, metric, mode).scores)
             continue
         pools.setdefault((model, category), RacedPool(model, category)).options[option] = seeds
+    arms = {key: {o: arm([rows.get(s[k].id) if k in s else None for k in range(max(s) + 1)],
+                         metric, mode) for o, s in raced.options.items()}
+            for key, raced in pools.items()}
+    pooled: dict[str, tuple[float, int]] = {}  # per model: its pools' noise, pooled
+    for (model, _), pool_arms in arms.items():
+        ss, df = squares(baselines.get(model, {}), pool_arms)
+        have = pooled.get(model, (0.0, 0))
+        pooled[model] = (have[0] + ss, have[1] + df)
     for key, raced in pools.items():
-        arms = {o: arm([rows.get(s[k].id) if k in s else None for k in range(max(s) + 1)],
-                       metric, mode) for o, s in raced.options.items()}
-        raced.pool = judge(baselines.get(key[0], {}), arms, rule)
+        raced.pool = judge(baselines.get(key[0], {}), arms[key], rule, pooled[key[0]])
     return pools
 
 
@@ -204,8 +219,9 @@ class RaceSource:
         return row is not None and row.status in FINAL
 
     def _in_flight(self, exp: Experiment, rows: Mapping[str, Row]) -> bool:
-        row = rows.get(exp.id)
-        return exp.id in self.handed or (row is not None and row.status == Status.RUNNING)
+        """Handed out by this race and not ended. A row another runner left `running` is not:
+        the executor's claim recovers it when that runner is dead, else leaves it be."""
+        return exp.id in self.handed
 
     def _fits(self, exp: Experiment, rows: Mapping[str, Row]) -> bool:
         """Within the budget by the estimate: the ledger's durations, else the first epoch of a
@@ -241,7 +257,8 @@ class RaceSource:
             per_seed = sum(s for s in seconds if s) + (min((s for s in seconds if s),
                                                             default=0))
             needs = ("more seeds would not settle it at this effect" if more is None else
-                     f"needs ~{more} more seed(s)" + (
+                     f"needs more than {FAR} more seeds: the gain is small against the noise"
+                     if more > FAR else f"needs ~{more} more seed(s)" + (
                          f", ~{more * per_seed / 3600:.1f} h" if per_seed else ""))
             sign = Direction(system.metric_mode).score(1.0)
             delta = f"{sign * (j.delta or 0):+.4f}"

@@ -110,6 +110,9 @@ def print_matrix(settings: Settings, experiments: Sequence[Experiment],
     elif total_est:
         line += "; no time estimate yet (nothing like them has run)"
     screen.console.print(line)
+    from hyperparameter_system.app.api import seeds_plan
+
+    screen.console.print(f"seeds: {seeds_plan(settings)}", soft_wrap=True)
 
 
 def _plain_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
@@ -270,6 +273,11 @@ def print_plan(plan: RunPlan) -> None:
     elif plan.slots is None and plan.unknown < len(plan.to_run):  # durations known, slots not
         screen.console.print("estimated time: unknown (the Ray cluster decides how many run "
                              "at once)")
+    if plan.estimate_max_s is not None:
+        screen.console.print(f"up to {fmt_duration(plan.estimate_max_s)} if every option "
+                             "needs max seeds")
+    if plan.seeds:
+        screen.console.print(f"seeds: {plan.seeds}", soft_wrap=True)
 
 
 RESUME_HINT = "run the same command again to resume"

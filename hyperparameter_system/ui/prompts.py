@@ -152,7 +152,9 @@ def run_summary(plan: RunPlan) -> str:
     else:
         text += f", estimated {fmt_duration(plan.estimate_s)} on {plan.slots} slot(s)"
         text += f" ({plan.unknown} without an estimate)" if plan.unknown else ""
-    return text
+    if plan.estimate_max_s is not None:
+        text += f", up to {fmt_duration(plan.estimate_max_s)} if every option needs max seeds"
+    return text + (f"; {plan.seeds}" if plan.seeds else "")
 
 
 def choose_search(settings: Settings) -> Select:

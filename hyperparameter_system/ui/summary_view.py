@@ -142,8 +142,7 @@ def print_summary(summary: Summary, tables: Sequence[ReportTable]) -> None:
     if others:
         out.print(Text(others, style="yellow"), soft_wrap=True)
     if summary.counts:
-        out.print(Text(summary.method, style="yellow" if not summary.raced else ""),
-                  soft_wrap=True)
+        out.print(Text(summary.method, style="yellow" if not summary.raced else ""))
     if not summary.counts:
         return
     unrun = [t for t in tables if not _shown(t)]
