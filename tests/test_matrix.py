@@ -120,17 +120,23 @@ def test_quickstart_example_gives_2_x_12_plus_2(repo_root: Path, tmp_path: Path,
     assert all(c.enabled and type(c.plugin).__module__ == f"{PACKAGE}.categories.{c.name}"
                for c in settings.categories)
 
+    # the quickstart races seeds (issue 18): the matrix holds every seed up to max, paired
+    race = settings.execution.race
+    assert race is not None and (race.min_seeds, race.max_seeds) == (2, 3)
+    seeds = race.max_seeds
     experiments = build_matrix(settings)
-    assert len(experiments) == 2 * 12 + 2 == 26
-    assert Counter(e.model for e in experiments) == {"test_resnet.r160_in1k": 13,
-                                                     "test_efficientnet.r160_in1k": 13}
-    assert Counter(e.category for e in experiments) == {"baseline": 2, **dict.fromkeys(builtin, 4)}
-    assert len({e.id for e in experiments}) == 26
-    assert [e.run_name for e in experiments[:13]] == [
+    assert len(experiments) == (2 * 12 + 2) * seeds
+    assert Counter(e.model for e in experiments) == {"test_resnet.r160_in1k": 13 * seeds,
+                                                     "test_efficientnet.r160_in1k": 13 * seeds}
+    assert Counter(e.category for e in experiments) == {
+        "baseline": 2 * seeds, **dict.fromkeys(builtin, 4 * seeds)}
+    assert len({e.id for e in experiments}) == 26 * seeds
+    assert [e.run_name for e in experiments if e.repeat == 0][:13] == [f"{n}_seed42" for n in (
         "baseline", "opt_AdamW_lr0.003_wd0.001", "opt_SGD_lr0.05_mom0.9_wd0.0001",
         "sch_CosineAnnealingLR_T2", "sch_OneCycleLR_maxlr0.01", "loss_FocalLoss_alpha2_gamma1",
         "loss_LabelSmoothingLoss_smooth0.1", "img16_batch64", "img32_batch64", "batch32_MP",
-        "batch128", "es_patience1", "es_patience3"]
+        "batch128", "es_patience1", "es_patience3")]
+    assert {e.config["random_seed"] for e in experiments} == {42, 43, 44}
 
     for model in settings.models:  # every model's script is there (and a .sh is executable)
         files = [repo_root / arg for arg in model.script if arg.endswith((".py", ".sh"))]

@@ -23,7 +23,7 @@ from pathlib import Path
 from hyperparameter_system.core.atomic import atomic_write_text
 from hyperparameter_system.core.errors import HpsysError
 from hyperparameter_system.core.states import Direction
-from hyperparameter_system.report.format import fmt_delta, fmt_metric
+from hyperparameter_system.report.format import fmt_delta, fmt_interval, fmt_metric
 from hyperparameter_system.report.jsonexport import to_json
 from hyperparameter_system.report.plots import Figure, figures, render_all
 from hyperparameter_system.report.summary import Summary
@@ -123,7 +123,8 @@ th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-al
          overflow-wrap: anywhere; word-break: break-word; }
 th { background: #f0f0f0; }
 td.pre { white-space: pre-wrap; font-family: ui-monospace, monospace; font-size: 12px; }
-td code, .chip code { white-space: normal; overflow-wrap: anywhere; }
+td code { white-space: normal; overflow-wrap: anywhere; }
+.chip code { white-space: normal; overflow-wrap: normal; word-break: normal; }
 .desc { color: #555; font-size: 13px; }
 tr.winner td { font-weight: bold; background: #fff8dc; }
 td.better { color: #0a7a0a; } td.worse { color: #b00020; }
@@ -137,7 +138,7 @@ table.heatmap th.model { width: 130px; }
 .chip { display: block; margin: 3px 0; padding: 4px 6px; border-radius: 4px;
         border: 1px solid rgba(0,0,0,.12); font-size: 13px; }
 .chip.winner { border: 2px solid #111; font-weight: bold; }
-.chip .value { float: right; margin-left: 8px; font-variant-numeric: tabular-nums; }
+.chip .value { display: block; text-align: right; font-variant-numeric: tabular-nums; }
 .winner-mark { color: #b8860b; font-size: 16px; }
 .legend span { display: inline-block; padding: 2px 8px; margin-right: 6px; border-radius: 4px;
                border: 1px solid rgba(0,0,0,.12); }
@@ -157,15 +158,22 @@ def heat_colour(better: bool | None, strength: float) -> str:
     return "#{:02x}{:02x}{:02x}".format(*mix)
 
 
+def breakable(name: str) -> str:
+    """A run name that wraps only after its underscores (never mid-word) in a narrow cell."""
+    return "_<wbr>".join(html.escape(part) for part in name.split("_"))
+
+
 def _chip(summary: Summary, stat, scale: float) -> str:
-    name = f"<code>{html.escape(stat.run_name)}</code>"
+    name = f"<code>{breakable(stat.run_name)}</code>"
     if stat.description:
         name += f' <span class="desc">{html.escape(stat.description)}</span>'
     if stat.delta is None or stat.delta != stat.delta:
         value, colour = html.escape(stat.status if stat.rows else "not run"), "#f4f4f4"
     else:
-        value = fmt_delta(stat.delta)
+        value = fmt_delta(stat.delta) + fmt_interval(stat.half_width)
         colour = heat_colour(summary.better(stat.delta), abs(stat.delta) / scale)
+    if stat.seeds and stat.verdict:
+        value += f" &middot; {html.escape(stat.verdict)}"
     mark = ""
     if stat.winner:
         mark = f'<span class="winner-mark" title="winner">{STAR}</span> '
@@ -207,7 +215,9 @@ def heat_map(summary: Summary) -> str:
                f"model, best first, each coloured by its change in {html.escape(summary.metric)}"
                f" against that model's baseline ({better} is better; the stronger the colour, "
                f"the larger the change); {STAR} and a black frame mark the winner, one that "
-               "beat every other option and the baseline.")
+               "beat every other option and the baseline"
+               + (f" (sure at {summary.confidence:.0%}; ± is each delta's interval)."
+                  if summary.raced else "."))
     return (f'<figure id="heatmap" class="heatmap">\n<table class="heatmap"><thead><tr>'
             f"<th>model</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
             f"{legend}<figcaption>{caption}</figcaption></figure>")
@@ -223,6 +233,8 @@ def _note_of(table) -> str:
         return "tie: no winner"
     if any(o.leading for o in table.options):
         return "still running: the best so far leads"
+    if any(o.verdict == "undecided" for o in table.options):
+        return "undecided: no sure winner within the seeds"
     return ""
 
 

@@ -1,6 +1,7 @@
 """The report's plots as PNG bytes (matplotlib, Agg: no display needed), each with a caption in
-words: per category a horizontal bar chart of each option's delta per model (values written on
-the bars, the baseline as the line at zero, a zero delta as a diamond on it, winners starred);
+words: per category a horizontal bar chart of each option's delta per model (values written
+beside the bars, each delta's interval as an error bar when seeds were paired, the baseline as
+the line at zero, a zero delta as a diamond on it, winners starred, the legend below);
 per model the learning curves of each pool (category): the baseline and every option epoch by
 epoch from its metrics.jsonl, each in its own line style and marker so identical curves stay
 visible, a cross where a pruner stopped one, the legend beside the axes, not over the data."""
@@ -80,10 +81,11 @@ def delta_chart(summary: Summary, category: str) -> bytes | None:
     row_in = 0.42 * models + 0.3
     fig, ax = plt.subplots(figsize=(WIDTH_IN, max(2.4, row_in * len(order) + 1.3)))
     height = 0.8 / models
-    finite = [d for d in deltas if d == d] or [0.0]
-    low, high = min(0.0, *finite), max(0.0, *finite)
+    ends = [e for _, t in tables for o in t.options if o.delta is not None and o.delta == o.delta
+            for e in (o.delta - (o.half_width or 0), o.delta + (o.half_width or 0))]
+    low, high = min(0.0, *ends), max(0.0, *ends)
     span = (high - low) or max(abs(high), 1e-3)
-    ax.set_xlim(low - 0.45 * span, high + 0.45 * span)
+    ax.set_xlim(low - 0.1 * span, high + 0.1 * span)  # labels may run past: the page widens
     for i, (model, table) in enumerate(tables):
         stats = {o.option_json: o for o in table.options}
         colour = MODEL_COLOURS[i % len(MODEL_COLOURS)] if models > 1 else None
@@ -107,10 +109,17 @@ def delta_chart(summary: Summary, category: str) -> bytes | None:
             if summary.better(delta) is None:  # level with the baseline: a bar of no width
                 ax.plot([0], [y], marker="D", markersize=10, color=tone,
                         markeredgecolor="black", zorder=3)
-            right = delta >= 0
-            ax.annotate(f"{who}{delta:+.4f}{star}{pruned}", (delta, y),
-                        xytext=(9 if right else -9, 0), textcoords="offset points",
-                        ha="left" if right else "right", va="center", fontsize=11,
+            width = stat.half_width if stat is not None else None
+            if width:  # the delta's interval: where the truth lies at the race's confidence
+                ax.errorbar([delta], [y], xerr=[[width], [width]], fmt="none", ecolor="black",
+                            elinewidth=1.4, capsize=4, zorder=5)
+            interval = f" ± {width:.4f}" if width is not None else ""
+            verdict = (f"  {stat.verdict}" if stat is not None and stat.seeds and stat.verdict
+                       and not star else "")
+            # right of the bar, its interval and the zero line: never over the option names
+            ax.annotate(f"{who}{delta:+.4f}{interval}{star}{verdict}{pruned}",
+                        (max(0.0, delta + (width or 0)), y), xytext=(9, 0),
+                        textcoords="offset points", ha="left", va="center", fontsize=11,
                         fontweight="bold" if star else "normal")
     ax.axvline(0, color="black", linewidth=1.4, zorder=4)
     ax.annotate("baseline", (0, 1), xycoords=("data", "axes fraction"), xytext=(0, 4),
@@ -129,8 +138,10 @@ def delta_chart(summary: Summary, category: str) -> bytes | None:
     if models > 1:
         handles = [plt.Rectangle((0, 0), 1, 1, color=MODEL_COLOURS[i % len(MODEL_COLOURS)])
                    for i in range(models)]
-        ax.legend(handles, [m for m, _ in tables], loc="upper left", bbox_to_anchor=(1.01, 1),
-                  fontsize=10, frameon=False, title="model")
+        # below the axes: a label beside a long bar can never run under it
+        ax.legend(handles, [m for m, _ in tables], loc="upper center",
+                  bbox_to_anchor=(0.5, -0.12 - 0.6 / max(2.4, row_in * len(order) + 1.3)),
+                  ncol=min(models, 3), fontsize=10, frameon=False, title="model")
     return png_bytes(fig)
 
 
