@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from hyperparameter_system.core.safe_names import safe_name
 from hyperparameter_system.core.states import Direction, Status
-from hyperparameter_system.report.curves import curve_key, read_curve
+from hyperparameter_system.store.curves import curve_key, read_curve
 
 if TYPE_CHECKING:
     from hyperparameter_system.report.summary import ModelReport, OptionStat, Summary

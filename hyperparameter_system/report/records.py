@@ -16,8 +16,8 @@ from hyperparameter_system.matrix.ranking import (
     headline,
     is_number,
 )
-from hyperparameter_system.report.curves import last_point
 from hyperparameter_system.report.others import OtherConfig
+from hyperparameter_system.store.curves import last_point
 from hyperparameter_system.store.ledger import Row
 
 

@@ -17,6 +17,7 @@ from statistics import mean
 
 from hyperparameter_system.core.states import Status
 from hyperparameter_system.matrix.experiments import BASELINE, Experiment
+from hyperparameter_system.store.curves import read_curve
 from hyperparameter_system.store.ledger import Row
 
 
@@ -67,12 +68,27 @@ def pruned_shares(rows: Iterable[Row]) -> dict[str, PrunedShare]:
     return dict(out)
 
 
+def first_epochs(rows: Iterable[Row]) -> dict[tuple, float]:
+    """Per model and shape that nothing finished yet: a full run's seconds read off the first
+    epoch of one of its runs (metrics.jsonl's `seconds` x the planned epochs), so a new
+    matrix's budget and ETA have a figure once its first epochs are in."""
+    out: dict[tuple, float] = {}
+    for r in rows:
+        epochs = _int(r.config.get("epochs"))
+        if r.status not in (Status.RUNNING, Status.INTERRUPTED) or not epochs or not r.run_dir:
+            continue
+        first = read_curve(r.run_dir, "seconds")[:1]
+        if first and first[0][1] > 0:
+            out.setdefault(_shape(r.model, r.config), first[0][1] * epochs)
+    return out
+
+
 def estimate_durations(rows: Iterable[Row], experiments: Sequence[Experiment],
                        pruning: bool | None = None) -> dict[str, float | None]:
     """Seconds per experiment: its own past duration (a done run's); else the mean of full
     runs of the same model, image size, batch size and epochs; else the model's mean; else
-    None. `pruning` (None: on when the ledger holds pruned rows) scales an option's estimate
-    by its model's pruned share (module doc)."""
+    the first epoch of a run under way (`first_epochs`); else None. `pruning` (None: on when
+    the ledger holds pruned rows) scales an option's estimate by its model's pruned share."""
     rows = list(rows)
     own: dict[str, float] = {}
     by_shape: dict[tuple, list[float]] = defaultdict(list)
@@ -88,6 +104,11 @@ def estimate_durations(rows: Iterable[Row], experiments: Sequence[Experiment],
             continue
         by_shape[_shape(r.model, r.config)].append(full)
         by_model[r.model].append(full)
+    if any(not (by_shape.get(_shape(e.model, e.config)) or by_model.get(e.model))
+           for e in experiments):
+        for shape, seconds in first_epochs(rows).items():
+            by_shape.setdefault(shape, [seconds])
+            by_model.setdefault(shape[0], [seconds])
     shares = pruned_shares(rows)
     if pruning is None:
         pruning = any(s.pruned for s in shares.values())
