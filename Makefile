@@ -46,7 +46,7 @@ lint: $(STAMP)  ## ruff, and import-linter: the runner's layers and what it neve
 
 bench: data  ## print the benchmark figures (parallel efficiency with the Ray overhead: ~40 s)
 	for b in bench/*.py; do \
-	  case $$b in bench/parallel_efficiency.py) args=--ray ;; *) args= ;; esac; \
+	  case $$b in bench/parallel_efficiency.py) args=--ray ;; bench/racing.py) args=--e2e ;; *) args= ;; esac; \
 	  $(BIN)/python $$b $$args || exit 1; done
 
 clean:  ## remove generated runs, temp configs and the ledger (keeps .venv and data)

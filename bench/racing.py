@@ -15,7 +15,11 @@ Part 2, end to end (`--e2e`): the real runner races a stand-in script (tests/fak
 fake_train.py with `fake.noise`) whose scores have known means and seeded noise; prints each
 option's verdict and seeds next to what the simulation predicts.
 
-    .venv/bin/python bench/racing.py [--pools 400] [--options 3] [--min 2] [--max 6] [--e2e]
+Part 3 (`--real`): the quickstart raced on the embedded data, and each declared winner checked
+against a 6-seed fixed rerun of its pool (minutes on 2 cores).
+
+    .venv/bin/python bench/racing.py [--pools 600] [--options 3] [--min 2] [--max 6] [--e2e]
+                                     [--real]
 """
 
 from __future__ import annotations
@@ -162,20 +166,85 @@ def race_master(tmp: Path, means: dict[str, float], rule: RaceRule) -> dict:
     }
 
 
+def part_three(seeds: int) -> None:
+    """The quickstart raced on the embedded data, then every pool with a declared winner rerun
+    with `seeds` fixed paired seeds: a winner the rerun contradicts (no gain, or another
+    option better) is a false winner."""
+    quickstart = yaml.safe_load((ROOT / "examples" / "quickstart.yaml").read_text())
+    with tempfile.TemporaryDirectory() as tmp:
+        raced = real_report(quickstart, Path(tmp) / "race", None)
+        print("\nthe quickstart under adaptive repeats (embedded data):")
+        winners = []
+        for model in raced["models"]:
+            for table in model["categories"]:
+                for o in table["options"]:
+                    if o["verdict"] in ("winner", "leading", "undecided"):
+                        print(f"  {model['model']} / {table['category']}: {o['run_name']} "
+                              f"{o['verdict']} {o['delta']:+.4f} ± {o['half_width'] or 0:.4f} "
+                              f"({o['seeds']} seeds)")
+                    if o["verdict"] == "winner":
+                        winners.append((model["model"], table["category"], o["run_name"]))
+        counts: dict[str, int] = {}
+        for model in raced["models"]:
+            for table in model["categories"]:
+                for o in table["options"]:
+                    counts[o["verdict"]] = counts.get(o["verdict"], 0) + 1
+        print("  verdicts: " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items())))
+        if not winners:
+            print("  no declared winner: nothing for a fixed rerun to contradict")
+        for model, category, run_name in winners:
+            fixed = real_report(quickstart, Path(tmp) / f"fixed-{model}-{category}", seeds,
+                                ["--models", model, "--categories", category])
+            option = next(o for m in fixed["models"] for t in m["categories"]
+                          for o in t["options"] if o["run_name"] == run_name)
+            best = next(t for m in fixed["models"] for t in m["categories"])["options"][0]
+            ok = option["delta"] > 0 and best["run_name"] == run_name
+            print(f"  {model} / {category}: {run_name} over {seeds} fixed seeds "
+                  f"{option['delta']:+.4f} ± {option['half_width'] or 0:.4f} "
+                  f"({option['verdict']}): {'confirmed' if ok else 'CONTRADICTED'}")
+
+
+def real_report(master: dict, folder: Path, fixed: int | None, select: tuple = ()) -> dict:
+    """Run the master (its race, or `fixed` seeds) into `folder` and read its json summary."""
+    folder.mkdir(parents=True)
+    doc = json.loads(json.dumps(master))
+    doc["system"].update({"project_root": str(ROOT), "ledger": str(folder / "ledger.db"),
+                          "runs_dir": str(folder / "runs"), "wandb_mode": "disabled",
+                          "temp_config_dir": str(folder / "temp")})
+    if fixed:
+        doc["execution"]["repeats"] = fixed
+    path = folder / "master.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    runner = [sys.executable, str(ROOT / "hyperparameter_system" / "experiment_runner.py"),
+              "--config", str(path)]
+    env = {"WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
+    subprocess.run([*runner, *(select or ["--all"])], check=True, env=env, cwd=ROOT,
+                   stdout=subprocess.DEVNULL)
+    report = folder / "summary.json"
+    subprocess.run([*runner, "--export", "json", str(report)], check=True, env=env, cwd=ROOT,
+                   stdout=subprocess.DEVNULL)
+    return json.loads(report.read_text())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pools", type=int, default=400)
+    parser.add_argument("--pools", type=int, default=600)
     parser.add_argument("--options", type=int, default=3, help="options per pool")
     parser.add_argument("--per-model", type=int, default=3, help="pools per model")
     parser.add_argument("--min", type=int, default=2)
     parser.add_argument("--max", type=int, default=6)
     parser.add_argument("--confidence", type=float, default=0.95)
     parser.add_argument("--e2e", action="store_true", help="also race the stand-in script")
+    parser.add_argument("--real", action="store_true",
+                        help="also race the quickstart on the embedded data (minutes) and "
+                             "rerun each pool with a winner on 6 fixed seeds")
     args = parser.parse_args()
     rule = RaceRule(args.min, args.max, args.confidence)
     part_one(args.pools, args.options, rule, args.per_model)
     if args.e2e:
         part_two(rule)
+    if args.real:
+        part_three(6)
 
 
 if __name__ == "__main__":

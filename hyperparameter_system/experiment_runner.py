@@ -55,6 +55,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", metavar="DURATION",
                    help="launch nothing whose estimated end passes this (8h, 90m, 1h30m): "
                         "execution.budget for this run")
+    p.add_argument("--calibrate", action="store_true",
+                   help="first run one epoch of each model and shape without an estimate, so "
+                        "--matrix, --dry-run and a budget have figures for a new matrix")
     p.add_argument("--export-ledger", metavar="PATH", help="write every ledger row as CSV")
     p.add_argument("--combine-best", action="store_true",
                    help="run each model's combined winners (category 'combined')")
@@ -133,6 +136,9 @@ def _main(args: argparse.Namespace) -> int:
     only_show = args.matrix or args.dry_run
     if args.forget:
         return _forget(settings, args)
+    if args.calibrate:
+        for line in api.calibrate(settings, experiments):
+            console.info(line)
     if args.matrix:
         commands.show_matrix(settings, experiments, args.executor)
     if args.dry_run:

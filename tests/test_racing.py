@@ -168,6 +168,10 @@ def test_a_race_decides_clear_pools_early_and_gives_close_ones_more_seeds(cli, t
     assert doc["verdicts"]["paired"] and doc["verdicts"]["race"] == "2 to 5 seeds"
     summary = cli("--config", str(config), "--summary").stdout
     assert "±" in summary and "winner" in summary and "Adaptive repeats" in summary
+    html_path = tmp_path / "s.html"
+    assert cli("--config", str(config), "--export", "html", str(html_path)).returncode == 0
+    page = html_path.read_text()
+    assert "+0.2" in page and " ± " in page and "raced out" in page and "winner" in page
     csv_path = tmp_path / "s.csv"
     assert cli("--config", str(config), "--export", "csv", str(csv_path)).returncode == 0
     assert "± " in csv_path.read_text() and "'+" not in csv_path.read_text()
@@ -242,3 +246,19 @@ def test_sigkill_mid_race_resumes_the_same_race(tmp_path):
     db = sqlite3.connect(tmp_path / "ledger.db")
     assert not db.execute("SELECT id FROM experiments WHERE status != 'done'").fetchall()
     assert max(after.values()) <= 5 and after["baseline"] == max(after.values())
+
+
+def test_calibrate_gives_a_new_matrix_its_estimates(cli, tmp_path):
+    config = race_master(tmp_path, {"clear": {"big": 0.70}})
+    before = cli("--config", str(config), "--matrix").stdout
+    assert "no time estimate yet" in " ".join(before.split())
+    out = cli("--config", str(config), "--calibrate", "--matrix")
+    assert out.returncode == 0, out.stderr
+    text = " ".join(out.stdout.split())
+    assert "calibrated m (m|32|64|2)" in text and "estimated" in text, text
+    figures = json.loads((tmp_path / "runs" / "calibration.json").read_text())
+    assert list(figures) == ["m|32|64|2"] and figures["m|32|64|2"] > 0
+    assert not (tmp_path / "ledger.db").exists() or not sqlite3.connect(
+        tmp_path / "ledger.db").execute("SELECT id FROM experiments").fetchall()
+    again = cli("--config", str(config), "--calibrate", "--dry-run")
+    assert "calibrated" not in again.stdout  # known shapes are not calibrated twice

@@ -26,11 +26,12 @@ from hyperparameter_system.run import devices, exec_plan, launcher, preload
 from hyperparameter_system.run.executor import Executor, RunResult, local_dispatch
 from hyperparameter_system.run.race import RaceSource
 from hyperparameter_system.run.seams import Dispatch, Display
-from hyperparameter_system.store.estimates import estimate_durations
+from hyperparameter_system.store.estimates import calibrated, estimate_durations
 from hyperparameter_system.store.ledger import Ledger, open_ledger, row_problems
 
 __all__ = ["EXPORT_FORMATS", "RunPlan", "MatrixView", "CombinePlans", "Report", "load",
-           "select", "ledger", "plan_run", "seeds_plan", "slot_count", "run", "runtime",
+           "select", "ledger", "plan_run", "seeds_plan", "calibrate", "slot_count", "run",
+           "runtime",
            "matrix_view",
            "failed", "estimates", "export_ledger", "forget", "Forgotten", "with_pruning",
            "with_budget",
@@ -112,7 +113,8 @@ def ledger(settings: Settings) -> Ledger:
 def estimates(settings: Settings, experiments: Sequence[Experiment],
               book: Ledger | None = None) -> dict[str, float | None]:
     return estimate_durations((book or ledger(settings)).rows(), experiments,
-                              pruning=settings.execution.pruning.on)
+                              pruning=settings.execution.pruning.on,
+                              calibration=calibrated(settings.system.runs_dir))
 
 
 def plan_run(settings: Settings, experiments: Sequence[Experiment], rerun: bool = False,
@@ -238,7 +240,8 @@ def matrix_view(settings: Settings, experiments: Sequence[Experiment],
     book = ledger(settings)
     statuses = book.statuses(e.id for e in experiments)
     rows = book.rows()
-    est = estimate_durations(rows, experiments, pruning=settings.execution.pruning.on)
+    est = estimate_durations(rows, experiments, pruning=settings.execution.pruning.on,
+                             calibration=calibrated(settings.system.runs_dir))
     # the slots only matter to spread known durations (finding GPUs may run nvidia-smi)
     slots = slot_count(settings, executor) if any(v is not None for v in est.values()) else None
     return MatrixView(tuple(experiments), statuses, est, slots, tuple(row_problems(rows)),
@@ -308,6 +311,16 @@ def with_pruning(settings: Settings, rule: str | None) -> Settings:
         return settings
     pruning = replace(settings.execution.pruning, rule=rule)
     return replace(settings, execution=replace(settings.execution, pruning=pruning))
+
+
+def calibrate(settings: Settings, experiments: Sequence[Experiment]) -> list[str]:
+    """One short run (one epoch) of each model and shape that has no estimate yet, so a new
+    matrix's estimates and budget have figures (run/calibrate.py); one line each."""
+    from hyperparameter_system.run.calibrate import calibrate as run_calibrations
+
+    launcher.check_outputs(settings)
+    slots, dispatch = runtime(settings, "local")
+    return run_calibrations(settings, experiments, ledger(settings), dispatch, slots[0])
 
 
 def with_budget(settings: Settings, budget: str | None) -> Settings:

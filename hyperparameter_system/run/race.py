@@ -28,7 +28,7 @@ from hyperparameter_system.matrix.racing import (
 )
 from hyperparameter_system.matrix.ranking import headline
 from hyperparameter_system.run.launcher import Outcome
-from hyperparameter_system.store.estimates import estimate_durations
+from hyperparameter_system.store.estimates import calibrated, estimate_durations
 from hyperparameter_system.store.ledger import Ledger, Row
 
 PoolKey = tuple[str, str]  # (model, category)
@@ -117,6 +117,7 @@ class RaceSource:
         self.settings, self.rule, self.ledger = settings, settings.execution.race, ledger
         self.experiments, self.stop, self.clock = list(experiments), stop, clock
         self.by_id = {e.id: e for e in self.experiments}
+        self.calibration = calibrated(settings.system.runs_dir)
         budget = settings.execution.budget_s
         self.deadline = clock() + budget if budget else None
         self.lock = threading.Condition()
@@ -191,7 +192,8 @@ class RaceSource:
         rule, system = self.rule, self.settings.system
         pools = judge_pools(self.experiments, rows, system.metric, system.metric_mode, rule)
         baselines = {(e.model, e.repeat): e for e in self.experiments if e.category == BASELINE}
-        estimate = estimate_durations(list(rows.values()), self.experiments)
+        estimate = estimate_durations(list(rows.values()), self.experiments,
+                                      calibration=self.calibration)
         picks: list[tuple[float, int, Experiment]] = []
         for raced in pools.values():
             for option, seeds in raced.options.items():
@@ -225,10 +227,11 @@ class RaceSource:
 
     def _fits(self, exp: Experiment, rows: Mapping[str, Row]) -> bool:
         """Within the budget by the estimate: the ledger's durations, else the first epoch of a
-        run of the same model (store.estimates); unknown launches (nothing to go by yet)."""
+        run of the same model, else a calibration (store.estimates); unknown launches."""
         if self.deadline is None:
             return True
-        seconds = estimate_durations(list(rows.values()), [exp]).get(exp.id)
+        seconds = estimate_durations(list(rows.values()), [exp],
+                                     calibration=self.calibration).get(exp.id)
         if seconds is None or self.clock() + seconds <= self.deadline:
             return True
         self.over_budget[exp.id] = exp
@@ -242,7 +245,8 @@ class RaceSource:
         system = self.settings.system
         pools = judge_pools(self.experiments, rows, system.metric, system.metric_mode,
                             self.rule)
-        estimate = estimate_durations(list(rows.values()), self.experiments)
+        estimate = estimate_durations(list(rows.values()), self.experiments,
+                                      calibration=self.calibration)
         out = []
         for raced in pools.values():
             lead = raced.pool.leader

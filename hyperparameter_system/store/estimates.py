@@ -11,18 +11,34 @@ planned epochs the pruned rows ran.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from statistics import mean
 
+from hyperparameter_system.core.atomic import read_json
 from hyperparameter_system.core.states import Status
 from hyperparameter_system.matrix.experiments import BASELINE, Experiment
 from hyperparameter_system.store.curves import read_curve
 from hyperparameter_system.store.ledger import Row
 
+CALIBRATION_FILE = "calibration.json"  # in runs_dir: run/calibrate.py's figures
+
 
 def _shape(model: str, config) -> tuple:
     return (model, config.get("image_size"), config.get("batch_size"), config.get("epochs"))
+
+
+def shape_key(model: str, config) -> str:
+    """A shape as text, the key of calibration.json: `model|image_size|batch_size|epochs`."""
+    return "|".join(str(part) for part in _shape(model, config))
+
+
+def calibrated(runs_dir: Path) -> dict[str, float]:
+    """The calibrations run so far (run/calibrate.py), shape key -> seconds; {} without."""
+    data = read_json(Path(runs_dir) / CALIBRATION_FILE) or {}
+    return {str(k): float(v) for k, v in data.items()
+            if isinstance(v, int | float) and not isinstance(v, bool) and v > 0}
 
 
 def _int(value) -> int | None:
@@ -84,10 +100,13 @@ def first_epochs(rows: Iterable[Row]) -> dict[tuple, float]:
 
 
 def estimate_durations(rows: Iterable[Row], experiments: Sequence[Experiment],
-                       pruning: bool | None = None) -> dict[str, float | None]:
+                       pruning: bool | None = None,
+                       calibration: Mapping[str, float] | None = None
+                       ) -> dict[str, float | None]:
     """Seconds per experiment: its own past duration (a done run's); else the mean of full
     runs of the same model, image size, batch size and epochs; else the model's mean; else
-    the first epoch of a run under way (`first_epochs`); else None. `pruning` (None: on when
+    the first epoch of a run under way (`first_epochs`); else its shape's `calibration`
+    (run/calibrate.py); else None. `pruning` (None: on when
     the ledger holds pruned rows) scales an option's estimate by its model's pruned share."""
     rows = list(rows)
     own: dict[str, float] = {}
@@ -115,7 +134,8 @@ def estimate_durations(rows: Iterable[Row], experiments: Sequence[Experiment],
     out: dict[str, float | None] = {}
     for e in experiments:
         samples = by_shape.get(_shape(e.model, e.config)) or by_model.get(e.model)
-        estimate = own.get(e.id) or (mean(samples) if samples else None)
+        estimate = own.get(e.id) or (mean(samples) if samples else None) or (
+            calibration or {}).get(shape_key(e.model, e.config))
         if estimate is not None and pruning and e.id not in own and e.category != BASELINE:
             estimate *= shares.get(e.model, PrunedShare()).factor
         out[e.id] = estimate

@@ -37,6 +37,9 @@ def run(settings: Settings, experiments: Sequence[Experiment], rerun: bool = Fal
         return console.RunDisplay(len(plan.to_run), plan.skipped, plan.estimate_s, slots,
                                   settings.system.metric)
 
+    if settings.execution.budget_s and settings.execution.race:  # a new matrix's figures
+        for line in api.calibrate(settings, experiments):
+            console.info(line)
     result = api.run(settings, experiments, rerun=rerun, executor=executor,
                      display=display if show else None)
     for text in result.messages:

@@ -108,7 +108,8 @@ def print_matrix(settings: Settings, experiments: Sequence[Experiment],
     elif known:
         line += "; time unknown (the Ray cluster decides how many run at once)"
     elif total_est:
-        line += "; no time estimate yet (nothing like them has run)"
+        line += ("; no time estimate yet (nothing like them has run; --calibrate runs one "
+                 "epoch of each)")
     screen.console.print(line)
     from hyperparameter_system.app.api import seeds_plan
 
