@@ -262,3 +262,20 @@ def test_calibrate_gives_a_new_matrix_its_estimates(cli, tmp_path):
         tmp_path / "ledger.db").execute("SELECT id FROM experiments").fetchall()
     again = cli("--config", str(config), "--calibrate", "--dry-run")
     assert "calibrated" not in again.stdout  # known shapes are not calibrated twice
+
+
+def test_pruning_works_inside_the_race(cli, tmp_path):
+    config = race_master(tmp_path, {"clear": {"big": 0.70}}, {
+        "pruning": {"rule": "successive_halving", "min_epochs": 1, "reduction_factor": 2},
+        "max_parallel": 1})
+    doc = yaml.safe_load(config.read_text())
+    doc["system"]["overrides"] += ["fake.epochs=4", "+fake.epoch_s=0.3"]
+    doc["experiment_categories"]["clear"]["options"].append(
+        {"+fake.curve": [0.1, 0.1, 0.1, 0.1], "description": "dud"})
+    config.write_text(yaml.safe_dump(doc))
+    out = cli("--config", str(config), "--all", timeout=300)
+    assert out.returncode == 0, out.stderr
+    found = verdicts(summary_json(cli, config, tmp_path))
+    assert found["dud"]["verdict"] == "pruned" and not found["dud"]["winner"]
+    assert seeds_run(tmp_path)["dud"] <= 2  # a pruned seed is final: no more seeds for it
+    assert found["big"]["verdict"] == WINNER

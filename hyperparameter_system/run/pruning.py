@@ -112,7 +112,7 @@ class PoolPruner:
                     if epoch >= self.rules.min_epochs:
                         self._trial(pool, experiment).should_prune()
                 return None
-            pool = (experiment.model, experiment.category)
+            pool = self._pools_of(experiment)[0]
             if epoch < self.rules.min_epochs or not self._trial(pool, experiment).should_prune():
                 return None
             return StopDecision(Status.PRUNED, epoch, self._detail(pool, experiment, epoch,
@@ -143,9 +143,12 @@ class PoolPruner:
 
     # -- inside ----------------------------------------------------------------------------
     def _pools_of(self, experiment: Experiment) -> list[Pool]:
+        """With paired seeds (repeats), seed k of a category is a pool of its own beside the
+        baseline's seed k: seeds of one option never compete with each other."""
+        seed = f"#seed{experiment.repeat}" if self.settings.execution.repeats > 1 else ""
         if experiment.category == BASELINE:
-            return [(experiment.model, c) for c in self.pools.get(experiment.model, ())]
-        return [(experiment.model, experiment.category)]
+            return [(experiment.model, c + seed) for c in self.pools.get(experiment.model, ())]
+        return [(experiment.model, experiment.category + seed)]
 
     def _study(self, pool: Pool) -> optuna.Study:
         study = self.studies.get(pool)

@@ -187,34 +187,42 @@ class RaceSource:
         return bool(self.handed)
 
     def wanted(self, rows: Mapping[str, Row]) -> list[Experiment]:
-        """The next seed of every option that wants one (and its baseline seed, for the
-        pairing), most likely to change a verdict per second of compute first."""
+        """The next seed of every option that wants one, and the baseline's seed of every seed
+        such an option has or will run (the pairing), most likely to change a verdict per
+        second of compute first (a baseline seed first among equals: it unlocks a pair)."""
         rule, system = self.rule, self.settings.system
         pools = judge_pools(self.experiments, rows, system.metric, system.metric_mode, rule)
         baselines = {(e.model, e.repeat): e for e in self.experiments if e.category == BASELINE}
         estimate = estimate_durations(list(rows.values()), self.experiments,
                                       calibration=self.calibration)
-        picks: list[tuple[float, int, Experiment]] = []
+        picks: dict[str, tuple[float, int, Experiment]] = {}
+
+        def offer(exp: Experiment | None, closeness: float, first: int) -> None:
+            if exp is None or self._final(exp, rows) or self._in_flight(exp, rows) \
+                    or exp.id in self.told_ids:
+                return
+            per_second = (closeness or 0.01) / max(estimate.get(exp.id) or 60, 1)
+            best = picks.get(exp.id)
+            if best is None or (-per_second, first) < best[:2]:
+                picks[exp.id] = (-per_second, first, exp)
+
         for raced in pools.values():
             for option, seeds in raced.options.items():
                 judgement = raced.pool.judgements.get(option)
                 if judgement is None or not judgement.wants:
                     continue
+                started = [k for k, e in seeds.items()
+                           if self._final(e, rows) or self._in_flight(e, rows)]
+                for k in started:  # their pairs
+                    offer(baselines.get((raced.model, k)), judgement.closeness, 0)
                 if any(self._in_flight(e, rows) for e in seeds.values()):
                     continue  # one seed at a time per option: its end may settle the race
                 k = next((k for k in sorted(seeds) if not self._final(seeds[k], rows)), None)
-                if k is None or seeds[k].id in self.told_ids:
+                if k is None:
                     continue
-                for exp in (baselines.get((raced.model, k)), seeds[k]):
-                    if exp is None or self._final(exp, rows) or self._in_flight(exp, rows):
-                        continue
-                    if exp.id in self.told_ids:
-                        continue
-                    per_hour = (judgement.closeness or 0.01) / max(estimate.get(exp.id) or 60, 1)
-                    picks.append((-per_hour, exp.index, exp))
-        seen: set[str] = set()
-        return [e for _, _, e in sorted(picks, key=lambda p: p[:2])
-                if not (e.id in seen or seen.add(e.id))]
+                offer(baselines.get((raced.model, k)), judgement.closeness, 0)
+                offer(seeds[k], judgement.closeness, 1)
+        return [e for _, _, e in sorted(picks.values(), key=lambda p: p[:2])]
 
     def _final(self, exp: Experiment, rows: Mapping[str, Row]) -> bool:
         row = rows.get(exp.id)
