@@ -61,6 +61,23 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def stop_request(path: Path, since: float) -> dict[str, Any] | None:
+    """The runner's graceful stop request at `path` (its JSON; {} when unreadable), or None when
+    there is none or it is older than `since` (an earlier attempt's). Cheap: one stat."""
+    try:
+        if path.stat().st_mtime < since:
+            return None
+    except OSError:
+        return None
+    return read_json(path) or {}
+
+
+def stop_line(request: dict[str, Any]) -> str:
+    """The one log line a script prints when it honours a stop request."""
+    why = ", ".join(str(request[k]) for k in ("reason", "detail") if request.get(k))
+    return f"stop requested ({why or 'no reason given'}): stopping"
+
+
 def process_started() -> float:
     """When this process began (a forked child: its fork), so a stop request an earlier attempt
     left is told from one that came while this process imported torch; else the import time."""

@@ -25,6 +25,8 @@ from hpsys_reporter.files import (
     key_line,
     process_started,
     read_json,
+    stop_line,
+    stop_request,
     write_json_atomic,
 )
 from hpsys_reporter.tracked import TrackedDict, plain, unused
@@ -108,19 +110,11 @@ class Run:
     def should_stop(self) -> bool:
         """True once the runner asked for a graceful stop (pruning, a race): stop after this
         epoch, then finish(); the result's status is then `pruned`. Cheap: one stat."""
-        if self.stop_request is not None:
-            return True
-        path = self.dir / STOP
-        try:
-            if path.stat().st_mtime < self._since:  # an earlier attempt's request
-                return False
-        except OSError:
-            return False
-        self.stop_request = read_json(path) or {}
-        why = ", ".join(str(self.stop_request[k]) for k in ("reason", "detail")
-                        if self.stop_request.get(k))
-        print(f"stop requested ({why or 'no reason given'}): stopping", flush=True)
-        return True
+        if self.stop_request is None:
+            self.stop_request = stop_request(self.dir / STOP, self._since)
+            if self.stop_request is not None:
+                print(stop_line(self.stop_request), flush=True)
+        return self.stop_request is not None
 
     def finish(self, metrics: Mapping[str, Any] | None = None,
                effective: Mapping[str, Any] | None = None, monitor: str = "val_f1",
