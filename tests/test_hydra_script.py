@@ -14,15 +14,32 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hyperparameter_system.run.launcher import hydra_args
-
-pytest.importorskip("hydra")
+from hyperparameter_system.config.settings import load_settings
+from hyperparameter_system.matrix.experiments import build_matrix
+from hyperparameter_system.run.launcher import hydra_args, plan
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = "examples/hydra_app"
 
 
+def test_a_hydra_model_gets_hydras_arguments_instead_of_config(master_config) -> None:
+    fake = "python tests/fakes/fake_train.py"
+    settings = load_settings(master_config(models=[
+        {"name": "app", "script": fake, "script_args": "hydra"},
+        {"name": "plain", "script": fake, "script_args": "config"}]))
+    launches = {e.model: plan(e, settings, 1) for e in build_matrix(settings)
+                if e.category == "baseline"}
+    app, plain = launches["app"], launches["plain"]
+    temp = Path(app.config_path)
+    assert app.argv[2:] == hydra_args(temp, Path(app.run_dir), settings.model("app")
+                                      .base_config.parent)
+    assert app.argv[2] == f"--config-path={temp.parent.resolve()}" and "--config" not in app.argv
+    assert f"hydra.run.dir='{Path(app.run_dir).resolve()}'" in app.argv
+    assert plain.argv[2:] == ("--config", plain.config_path)
+
+
 def test_hydra_args_quote_odd_paths(tmp_path: Path) -> None:
+    pytest.importorskip("hydra")
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     odd = tmp_path / "runs, it's=odd"
@@ -44,6 +61,7 @@ def test_script_args_is_checked_like_every_key(master_config, cli) -> None:
 
 @pytest.mark.slow
 def test_a_hydra_app_gets_the_option_and_writes_into_the_run_folder(tmp_path: Path) -> None:
+    pytest.importorskip("hydra")
     master = {
         "system": {"project_root": str(ROOT), "ledger": str(tmp_path / "l.db"),
                    "runs_dir": str(tmp_path / "runs"), "temp_config_dir": str(tmp_path / "tc"),
