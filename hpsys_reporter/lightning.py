@@ -7,7 +7,7 @@
                         default_root_dir=hpsys.run.dir)
     trainer.fit(model, train_loader, val_loader, ckpt_path=hpsys.ckpt_path)
 
-Per epoch (after validation) it logs the scalar metrics of `trainer.callback_metrics` to
+Per validation epoch it logs the scalar metrics of `trainer.callback_metrics` to
 metrics.jsonl, saves a resumable checkpoint (Lightning's own: weights, optimizers, loops) and
 reports it (resume.json), and honours the runner's stop request (`trainer.should_stop`: the
 fit ends after this epoch, status `pruned`). At the end of the fit it writes result.json with
@@ -38,6 +38,7 @@ class HpsysCallback(pl.Callback):
         self.run = run or start()
         self.keys = tuple(keys) if keys is not None else None
         self.monitor, self.checkpoint_name = monitor, checkpoint
+        self._validated = False  # this epoch ran validation (its metrics are fresh)
 
     @property
     def ckpt_path(self) -> str | None:
@@ -45,13 +46,18 @@ class HpsysCallback(pl.Callback):
         from (HPSYS_RESUME), else None (a fresh start)."""
         return str(self.run.resume) if self.run.resume else None
 
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._validated = self._validated or not trainer.sanity_checking
+
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # train_epoch_end comes after the epoch's validation: both its metrics are known here
-        if trainer.sanity_checking:
-            return
+        # train_epoch_end comes after the epoch's validation: both its metrics are known here.
+        # An epoch without validation (check_val_every_n_epoch) logs nothing: its val_ values
+        # would be an older epoch's; a fit without any validation logs every epoch.
         epoch = trainer.current_epoch + 1  # the contract counts epochs from 1
         path = self.run.dir / self.checkpoint_name
-        if trainer.is_global_zero:
+        fresh = self._validated or not any(trainer.num_val_batches or ())
+        self._validated = False
+        if trainer.is_global_zero and fresh:
             self.run.log(epoch, **self._metrics(trainer))
         trainer.save_checkpoint(path)  # every rank calls it (a collective under DDP)
         if trainer.is_global_zero:
