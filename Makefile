@@ -16,10 +16,10 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,ray]'
+	$(BIN)/python -m pip install -q -e '.[dev,ray,lightning,hydra]'
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install the project with its dev and ray extras
+install: $(STAMP)  ## create .venv and install the project with its dev, ray, lightning and hydra extras
 
 data: $(STAMP)  ## write the embedded digits dataset into data/
 	$(BIN)/python codes/prepare_data.py --out data

@@ -1,7 +1,8 @@
 """The run folder: resolved config, log tee, per-epoch metrics, figures, checkpoints, result.
 
 Everything the runner reads is written so it can never see half a file: metrics.jsonl lines are
-flushed one by one and result.json is replaced atomically.
+flushed one by one and result.json is replaced atomically (the writers are hpsys_reporter's,
+the contract's training side that any script may use).
 """
 
 from __future__ import annotations
@@ -10,13 +11,17 @@ import contextlib
 import json
 import os
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO
+from typing import Any, TextIO
 
 import yaml
+
+from hpsys_reporter.files import append_line, write_atomic, write_atomic_with
+
+__all__ = ["RunDir", "default_run_name", "run_dir_for", "tee_output", "write_atomic",
+           "write_atomic_with"]
 
 
 def run_dir_for(cfg: dict[str, Any], run_name: str) -> Path:
@@ -86,27 +91,6 @@ def tee_output(log_path: Path) -> Iterator[None]:
             sys.stdout, sys.stderr = saved
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temp file in the same folder and os.replace, so readers never see half."""
-    write_atomic_with(path, lambda fh: fh.write(text.encode("utf-8")))
-
-
-def write_atomic_with(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """`write` fills a temp file in the same folder, synced, then os.replace: a reader (or a
-    kill mid-write) sees the old file whole or the new one, never half (text or a checkpoint)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class RunDir:
     """Paths and writers of one experiment's output folder."""
 
@@ -127,9 +111,7 @@ class RunDir:
 
     def log_epoch(self, record: dict[str, Any]) -> None:
         """Append one JSON line and flush it at once, so the runner can follow progress."""
-        with self.metrics_path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
-            fh.flush()
+        append_line(self.metrics_path, record)
 
     def checkpoint(self, name: str) -> Path:
         return self.checkpoints / name

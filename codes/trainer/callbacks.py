@@ -18,7 +18,6 @@ More behaviour is one more callback, for instance:
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 
 import torch
 
+from hpsys_reporter.files import stop_line, stop_request
 from trainer.artifacts import RunDir, write_atomic
 from trainer.data import ImageSet
 from trainer.engine import FitState, snapshot
@@ -152,21 +152,11 @@ class StopRequest(Callback):
     _told: bool = field(default=False, init=False)
 
     def requested(self) -> bool:
-        try:
-            if os.stat(self.path).st_mtime < self.since - 1.0:  # mtime is a coarse clock
-                return False
-        except OSError:
-            return False
-        if not self._told:
+        request = stop_request(self.path, self.since - 1.0)  # mtime is a coarse clock
+        if request is not None and not self._told:
             self._told = True
-            try:
-                request = json.loads(self.path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                request = {}
-            request = request if isinstance(request, dict) else {}
-            why = ", ".join(str(request[k]) for k in ("reason", "detail") if request.get(k))
-            print(f"stop requested ({why or 'no reason given'}): stopping", flush=True)
-        return True
+            print(stop_line(request), flush=True)
+        return request is not None
 
     def on_epoch_end(self, state: FitState) -> bool:
         self._batches, self._checked = 0, time.monotonic()

@@ -31,8 +31,10 @@ from hyperparameter_system.core.yamlfile import YamlDoc, load_yaml
 PYTHON_ALIASES = ("python", "python3")  # a leading `python` means the runner's own interpreter
 MODEL_KEYS = {
     "name": (str,), "enabled": (bool,), "base_config": (str,), "script": (str, list),
-    "description": (str,), "schema": (str, type(None)),
+    "description": (str,), "schema": (str, type(None)), "script_args": (str,),
 }
+# how a (non-.sh) script is given its temp config: `--config PATH`, or as a Hydra app takes it
+SCRIPT_ARGS = ("config", "hydra")
 CATEGORY_KEYS = {"enabled": (bool,), "description": (str,), "options": (list,)}
 @dataclass(frozen=True)
 class ModelSettings:
@@ -44,6 +46,7 @@ class ModelSettings:
     base: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
     problem: HpsysError | None = field(default=None, compare=False, repr=False)
     schema: Schema | None = field(default=None, compare=False, repr=False)  # its script's
+    script_args: str = "config"  # SCRIPT_ARGS: how run/launcher passes the temp config
 
     @property
     def project(self) -> str:
@@ -213,7 +216,7 @@ def read_models(doc, data, root, system, overrides, cache) -> tuple[ModelSetting
         models.append(ModelSettings(
             name=str(name), enabled=enabled, base_config=base_path, script=script,
             description=reader.get("description", ""), base=base, problem=problem,
-            schema=schema,
+            schema=schema, script_args=reader.choice("script_args", "config", SCRIPT_ARGS),
         ))
     return tuple(models)
 

@@ -1,7 +1,7 @@
 """`--export json PATH`: the summary for scripts and notebooks. Every table of report.tables
 with its rows as objects (header -> value, numbers as numbers, "-" and "" as null), plus each
 model's numbers unformatted (baseline, every option's values, mean, std, delta with its
-interval and seeds, verdict).
+interval and seeds, verdict, the `effective` its script read back).
 `json.load` gives it back; pandas reads a table with `pd.DataFrame(doc["tables"][i]["rows"])`."""
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ def _option(o: OptionStat) -> dict[str, Any]:
             [_number(o.delta - o.half_width), _number(o.delta + o.half_width)],
             "significant": o.significant, "verdict": o.verdict, "winner": o.winner,
             "status": o.status, "duration_s": _number(o.duration_s),
-            "epochs_run": _number(o.epochs_run)}
+            "epochs_run": _number(o.epochs_run),
+            "effective": o.effective}
 
 
 def to_json(summary: Summary) -> str:

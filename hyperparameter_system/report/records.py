@@ -100,6 +100,13 @@ class OptionStat:
         return fmean(epochs) if epochs else None
 
     @property
+    def effective(self) -> dict[str, Any] | None:
+        """result.json's `effective` of its first run that trained (done or pruned): what the
+        script read back from the objects it built, to compare with the option asked for."""
+        found = (r.result.get("effective") for r in self.ran_rows)
+        return next((e for e in found if isinstance(e, dict)), None)
+
+    @property
     def unhonoured(self) -> list[str]:
         """The keys this option set that its runs' result.json lists as `unused_keys` (the
         script never read them): the option changed nothing there."""

@@ -123,7 +123,10 @@ def plan(experiment: Experiment, settings: Settings, attempt: int,
     run_dir = system.runs_dir / safe_name(experiment.project) / \
         f"{safe_name(experiment.run_name)}_{experiment.id}"
     text = yaml.safe_dump(dict(config or experiment.config), sort_keys=False, allow_unicode=True)
-    argv = _argv(experiment.script, temp)
+    model = next((m for m in settings.models if m.name == experiment.model), None)
+    hydra = hydra_args(temp, run_dir, model.base_config.parent) \
+        if model is not None and model.script_args == "hydra" else None
+    argv = _argv(experiment.script, temp, hydra)
     full_env = {
         "EXPERIMENT_CONFIG": str(temp),
         "HPSYS_RUN_DIR": str(run_dir),
@@ -177,14 +180,32 @@ def _tags(experiment: Experiment) -> list[str]:
     return [t.replace(",", "_") for t in tags if t]
 
 
-def _argv(script: tuple[str, ...], config: Path) -> tuple[str, ...]:
-    """`.sh` scripts take the config from EXPERIMENT_CONFIG; others get `--config PATH`."""
+def _argv(script: tuple[str, ...], config: Path,
+          hydra: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """`.sh` scripts take the config from EXPERIMENT_CONFIG; others get `--config PATH`; a Hydra
+    app (`script_args: hydra`, a `.sh` wrapper too: it forwards "$@") gets `hydra`."""
     head, *rest = script
     if head in PYTHON_ALIASES:
         head = sys.executable
+    if hydra is not None:
+        return (head, *rest, *hydra)
     if script[-1].endswith(".sh") or head.endswith(".sh"):
         return (head, *rest)
     return (head, *rest, "--config", str(config))
+
+
+def hydra_args(config: Path, run_dir: Path, search: Path) -> tuple[str, ...]:
+    """How a Hydra app takes the temp config: as its primary config (`--config-path`,
+    `--config-name`), with the run folder as its output folder (no outputs/<date>/<time>/) and
+    the base config's folder on its search path (the groups a defaults list names)."""
+    return (f"--config-path={config.parent.resolve()}", f"--config-name={config.stem}",
+            f"hydra.run.dir={_hydra_quoted(str(run_dir.resolve()))}",
+            f"hydra.searchpath=[{_hydra_quoted(search.resolve().as_uri())}]")
+
+
+def _hydra_quoted(value: str) -> str:
+    """A string in Hydra's override grammar, whatever its characters (`=`, `,`, spaces)."""
+    return "'" + value.replace("'", "\\'") + "'"
 
 
 def execute(launch: Launch, stop: Callable[[], bool] = lambda: False,
