@@ -31,7 +31,7 @@ def quickstart_with(tmp: Path, models: list[dict[str, Any]],
                          reports_dir=str(tmp / "reports"), wandb_mode="disabled",
                          overrides=["epochs=3", "batch_size=32", "limit_samples=300"])
     doc["models"], doc["experiment_categories"] = models, categories
-    doc["execution"].update(execution)
+    doc["execution"].update({"repeats": 1, **execution})  # one seed: the names are the options'
     path = tmp / "master.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
