@@ -134,7 +134,7 @@ figcaption { color: #333; font-size: 14px; margin-top: 4px; max-width: 1100px; }
 figcaption b { display: block; font-size: 16px; margin-bottom: 2px; }
 img { max-width: 100%; border: 1px solid #ddd; }
 table.heatmap td, table.heatmap th { padding: 6px; }
-table.heatmap th.model { width: 130px; }
+table.heatmap th.model { width: 130px; overflow-wrap: normal; word-break: normal; }
 .chip { display: block; margin: 3px 0; padding: 4px 6px; border-radius: 4px;
         border: 1px solid rgba(0,0,0,.12); font-size: 13px; }
 .chip.winner { border: 2px solid #111; font-weight: bold; }
@@ -159,8 +159,10 @@ def heat_colour(better: bool | None, strength: float) -> str:
 
 
 def breakable(name: str) -> str:
-    """A run name that wraps only after its underscores (never mid-word) in a narrow cell."""
-    return "_<wbr>".join(html.escape(part) for part in name.split("_"))
+    """A name that wraps only after its underscores and dots (never mid-word) in a narrow
+    cell."""
+    return "_<wbr>".join(".<wbr>".join(html.escape(p) for p in part.split("."))
+                         for part in name.split("_"))
 
 
 def _chip(summary: Summary, stat, scale: float) -> str:
@@ -198,7 +200,7 @@ def heat_map(summary: Summary) -> str:
     for m in summary.models:
         by_cat = {t.category: t for t in m.categories}
         base = fmt_metric(m.baseline.mean) if m.baseline is not None else "-"
-        cells = [f'<th class="model">{html.escape(m.model)}<br>'
+        cells = [f'<th class="model">{breakable(m.model)}<br>'
                  f'<span class="desc">baseline {html.escape(base)}</span></th>']
         for c in cats:
             t = by_cat.get(c)
