@@ -158,11 +158,13 @@ def heat_colour(better: bool | None, strength: float) -> str:
     return "#{:02x}{:02x}{:02x}".format(*mix)
 
 
-def breakable(name: str) -> str:
-    """A name that wraps only after its underscores and dots (never mid-word) in a narrow
-    cell."""
-    return "_<wbr>".join(".<wbr>".join(html.escape(p) for p in part.split("."))
-                         for part in name.split("_"))
+def breakable(name: str, dots: bool = False) -> str:
+    """A name that wraps only after its underscores (and dots, for a model name; never in a
+    number such as lr0.003) in a narrow cell, never mid-word."""
+    def part(text: str) -> str:
+        return ".<wbr>".join(map(html.escape, text.split("."))) if dots else html.escape(text)
+
+    return "_<wbr>".join(part(p) for p in name.split("_"))
 
 
 def _chip(summary: Summary, stat, scale: float) -> str:
@@ -200,7 +202,7 @@ def heat_map(summary: Summary) -> str:
     for m in summary.models:
         by_cat = {t.category: t for t in m.categories}
         base = fmt_metric(m.baseline.mean) if m.baseline is not None else "-"
-        cells = [f'<th class="model">{breakable(m.model)}<br>'
+        cells = [f'<th class="model">{breakable(m.model, dots=True)}<br>'
                  f'<span class="desc">baseline {html.escape(base)}</span></th>']
         for c in cats:
             t = by_cat.get(c)
