@@ -102,6 +102,13 @@ def test_bad_race_settings_are_one_line(master_config, cli, tmp_path, execution,
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_race_needs_a_baseline(master_config, cli):
+    out = cli("--config", str(master_config(system={"baseline": False},
+                                            execution={"repeats": {"min": 2, "max": 3}})),
+              "--matrix")
+    assert out.returncode == 2 and "execution.repeats: adaptive repeats race" in out.stderr
+
+
 def test_budget_flag_is_checked(master_config, cli):
     out = cli("--config", str(master_config()), "--all", "--budget", "soon")
     assert out.returncode == 2 and "--budget soon: expected a duration" in out.stderr

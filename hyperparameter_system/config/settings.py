@@ -163,6 +163,10 @@ def load_settings(path: str | Path, overrides: Sequence[str] = ()) -> Settings:
     )
     execution = _execution(Reader(doc, ("execution",), top.data.get("execution") or {},
                                    EXECUTION_KEYS))
+    if execution.race is not None and not system.baseline:
+        raise HpsysError(doc.where(("execution", "repeats")),
+                         "adaptive repeats race each option against its model's baseline; set "
+                         "system.baseline: true, or a fixed count of repeats")
     cache: dict[Path, Mapping[str, Any]] = {}
     file_overrides = sysr.get("overrides", [])
     if not all(isinstance(o, str) for o in file_overrides):
