@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, RUNNER
 
 from hyperparameter_system.config.racing import RaceRule
 from hyperparameter_system.matrix.racing import (
@@ -30,6 +29,8 @@ from hyperparameter_system.matrix.racing import (
     judge,
 )
 
+ROOT = Path(__file__).resolve().parents[1]
+RUNNER = (sys.executable, str(ROOT / "hyperparameter_system" / "experiment_runner.py"))
 RULE = RaceRule(2, 6, 0.95)
 
 
