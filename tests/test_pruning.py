@@ -203,7 +203,7 @@ def test_the_other_rules_prune_a_clearly_weak_option(tmp_path, rule):
 
 def test_a_missing_monitor_is_said_once(tmp_path):
     said: list[str] = []
-    pruner, exps = pruner_for(tmp_path, {**SH, "monitor": "val_auc"})
+    pruner, exps = pruner_for(tmp_path, {**SH, "monitor": "val_auc", "mode": "max"})
     pruner.say = said.append
     for e in exps:
         assert feed(pruner, e, [0.1, 0.2, 0.3]) is None

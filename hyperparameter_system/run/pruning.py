@@ -67,7 +67,9 @@ class PoolPruner:
                  to_the_end: Iterable[str] = ()) -> None:
         self.settings, self.rules = settings, settings.execution.pruning
         self.to_the_end = set(to_the_end)  # experiment ids never pruned (see the module doc)
-        self.direction = Direction(settings.system.metric_mode)
+        # the monitored key's own direction (val_loss falls, val_f1 rises), whatever the
+        # headline metric's system.metric_mode
+        self.direction = self.rules.direction
         self.say = say  # the executor's message line; set after the executor exists
         self.lock = threading.Lock()
         self.warned = False

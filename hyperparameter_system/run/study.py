@@ -10,13 +10,16 @@ search never counts a trial twice and leaves none RUNNING.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import math
 import os
 import socket
 import threading
 import time
+import warnings
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import optuna
@@ -28,9 +31,10 @@ from optuna.distributions import (
 )
 from optuna.trial import TrialState
 
-from hyperparameter_system.config.search import Param, SearchSettings
+from hyperparameter_system.config.search import SAMPLERS, Param, SearchSettings
 from hyperparameter_system.config.settings import ModelSettings, Settings
-from hyperparameter_system.core.configdict import get_dotted
+from hyperparameter_system.core.configdict import get_dotted, stable_hash
+from hyperparameter_system.core.errors import HpsysError
 from hyperparameter_system.core.processes import alive
 from hyperparameter_system.core.states import Direction, Status
 from hyperparameter_system.matrix.experiments import Experiment, make_experiment
@@ -38,6 +42,7 @@ from hyperparameter_system.matrix.ranking import headline
 from hyperparameter_system.run.launcher import Outcome
 from hyperparameter_system.run.pruning import make_pruner
 from hyperparameter_system.run.stoppers import StopDecision
+from hyperparameter_system.store.ledger import open_ledger, owner_gone
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 ATTR = "hpsys"  # a trial's user attribute: {host, pid, experiment_id}, set in one write
@@ -56,20 +61,129 @@ def storage_url(settings: Settings) -> str:
 
 
 def sampler(search: SearchSettings) -> optuna.samplers.BaseSampler:
-    """The search's sampler (`tpe`, `random`, ... or `{_target_: optuna.samplers.X, ...}`)."""
-    from hyperparameter_system.config.search import SAMPLERS
+    """The search's sampler (`tpe`, `random`, ... or `{_target_: optuna.samplers.X, ...}`).
 
+    With a seed, each trial is sampled by a sampler seeded from that seed and the trial's
+    number (`SeedPerTrial`): a resumed search, or a second runner on a shared study, goes on
+    with new numbers and so new settings, while one run from an empty study repeats exactly.
+    QMC and grid keep their one seed: the position in QMC's sequence is counted in the
+    storage, and a grid's seed shuffles the grid every worker must share (trial k takes its
+    point k).
+    """
+    name, kwargs = _sampler_args(search)
+    seed = kwargs.pop("seed", search.seed)
+    if name in ("QMCSampler", "GridSampler") or seed is None:
+        return _build(search, name, {**kwargs, "seed": seed})
+    return SeedPerTrial(lambda trial_seed: _build(search, name, {**kwargs, "seed": trial_seed}),
+                        seed)
+
+
+def check_sampler(search: SearchSettings) -> None:
+    """Build the search's sampler and pruner once, before anything launches: an argument
+    Optuna refuses is bad input, one line naming the key and what Optuna said."""
+    name, kwargs = _sampler_args(search)
+    try:
+        _build(search, name, kwargs if "seed" in kwargs else {**kwargs, "seed": search.seed})
+    except Exception as exc:  # noqa: BLE001 - TypeError, ValueError, ImportError alike
+        raise HpsysError(f"{search.where}.sampler", f"Optuna refused {name}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                         ) from None
+
+
+def grid_size(search: SearchSettings) -> int | None:
+    """How many settings a grid search holds (None: not a grid), so a search stops there."""
+    name, kwargs = _sampler_args(search)
+    if name != "GridSampler":
+        return None
+    space = kwargs.get("search_space") or {p.key: _grid(p) for p in search.space}
+    return math.prod(len(values) for values in space.values())
+
+
+def _sampler_args(search: SearchSettings) -> tuple[str, dict[str, Any]]:
     if isinstance(search.sampler, str):
-        name, kwargs = SAMPLERS[search.sampler], {}
-    else:
-        kwargs = {k: v for k, v in search.sampler.items() if k != "_target_"}
-        name = str(search.sampler["_target_"]).rsplit(".", 1)[-1]
-    cls = getattr(optuna.samplers, name)
+        return SAMPLERS[search.sampler], {}
+    kwargs = {k: v for k, v in search.sampler.items() if k != "_target_"}
+    return str(search.sampler["_target_"]).rsplit(".", 1)[-1], kwargs
+
+
+def _build(search: SearchSettings, name: str, kwargs: dict[str, Any]
+           ) -> optuna.samplers.BaseSampler:
+    cls = _GridToItsSize if name == "GridSampler" else getattr(optuna.samplers, name)
     if name == "GridSampler":
         kwargs.setdefault("search_space", {p.key: list(_grid(p)) for p in search.space})
-    if "seed" not in kwargs and search.seed is not None:
-        kwargs["seed"] = search.seed
-    return cls(**kwargs)
+    with warnings.catch_warnings():  # QMC and GP are marked experimental: not the user's news
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return cls(**kwargs)
+
+
+class _GridToItsSize(optuna.samplers.GridSampler):
+    """Optuna's grid, less its `after_trial`: that only calls `study.stop()` once the grid is
+    used up, which raises outside `optimize()`; a search stops at the grid's size instead
+    (`grid_size`)."""
+
+    def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial,
+                    state: TrialState, values: Sequence[float] | None) -> None:
+        return None
+
+
+def trial_seed(seed: int, number: int) -> int:
+    """The seed of trial `number` of a search seeded `seed`: distinct per trial, in numpy's
+    range, the same on every machine."""
+    digest = hashlib.sha256(f"{seed}:{number}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+class SeedPerTrial(optuna.samplers.BaseSampler):
+    """A sampler seeded per trial: each trial's settings come from a fresh sampler seeded by
+    `trial_seed(seed, trial.number)`, over the study's whole history.
+
+    One seed for a whole sampler makes every new instance repeat the first one: a search run
+    again with more trials, rerun after a SIGKILL, or joined by a second runner would propose
+    the settings it already holds. Trial numbers are unique in a study, so the seeds are too;
+    from an empty study the same seed still gives the same trials.
+
+    Args:
+        build: a sampler for one trial, given its seed.
+        seed: the search's `seed`.
+    """
+
+    def __init__(self, build: Callable[[int], optuna.samplers.BaseSampler], seed: int) -> None:
+        self.build, self.seed = build, seed
+        self.lock = threading.Lock()
+        self.by_number: dict[int, optuna.samplers.BaseSampler] = {}
+
+    def _of(self, trial: optuna.trial.FrozenTrial) -> optuna.samplers.BaseSampler:
+        with self.lock:
+            inner = self.by_number.get(trial.number)
+            if inner is None:
+                inner = self.build(trial_seed(self.seed, trial.number))
+                self.by_number[trial.number] = inner
+            return inner
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: optuna.trial.FrozenTrial
+                                    ) -> dict[str, BaseDistribution]:
+        return self._of(trial).infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study: optuna.Study, trial: optuna.trial.FrozenTrial,
+                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        return self._of(trial).sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study: optuna.Study, trial: optuna.trial.FrozenTrial,
+                           param_name: str, param_distribution: BaseDistribution) -> Any:
+        return self._of(trial).sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self._of(trial).before_trial(study, trial)
+
+    def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial,
+                    state: TrialState, values: Sequence[float] | None) -> None:
+        inner = self._of(trial)
+        with self.lock:
+            self.by_number.pop(trial.number, None)
+        inner.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        """Nothing: the seeds come from the trial numbers."""
 
 
 def _grid(param: Param) -> tuple[Any, ...]:
@@ -94,31 +208,77 @@ def distributions(search: SearchSettings) -> dict[str, BaseDistribution]:
     return out
 
 
+@dataclasses.dataclass(frozen=True)
+class Opened:
+    """A study with the storage it was opened on: the runner's own marks live in the study's
+    system attrs (Optuna's public storage API), out of the user attrs the dashboard shows."""
+
+    study: optuna.Study
+    storage: optuna.storages.BaseStorage
+
+    @property
+    def study_id(self) -> int:
+        return self.storage.get_study_id_from_name(self.study.study_name)
+
+    def marks(self) -> dict[str, Any]:
+        return self.storage.get_study_system_attrs(self.study_id)
+
+    def mark(self, key: str, value: Any) -> None:
+        self.storage.set_study_system_attr(self.study_id, key, value)
+
+
 def open_study(settings: Settings, search: SearchSettings, model: str) -> optuna.Study:
     """The real Optuna study `<search>/<model>` (created on first use), with the trials a dead
-    runner of this host left RUNNING told FAIL."""
+    runner of this host left RUNNING told FAIL, and their ledger rows with them."""
+    return open_opened(settings, search, model).study
+
+
+def open_opened(settings: Settings, search: SearchSettings, model: str) -> Opened:
     settings.system.runs_dir.mkdir(parents=True, exist_ok=True)
     directions = ["maximize" if d is Direction.MAX else "minimize" for _, d in search.objectives]
-    study = optuna.create_study(storage=storage(storage_url(settings)),
-                                study_name=search.study_name(model),
+    store = storage(storage_url(settings))
+    study = optuna.create_study(storage=store, study_name=search.study_name(model),
                                 directions=directions, sampler=sampler(search),
                                 pruner=make_pruner(search.pruner) if search.pruner.on
                                 else optuna.pruners.NopPruner(), load_if_exists=True)
+    opened = Opened(study, store)
+    names = [key for key, _ in search.objectives]
+    if study.metric_names != names:  # the dashboard's and trials_dataframe's column names
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(names)
     host = socket.gethostname()
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     for trial in running:
         owner = trial.user_attrs.get(ATTR) or {}
         if owner.get("host") == host and not alive(int(owner.get("pid", 0)) or -1):
             study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
-    _fail_half_asked(study, running, host)
-    return study
+    _fail_half_asked(opened, running, host)
+    _release_dead_rows(settings, search, model)
+    return opened
 
 
-def _fail_half_asked(study: optuna.Study, running: list[optuna.trial.FrozenTrial],
+def _release_dead_rows(settings: Settings, search: SearchSettings, model: str) -> None:
+    """Ledger rows of this study's trials whose runner died (SIGKILL): the study told their
+    trials FAIL and a new trial takes each one's place, so the rows say failed, not running."""
+    book = open_ledger(settings)
+    stale = settings.execution.stale_after_s
+    for row in book.rows(status=Status.RUNNING):
+        if row.category == search.name and row.model == model \
+                and owner_gone(row.owner, row.heartbeat, stale, alive, row.started_at):
+            book.release(row.id, Status.FAILED, f"its runner {row.owner} died; the study told "
+                         "this trial FAIL and asked a new one in its place", row.owner)
+
+
+def _fail_half_asked(opened: Opened, running: list[optuna.trial.FrozenTrial],
                      host: str) -> None:
     """Trials a dead runner of this host asked for but never got to own (killed between the
     ask and the owner's write): told FAIL, so none stays RUNNING."""
-    for key, since in study.user_attrs.items():
+    study = opened.study
+    # the marks, and those an earlier version left among the user attrs (cleared alike)
+    marks = [(key, since, opened.mark) for key, since in opened.marks().items()]
+    marks += [(key, since, study.set_user_attr) for key, since in study.user_attrs.items()]
+    for key, since, clear in marks:
         who, _, pid = key.removeprefix(ASKING).rpartition(".")
         if not key.startswith(ASKING) or since is None or who != host or not pid.isdigit() \
                 or alive(int(pid)):
@@ -128,7 +288,7 @@ def _fail_half_asked(study: optuna.Study, running: list[optuna.trial.FrozenTrial
             if ATTR not in trial.user_attrs and started is not None \
                     and started.timestamp() >= float(since) - 0.01:
                 study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
-        study.set_user_attr(key, None)
+        clear(key, None)
 
 
 def _shared(url: str, tries: int = 5) -> optuna.storages.BaseStorage:
@@ -209,8 +369,10 @@ class StudySource:
     synced = False  # each trial is a new ledger row
 
     def __init__(self, settings: Settings, search: SearchSettings, model: ModelSettings,
-                 study: optuna.Study, n_trials: int, first_index: int = 1) -> None:
-        self.settings, self.search, self.model, self.study = settings, search, model, study
+                 opened: Opened, n_trials: int, first_index: int = 1) -> None:
+        self.settings, self.search, self.model = settings, search, model
+        self.opened, self.study = opened, opened.study
+        study = opened.study
         self.n_trials, self.index = n_trials, first_index
         self.dists = distributions(search)
         self.trials: dict[str, optuna.trial.Trial] = {}  # experiment id -> its running trial
@@ -232,12 +394,12 @@ class StudySource:
             if self.failures >= max(3, self.n_trials):  # a script that always fails: stop
                 return None
             asking = f"{ASKING}{socket.gethostname()}.{os.getpid()}"
-            self.study.set_user_attr(asking, time.time())
+            self.opened.mark(asking, time.time())
             trial = self.study.ask(self.dists)
             exp = self._experiment(trial)
             trial.set_user_attr(ATTR, {"host": socket.gethostname(), "pid": os.getpid(),
                                        "experiment_id": exp.id})
-            self.study.set_user_attr(asking, None)
+            self.opened.mark(asking, None)
             self.trials[exp.id] = trial
             return exp
 
@@ -252,15 +414,18 @@ class StudySource:
             trial = self.trials.get(experiment.id)
         if trial is None:
             return
-        ok = self._tell(trial, outcome)
-        # Counted as running until the tell is stored, then as finished in the same step: a
-        # slot asking meanwhile never sees one trial fewer (an extra trial) nor one twice.
-        with self.lock:
-            del self.trials[experiment.id]
-            if ok:
-                self.done += 1
-            else:
-                self.failures += 1
+        ok = False
+        try:
+            ok = self._tell(trial, outcome)
+        finally:
+            # Counted as running until the tell is stored, then as finished in the same step:
+            # a slot asking meanwhile never sees one trial fewer (an extra trial) nor one twice.
+            with self.lock:
+                del self.trials[experiment.id]
+                if ok:
+                    self.done += 1
+                else:
+                    self.failures += 1
 
     def _tell(self, trial: optuna.trial.Trial, outcome: Outcome) -> bool:
         """Tell the study how the trial ended; True when it counts as finished."""
@@ -269,7 +434,15 @@ class StudySource:
             if all(v is not None and math.isfinite(v) for v in values):
                 self.study.tell(trial, values)
                 return True
+            missing = [key for (key, _), v in zip(self.search.objectives, values, strict=True)
+                       if v is None]
             trial.set_user_attr("fail_reason", "result.json lacks an objective value")
+            if missing:  # a name no result holds: every trial would fail alike, stop now
+                self.study.tell(trial, state=TrialState.FAIL)
+                raise HpsysError(f"{self.search.where}.objectives", f"trial {trial.number}'s "
+                                 f"result.json has no number at {missing[0]} (its metrics: "
+                                 f"{', '.join(sorted((outcome.result or {}).get('metrics') or {}))}"
+                                 "); the search stopped rather than fail every trial")
         elif outcome.status == Status.PRUNED:
             self.study.tell(trial, state=TrialState.PRUNED)
             return True
@@ -289,8 +462,12 @@ class StudySource:
         params = dict(trial.params)
         option = {"trial": trial.number, **params}
         run_name = f"{self.search.name}_t{trial.number:03d}"
-        return make_experiment(self.model, self.search.name, option, params, run_name,
-                               self.index + trial.number)
+        exp = make_experiment(self.model, self.search.name, option, params, run_name,
+                              self.index + trial.number)
+        # the trial's start in the id: a study started over numbers its trials from 0 again,
+        # and its trial 0 must not be the old study's done ledger row
+        started = trial.datetime_start.isoformat() if trial.datetime_start else ""
+        return dataclasses.replace(exp, id=stable_hash(exp.id, started))
 
     # -- Stopper -------------------------------------------------------------------------------
     def observe(self, experiment: Experiment, line: Mapping[str, Any]) -> StopDecision | None:
