@@ -121,6 +121,7 @@ def _main(args: argparse.Namespace) -> int:
     """Views first, then the run, then what reads its outcome. --matrix and --dry-run only
     show the selection: they skip its run, never the summary or the exports."""
     _check_outputs(args)
+    _search_flags(args)
     settings = api.with_pruning(api.load(args.config, args.set), args.pruning)
     if args.no_preload:
         settings = dataclasses.replace(
@@ -131,7 +132,7 @@ def _main(args: argparse.Namespace) -> int:
         return _forget(settings, args)
     if args.matrix:
         commands.show_matrix(settings, experiments, args.executor)
-    if args.dry_run:
+    if args.dry_run and args.search is None:  # a search's dry run shows the search's plan
         console.print_plan(api.plan_run(settings, experiments, args.rerun, args.executor))
     code = 0
     did = only_show
@@ -184,12 +185,30 @@ def _forget(settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _search(settings, args: argparse.Namespace, only_show: bool) -> int:
-    """`--search`: list the studies (no name), or run one search (not with --dry-run)."""
+def _search_flags(args: argparse.Namespace) -> None:
+    """Flags that mean nothing with (or without) --search are refused, never dropped."""
+    if args.search is None:
+        if args.trials is not None:
+            raise HpsysError(f"--trials {args.trials}", "counts a search's trials: give "
+                             "--search NAME with it")
+        return
+    if args.all or args.categories or args.combine_best:
+        flag = "--all" if args.all else "--categories" if args.categories else "--combine-best"
+        raise HpsysError(flag, "runs the matrix, --search a study: run each in its own command")
+    if args.pruning is not None:
+        raise HpsysError(f"--pruning {args.pruning}", "is for the matrix; a search prunes by its "
+                         "block's pruner (search.<name>.pruner)")
     if args.trials is not None and args.trials < 1:
         raise HpsysError(f"--trials {args.trials}", "expected a number of trials >= 1")
+
+
+def _search(settings, args: argparse.Namespace, only_show: bool) -> int:
+    """`--search`: list the studies (no name), or run one search (--dry-run: its plan)."""
     if not args.search:
         commands.show_studies(settings)
+        return 0
+    if args.dry_run:
+        commands.search_plan(settings, args.search, args.trials)
         return 0
     if only_show:
         commands.show_studies(settings, args.search)

@@ -230,3 +230,91 @@ def test_a_grid_stops_at_its_size_without_a_traceback(master, cli) -> None:
 
 def params_of(trials: list[Any]) -> list[tuple[Any, ...]]:
     return [tuple(sorted(t.params.items())) for t in trials]
+
+
+# -- 8. flags and the menu ---------------------------------------------------------------------
+
+@pytest.mark.parametrize(("args", "what"), [
+    (["--search", "lr_wd", "--all"], "--all: runs the matrix, --search a study"),
+    (["--search", "lr_wd", "--categories", "early_stopping"], "--categories: runs the matrix"),
+    (["--trials", "4", "--all"], "--trials 4: counts a search's trials"),
+    (["--search", "lr_wd", "--pruning", "median"], "a search prunes by its block's pruner"),
+])
+def test_flags_that_mean_nothing_with_a_search_are_refused(master, cli, args, what) -> None:
+    res = cli("--config", str(master()), *args)
+    assert res.returncode == 2 and what in res.stderr, res.stdout + res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_a_search_dry_run_shows_the_searchs_plan(master, cli) -> None:
+    res = cli("--config", str(master()), "--search", "lr_wd", "--dry-run", "--trials", "5")
+    assert res.returncode == 0, res.stderr
+    assert "Would run 5 trial(s) of lr_wd on 2 slot(s)" in res.stdout
+    assert "lr_wd/land: 5 trial(s) left" in res.stdout and "baseline" not in res.stdout
+
+
+def test_the_menu_marks_disabled_searches_and_its_summary_shows_the_studies(
+        master, monkeypatch, capsys) -> None:
+    from hyperparameter_system import run_experiments
+    from hyperparameter_system.ui import prompts
+
+    settings = api.load(master(block(enabled=False)))
+    titles = [c.title for c in prompts.choose_search(settings).choices]
+    assert titles == ["lr_wd (land; 3 trials) [disabled]"]
+    seen: list[str] = []
+    monkeypatch.setattr("hyperparameter_system.ui.commands.show_studies",
+                        lambda s, name=None: seen.append("studies"))
+    monkeypatch.setattr("hyperparameter_system.ui.commands.report",
+                        lambda s, summary=True: seen.append("summary"))
+    run_experiments.summary(settings)
+    assert seen == ["summary", "studies"]
+
+
+def test_a_search_trials_done_line_has_its_objective(master, cli) -> None:
+    res = cli("--config", str(master(block(n_trials=1))), "--search", "lr_wd")
+    assert res.returncode == 0, res.stderr
+    done = [line for line in res.stdout.splitlines() if line.startswith("done ")]
+    assert done and "metrics.best_val_f1 0." in done[0], res.stdout
+
+
+# -- 9. what the dashboard shows ---------------------------------------------------------------
+
+def test_the_dashboard_names_the_objectives_and_sees_no_runner_marks(master) -> None:
+    path = master(block(n_trials=2, sampler="nsga2",
+                        objectives={"metrics.best_val_f1": "max", "duration_s": "min"}))
+    settings = api.load(path)
+    searches.run_search(settings, "lr_wd")
+    study = searches.study(settings, "lr_wd")
+    assert study.metric_names == ["metrics.best_val_f1", "duration_s"]
+    assert not [k for k in study.user_attrs if k.startswith("hpsys")], study.user_attrs
+
+
+def test_a_run_pruned_past_its_decisions_epoch_says_where_it_stopped() -> None:
+    from types import SimpleNamespace
+
+    from hyperparameter_system.run.executor import _pruned
+    from hyperparameter_system.run.launcher import Outcome
+    from hyperparameter_system.run.stoppers import StopDecision
+
+    outcome = Outcome("x", Status.DONE, 0.0, 9.0, exit_code=0,
+                      result={"status": "pruned", "metrics": {"epochs_run": 3}})
+    decision = StopDecision(Status.PRUNED, 1, "epoch 1: val_f1 0.1, pruned by median")
+    _pruned(outcome, SimpleNamespace(decision=decision, last_epoch=3))
+    assert outcome.extra["pruned_epoch"] == 3
+    assert outcome.note == "epoch 1: val_f1 0.1, pruned by median; stopped after epoch 3"
+
+
+def test_a_sampler_whose_package_is_missing_and_qmc_say_one_line_or_nothing(
+        master, cli, monkeypatch) -> None:
+    import importlib.util
+
+    from hyperparameter_system.run import study
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "cmaes" else real(name, *a))
+    settings = api.load(master(block(sampler="cmaes")))
+    with pytest.raises(HpsysError, match="CmaEsSampler needs the package 'cmaes'"):
+        study.check_sampler(searches.get_search(settings, "lr_wd"))
+    res = cli("--config", str(master(block(sampler="qmc", n_trials=1))), "--search", "lr_wd")
+    assert res.returncode == 0 and "Warning" not in res.stdout + res.stderr, res.stderr

@@ -407,6 +407,10 @@ def _pruned(outcome: Outcome, watch: Watch) -> None:
         return
     outcome.status = Status.PRUNED
     outcome.error = None
-    outcome.note = decision.detail
     epoch = result.get("metrics", {}).get("epochs_run") if result else None
-    outcome.extra["pruned_epoch"] = epoch if isinstance(epoch, int) else watch.last_epoch
+    epoch = epoch if isinstance(epoch, int) else watch.last_epoch
+    outcome.extra["pruned_epoch"] = epoch
+    # the epoch it was recorded at is the one it stopped after: said when it ran on past the
+    # decision's (the request is read at an epoch's end)
+    later = isinstance(epoch, int) and decision.epoch is not None and epoch > decision.epoch
+    outcome.note = decision.detail + (f"; stopped after epoch {epoch}" if later else "")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.util
 import math
 import os
 import socket
@@ -78,10 +79,21 @@ def sampler(search: SearchSettings) -> optuna.samplers.BaseSampler:
                         seed)
 
 
+# Samplers whose package Optuna imports only at the first trial (not at construction).
+NEEDS = {"CmaEsSampler": ("cmaes",), "GPSampler": ("torch", "scipy")}
+
+
 def check_sampler(search: SearchSettings) -> None:
     """Build the search's sampler and pruner once, before anything launches: an argument
-    Optuna refuses is bad input, one line naming the key and what Optuna said."""
+    Optuna refuses, or a package its sampler needs and lacks, is bad input, one line naming
+    the key and what Optuna said."""
     name, kwargs = _sampler_args(search)
+    missing = [pkg for pkg in NEEDS.get(name, ()) if importlib.util.find_spec(pkg) is None]
+    if missing:
+        raise HpsysError(f"{search.where}.sampler", f"{name} needs the package "
+                         f"{missing[0]!r}, which is not installed (pip install {missing[0]})")
+    if search.pruner.on:
+        make_pruner(search.pruner)
     try:
         _build(search, name, kwargs if "seed" in kwargs else {**kwargs, "seed": search.seed})
     except Exception as exc:  # noqa: BLE001 - TypeError, ValueError, ImportError alike
