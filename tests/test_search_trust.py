@@ -318,3 +318,64 @@ def test_a_sampler_whose_package_is_missing_and_qmc_say_one_line_or_nothing(
         study.check_sampler(searches.get_search(settings, "lr_wd"))
     res = cli("--config", str(master(block(sampler="qmc", n_trials=1))), "--search", "lr_wd")
     assert res.returncode == 0 and "Warning" not in res.stdout + res.stderr, res.stderr
+
+
+# -- the whole story: resumed, killed, shared ---------------------------------------------------
+
+@pytest.mark.slow  # four runner processes and a PostgreSQL server: ~1 min on a busy machine
+def test_resumed_killed_and_shared_searches_never_repeat_a_setting(tmp_path: Path,
+                                                                   master) -> None:
+    """3 trials, then --trials 6, then a SIGKILL mid-search and a rerun to 9, then two runners
+    to 12, all with seed 5 on one PostgreSQL study: no two trials share their params, none is
+    left RUNNING, no ledger row is left running, each trial was launched once."""
+    import os
+    import signal
+    import time
+
+    from postgres_server import postgres_url
+
+    from hyperparameter_system.run.study import experiment_of
+
+    root = Path(__file__).resolve().parents[1]
+    runner = [sys.executable, str(root / "hyperparameter_system" / "experiment_runner.py")]
+    env = {**os.environ, "PYTHON": sys.executable, "COLUMNS": "200"}
+    with postgres_url() as url:
+        paths = []
+        for name in ("a", "b"):
+            path = master(block(sampler="tpe", n_trials=3), _folder(tmp_path, name),
+                          execution={"max_parallel": 1, "stop_grace_s": 5, "gpus": "none"})
+            path.write_text(path.read_text().replace("system:\n",
+                                                     f"system:\n  optuna_storage: {url}\n", 1))
+            paths.append(path)
+
+        def run(path: Path, *more: str) -> subprocess.Popen:
+            return subprocess.Popen([*runner, "--config", str(path), "--search", "lr_wd",
+                                     *more], cwd=root, env=env, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, text=True,
+                                    start_new_session=True)
+
+        for more in ((), ("--trials", "6")):
+            assert run(paths[0], *more).wait(timeout=120) == 0
+        settings = api.load(paths[0])
+        killed = run(paths[0], "--trials", "9")
+        deadline = time.time() + 60
+        while time.time() < deadline:  # kill it with a trial running, after one more finished
+            time.sleep(0.2)
+            states = [t.state for t in searches.study(settings, "lr_wd").get_trials()]
+            if states.count(TrialState.COMPLETE) >= 7 and TrialState.RUNNING in states:
+                break
+        os.killpg(killed.pid, signal.SIGKILL)
+        killed.wait(timeout=30)
+        assert run(paths[0], "--trials", "9").wait(timeout=120) == 0
+        both = [run(p, "--trials", "12") for p in paths]
+        assert [r.wait(timeout=180) for r in both] == [0, 0], [r.stderr.read() for r in both]
+        trials = searches.study(settings, "lr_wd").get_trials()
+        finished = [t for t in trials if t.state == TrialState.COMPLETE]
+        assert len(finished) >= 12
+        assert TrialState.RUNNING not in {t.state for t in trials}
+        seen = [tuple(sorted(t.params.items())) for t in trials]
+        assert len(set(seen)) == len(seen), "a setting was proposed twice"
+        rows = [r for p in paths for r in api.ledger(api.load(p)).rows()]
+        assert Status.RUNNING not in {r.status for r in rows}
+        ids = [experiment_of(t) for t in trials]
+        assert len(ids) == len(set(ids)) and sorted(ids) == sorted(r.id for r in rows)
