@@ -11,6 +11,7 @@ search never counts a trial twice and leaves none RUNNING.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import importlib.util
 import math
@@ -228,7 +229,7 @@ class Opened:
     study: optuna.Study
     storage: optuna.storages.BaseStorage
 
-    @property
+    @functools.cached_property
     def study_id(self) -> int:
         return self.storage.get_study_id_from_name(self.study.study_name)
 
