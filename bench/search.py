@@ -32,7 +32,7 @@ from runner_overhead import TRIVIAL  # noqa: E402 - the same trivial script, bes
 
 from hyperparameter_system.app import api  # noqa: E402
 from hyperparameter_system.app.search import get_search, run_search, study  # noqa: E402
-from hyperparameter_system.run.study import distributions  # noqa: E402
+from hyperparameter_system.run.studies import distributions  # noqa: E402
 
 CHECKPOINTS = (5, 10, 20, 40, 80)
 

@@ -15,8 +15,8 @@ from hyperparameter_system.app import api
 from hyperparameter_system.config.settings import Settings
 from hyperparameter_system.core.errors import HpsysError
 from hyperparameter_system.core.states import Status
-from hyperparameter_system.run.pruning import PoolPruner, baselines_first
 from hyperparameter_system.run.stoppers import StopDecision
+from hyperparameter_system.run.studies import PoolPruner, baselines_first
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCH_S = 0.5  # against the executor's 0.25 s metrics poll: each epoch seen before the next

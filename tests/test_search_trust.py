@@ -21,7 +21,7 @@ from hyperparameter_system.app import search as searches
 from hyperparameter_system.core.errors import HpsysError
 from hyperparameter_system.core.states import Status
 from hyperparameter_system.matrix.experiments import make_experiment
-from hyperparameter_system.run.study import ATTR, distributions
+from hyperparameter_system.run.studies import ATTR, distributions
 
 LANDSCAPE = "python tests/fakes/landscape_train.py"
 CONTINUOUS = {"lr": {"low": 1.0e-5, "high": 1.0e-1, "log": True},
@@ -308,7 +308,7 @@ def test_a_sampler_whose_package_is_missing_and_qmc_say_one_line_or_nothing(
         master, cli, monkeypatch) -> None:
     import importlib.util
 
-    from hyperparameter_system.run import study
+    from hyperparameter_system.run import studies as study
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
@@ -334,7 +334,7 @@ def test_resumed_killed_and_shared_searches_never_repeat_a_setting(tmp_path: Pat
 
     from postgres_server import postgres_url
 
-    from hyperparameter_system.run.study import experiment_of
+    from hyperparameter_system.run.studies import experiment_of
 
     root = Path(__file__).resolve().parents[1]
     runner = [sys.executable, str(root / "hyperparameter_system" / "experiment_runner.py")]
@@ -379,3 +379,51 @@ def test_resumed_killed_and_shared_searches_never_repeat_a_setting(tmp_path: Pat
         assert Status.RUNNING not in {r.status for r in rows}
         ids = [experiment_of(t) for t in trials]
         assert len(ids) == len(set(ids)) and sorted(ids) == sorted(r.id for r in rows)
+
+
+# -- the Optuna code in one room ---------------------------------------------------------------
+
+def test_the_median_explanation_is_the_cutoff_optuna_compared_with(tmp_path: Path) -> None:
+    """The median pruner compares a trial's best so far with the median of the *finished*
+    trials at that epoch; a running trial's value is no part of it (the home-written line
+    counted it)."""
+    from test_pruning import BASELINE, pruner_for
+
+    pruner, exps = pruner_for(tmp_path, {"rule": "median", "min_epochs": 2})
+    by = {e.option.get("description") or e.category: e for e in exps}
+    for epoch, value in enumerate(BASELINE, 1):
+        assert pruner.observe(by["baseline"], {"epoch": epoch, "val_f1": value}) is None
+    pruner.ended(by["baseline"], Status.DONE)
+    for epoch, value in enumerate([0.6, 0.9], 1):  # `best` runs on, not finished
+        assert pruner.observe(by["best"], {"epoch": epoch, "val_f1": value}) is None
+    assert pruner.observe(by["weak"], {"epoch": 1, "val_f1": 0.30}) is None
+    decision = pruner.observe(by["weak"], {"epoch": 2, "val_f1": 0.33})
+    assert decision is not None
+    assert decision.detail == ("epoch 2: val_f1 best so far 0.33 below the median of the "
+                               "finished runs at epoch 2 (0.55)")
+
+
+def test_one_metrics_line_reader_for_every_stopper() -> None:
+    from hyperparameter_system.run.stoppers import monitored
+
+    assert monitored({"epoch": 2, "val_f1": 1}, "val_f1") == (2, 1.0)
+    for bad in ({"epoch": 2, "val_f1": True}, {"epoch": 2, "val_f1": float("nan")},
+                {"epoch": True, "val_f1": 0.5}, {"epoch": "2", "val_f1": 0.5}, {"epoch": 2}):
+        assert monitored(bad, "val_f1") is None, bad
+
+
+def test_optuna_is_used_through_its_public_names_in_one_subpackage() -> None:
+    """No private Optuna attribute anywhere in the runner, and `import optuna` only in
+    run/studies (and the report's plots of a study, which only draws it)."""
+    import re
+
+    root = Path(__file__).resolve().parents[1] / "hyperparameter_system"
+    private = re.compile(r"\._(trial_id|cached_frozen_trial|storage|study_id)\b")
+    importers = set()
+    for path in root.rglob("*.py"):
+        text = path.read_text()
+        assert not private.search(text), path
+        if re.search(r"^\s*(import optuna|from optuna)", text, re.M):
+            importers.add(path.relative_to(root).as_posix())
+    outside = {p for p in importers if not p.startswith("run/studies/")}
+    assert outside <= {"report/studies.py"}, outside

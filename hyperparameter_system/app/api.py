@@ -226,7 +226,7 @@ def run(settings: Settings, experiments: Sequence[Experiment], rerun: bool = Fal
     slots, dispatch = runtime(settings, kind)
     stopper = None
     if settings.execution.pruning.on:  # each baseline first: it sets its pools' bar
-        from hyperparameter_system.run.pruning import PoolPruner, baselines_first
+        from hyperparameter_system.run.studies import PoolPruner, baselines_first
 
         experiments = baselines_first(experiments)
     plan = plan_run(settings, experiments, rerun, kind, slots=len(slots), book=book)
@@ -234,8 +234,6 @@ def run(settings: Settings, experiments: Sequence[Experiment], rerun: bool = Fal
         stopper = PoolPruner(settings, experiments, to_the_end=_rerun_pruned(plan, rerun))
     view = display(plan, len(slots)) if display is not None else None
     engine = Executor(settings, book, slots, dispatch, view, stopper=stopper)
-    if stopper is not None:
-        stopper.say = engine._say
     if view is None:
         return engine.run(experiments, rerun)
     with view:

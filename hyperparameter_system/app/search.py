@@ -21,13 +21,16 @@ from hyperparameter_system.core.errors import HpsysError, close_match
 from hyperparameter_system.core.states import Status
 from hyperparameter_system.run.executor import Executor, RunResult
 from hyperparameter_system.run.seams import Display
-from hyperparameter_system.run.study import (
+from hyperparameter_system.run.studies import (
     StudySource,
     check_sampler,
+    complete,
+    counts,
     enqueue,
     experiment_of,
     finished,
     grid_size,
+    importances,
     open_opened,
     open_study,
 )
@@ -184,24 +187,14 @@ def run_search(settings: Settings, name: str, models: Sequence[str] | None = Non
 
 def status(settings: Settings, name: str | None = None) -> list[StudyStatus]:
     """Every study of the searches (or of `name`), with counts and best trials."""
-    import optuna
-    from optuna.trial import TrialState
-
     chosen = [get_search(settings, name)] if name else list(settings.searches)
     out = []
     for search in chosen:
         for model in search.models:
             s = open_study(settings, search, model)
-            trials = s.get_trials(deepcopy=False)
-            counts = {"active": 0, "complete": 0, "pruned": 0, "failed": 0}
-            for t in trials:
-                key = {TrialState.RUNNING: "active", TrialState.WAITING: "active",
-                       TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned"}.get(
-                    t.state, "failed")
-                counts[key] += 1
             view = StudyStatus(search.name, model, s.study_name, [k for k, _ in search.objectives],
-                               counts)
-            done = [t for t in trials if t.state == TrialState.COMPLETE]
+                               counts(s))
+            done = complete(s)
             if done:
                 view.best = [TrialView(t.number, list(t.values), dict(t.params), "complete",
                                        experiment_of(t))
@@ -214,10 +207,7 @@ def status(settings: Settings, name: str | None = None) -> list[StudyStatus]:
                             best = t.value
                         view.history.append((t.number, best))
                 if len(done) >= 3 and not search.multi:
-                    try:
-                        view.importances = dict(optuna.importance.get_param_importances(s))
-                    except (RuntimeError, ValueError):  # e.g. a single distinct value
-                        view.importances = {}
+                    view.importances = importances(s)
             out.append(view)
     return out
 

@@ -83,6 +83,7 @@ class Executor:
         self.settings, self.ledger, self.slots = settings, ledger, list(slots)
         self.dispatch, self.display = dispatch, display
         self.stopper = stopper or NeverStop()
+        self.stopper.attach(self._say)
         self.owner = runner_identity()
         self.stop = threading.Event()
         self.stop_reason: str | None = None  # why the runner ended its running experiments
@@ -280,7 +281,7 @@ class Executor:
             outcome.error = self.stop_reason  # ended for a full disk, not by the user
         if watch.decision is not None and not self.stop.is_set() and not outcome.disk_full:
             _pruned(outcome, watch)
-        self.stopper.ended(exp, outcome.status)
+        self.stopper.ended(exp, outcome.status, watch.rest())
         if batch and outcome.error:
             outcome.error += f" (batch_size {batch})"
         elif batch and outcome.status == Status.DONE:
