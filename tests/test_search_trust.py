@@ -427,3 +427,32 @@ def test_optuna_is_used_through_its_public_names_in_one_subpackage() -> None:
             importers.add(path.relative_to(root).as_posix())
     outside = {p for p in importers if not p.startswith("run/studies/")}
     assert outside <= {"report/studies.py"}, outside
+
+
+def test_a_pool_study_made_the_other_way_round_is_told_before_launch(tmp_path: Path) -> None:
+    """A pool study an earlier version made under metric_mode min compares val_f1 downwards:
+    refused with one line rather than pruning the best options."""
+    import optuna
+    from test_pruning import load
+
+    from hyperparameter_system.run.studies import PoolPruner, baselines_first
+
+    settings = load(tmp_path, {"pruning": {"rule": "median"}})
+    (tmp_path / "runs").mkdir()
+    optuna.create_study(storage=settings.system.optuna_storage, study_name="pruning/m1/fake",
+                        direction="minimize")
+    with pytest.raises(HpsysError, match="compares val_f1 as minimize") as err:
+        PoolPruner(settings, baselines_first(api.select(settings)))
+    assert "execution.pruning.monitor" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_sampler_optuna_refuses_leaves_the_menu_open(master, monkeypatch, capsys) -> None:
+    from hyperparameter_system import run_experiments
+    from hyperparameter_system.ui import prompts
+
+    bad = {"_target_": "optuna.samplers.TPESampler", "n_startup_trips": 3}
+    settings = api.load(master(block(sampler=bad)))
+    answers = iter(["search", "lr_wd", "quit"])
+    monkeypatch.setattr(prompts, "ask", lambda question: next(answers))
+    run_experiments.menu(settings)  # returns at "quit": the error did not end the menu
+    assert "Optuna refused TPESampler" in capsys.readouterr().err

@@ -21,6 +21,7 @@ import optuna
 from optuna.trial import TrialState
 
 from hyperparameter_system.config.settings import Settings
+from hyperparameter_system.core.errors import HpsysError
 from hyperparameter_system.core.states import Direction, Status
 from hyperparameter_system.matrix.experiments import BASELINE, Experiment
 from hyperparameter_system.run.stoppers import Say, StopDecision, monitored
@@ -63,6 +64,28 @@ class PoolPruner:
         self.trials: dict[Key, optuna.Trial] = {}
         self.reported: dict[Key, dict[int, float]] = {}  # epoch -> value, earlier attempts too
         self.storage = open_storage(settings)  # before anything launches: a bad URL is input
+        for model, categories in self.pools.items():
+            for category in categories:
+                self._check_direction(study_name(model, category))
+
+    def _check_direction(self, name: str) -> None:
+        """A pool study made before the monitor's own direction was used (under
+        system.metric_mode) may compare the other way: told before launch, never pruned
+        upside down."""
+        try:
+            study_id = self.storage.get_study_id_from_name(name)
+        except KeyError:
+            return  # made on first use, the right way
+        wanted = "MAXIMIZE" if self.direction is Direction.MAX else "MINIMIZE"
+        found = [d.name for d in self.storage.get_study_directions(study_id)]
+        if found != [wanted]:
+            raise HpsysError(f"{self.settings.path}: execution.pruning.monitor",
+                             f"the study {name} in {self.settings.system.optuna_storage} "
+                             f"compares {self.rules.monitor} as {found[0].lower()}, but a "
+                             f"larger {self.rules.monitor} is "
+                             f"{'better' if self.direction is Direction.MAX else 'worse'}; "
+                             f"delete it (optuna delete-study --study-name '{name}' --storage "
+                             "URL) and its pool starts afresh")
 
     # -- the Stopper protocol ------------------------------------------------------------
     def attach(self, say: Say) -> None:
