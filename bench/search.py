@@ -33,6 +33,7 @@ from runner_overhead import TRIVIAL  # noqa: E402 - the same trivial script, bes
 from hyperparameter_system.app import api  # noqa: E402
 from hyperparameter_system.app.search import get_search, run_search, study  # noqa: E402
 from hyperparameter_system.run.studies import distributions  # noqa: E402
+from hyperparameter_system.run.studies.seed_per_trial import SeedPerTrial  # noqa: E402
 
 CHECKPOINTS = (5, 10, 20, 40, 80)
 
@@ -44,8 +45,9 @@ def landscape(trials: int, seeds: int) -> None:
     print(f"best value vs trials on the stand-in landscape (optimum {score({'lr': 10**-2.5}):.4f}"
           f"), median of {seeds} seeds:")
     print("  sampler  " + "".join(f"{k:>9}" for k in marks))
-    for name, make in (("tpe", optuna.samplers.TPESampler), ("random",
-                                                               optuna.samplers.RandomSampler)):
+    for name, make in (("tpe", optuna.samplers.TPESampler),
+                       ("tpe/trial", _tpe_per_trial),  # as the runner seeds it
+                       ("random", optuna.samplers.RandomSampler)):
         curves = []
         for seed in range(seeds):
             study = optuna.create_study(direction="maximize", sampler=make(seed=seed))
@@ -87,6 +89,10 @@ def _shares(name: str, third: int) -> tuple[float, float]:
             storage=url, study_name="s/once", direction="maximize",
             sampler=_seeded_once(name), load_if_exists=True), dists, third)
     return runner, once
+
+
+def _tpe_per_trial(seed: int) -> optuna.samplers.BaseSampler:
+    return SeedPerTrial(lambda s: optuna.samplers.TPESampler(seed=s), seed)
 
 
 def _seeded_once(name: str) -> optuna.samplers.BaseSampler:
