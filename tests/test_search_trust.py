@@ -456,3 +456,45 @@ def test_a_sampler_optuna_refuses_leaves_the_menu_open(master, monkeypatch, caps
     monkeypatch.setattr(prompts, "ask", lambda question: next(answers))
     run_experiments.menu(settings)  # returns at "quit": the error did not end the menu
     assert "Optuna refused TPESampler" in capsys.readouterr().err
+
+
+def test_a_trial_whose_ledger_row_is_taken_is_told_not_left_running(tmp_path: Path,
+                                                                    master) -> None:
+    """The net under item 2: were a new trial's experiment id ever a done row, its trial is
+    told FAIL rather than left RUNNING for ever."""
+    from hyperparameter_system.run.executor import Executor
+    from hyperparameter_system.run.launcher import Outcome
+    from hyperparameter_system.run.studies import StudySource, open_opened
+
+    settings = api.load(master(block(n_trials=1)))
+    search = searches.get_search(settings, "lr_wd")
+    source = StudySource(settings, search, settings.model("land"),
+                         open_opened(settings, search, "land"), 1)
+    exp = source.next()
+    book = api.ledger(settings)
+    book.sync([exp])
+    book.finish(exp.id, Outcome(exp.id, Status.DONE, 0.0, 1.0, exit_code=0), 0.5)
+    engine = Executor(settings, book, api.local_slots(settings)[:1],
+                      lambda *a: pytest.fail("launched"), stopper=source)
+
+    class Once:
+        synced = False
+
+        def __init__(self) -> None:
+            self.given = False
+
+        def next(self) -> Any:
+            if self.given:
+                return None
+            self.given = True
+            return exp
+
+        def put_back(self, experiment: Any, front: bool = False) -> None: ...
+
+        def told(self, experiment: Any, outcome: Any, final: bool = True) -> None:
+            source.told(experiment, outcome, final)
+
+    ran = engine.run_source(Once())
+    assert ran.done_elsewhere == 1 and not ran.outcomes
+    states = [t.state for t in searches.study(settings, "lr_wd").get_trials()]
+    assert states == [TrialState.FAIL]

@@ -192,6 +192,10 @@ class Executor:
                 with self.lock:
                     self.result.busy_elsewhere += 1
                     self.result.elsewhere.add(exp.id)
+                if not self.source.synced:  # a trial just asked that will not run here: told
+                    now = time.time()      # so, never left running in its study
+                    self.source.told(exp, Outcome(exp.id, Status.FAILED, now, now, error=(
+                        "its ledger row is another runner's or already final")))
                 continue
             if before.status == Status.RUNNING and self._recover(exp, before):
                 continue
