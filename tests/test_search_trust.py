@@ -498,3 +498,22 @@ def test_a_trial_whose_ledger_row_is_taken_is_told_not_left_running(tmp_path: Pa
     assert ran.done_elsewhere == 1 and not ran.outcomes
     states = [t.state for t in searches.study(settings, "lr_wd").get_trials()]
     assert states == [TrialState.FAIL]
+
+
+def test_a_half_asked_trial_is_failed_from_the_runners_system_mark(tmp_path: Path,
+                                                                   master) -> None:
+    """The runner's ask mark lives in the study's system attrs now (item 9): a trial asked by a
+    runner killed before it owned it is still told FAIL on the next opening, mark cleared."""
+    from hyperparameter_system.run.studies import ASKING, open_opened
+
+    settings = api.load(master())
+    search = searches.get_search(settings, "lr_wd")
+    opened = open_opened(settings, search, "land")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    key = f"{ASKING}{socket.gethostname()}.{dead.pid}"
+    opened.mark(key, __import__("time").time())
+    orphan = opened.study.ask()
+    again = open_opened(settings, search, "land")
+    assert again.study.get_trials()[orphan.number].state == TrialState.FAIL
+    assert again.marks()[key] is None and key not in again.study.user_attrs
