@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -330,7 +331,6 @@ def test_resumed_killed_and_shared_searches_never_repeat_a_setting(tmp_path: Pat
     left RUNNING, no ledger row is left running, each trial was launched once."""
     import os
     import signal
-    import time
 
     from postgres_server import postgres_url
 
@@ -512,7 +512,7 @@ def test_a_half_asked_trial_is_failed_from_the_runners_system_mark(tmp_path: Pat
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     key = f"{ASKING}{socket.gethostname()}.{dead.pid}"
-    opened.mark(key, __import__("time").time())
+    opened.mark(key, time.time())
     orphan = opened.study.ask()
     again = open_opened(settings, search, "land")
     assert again.study.get_trials()[orphan.number].state == TrialState.FAIL
