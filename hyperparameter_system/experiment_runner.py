@@ -58,7 +58,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--export", nargs=2, metavar=("FORMAT", "PATH"),
                    help="write the summary as csv, md, html or json")
     p.add_argument("--forget", nargs="?", const="selected", choices=("selected", "failed"),
-                   metavar="failed", help="delete the ledger rows of --models/--categories "
+                   metavar="failed", help="delete the ledger rows of --models/--categories/"
+                   "--search NAME "
                    "(`--forget failed`: only failed, timed-out or stopped ones; a row running "
                    "under a live runner stays; the ledger file stays)")
     p.add_argument("--plots", metavar="DIR", help="write the report's PNG plots")
@@ -171,13 +172,18 @@ def _main(args: argparse.Namespace) -> int:
 def _forget(settings, args: argparse.Namespace) -> int:
     """`--forget [failed]`: delete the selection's ledger rows; asks nothing (CI runs it)."""
     failed_only = args.forget == "failed"
-    if not (args.models or args.categories or failed_only):
-        raise HpsysError("--forget", "name what to forget: --models, --categories or "
-                         "`--forget failed` (to start over, delete the ledger file yourself)")
-    if args.all or args.summary or args.combine_best or args.search is not None:
-        raise HpsysError("--forget", "runs alone (with --models/--categories); run or show "
-                         "in a second command")
-    done = api.forget(settings, args.models, args.categories, failed_only)
+    if not (args.models or args.categories or failed_only or args.search):
+        raise HpsysError("--forget", "name what to forget: --models, --categories, --search "
+                         "NAME or `--forget failed` (to start over, delete the ledger file "
+                         "yourself)")
+    if args.all or args.summary or args.combine_best or args.search == "":
+        raise HpsysError("--forget", "runs alone (with --models/--categories/--search NAME); "
+                         "run or show in a second command")
+    searches = [args.search] if args.search else None
+    if args.search and args.search not in [s.name for s in settings.searches]:
+        raise HpsysError(f"--search {args.search}", "unknown search; expected one of "
+                         f"{', '.join(s.name for s in settings.searches) or '(none)'}")
+    done = api.forget(settings, args.models, args.categories, failed_only, searches)
     line = f"forgot {done.forgotten} ledger row(s)"
     if done.running:
         line += f"; kept {done.running} running under a live runner"
@@ -186,7 +192,10 @@ def _forget(settings, args: argparse.Namespace) -> int:
 
 
 def _search_flags(args: argparse.Namespace) -> None:
-    """Flags that mean nothing with (or without) --search are refused, never dropped."""
+    """Flags that mean nothing with (or without) --search are refused, never dropped (--forget
+    weighs its own)."""
+    if args.forget:
+        return
     if args.search is None:
         if args.trials is not None:
             raise HpsysError(f"--trials {args.trials}", "counts a search's trials: give "

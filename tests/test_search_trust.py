@@ -517,3 +517,17 @@ def test_a_half_asked_trial_is_failed_from_the_runners_system_mark(tmp_path: Pat
     again = open_opened(settings, search, "land")
     assert again.study.get_trials()[orphan.number].state == TrialState.FAIL
     assert again.marks()[key] is None and key not in again.study.user_attrs
+
+
+def test_forget_search_takes_its_rows_and_only_them(tmp_path: Path, master, cli) -> None:
+    path = master(block(n_trials=1))
+    settings = api.load(path)
+    searches.run_search(settings, "lr_wd")
+    kept = cli("--config", str(path), "--forget", "--categories", "early_stopping")
+    assert kept.returncode == 0 and "forgot 0 ledger row(s)" in kept.stdout, kept.stderr
+    gone = cli("--config", str(path), "--forget", "--search", "lr_wd")
+    assert gone.returncode == 0 and "forgot 1 ledger row(s)" in gone.stdout, gone.stderr
+    assert api.ledger(settings).rows() == []
+    assert len(searches.study(settings, "lr_wd").get_trials()) == 1  # the study keeps it
+    bad = cli("--config", str(path), "--forget", "--search", "lr_w")
+    assert bad.returncode == 2 and "unknown search" in bad.stderr
