@@ -64,7 +64,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--export", nargs=2, metavar=("FORMAT", "PATH"),
                    help="write the summary as csv, md, html or json")
     p.add_argument("--forget", nargs="?", const="selected", choices=("selected", "failed"),
-                   metavar="failed", help="delete the ledger rows of --models/--categories "
+                   metavar="failed", help="delete the ledger rows of --models/--categories/"
+                   "--search NAME "
                    "(`--forget failed`: only failed, timed-out or stopped ones; a row running "
                    "under a live runner stays; the ledger file stays)")
     p.add_argument("--plots", metavar="DIR", help="write the report's PNG plots")
@@ -127,6 +128,7 @@ def _main(args: argparse.Namespace) -> int:
     """Views first, then the run, then what reads its outcome. --matrix and --dry-run only
     show the selection: they skip its run, never the summary or the exports."""
     _check_outputs(args)
+    _search_flags(args)
     settings = api.with_budget(api.with_pruning(api.load(args.config, args.set), args.pruning),
                                args.budget)
     if args.no_preload:
@@ -141,7 +143,7 @@ def _main(args: argparse.Namespace) -> int:
             console.info(line)
     if args.matrix:
         commands.show_matrix(settings, experiments, args.executor)
-    if args.dry_run:
+    if args.dry_run and args.search is None:  # a search's dry run shows the search's plan
         console.print_plan(api.plan_run(settings, experiments, args.rerun, args.executor))
     code = 0
     did = only_show
@@ -180,13 +182,18 @@ def _main(args: argparse.Namespace) -> int:
 def _forget(settings, args: argparse.Namespace) -> int:
     """`--forget [failed]`: delete the selection's ledger rows; asks nothing (CI runs it)."""
     failed_only = args.forget == "failed"
-    if not (args.models or args.categories or failed_only):
-        raise HpsysError("--forget", "name what to forget: --models, --categories or "
-                         "`--forget failed` (to start over, delete the ledger file yourself)")
-    if args.all or args.summary or args.combine_best or args.search is not None:
-        raise HpsysError("--forget", "runs alone (with --models/--categories); run or show "
-                         "in a second command")
-    done = api.forget(settings, args.models, args.categories, failed_only)
+    if not (args.models or args.categories or failed_only or args.search):
+        raise HpsysError("--forget", "name what to forget: --models, --categories, --search "
+                         "NAME or `--forget failed` (to start over, delete the ledger file "
+                         "yourself)")
+    if args.all or args.summary or args.combine_best or args.search == "":
+        raise HpsysError("--forget", "runs alone (with --models/--categories/--search NAME); "
+                         "run or show in a second command")
+    searches = [args.search] if args.search else None
+    if args.search and args.search not in [s.name for s in settings.searches]:
+        raise HpsysError(f"--search {args.search}", "unknown search; expected one of "
+                         f"{', '.join(s.name for s in settings.searches) or '(none)'}")
+    done = api.forget(settings, args.models, args.categories, failed_only, searches)
     line = f"forgot {done.forgotten} ledger row(s)"
     if done.running:
         line += f"; kept {done.running} running under a live runner"
@@ -194,12 +201,33 @@ def _forget(settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _search(settings, args: argparse.Namespace, only_show: bool) -> int:
-    """`--search`: list the studies (no name), or run one search (not with --dry-run)."""
+def _search_flags(args: argparse.Namespace) -> None:
+    """Flags that mean nothing with (or without) --search are refused, never dropped (--forget
+    weighs its own)."""
+    if args.forget:
+        return
+    if args.search is None:
+        if args.trials is not None:
+            raise HpsysError(f"--trials {args.trials}", "counts a search's trials: give "
+                             "--search NAME with it")
+        return
+    if args.all or args.categories or args.combine_best:
+        flag = "--all" if args.all else "--categories" if args.categories else "--combine-best"
+        raise HpsysError(flag, "runs the matrix, --search a study: run each in its own command")
+    if args.pruning is not None:
+        raise HpsysError(f"--pruning {args.pruning}", "is for the matrix; a search prunes by its "
+                         "block's pruner (search.<name>.pruner)")
     if args.trials is not None and args.trials < 1:
         raise HpsysError(f"--trials {args.trials}", "expected a number of trials >= 1")
+
+
+def _search(settings, args: argparse.Namespace, only_show: bool) -> int:
+    """`--search`: list the studies (no name), or run one search (--dry-run: its plan)."""
     if not args.search:
         commands.show_studies(settings)
+        return 0
+    if args.dry_run:
+        commands.search_plan(settings, args.search, args.trials)
         return 0
     if only_show:
         commands.show_studies(settings, args.search)

@@ -149,11 +149,15 @@ def run_search(settings: Settings) -> None:
         console.info(f"nothing to run: every study of {name} holds its trials")
         return
     if prompts.ask(prompts.confirm_search(plan)):
-        _shown(commands.search(settings, name))
+        _shown(commands.search(settings, name), f"to resume, run the search {name} again "
+               "(its study goes on from the trials it holds)")
 
 
 def summary(settings: Settings) -> None:
+    """The summary, and the searches' study tables as --summary prints them."""
     commands.report(settings, summary=True)
+    if settings.searches:
+        commands.show_studies(settings)
 
 
 def switch_config(settings: Settings) -> Settings | None:
@@ -192,10 +196,10 @@ def confirm_and_run(settings: Settings, experiments: Sequence[Experiment]) -> No
     _shown(commands.run(settings, experiments))
 
 
-def _shown(result: RunResult) -> None:
+def _shown(result: RunResult, hint: str = MENU_RESUME_HINT) -> None:
     if result.interrupted:
         _note_stop()
-    console.print_run_result(result, MENU_RESUME_HINT)
+    console.print_run_result(result, hint)
 
 
 ACTIONS: dict[str, Action] = {

@@ -146,3 +146,10 @@ def test_estimates_use_the_pruned_share(tmp_path):
     assert estimate_durations(rows, list(exps.values()), pruning=False)[
         exps["decayed"].id] == pytest.approx(200.0)
     assert estimate_durations(rows[:2], list(exps.values()))[exps["decayed"].id] == 200.0
+
+
+def test_a_pruned_options_time_is_the_ledgers_not_unknown(pruned):
+    """Issue 19: the ranking's time of a pruned run was "?" though the ledger holds it."""
+    _, summary = pruned
+    table = summary.models[0].categories[0]
+    assert [o.duration_s for o in table.options] == [20.0, 40.0, 40.0]

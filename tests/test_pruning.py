@@ -15,8 +15,8 @@ from hyperparameter_system.app import api
 from hyperparameter_system.config.settings import Settings
 from hyperparameter_system.core.errors import HpsysError
 from hyperparameter_system.core.states import Status
-from hyperparameter_system.run.pruning import PoolPruner, baselines_first
 from hyperparameter_system.run.stoppers import StopDecision
+from hyperparameter_system.run.studies import PoolPruner, baselines_first
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCH_S = 0.5  # against the executor's 0.25 s metrics poll: each epoch seen before the next
@@ -203,7 +203,7 @@ def test_the_other_rules_prune_a_clearly_weak_option(tmp_path, rule):
 
 def test_a_missing_monitor_is_said_once(tmp_path):
     said: list[str] = []
-    pruner, exps = pruner_for(tmp_path, {**SH, "monitor": "val_auc"})
+    pruner, exps = pruner_for(tmp_path, {**SH, "monitor": "val_auc", "mode": "max"})
     pruner.say = said.append
     for e in exps:
         assert feed(pruner, e, [0.1, 0.2, 0.3]) is None

@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 from hyperparameter_system.app import api
 from hyperparameter_system.app import search as searches
 from hyperparameter_system.core.errors import HpsysError
-from hyperparameter_system.run.study import experiment_of
+from hyperparameter_system.run.studies import experiment_of
 from hyperparameter_system.store.ledger import open_ledger
 
 LANDSCAPE = "python tests/fakes/landscape_train.py"
@@ -270,7 +270,7 @@ def test_a_trial_asked_by_a_runner_killed_before_owning_it_is_failed(tmp_path: P
     without that mark, is the user's and stays RUNNING."""
     import socket
 
-    from hyperparameter_system.run.study import ASKING
+    from hyperparameter_system.run.studies import ASKING
 
     settings = api.load(master())
     study = searches.study(settings, "lr_wd", "land")

@@ -267,7 +267,7 @@ def run(settings: Settings, experiments: Sequence[Experiment], rerun: bool = Fal
     slots, dispatch = runtime(settings, kind)
     stopper = None
     if settings.execution.pruning.on:  # each baseline first: it sets its pools' bar
-        from hyperparameter_system.run.pruning import PoolPruner, baselines_first
+        from hyperparameter_system.run.studies import PoolPruner, baselines_first
 
         experiments = baselines_first(experiments)
     race = settings.execution.race is not None and not _fixed(experiments)
@@ -277,8 +277,6 @@ def run(settings: Settings, experiments: Sequence[Experiment], rerun: bool = Fal
         stopper = PoolPruner(settings, experiments, to_the_end=_rerun_pruned(plan, rerun))
     view = display(plan, len(slots)) if display is not None else None
     engine = Executor(settings, book, slots, dispatch, view, stopper=stopper)
-    if stopper is not None:
-        stopper.say = engine._say
     with view if view is not None else nullcontext():
         if not race:
             return engine.run(experiments, rerun)
@@ -344,13 +342,16 @@ class Forgotten:
 
 
 def forget(settings: Settings, models: Sequence[str] | None = None,
-           categories: Sequence[str] | None = None, failed_only: bool = False) -> Forgotten:
-    """Delete the ledger rows of the selection (models, categories; `failed_only`: only those
-    whose last attempt failed, timed out or was stopped), never a row a live runner is running
-    nor the ledger file. No selection at all forgets nothing: that is the caller's to refuse."""
+           categories: Sequence[str] | None = None, failed_only: bool = False,
+           searches: Sequence[str] | None = None) -> Forgotten:
+    """Delete the ledger rows of the selection (models, categories or searches, whose names
+    never meet; `failed_only`: only those whose last attempt failed, timed out or was stopped),
+    never a row a live runner is running nor the ledger file. A search's study keeps its
+    trials. No selection at all forgets nothing: that is the caller's to refuse."""
     book = ledger(settings)
+    names = [*(categories or ()), *(searches or ())]
     rows = [r for r in book.rows()
-            if (not models or r.model in models) and (not categories or r.category in categories)
+            if (not models or r.model in models) and (not names or r.category in names)
             and (not failed_only or r.status in STOPPED)]
     gone, running = book.forget([r.id for r in rows], settings.execution.stale_after_s)
     return Forgotten(gone, running, len(rows))

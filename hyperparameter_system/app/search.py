@@ -21,11 +21,17 @@ from hyperparameter_system.core.errors import HpsysError, close_match
 from hyperparameter_system.core.states import Status
 from hyperparameter_system.run.executor import Executor, RunResult
 from hyperparameter_system.run.seams import Display
-from hyperparameter_system.run.study import (
+from hyperparameter_system.run.studies import (
     StudySource,
+    check_sampler,
+    complete,
+    counts,
     enqueue,
     experiment_of,
     finished,
+    grid_size,
+    importances,
+    open_opened,
     open_study,
 )
 
@@ -74,8 +80,8 @@ class SearchPlan:
 
 
 def plan_search(settings: Settings, name: str, trials: int | None = None) -> SearchPlan:
-    search = get_search(settings, name)
-    left = {m: max(0, (trials or search.n_trials) - finished(open_study(settings, search, m)))
+    search = checked(settings, name)
+    left = {m: max(0, target(search, trials) - finished(open_study(settings, search, m)))
             for m in search.models}
     slots = api.slot_count(settings) or 1
     rows = [r for r in api.ledger(settings).rows() if r.model in left and r.duration_s
@@ -93,6 +99,22 @@ def get_search(settings: Settings, name: str) -> SearchSettings:
             return search
     raise HpsysError(f"--search {name}", f"unknown search{close_match(name, names)}; "
                      f"expected one of {', '.join(names) or '(none: add a search: block)'}")
+
+
+def checked(settings: Settings, name: str) -> SearchSettings:
+    """The search `name`, its sampler and pruner built once by Optuna: what Optuna refuses is
+    told now, one line, before any study is opened or trial launched."""
+    search = get_search(settings, name)
+    check_sampler(search)
+    return search
+
+
+def target(search: SearchSettings, trials: int | None = None) -> int:
+    """Finished trials a study is run to: `--trials`, else n_trials; a grid's size at most
+    (once every setting is tried, a further trial would repeat one)."""
+    wanted = trials or search.n_trials
+    size = grid_size(search)
+    return wanted if size is None else min(wanted, size)
 
 
 def study(config: str | Path | Settings, search: str, model: str | None = None):  # noqa: ANN201
@@ -126,7 +148,7 @@ def run_search(settings: Settings, name: str, models: Sequence[str] | None = Non
                display: SearchDisplay | None = None) -> RunResult:
     """Run trials of each model's study until it holds `trials` (default n_trials) finished
     ones; every slot runs a trial at once, a freed slot asks the study for the next."""
-    search = get_search(settings, name)
+    search = checked(settings, name)
     chosen = [m for m in search.models if not models or m in models]
     if models:
         unknown = [m for m in models if m not in search.models]
@@ -137,12 +159,15 @@ def run_search(settings: Settings, name: str, models: Sequence[str] | None = Non
     book = api.ledger(settings)
     kind = executor or settings.execution.executor
     slots, dispatch = api.runtime(settings, kind)
+    goal = target(search, trials)
+    if goal < (trials or search.n_trials):
+        total.messages.append(f"{name}: the grid holds {goal} settings; each study stops once "
+                              "it has tried them all")
     for model in chosen:
-        target = trials or search.n_trials
-        opened = open_study(settings, search, model)
-        enqueue(opened, search, start_configs(settings, search, model))
-        source = StudySource(settings, search, settings.model(model), opened, target)
-        left = max(0, target - finished(opened))
+        opened = open_opened(settings, search, model)
+        enqueue(opened.study, search, start_configs(settings, search, model))
+        source = StudySource(settings, search, settings.model(model), opened, goal)
+        left = max(0, goal - finished(opened.study))
         view = display(left, len(slots)) if display is not None and left else None
         engine = Executor(settings, book, slots, dispatch, view, stopper=source)
         if view is None:
@@ -162,24 +187,14 @@ def run_search(settings: Settings, name: str, models: Sequence[str] | None = Non
 
 def status(settings: Settings, name: str | None = None) -> list[StudyStatus]:
     """Every study of the searches (or of `name`), with counts and best trials."""
-    import optuna
-    from optuna.trial import TrialState
-
     chosen = [get_search(settings, name)] if name else list(settings.searches)
     out = []
     for search in chosen:
         for model in search.models:
             s = open_study(settings, search, model)
-            trials = s.get_trials(deepcopy=False)
-            counts = {"active": 0, "complete": 0, "pruned": 0, "failed": 0}
-            for t in trials:
-                key = {TrialState.RUNNING: "active", TrialState.WAITING: "active",
-                       TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned"}.get(
-                    t.state, "failed")
-                counts[key] += 1
             view = StudyStatus(search.name, model, s.study_name, [k for k, _ in search.objectives],
-                               counts)
-            done = [t for t in trials if t.state == TrialState.COMPLETE]
+                               counts(s))
+            done = complete(s)
             if done:
                 view.best = [TrialView(t.number, list(t.values), dict(t.params), "complete",
                                        experiment_of(t))
@@ -192,10 +207,7 @@ def status(settings: Settings, name: str | None = None) -> list[StudyStatus]:
                             best = t.value
                         view.history.append((t.number, best))
                 if len(done) >= 3 and not search.multi:
-                    try:
-                        view.importances = dict(optuna.importance.get_param_importances(s))
-                    except (RuntimeError, ValueError):  # e.g. a single distinct value
-                        view.importances = {}
+                    view.importances = importances(s)
             out.append(view)
     return out
 

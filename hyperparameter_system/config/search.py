@@ -14,18 +14,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hyperparameter_system import plugins
 from hyperparameter_system.config.entries import ModelSettings
 from hyperparameter_system.config.pruning import PRUNING_KEYS, PruningSettings, read_pruning
 from hyperparameter_system.config.reader import Reader, kind_of, resolve
 from hyperparameter_system.core.configdict import flat_keys, has_dotted
 from hyperparameter_system.core.errors import HpsysError, close_match
 from hyperparameter_system.core.states import Direction
-from hyperparameter_system.core.yamlfile import YamlDoc
+from hyperparameter_system.core.yamlfile import YamlDoc, load_yaml
 
 SAMPLERS = {"tpe": "TPESampler", "random": "RandomSampler", "cmaes": "CmaEsSampler",
             "gp": "GPSampler", "nsga2": "NSGAIISampler", "qmc": "QMCSampler",
             "grid": "GridSampler"}
 START_FROM = ("baseline", "combined")
+# The ledger's category column holds a trial's search name: these are the matrix's own there.
+MATRIX_NAMES = ("baseline", "combined")
+SEED_MAX = 2**32 - 1  # numpy's (Optuna's samplers seed a numpy RandomState)
 # What a result.json can hold (the script contract): its metrics, what was built, its time.
 OBJECTIVE_ROOTS = ("metrics.", "effective.", "duration_s")
 SEARCH_KEYS = {
@@ -73,13 +77,21 @@ class SearchSettings:
 
 
 def read_searches(doc: YamlDoc, data: Any, models: Sequence[ModelSettings],
-                  root: Path) -> tuple[SearchSettings, ...]:
-    """Every `search:` block, checked against the models it searches."""
+                  root: Path, categories: Sequence[str] = ()) -> tuple[SearchSettings, ...]:
+    """Every `search:` block, checked against the models it searches. `categories`: the
+    names a search may not take (its trials' ledger rows would be a category's)."""
     if data is None:
         return ()
     if not isinstance(data, Mapping):
         raise HpsysError(doc.where(("search",)), "expected a mapping of search name to its "
                                                  f"block, got {kind_of(data)}")
+    taken = (*MATRIX_NAMES, *categories, *plugins.categories())
+    for name in data:
+        if str(name) in taken:
+            raise HpsysError(doc.where(("search", name)), f"{name!r} names a category (or the "
+                             "matrix's baseline/combined); a search needs a name of its own: "
+                             "its trials are ledger rows under that name, and --forget "
+                             "--categories would take them along")
     return tuple(_search(doc, str(name), body, models, root) for name, body in data.items())
 
 
@@ -87,7 +99,11 @@ def _search(doc: YamlDoc, name: str, body: Any, models: Sequence[ModelSettings],
             root: Path) -> SearchSettings:
     reader = Reader(doc, ("search", name), body, SEARCH_KEYS)
     known = [m.name for m in models]
-    chosen = reader.get("models") or [m.name for m in models if m.enabled]
+    chosen = reader.get("models", None)
+    if chosen is not None and not chosen:
+        raise HpsysError(reader.where("models"), "expected at least one model (leave models "
+                                                 "out to search every enabled model)")
+    chosen = chosen or [m.name for m in models if m.enabled]
     for index, model in enumerate(chosen):
         if model not in known:
             raise HpsysError(reader.where("models") + f"[{index}]",
@@ -101,8 +117,8 @@ def _search(doc: YamlDoc, name: str, body: Any, models: Sequence[ModelSettings],
     objectives = _objectives(reader)
     return SearchSettings(
         name=name, enabled=reader.get("enabled", True), models=tuple(chosen),
-        n_trials=n_trials, sampler=_sampler(reader), seed=reader.get("seed"),
-        pruner=_pruner(reader, multi=len(objectives) > 1), objectives=objectives,
+        n_trials=n_trials, sampler=_sampler(reader), seed=_seed(reader, "seed"),
+        pruner=_pruner(reader, objectives), objectives=objectives,
         start_from=_start_from(reader, root),
         space=tuple(_param(doc, reader.path + ("space", key), str(key), spec, searched)
                     for key, spec in space.items()),
@@ -124,21 +140,45 @@ def _sampler(reader: Reader) -> str | Mapping[str, Any]:
             and cls in SAMPLERS.values()):
         raise HpsysError(reader.where("sampler"), f"expected _target_: optuna.samplers.<one of "
                          f"{', '.join(SAMPLERS.values())}>, got {target!r}")
+    if "seed" in sampler:
+        _check_seed(reader.doc.where(reader.path + ("sampler", "seed")), sampler["seed"])
     return dict(sampler)
 
 
-def _pruner(reader: Reader, multi: bool) -> PruningSettings:
+def _seed(reader: Reader, key: str) -> int | None:
+    seed = reader.get(key)
+    _check_seed(reader.where(key), seed)
+    return seed
+
+
+def _check_seed(where: str, seed: Any) -> None:
+    """A sampler seed: what numpy takes (0 to 2**32-1), told here rather than as a traceback
+    at the first trial."""
+    if seed is None:
+        return
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+        raise HpsysError(where, f"expected a seed from 0 to 2**32-1, got {seed!r}")
+
+
+def _pruner(reader: Reader, objectives: Sequence[tuple[str, Direction]]) -> PruningSettings:
     """The search's pruner; refused on a multi-objective search rather than silently unused
-    (Optuna's pruners read one intermediate value per step)."""
+    (Optuna's pruners read one intermediate value per step), and when its monitor runs against
+    the objective: Optuna compares intermediate values in the study's direction."""
     raw = reader.get("pruner")
     if raw is None or raw == "none":
         return PruningSettings()
     if isinstance(raw, str):
         raw = {"rule": raw}
     pruner = read_pruning(Reader(reader.doc, reader.path + ("pruner",), raw, PRUNING_KEYS))
-    if multi and pruner.on:
+    if len(objectives) > 1 and pruner.on:
         raise HpsysError(reader.where("pruner"), "Optuna prunes single-objective studies only; "
                                                  "set pruner: none or keep one objective")
+    key, direction = objectives[0]
+    if pruner.on and pruner.direction is not direction:
+        raise HpsysError(reader.where("pruner"), f"the monitor {pruner.monitor} is better "
+                         f"{'larger' if pruner.direction is Direction.MAX else 'smaller'} but "
+                         f"the objective {key} is {direction}imised: Optuna would prune the "
+                         "best trials; monitor a key that goes the objective's way")
     return pruner
 
 
@@ -150,13 +190,22 @@ def _objectives(reader: Reader) -> tuple[tuple[str, Direction], ...]:
     out = []
     for key, direction in raw.items():
         where = reader.doc.where(reader.path + ("objectives", key))
-        if not isinstance(key, str) or not key.startswith(OBJECTIVE_ROOTS):
+        if not _objective_key(key):
             raise HpsysError(where, "expected a dotted key of result.json under metrics. or "
                                     "effective. (or duration_s): no result holds this one")
         if direction not in tuple(Direction):
             raise HpsysError(where, f"expected the direction max or min, got {direction!r}")
         out.append((key, Direction(direction)))
     return tuple(out)
+
+
+def _objective_key(key: Any) -> bool:
+    """`duration_s`, or a whole dotted name under `metrics.`/`effective.` (no empty part)."""
+    if key == "duration_s":
+        return True
+    if not isinstance(key, str) or not key.startswith(OBJECTIVE_ROOTS[:2]):
+        return False
+    return all(part.strip() for part in key.split("."))
 
 
 def _start_from(reader: Reader, root: Path) -> tuple[str, ...]:
@@ -170,6 +219,13 @@ def _start_from(reader: Reader, root: Path) -> tuple[str, ...]:
             if not path.is_file():
                 raise HpsysError(where, f"expected baseline, combined or an existing YAML "
                                         f"file, got {item!r}")
+            try:
+                data = load_yaml(path).data
+            except HpsysError as exc:  # broken YAML: the key, the file and its line
+                raise HpsysError(where, f"cannot read {item!r} as a config: {exc}") from None
+            if not isinstance(data, Mapping):
+                raise HpsysError(where, f"expected a YAML file holding a config mapping, got "
+                                        f"{kind_of(data)} in {item!r}")
             item = str(path)
         out.append(item)
     return tuple(out)

@@ -180,7 +180,8 @@ def load_settings(path: str | Path, overrides: Sequence[str] = ()) -> Settings:
     schemas = list({id(m.schema): m.schema for m in enabled if m.schema is not None}.values())
     categories = read_categories(doc, top.data.get("experiment_categories"),
                              [m.base for m in enabled], schemas)
-    searches = read_searches(doc, top.data.get("search"), models, root)
+    searches = read_searches(doc, top.data.get("search"), models, root,
+                             [c.name for c in categories])
     return Settings(doc.path.resolve(), root, system, models, categories, execution,
                     tuple(overrides), searches)
 

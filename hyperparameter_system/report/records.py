@@ -90,7 +90,8 @@ class OptionStat:
 
     @property
     def duration_s(self) -> float | None:
-        times = [r.duration_s for r in self.done_rows if r.duration_s is not None]
+        """Mean time of the runs that ended done or pruned (a pruned run's time is real)."""
+        times = [r.duration_s for r in self.ran_rows if r.duration_s is not None]
         return fmean(times) if times else None
 
     @property

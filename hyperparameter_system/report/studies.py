@@ -14,7 +14,7 @@ def study_figures(settings: Settings) -> list[Figure]:
     import optuna  # only when a report draws studies: the CLI starts without Optuna
     from optuna.visualization import matplotlib as ovm
 
-    from hyperparameter_system.run.study import open_study
+    from hyperparameter_system.run.studies import open_study
 
     pyplot()  # the Agg backend, before Optuna imports pyplot
     out: list[Figure] = []

@@ -85,6 +85,7 @@ class Executor:
         self.settings, self.ledger, self.slots = settings, ledger, list(slots)
         self.dispatch, self.display = dispatch, display
         self.stopper = stopper or NeverStop()
+        self.stopper.attach(self._say)
         self.owner = runner_identity()
         self.stop = threading.Event()
         self.stop_reason: str | None = None  # why the runner ended its running experiments
@@ -193,6 +194,10 @@ class Executor:
                 with self.lock:
                     self.result.busy_elsewhere += 1
                     self.result.elsewhere.add(exp.id)
+                if not self.source.synced:  # a trial just asked that will not run here: told
+                    now = time.time()      # so, never left running in its study
+                    self.source.told(exp, Outcome(exp.id, Status.FAILED, now, now, error=(
+                        "its ledger row is another runner's or already final")))
                 continue
             if before.status == Status.RUNNING and self._recover(exp, before):
                 continue
@@ -282,7 +287,7 @@ class Executor:
             outcome.error = self.stop_reason  # ended for a full disk, not by the user
         if watch.decision is not None and not self.stop.is_set() and not outcome.disk_full:
             _pruned(outcome, watch)
-        self.stopper.ended(exp, outcome.status)
+        self.stopper.ended(exp, outcome.status, watch.rest())
         if batch and outcome.error:
             outcome.error += f" (batch_size {batch})"
         elif batch and outcome.status == Status.DONE:
@@ -409,6 +414,10 @@ def _pruned(outcome: Outcome, watch: Watch) -> None:
         return
     outcome.status = Status.PRUNED
     outcome.error = None
-    outcome.note = decision.detail
     epoch = result.get("metrics", {}).get("epochs_run") if result else None
-    outcome.extra["pruned_epoch"] = epoch if isinstance(epoch, int) else watch.last_epoch
+    epoch = epoch if isinstance(epoch, int) else watch.last_epoch
+    outcome.extra["pruned_epoch"] = epoch
+    # the epoch it was recorded at is the one it stopped after: said when it ran on past the
+    # decision's (the request is read at an epoch's end)
+    later = isinstance(epoch, int) and decision.epoch is not None and epoch > decision.epoch
+    outcome.note = decision.detail + (f"; stopped after epoch {epoch}" if later else "")

@@ -9,8 +9,9 @@ gracefully at its next epoch end (saving its checkpoint, status `pruned`), and a
 from __future__ import annotations
 
 import json
+import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,24 +36,48 @@ class StopDecision:
         return {"reason": self.reason, "epoch": self.epoch, "detail": self.detail}
 
 
+Say = Callable[[str], None]  # the executor's message line (the live view, else the result)
+
+
 class Stopper(Protocol):
     """Sees each new metrics line of each running experiment; None means go on."""
+
+    def attach(self, say: Say) -> None:
+        """Given the executor's message line once, when the executor is made."""
 
     def observe(self, experiment: Experiment, line: Mapping[str, Any]) -> StopDecision | None:
         ...
 
-    def ended(self, experiment: Experiment, status: str) -> None:
-        """Told once an experiment's attempt has ended (its final status in the ledger)."""
+    def ended(self, experiment: Experiment, status: str,
+              rest: Sequence[Mapping[str, Any]] = ()) -> None:
+        """Told once an experiment's attempt has ended (its final status in the ledger), with
+        the metrics lines written after the watch's last read (`rest`: the script exited in
+        between)."""
 
 
 class NeverStop:
     """The default: every experiment runs to its end."""
 
+    def attach(self, say: Say) -> None:
+        return None
+
     def observe(self, experiment: Experiment, line: Mapping[str, Any]) -> StopDecision | None:
         return None
 
-    def ended(self, experiment: Experiment, status: str) -> None:
+    def ended(self, experiment: Experiment, status: str,
+              rest: Sequence[Mapping[str, Any]] = ()) -> None:
         return None
+
+
+def monitored(line: Mapping[str, Any], key: str) -> tuple[int, float] | None:
+    """(epoch, value) of a metrics line's `key`, or None: the one reading every stopper shares.
+    A bool is no number (JSON true is not 1.0 here) and NaN is no value a pruner can rank."""
+    epoch, value = line.get("epoch"), line.get(key)
+    if not isinstance(epoch, int) or isinstance(epoch, bool):
+        return None
+    if not isinstance(value, int | float) or isinstance(value, bool) or math.isnan(value):
+        return None
+    return epoch, float(value)
 
 
 class MetricsTail:
@@ -108,6 +133,10 @@ class Watch:
                     self._request(decision)
                     break
         return self.requested_at is not None and now - self.requested_at >= self.grace_s
+
+    def rest(self) -> list[dict[str, Any]]:
+        """The lines written since the last read: those the script wrote before it exited."""
+        return self.tail.new_lines()
 
     def _request(self, decision: StopDecision) -> None:
         self.decision, self.requested_at = decision, time.monotonic()

@@ -91,13 +91,22 @@ def search(settings: Settings, name: str, models: Sequence[str] | None = None,
     """`--search NAME`: run its trials with the live view, then show its studies."""
     from hyperparameter_system.app import search as searches  # Optuna: only when searching
 
+    metric = searches.get_search(settings, name).objectives[0][0]  # each done line shows it
     result = searches.run_search(
         settings, name, models, trials, executor,
-        display=(lambda left, slots: console.RunDisplay(left, 0, None, slots)) if show else None)
+        display=(lambda left, slots: console.RunDisplay(left, 0, None, slots, metric))
+        if show else None)
     for text in result.messages:
         console.warn(text)
     show_studies(settings, name)
     return result
+
+
+def search_plan(settings: Settings, name: str, trials: int | None = None) -> None:
+    """`--search NAME --dry-run`: the trials each study would run, the slots, the estimate."""
+    from hyperparameter_system.app import search as searches  # Optuna: only when searching
+
+    console.print_search_plan(searches.plan_search(settings, name, trials))
 
 
 def show_studies(settings: Settings, name: str | None = None) -> None:

@@ -37,6 +37,7 @@ from hyperparameter_system.ui.summary_view import (  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:
     from hyperparameter_system.app.api import RunPlan
+    from hyperparameter_system.app.search import SearchPlan
     from hyperparameter_system.config.settings import Settings
     from hyperparameter_system.matrix.experiments import Experiment
     from hyperparameter_system.run.executor import RunResult
@@ -279,6 +280,16 @@ def print_plan(plan: RunPlan) -> None:
                              "needs max seeds")
     if plan.seeds:
         screen.console.print(f"seeds: {plan.seeds}", soft_wrap=True)
+
+
+def print_search_plan(plan: SearchPlan) -> None:
+    """--search NAME --dry-run: the trials each study would run, on how many slots, how long."""
+    screen.console.print(f"Would run {plan.trials} trial(s) of {plan.search} on {plan.slots} "
+                         "slot(s)", soft_wrap=True)
+    for model, left in plan.left.items():
+        screen.console.print(f"  {plan.search}/{model}: {left} trial(s) left", soft_wrap=True)
+    if plan.estimate_s is not None:
+        screen.console.print(f"estimated time: {fmt_duration(plan.estimate_s)}")
 
 
 RESUME_HINT = "run the same command again to resume"

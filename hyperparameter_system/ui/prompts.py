@@ -158,8 +158,11 @@ def run_summary(plan: RunPlan) -> str:
 
 
 def choose_search(settings: Settings) -> Select:
+    """Every search block; a disabled one is marked (picking it is the choice, as naming it
+    with --search is)."""
     return Select("Search to run", tuple(
-        Choice(f"{s.name} ({', '.join(s.models)}; {s.n_trials} trials)", s.name)
+        Choice(f"{s.name} ({', '.join(s.models)}; {s.n_trials} trials)"
+               + ("" if s.enabled else " [disabled]"), s.name)
         for s in settings.searches))
 
 
