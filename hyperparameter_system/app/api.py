@@ -14,6 +14,7 @@ from pathlib import Path
 from hyperparameter_system.config.settings import Settings, load_settings
 from hyperparameter_system.core.errors import HpsysError
 from hyperparameter_system.core.states import FINAL, STOPPED, Status
+from hyperparameter_system.core.writable import STDOUT, output_file
 from hyperparameter_system.matrix import combine
 from hyperparameter_system.matrix.experiments import Experiment, build_matrix
 from hyperparameter_system.report import exports
@@ -24,12 +25,12 @@ from hyperparameter_system.run import devices, exec_plan, launcher, preload
 from hyperparameter_system.run.executor import Executor, RunResult, local_dispatch
 from hyperparameter_system.run.seams import Dispatch, Display
 from hyperparameter_system.store.estimates import estimate_durations
-from hyperparameter_system.store.ledger import Ledger, open_ledger, row_problems
+from hyperparameter_system.store.ledger import Ledger, Row, open_ledger, row_problems
 
 __all__ = ["EXPORT_FORMATS", "RunPlan", "MatrixView", "CombinePlans", "Report", "load",
            "select", "ledger", "plan_run", "slot_count", "run", "runtime", "matrix_view",
-           "failed", "estimates", "export_ledger", "forget", "Forgotten", "with_pruning",
-           "combine_plans", "run_combined", "report", "summarize", "launch_paths"]
+           "failed", "estimates", "export_ledger", "forget", "forget_plan", "Forgotten",
+           "with_pruning", "combine_plans", "run_combined", "report", "summarize", "launch_paths"]
 
 EXPORT_FORMATS = exports.FORMATS
 
@@ -83,6 +84,7 @@ class Report:
     summary: Summary
     tables: list[ReportTable]
     written: list[str] = field(default_factory=list)  # one line per file or folder written
+    stdout: str | None = None  # the export asked for on standard output (`-`), for the ui
 
 
 # A live view for a run: given the plan and the slot count, or None to run quietly.
@@ -265,6 +267,25 @@ class Forgotten:
     forgotten: int
     running: int
     selected: int
+    would: tuple[str, ...] = ()  # under dry_run: one line per row it would delete
+
+
+def forget_plan(settings: Settings, models: Sequence[str] | None = None,
+                categories: Sequence[str] | None = None, failed_only: bool = False) -> Forgotten:
+    """What `forget` would delete (`--forget --dry-run`), deleting nothing."""
+    book = ledger(settings)
+    rows = _forgettable(book, models, categories, failed_only)
+    held = book.held([r.id for r in rows], settings.execution.stale_after_s)
+    would = tuple(f"{r.model} {r.category} {r.run_name or r.label} ({r.status}, {r.id})"
+                  for r in rows if r.id not in held)
+    return Forgotten(len(would), len(held), len(rows), would)
+
+
+def _forgettable(book: Ledger, models: Sequence[str] | None, categories: Sequence[str] | None,
+                 failed_only: bool) -> list[Row]:
+    return [r for r in book.rows()
+            if (not models or r.model in models) and (not categories or r.category in categories)
+            and (not failed_only or r.status in STOPPED)]
 
 
 def forget(settings: Settings, models: Sequence[str] | None = None,
@@ -273,15 +294,22 @@ def forget(settings: Settings, models: Sequence[str] | None = None,
     whose last attempt failed, timed out or was stopped), never a row a live runner is running
     nor the ledger file. No selection at all forgets nothing: that is the caller's to refuse."""
     book = ledger(settings)
-    rows = [r for r in book.rows()
-            if (not models or r.model in models) and (not categories or r.category in categories)
-            and (not failed_only or r.status in STOPPED)]
+    rows = _forgettable(book, models, categories, failed_only)
     gone, running = book.forget([r.id for r in rows], settings.execution.stale_after_s)
     return Forgotten(gone, running, len(rows))
 
 
-def export_ledger(settings: Settings, path: str | Path) -> int:
-    return ledger(settings).export_csv(path)
+def export_ledger(settings: Settings, path: str | Path) -> tuple[int, str | None]:
+    """`--export-ledger PATH`: every row as CSV; the rows written and, for `-`, the text (the
+    ui puts it on standard output)."""
+    where = f"--export-ledger {path}"
+    book = ledger(settings)
+    with _writing(where):
+        target = output_file(where, path)
+        if target is None:
+            text, count = book.csv_text()
+            return count, text
+        return book.export_csv(target), None
 
 
 def combine_plans(settings: Settings, models: Sequence[str] | None = None) -> CombinePlans:
@@ -317,8 +345,11 @@ def report(settings: Settings, export: Sequence[str] | None = None,
         fmt, path = export
         extra = study_figures(settings) if fmt == "html" and settings.searches else ()
         with _writing(f"--export {fmt} {path}"):
-            written = exports.export(data, fmt, Path(path), extra)
-        out.written.append(f"wrote the {fmt} report to {written}")
+            if str(path) == STDOUT:
+                out.stdout = exports.render(data, fmt, extra)
+            else:
+                exports.export(data, fmt, Path(path), extra)
+                out.written.append(f"wrote the {fmt} report to {path}")
     if plots:
         with _writing(f"--plots {plots}"):
             files = exports.write_plots(data, Path(plots))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
 import os
 import socket
@@ -22,6 +23,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hyperparameter_system.core.atomic import atomic_write_text
 from hyperparameter_system.core.diskspace import disk_full, free_space
 from hyperparameter_system.core.errors import HpsysError
 from hyperparameter_system.core.processes import alive as pid_alive
@@ -249,6 +251,13 @@ class Ledger:
                 gone += 1
         return gone, kept
 
+    def held(self, ids: Iterable[str], stale_after: float = 300.0,
+             alive: Alive = pid_alive) -> set[str]:
+        """The ids among these running under a live runner: what `--forget` keeps (read only,
+        for `--forget --dry-run`)."""
+        return {r.id for r in self.rows(ids) if r.status == Status.RUNNING and not owner_gone(
+            r.owner, r.heartbeat, stale_after, alive, r.started_at)}
+
     def claim(self, exp_id: str, owner: str, stale_after: float,
               alive: Alive = pid_alive) -> Row | None:
         """Atomically take an experiment to run: its row as it was before, for the one runner
@@ -348,22 +357,27 @@ class Ledger:
         return {r.id: r.status for r in self.rows(ids)}
 
     def export_csv(self, path: str | Path) -> int:
-        """Every row as CSV: the original's columns first, then every ledger column."""
+        """Every row as CSV at `path` (written whole or not at all); the rows written."""
+        text, count = self.csv_text()
+        atomic_write_text(Path(path), text)
+        return count
+
+    def csv_text(self) -> tuple[str, int]:
+        """Every row as CSV, the original's columns first, then every ledger column; and the
+        number of rows."""
         rows = self.rows()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            extra = [k for k in COLUMNS if k not in LEGACY_CSV]  # no duplicate headers
-            writer.writerow([*LEGACY_CSV, *extra])
-            for r in rows:
-                metrics = r.result.get("metrics", {})
-                legacy = (r.id, r.model, r.category, r.option_json, _legacy_status(r.status),
-                          _iso(r.started_at), r.error, r.config_path, r.duration_s,
-                          metrics.get("best_val_f1"), metrics.get("final_val_acc"),
-                          (r.log_tail or "")[-200:])
-                writer.writerow([*legacy, *(r.data.get(k) for k in extra)])
-        return len(rows)
+        fh = io.StringIO(newline="")
+        writer = csv.writer(fh)
+        extra = [k for k in COLUMNS if k not in LEGACY_CSV]  # no duplicate headers
+        writer.writerow([*LEGACY_CSV, *extra])
+        for r in rows:
+            metrics = r.result.get("metrics", {})
+            legacy = (r.id, r.model, r.category, r.option_json, _legacy_status(r.status),
+                      _iso(r.started_at), r.error, r.config_path, r.duration_s,
+                      metrics.get("best_val_f1"), metrics.get("final_val_acc"),
+                      (r.log_tail or "")[-200:])
+            writer.writerow([*legacy, *(r.data.get(k) for k in extra)])
+        return fh.getvalue(), len(rows)
 
 
 def open_ledger(settings: Settings) -> Ledger:

@@ -13,7 +13,7 @@ from hyperparameter_system.config.settings import Settings
 from hyperparameter_system.matrix.experiments import Experiment
 from hyperparameter_system.report.summary import Summary
 from hyperparameter_system.run.executor import RunResult
-from hyperparameter_system.ui import console
+from hyperparameter_system.ui import console, screen
 
 
 def live_display(plan: api.RunPlan, slots: int) -> console.RunDisplay:
@@ -79,6 +79,8 @@ def report(settings: Settings, summary: bool = True, export: Sequence[str] | Non
         console.print_summary(out.summary, out.tables)
     for line in out.written:
         console.info(line)
+    if out.stdout is not None:
+        screen.raw(out.stdout)
     return out.summary
 
 

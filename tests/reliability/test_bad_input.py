@@ -4,7 +4,10 @@ names the place, and launch nothing; the loaders raise nothing but HpsysError.""
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import socket
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -194,7 +197,63 @@ ARGV = {  # command lines over the good master config, and what the message must
     "plots-unwritable": (["--all", "--plots", "/proc/nope"], "--plots /proc/nope"),
     "plots-a-file": (["--all", "--plots", "/etc/hostname"], "expected a folder"),
     "export-ledger-unwritable": (["--export-ledger", "/proc/nope/l.csv"], "--export-ledger"),
+    # issue 20: a device is never replaced by a report (as root it could be)
+    "export-dev-full": (["--all", "--export", "html", "/dev/full"], "a character device"),
+    "export-dev-null": (["--all", "--export", "json", "/dev/null"], "a character device"),
+    "export-ledger-dev-null": (["--export-ledger", "/dev/null"], "a character device"),
+    "plots-dash": (["--all", "--plots", "-"], "--plots -: expected a folder"),
+    "two-stdouts": (["--export", "json", "-", "--export-ledger", "-"],
+                    "only one output can be standard output"),
 }
+
+
+def _fifo(tmp: Path) -> Path:
+    os.mkfifo(tmp / "out.fifo")
+    return tmp / "out.fifo"
+
+
+def _link(tmp: Path, to: Path) -> Path:
+    (tmp / "link.out").symlink_to(to)
+    return tmp / "link.out"
+
+
+def _socket(tmp: Path) -> Path:
+    with socket.socket(socket.AF_UNIX) as sock:  # the bound name stays after close
+        sock.bind(str(tmp / "out.sock"))
+    return tmp / "out.sock"
+
+
+def _device(tmp: Path) -> Path:
+    """A character device of our own where mknod is allowed (root), else /dev/null."""
+    try:
+        os.mknod(tmp / "null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    except OSError:
+        return Path(os.devnull)
+    return tmp / "null"
+
+
+SPECIAL = {  # issue 20: real special files in tmp_path, refused before anything runs, left alone
+    "export-fifo": (lambda t: ["--export", "csv", str(_fifo(t))], "a FIFO"),
+    "export-link-to-fifo": (lambda t: ["--export", "md", str(_link(t, _fifo(t)))], "a FIFO"),
+    "export-ledger-fifo": (lambda t: ["--export-ledger", str(_fifo(t))], "a FIFO"),
+    "export-socket": (lambda t: ["--export", "json", str(_socket(t))], "a socket"),
+    "export-device": (lambda t: ["--export", "html", str(_device(t))], "a character device"),
+    "export-link-to-device": (lambda t: ["--export", "html", str(_link(t, _device(t)))],
+                              "a character device"),
+    "export-link-to-folder": (lambda t: ["--export", "csv", str(_link(t, t))],
+                              "expected a file path"),
+    "plots-link-to-fifo": (lambda t: ["--plots", str(_link(t, _fifo(t)))], "expected a folder"),
+}
+
+
+@pytest.mark.parametrize("case", SPECIAL)
+def test_a_special_output_file_is_refused_and_left_alone(case, tmp_path, cli):
+    make, where = SPECIAL[case]
+    config = write_master(tmp_path, master_dict(tmp_path))
+    args = make(tmp_path)
+    before = {p.name: (os.lstat(p).st_mode, p.is_symlink()) for p in tmp_path.iterdir()}
+    _check(*cli("--config", str(config), "--all", *args), where, tmp_path)
+    assert {p.name: (os.lstat(p).st_mode, p.is_symlink()) for p in tmp_path.iterdir()} == before
 
 
 @pytest.fixture
