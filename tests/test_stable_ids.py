@@ -19,6 +19,7 @@ from hyperparameter_system.core.configdict import (
     canonical,
     stable_hash,
 )
+from hyperparameter_system.core.yamlfile import load_yaml
 from hyperparameter_system.matrix.experiments import build_matrix
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,3 +56,26 @@ def test_the_shipped_configs_keep_their_ids(repeats: int) -> None:
         for e in build_matrix(settings_, strict=False):
             assert e.id == stable_hash(e.model, e.category, canonical(e.option), e.config,
                                        list(e.script)), e.describe()
+
+
+def _ids(tmp_path: Path, sets: list[str], option_text: str = "{fake.sleep: 0}") -> list[str]:
+    master = tmp_path / "master.yaml"
+    master.write_text(
+        f"system: {{project_root: {ROOT}, base_config: tests/fakes/base.yaml,"
+        f" ledger: {tmp_path}/l.db}}\n"
+        "models: [{name: m1, script: python tests/fakes/fake_train.py}]\n"
+        f"experiment_categories: {{fake: {{options: [{option_text}]}}}}\n")
+    return [e.id for e in build_matrix(load_settings(master, sets))]
+
+
+def test_a_number_spelt_two_ways_is_one_experiment(tmp_path: Path) -> None:
+    """Issue 20 item 7: ids come from parsed values; `1e-3` is the number 0.001 (YAML 1.1 would
+    leave it a string), `--set` and options alike; a quoted '0.001' stays a string."""
+    plain = _ids(tmp_path, ["lr=0.001"])
+    assert _ids(tmp_path, ["lr=1e-3"]) == plain
+    assert _ids(tmp_path, ["lr=1.0E-3"]) == plain
+    assert _ids(tmp_path, ["lr='0.001'"]) != plain  # a string is a string
+    assert _ids(tmp_path, [], "{lr: 1e-3}") == _ids(tmp_path, [], "{lr: 0.001}")
+    assert _ids(tmp_path, [], "{lr: '1e-3'}") != _ids(tmp_path, [], "{lr: 0.001}")
+    (tmp_path / "opt.yaml").write_text("a: 1e-3\nb: '1e-3'\n")
+    assert load_yaml(tmp_path / "opt.yaml").data == {"a": 0.001, "b": "1e-3"}

@@ -13,15 +13,17 @@ from pathlib import Path
 from typing import Any
 
 from hyperparameter_system import plugins
-from hyperparameter_system.categories.base import Category, Locate, YamlCategory
+from hyperparameter_system.categories.base import LABEL_KEYS, Category, Locate, YamlCategory
 from hyperparameter_system.config.reader import Reader, kind_of, resolve
 from hyperparameter_system.config.schema import Schema, load_schema, schema_path
 from hyperparameter_system.core.configdict import (
+    NON_FINITE,
     apply_overrides,
     canonical,
     flat_keys,
     get_dotted,
     has_dotted,
+    non_finite,
     override_key,
 )
 from hyperparameter_system.core.errors import HpsysError, close_match
@@ -140,6 +142,9 @@ def _base_config(path: Path, overrides: Sequence[tuple[str, str]], cache: dict,
                 raise
             raise HpsysError(where, str(exc)) from None
         config: Mapping[str, Any] = doc.data
+        bad = non_finite(config)
+        if bad is not None:
+            raise HpsysError(doc.where(tuple(bad)), NON_FINITE)
         set_by: list[tuple[str, str]] = []
         for origin, text in overrides:
             at = f"{origin} (on {path})"
@@ -243,6 +248,7 @@ def read_categories(doc, data, bases, schemas) -> tuple[CategorySettings, ...]:
                 return doc.where(_p + ((key,) if key is not None else ()))
 
             try:  # a disabled category keeps its problem until it is picked
+                _check_finite(option, locate)
                 plugin.validate(option, locate, schemas)
                 if isinstance(plugin, YamlCategory):
                     _check_yaml_keys(option, bases, locate)
@@ -255,6 +261,13 @@ def read_categories(doc, data, bases, schemas) -> tuple[CategorySettings, ...]:
         out.append(CategorySettings(str(name), enabled, reader.get("description", ""),
                                     tuple(checked), plugin, problem))
     return tuple(out)
+
+
+def _check_finite(option: Mapping[str, Any], locate: Locate) -> None:
+    """No NaN or infinity in an option, whatever its script publishes (or not)."""
+    for key, value in option.items():
+        if key not in LABEL_KEYS and non_finite(value) is not None:
+            raise HpsysError(locate(key), NON_FINITE)
 
 
 def _check_unique(option: Mapping[str, Any], index: int, seen: dict[str, int],

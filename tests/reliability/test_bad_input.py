@@ -52,6 +52,14 @@ def _option_twice(data: dict) -> None:
 NAN, INF = float("nan"), float("inf")  # written by yaml.safe_dump as `.nan`, `.inf`
 
 
+def _no_schema(change):
+    """`change`, for a model whose script publishes no schema (`schema: null`)."""
+    def mutate(data: dict) -> None:
+        data["models"][0]["schema"] = None
+        change(data)
+    return mutate
+
+
 def alias_bomb(levels: int = 9, key: str = "lol") -> str:
     """"Billion laughs": each level lists the one before nine times (9**levels leaves)."""
     lines = [f"{key}0: &{key}0 [x, x, x, x, x, x, x, x, x]"]
@@ -147,6 +155,24 @@ MASTER = {  # id: (mutation or raw text, what the message must name)
     "option-lr-inf": (_set("experiment_categories.optimizer",
                            {"options": [{"name": "SGD", "lr": INF}]}),
                       "optimizer.options[0].lr"),
+    # issue 20: NaN and infinity refused for a script that publishes no schema too
+    "no-schema-option-nan": (_no_schema(_set("experiment_categories.optimizer",
+                                             {"options": [{"name": "AdamW", "lr": NAN}]})),
+                             "optimizer.options[0].lr: expected a finite number"),
+    "no-schema-option-inf-text": (_no_schema(_set("experiment_categories.optimizer",
+                                                  {"options": [{"name": "AdamW",
+                                                                "lr": "-inf"}]})),
+                                  "optimizer.options[0].lr: expected a finite number"),
+    "no-schema-yaml-option-nan": (_no_schema(_set("experiment_categories.fake.options.0",
+                                                  {"lr": NAN})),
+                                  "options[0].lr: expected a finite"),
+    "no-schema-nested-inf": (_no_schema(_set("experiment_categories.fake.options.0",
+                                             {"norm_mean": [0.5, INF, 0.5]})),
+                             "options[0].norm_mean: expected a finite"),
+    "no-schema-overrides-nan": (_no_schema(_set("system.overrides", ["lr=.nan"])),
+                                "lr=.nan': expected a finite number"),
+    "no-schema-overrides-inf-text": (_no_schema(_set("system.overrides", ["lr=Infinity"])),
+                                     "lr=Infinity': expected a finite number"),
     # a key given twice: both lines named
     "two-category-blocks": (TWO_CATEGORY_BLOCKS,
                             "master.yaml:5: experiment_categories: duplicate key, also at line 3"),
@@ -158,6 +184,9 @@ MASTER = {  # id: (mutation or raw text, what the message must name)
 }
 
 BASE = {  # the model's base config file: text, and what the message must name
+    "base-nan": ("lr: .nan\nfake: {metric: 0.5}\n", "base.yaml:1: lr: expected a finite"),
+    "base-inf-nested": ("lr: 0.1\nfake: {metric: -.inf}\n",
+                        "base.yaml:2: fake.metric: expected a finite"),
     "base-not-yaml": ("lr: [0.1\n", "base.yaml:"),
     "base-list": ("- lr\n", "base.yaml"),
     "base-empty": ("", "base.yaml"),
@@ -181,6 +210,8 @@ ARGV = {  # command lines over the good master config, and what the message must
     "set-bool-not-bool": (["--all", "--set", "pretrained=maybe"], "expected true or false"),
     "set-lr-nan": (["--all", "--set", "lr=nan"], "--set lr=nan"),
     "set-lr-inf": (["--all", "--set", "lr=inf"], "--set lr=inf"),
+    "set-fake-nan": (["--all", "--set", "fake.metric=nan"], "NaN or infinity"),  # no schema key
+    "set-fake-inf-list": (["--all", "--set", "norm_std=[0.5, .inf, 0.5]"], "NaN or infinity"),
     "set-epochs-negative": (["--all", "--set", "epochs=-1"], "--set epochs=-1"),
     "set-batch-negative": (["--all", "--set", "batch_size=-5"], "--set batch_size=-5"),
     "set-image-size-0": (["--all", "--set", "image_size=0"], "--set image_size=0"),
