@@ -69,13 +69,17 @@ def _ids(tmp_path: Path, sets: list[str], option_text: str = "{fake.sleep: 0}") 
 
 
 def test_a_number_spelt_two_ways_is_one_experiment(tmp_path: Path) -> None:
-    """Issue 20 item 7: ids come from parsed values; `1e-3` is the number 0.001 (YAML 1.1 would
-    leave it a string), `--set` and options alike; a quoted '0.001' stays a string."""
+    """Issue 20 item 7: ids come from parsed values: `1e-3` is the number 0.001 (YAML 1.1 would
+    leave it a string), and where the engine's schema takes only numbers a quoted '0.001' is
+    the number it reads; where it takes strings a quoted string stays a string."""
     plain = _ids(tmp_path, ["lr=0.001"])
-    assert _ids(tmp_path, ["lr=1e-3"]) == plain
-    assert _ids(tmp_path, ["lr=1.0E-3"]) == plain
-    assert _ids(tmp_path, ["lr='0.001'"]) != plain  # a string is a string
-    assert _ids(tmp_path, [], "{lr: 1e-3}") == _ids(tmp_path, [], "{lr: 0.001}")
-    assert _ids(tmp_path, [], "{lr: '1e-3'}") != _ids(tmp_path, [], "{lr: 0.001}")
+    for spelling in ("lr=1e-3", "lr=1.0E-3", "lr='0.001'", "lr='1e-3'"):
+        assert _ids(tmp_path, [spelling]) == plain, spelling
+    assert _ids(tmp_path, ["lr=0.002"]) != plain
+    for option in ("{lr: 1e-3}", "{lr: '0.001'}", "{lr: '1e-3'}"):
+        assert _ids(tmp_path, [], option) == _ids(tmp_path, [], "{lr: 0.001}"), option
+    settings = load_settings(tmp_path / "master.yaml", ["output_dir='1e-3'", "norm_std=['0.5']"])
+    base = settings.model("m1").base  # a string key keeps its string; number lists are read
+    assert base["output_dir"] == "1e-3" and base["norm_std"] == [0.5]
     (tmp_path / "opt.yaml").write_text("a: 1e-3\nb: '1e-3'\n")
     assert load_yaml(tmp_path / "opt.yaml").data == {"a": 0.001, "b": "1e-3"}

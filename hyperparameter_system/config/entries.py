@@ -18,6 +18,7 @@ from hyperparameter_system.config.reader import Reader, kind_of, resolve
 from hyperparameter_system.config.schema import Schema, load_schema, schema_path
 from hyperparameter_system.core.configdict import (
     NON_FINITE,
+    apply_changes,
     apply_overrides,
     canonical,
     flat_keys,
@@ -169,6 +170,36 @@ def _check_base(base: _Base, schema: Schema, checked: set) -> None:
         raise HpsysError(where or base.doc.where(tuple(key.split("."))), problem)
 
 
+def _as_read(config: Mapping[str, Any], schema: Schema) -> Mapping[str, Any]:
+    """The base config with each value as the model's engine reads it (Schema.coerce): a
+    `--set lr='0.001'` is the experiment `--set lr=0.001` is. Unchanged: the same object."""
+    changes = {}
+    for key in flat_keys(config):
+        value = get_dotted(config, key, None)
+        read = schema.coerce(key, value)
+        if read is not value:
+            changes[key] = read
+    return apply_changes(config, changes) if changes else config
+
+
+def _coerce_option(plugin: Category, option: Mapping[str, Any],
+                   schemas: Sequence[Schema]) -> dict[str, Any]:
+    """The option with each value as the enabled models' engines read it, where every schema
+    that knows its key agrees (Schema.coerce)."""
+    out = dict(option)
+    for key, value in option.items():
+        if key in LABEL_KEYS:
+            continue
+        targets = list(plugin.changes({key: value}))
+        if len(targets) != 1:
+            continue
+        read = {id(s): s.coerce(targets[0], value) for s in schemas if s.known(targets[0])}
+        forms = list(read.values())
+        if forms and all(f is not value for f in forms) and all(f == forms[0] for f in forms):
+            out[key] = forms[0]
+    return out
+
+
 def _schema(reader: Reader, root: Path, script: tuple[str, ...],
             cache: dict[Path, Schema]) -> Schema | None:
     """The schema the model's script publishes (or `schema: PATH`; `schema: null` for none)."""
@@ -211,6 +242,7 @@ def read_models(doc, data, root, system, overrides, cache) -> tuple[ModelSetting
             schema = _schema(reader, root, script, schemas)
             if schema is not None:
                 _check_base(loaded, schema, checked)
+                base = _as_read(base, schema)
         except HpsysError as exc:
             if enabled:
                 raise
@@ -250,6 +282,7 @@ def read_categories(doc, data, bases, schemas) -> tuple[CategorySettings, ...]:
             try:  # a disabled category keeps its problem until it is picked
                 _check_finite(option, locate)
                 plugin.validate(option, locate, schemas)
+                option = _coerce_option(plugin, option, schemas)
                 if isinstance(plugin, YamlCategory):
                     _check_yaml_keys(option, bases, locate)
                 _check_unique(option, index, seen, locate)

@@ -48,6 +48,13 @@ class Schema:
     def known(self, key: str) -> bool:
         return key in self.keys
 
+    def coerce(self, key: str, value: Any) -> Any:
+        """`value` as the engine reads it: a numeric string ('0.001') is a number where `key`
+        takes numbers and no strings (list items too), so one value spelt two ways is one
+        experiment id; anything else unchanged (and `is` the input)."""
+        spec = self.keys.get(key)
+        return _coerce(spec, value, self.numeric_strings) if spec is not None else value
+
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
@@ -63,6 +70,18 @@ def _as_number(value: Any, numeric_strings: bool) -> float | int | None:
         except ValueError:
             return None
     return None
+
+
+def _coerce(spec: Mapping[str, Any], value: Any, numeric_strings: bool) -> Any:
+    types = spec.get("type") or []
+    if isinstance(value, str) and "number" in types and "string" not in types:
+        number = _as_number(value, numeric_strings)
+        return float(number) if number is not None and math.isfinite(number) else value
+    items = spec.get("items")
+    if isinstance(value, list) and items:
+        out = [_coerce(items, v, numeric_strings) for v in value]
+        return out if any(a is not b for a, b in zip(out, value, strict=True)) else value
+    return value
 
 
 def _type_ok(types: Sequence[str], value: Any, numeric_strings: bool) -> bool:
