@@ -130,7 +130,7 @@ KEYS: dict[str, Spec] = {
     "random_seed": spec(INT),
     "data_dir": spec(STRING),
     "train_data": spec(STRING),
-    "limit_samples": spec(INT, NULL, **NON_NEGATIVE),
+    "limit_samples": spec(INT, NULL, **POSITIVE),  # null: all the data
     "num_workers": spec(INT, **NON_NEGATIVE),
     "cpu_threads": spec(INT, NULL),
     "device": spec(STRING),  # auto, cpu, cuda or cuda:N of the visible ones: device.py

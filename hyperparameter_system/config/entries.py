@@ -149,10 +149,21 @@ def _base_config(path: Path, overrides: Sequence[tuple[str, str]], cache: dict,
         set_by: list[tuple[str, str]] = []
         for origin, text in overrides:
             at = f"{origin} (on {path})"
+            _not_model_name(origin, text)
             config = apply_overrides(config, [text], at)
             set_by.append((override_key(text), at))
         cache[path] = _Base(config, tuple(set_by), doc)
     return cache[path]
+
+
+def _not_model_name(origin: str, text: str) -> None:
+    """An override of model_name would be dropped without a word: each experiment's model_name
+    is its model entry's name."""
+    key = override_key(text)
+    if key == "model_name" or key.startswith("model_name."):
+        raise HpsysError(origin, "model_name comes from each entry of models: (its name), "
+                                 "not from an override; expected a key other than model_name "
+                                 "(add a models: entry to train another model)")
 
 
 def _check_base(base: _Base, schema: Schema, checked: set) -> None:

@@ -173,6 +173,8 @@ MASTER = {  # id: (mutation or raw text, what the message must name)
                                 "lr=.nan': expected a finite number"),
     "no-schema-overrides-inf-text": (_no_schema(_set("system.overrides", ["lr=Infinity"])),
                                      "lr=Infinity': expected a finite number"),
+    "overrides-model-name": (_set("system.overrides", ["model_name=resnet18"]),
+                             "system.overrides[0] model_name=resnet18: model_name comes from"),
     # a key given twice: both lines named
     "two-category-blocks": (TWO_CATEGORY_BLOCKS,
                             "master.yaml:5: experiment_categories: duplicate key, also at line 3"),
@@ -210,6 +212,12 @@ ARGV = {  # command lines over the good master config, and what the message must
     "set-bool-not-bool": (["--all", "--set", "pretrained=maybe"], "expected true or false"),
     "set-lr-nan": (["--all", "--set", "lr=nan"], "--set lr=nan"),
     "set-lr-inf": (["--all", "--set", "lr=inf"], "--set lr=inf"),
+    # issue 20 item 8: silently dropped or silently meaning "all" before
+    "set-model-name": (["--all", "--set", "model_name=resnet18"],
+                       "--set model_name=resnet18: model_name comes from each entry of models:"),
+    "set-model-name-dotted": (["--all", "--set", "++model_name.kind=x"], "model_name comes from"),
+    "set-limit-samples-0": (["--all", "--set", "+limit_samples=0"],
+                            "--set +limit_samples=0 (on"),
     "set-fake-nan": (["--all", "--set", "fake.metric=nan"], "NaN or infinity"),  # no schema key
     "set-fake-inf-list": (["--all", "--set", "norm_std=[0.5, .inf, 0.5]"], "NaN or infinity"),
     "set-epochs-negative": (["--all", "--set", "epochs=-1"], "--set epochs=-1"),
