@@ -6,7 +6,7 @@ opens the ledger once and passes it down.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,7 +30,8 @@ from hyperparameter_system.store.ledger import Ledger, Row, open_ledger, row_pro
 __all__ = ["EXPORT_FORMATS", "RunPlan", "MatrixView", "CombinePlans", "Report", "load",
            "select", "ledger", "plan_run", "slot_count", "run", "runtime", "matrix_view",
            "failed", "estimates", "export_ledger", "forget", "forget_plan", "Forgotten",
-           "with_pruning", "combine_plans", "run_combined", "report", "summarize", "launch_paths"]
+           "with_pruning", "check_runnable", "script_marks", "combine_plans", "run_combined",
+           "report", "summarize", "launch_paths"]
 
 EXPORT_FORMATS = exports.FORMATS
 
@@ -142,6 +143,9 @@ def launch_paths(settings: Settings, experiments: Sequence[Experiment],
 
 
 def _launch_path(settings: Settings, experiment: Experiment, kind: str) -> str:
+    mark = settings.model(experiment.model).script_mark
+    if mark is not None:
+        return mark
     if kind == "ray":
         return "plain subprocess (Ray tasks start plain)"
     if not settings.execution.preload:
@@ -186,11 +190,27 @@ def failed(settings: Settings) -> list[Experiment]:
     return chosen
 
 
+def check_runnable(settings: Settings, models: Iterable[str]) -> None:
+    """A run refuses a model whose script cannot start, naming the file, before anything is
+    launched (views only mark it: launch_paths, script_marks)."""
+    for name in dict.fromkeys(models):
+        settings.model(name).runnable()
+
+
+def script_marks(settings: Settings, models: Iterable[str] | None = None) -> list[str]:
+    """`<model>: script missing (...)` for each model (default: the enabled ones) whose script
+    cannot start: what a view says of it."""
+    names = list(models) if models is not None else [m.name for m in settings.models
+                                                      if m.enabled]
+    return [f"{name}: {settings.model(name).script_mark}; a run refuses it"
+            for name in dict.fromkeys(names) if settings.model(name).script_mark]
+
+
 def _check_entries(settings: Settings, experiments: Sequence[Experiment]) -> None:
     """Before launching what was picked from the ledger: a problem of its (disabled) model or
     category, such as a script removed since, is told now, not once per launch."""
     for name in dict.fromkeys(e.model for e in experiments):
-        settings.model(name).checked()
+        settings.model(name).checked().runnable()
     for name in dict.fromkeys(e.category for e in experiments):
         if any(c.name == name for c in settings.categories):
             settings.category(name).checked()
@@ -221,6 +241,7 @@ def runtime(settings: Settings, kind: str) -> tuple[list[devices.Slot], Dispatch
 def run(settings: Settings, experiments: Sequence[Experiment], rerun: bool = False,
         executor: str | None = None, display: DisplayFactory | None = None) -> RunResult:
     """Run the selection to its end; Ctrl-C ends the children and leaves it resumable."""
+    check_runnable(settings, (e.model for e in experiments))
     kind = executor or settings.execution.executor
     if kind == "local":  # on Ray the nodes write the runs (a runtime env may ship the project)
         launcher.check_outputs(settings)  # an unwritable runs_dir: one line, nothing launched

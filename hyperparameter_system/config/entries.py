@@ -47,6 +47,8 @@ class ModelSettings:
     base: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
     problem: HpsysError | None = field(default=None, compare=False, repr=False)
     schema: Schema | None = field(default=None, compare=False, repr=False)  # its script's
+    # a script that cannot start (missing, not executable): views mark it, a run refuses
+    script_problem: HpsysError | None = field(default=None, compare=False, repr=False)
 
     @property
     def project(self) -> str:
@@ -59,6 +61,23 @@ class ModelSettings:
         if self.problem is not None:
             raise self.problem
         return self
+
+    def runnable(self) -> ModelSettings:
+        """This model, or the error of its script that cannot start: only a run refuses it
+        (the original team's master names scripts this repository lacks; its views still
+        show)."""
+        if self.script_problem is not None:
+            raise self.script_problem
+        return self
+
+    @property
+    def script_mark(self) -> str | None:
+        """How a view marks a model whose script cannot start, e.g. `script missing (...)`."""
+        if self.script_problem is None:
+            return None
+        text = self.script_problem.message
+        missing = "does not exist" in text or "not found" in text
+        return f"{'script missing' if missing else 'script cannot start'} ({text})"
 
 
 @dataclass(frozen=True)
@@ -245,11 +264,14 @@ def read_models(doc, data, root, system, overrides, cache) -> tuple[ModelSetting
         base_path = resolve(root, reader.get("base_config", str(system.base_config)))
         script = _script(reader)
         base: Mapping[str, Any] = {}
-        problem = schema = None
+        problem = schema = script_problem = None
         try:  # a disabled model keeps its problem until it is picked
             loaded = _base_config(base_path, overrides, cache, reader.where("base_config"))
             base = loaded.config  # kept even when its script is gone: its runs still count
-            _check_script(reader, root, script)
+            try:
+                _check_script(reader, root, script)
+            except HpsysError as exc:  # views mark it; a run refuses (ModelSettings.runnable)
+                script_problem = exc
             schema = _schema(reader, root, script, schemas)
             if schema is not None:
                 _check_base(loaded, schema, checked)
@@ -261,7 +283,7 @@ def read_models(doc, data, root, system, overrides, cache) -> tuple[ModelSetting
         models.append(ModelSettings(
             name=str(name), enabled=enabled, base_config=base_path, script=script,
             description=reader.get("description", ""), base=base, problem=problem,
-            schema=schema,
+            schema=schema, script_problem=script_problem,
         ))
     return tuple(models)
 

@@ -71,6 +71,8 @@ def report(settings: Settings, summary: bool = True, export: Sequence[str] | Non
            plots: str | Path | None = None) -> Summary:
     """`--summary`, `--export FORMAT PATH`, `--plots DIR`: the summary printed and written."""
     out = api.report(settings, export=export, plots=plots)
+    for mark in api.script_marks(settings):
+        console.warn(mark)
     for problem in out.summary.problems:
         console.warn(problem)
     if out.summary.metric_missing:
@@ -90,6 +92,9 @@ def search(settings: Settings, name: str, models: Sequence[str] | None = None,
     """`--search NAME`: run its trials with the live view, then show its studies."""
     from hyperparameter_system.app import search as searches  # Optuna: only when searching
 
+    block = next((s for s in settings.searches if s.name == name), None)
+    if block is not None:  # a script that cannot start: refused before any study opens
+        api.check_runnable(settings, [m for m in block.models if not models or m in models])
     result = searches.run_search(
         settings, name, models, trials, executor,
         display=(lambda left, slots: console.RunDisplay(left, 0, None, slots)) if show else None)
