@@ -72,6 +72,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     cli.stop_on_signals()
+    cli.tell_lock_waits()
     return cli.until_output_gone(lambda: _guarded(argv))
 
 

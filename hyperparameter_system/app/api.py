@@ -101,8 +101,9 @@ def select(settings: Settings, models: Sequence[str] | None = None,
     return build_matrix(settings, models or None, categories or None)
 
 
-def ledger(settings: Settings) -> Ledger:
-    return open_ledger(settings)
+def ledger(settings: Settings, create: bool = False) -> Ledger:
+    """The config's ledger; a read creates nothing, a run passes `create`."""
+    return open_ledger(settings, create)
 
 
 def estimates(settings: Settings, experiments: Sequence[Experiment],
@@ -245,7 +246,7 @@ def run(settings: Settings, experiments: Sequence[Experiment], rerun: bool = Fal
     kind = executor or settings.execution.executor
     if kind == "local":  # on Ray the nodes write the runs (a runtime env may ship the project)
         launcher.check_outputs(settings)  # an unwritable runs_dir: one line, nothing launched
-    book = ledger(settings)
+    book = ledger(settings, create=True)
     slots, dispatch = runtime(settings, kind)
     stopper = None
     if settings.execution.pruning.on:  # each baseline first: it sets its pools' bar

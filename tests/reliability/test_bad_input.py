@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 import socket
+import sqlite3
 import stat
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from hyperparameter_system.app.api import select
 from hyperparameter_system.config.settings import load_settings
 from hyperparameter_system.core.errors import HpsysError
 from hyperparameter_system.core.yamlfile import load_yaml
+from hyperparameter_system.store.ledger import Ledger
 
 
 def _set(path: str, value: Any):
@@ -42,6 +44,18 @@ def _text_ledger(data: dict) -> None:
     path = Path(data["system"]["ledger"]).with_name("notes.txt")
     path.write_text("not a database\n")
     data["system"]["ledger"] = str(path)
+
+
+def _sqlite_ledger(*statements: str):
+    """system.ledger names a ledger of this runner changed by `statements` (issue 20)."""
+    def mutate(data: dict) -> None:
+        path = Path(data["system"]["ledger"]).with_name("other.db")
+        Ledger(path).ensure().close()
+        with sqlite3.connect(path) as db:
+            for statement in statements:
+                db.execute(statement)
+        data["system"]["ledger"] = str(path)
+    return mutate
 
 
 def _option_twice(data: dict) -> None:
@@ -92,6 +106,9 @@ MASTER = {  # id: (mutation or raw text, what the message must name)
     "metric-mode": (_set("system.metric_mode", "median"), "system.metric_mode"),
     "ledger-unwritable": (_set("system.ledger", "/proc/nope/x.db"), "master.yaml: system.ledger"),
     "ledger-not-sqlite": (_text_ledger, "master.yaml: system.ledger"),
+    "ledger-newer-version": (_sqlite_ledger("PRAGMA user_version=7"), "ledger version 7"),
+    "ledger-table-renamed": (_sqlite_ledger("ALTER TABLE experiments RENAME TO kept"),
+                             "has no experiments table"),
     "base-missing": (_set("system.base_config", "nope/base.yaml"), "base.yaml"),
     "models-missing": (_set("models", None), "models"),
     "models-empty": (_set("models", []), "models"),
