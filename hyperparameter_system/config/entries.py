@@ -198,6 +198,32 @@ def _check_base(base: _Base, schema: Schema, checked: set) -> None:
         where = next((at for set_key, at in reversed(base.set_by)
                       if key == set_key or key.startswith(f"{set_key}.")), None)
         raise HpsysError(where or base.doc.where(tuple(key.split("."))), problem)
+    broken = schema.rule_problem(base.config)
+    if broken is not None:  # told at the last override of a key the rules read, else the file
+        keys = schema.rule_keys()
+        where = next((at for set_key, at in reversed(base.set_by)
+                      if any(k == set_key or k.startswith(f"{set_key}.") for k in keys)), None)
+        first = next((k for k in sorted(keys) if has_dotted(base.config, k)), None)
+        raise HpsysError(where or base.doc.where(tuple(first.split(".")) if first else ()),
+                         broken)
+
+
+def check_option_rules(doc: YamlDoc, models: Sequence[ModelSettings],
+                       categories: Sequence[CategorySettings]) -> None:
+    """Each enabled option on each enabled model's base config against the cross-key rules of
+    that model's script (a warm-up longer than the base's epochs), told at the option."""
+    for model in models:
+        if not model.enabled or model.schema is None or not model.schema.rules:
+            continue
+        for category in categories:
+            if not category.enabled or category.problem is not None:
+                continue
+            for index, option in enumerate(category.options):
+                config = apply_changes(model.base, category.plugin.changes(option))
+                broken = model.schema.rule_problem(config)
+                if broken is not None:
+                    path = ("experiment_categories", category.name, "options", index)
+                    raise HpsysError(doc.where(path), f"{broken} (on model {model.name})")
 
 
 def _as_read(config: Mapping[str, Any], schema: Schema) -> Mapping[str, Any]:
