@@ -178,7 +178,8 @@ def collect(settings: Settings, ledger: Ledger | None = None) -> Summary:
                    _failures(chosen), _best(settings, chosen),
                    dict(Counter(r.status for r in chosen)), _unsynced(chosen),
                    missing_metric(chosen, metric), row_problems(chosen),
-                   other_configs(all_rows, experiments))
+                   other_configs(all_rows, experiments,
+                                 (COMBINED, *(s.name for s in settings.searches))))
 
 
 def _unsynced(rows: Sequence[Row]) -> list[str]:
