@@ -8,7 +8,6 @@ import os
 import socket
 import stat
 import time
-from pathlib import Path
 
 import pytest
 from report_helpers import fill_ledger, settings_for
@@ -141,8 +140,8 @@ def test_a_character_device_is_refused_and_left_alone(settings, tmp_path, capsys
     device = tmp_path / "null"
     try:
         os.mknod(device, 0o666 | stat.S_IFCHR, os.makedev(1, 3))  # /dev/null's numbers
-    except (PermissionError, OSError):
-        device = Path(os.devnull)  # no mknod here (not root, a container): the real one
+    except OSError:  # never the real /dev/null: a regression would replace it, as root
+        pytest.skip("mknod is not allowed here")
     link = tmp_path / "to-device.html"
     link.symlink_to(device)
     for path in (device, link):
