@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export WANDB_SILENT ?= true
 
-.PHONY: help install demo test test-fast lint data bench clean chromium
+.PHONY: help install demo test test-fast lint data bench gpu-check clean chromium
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
@@ -48,6 +48,9 @@ bench: data  ## print the benchmark figures (parallel efficiency with the Ray ov
 	for b in bench/*.py; do \
 	  case $$b in bench/parallel_efficiency.py) args=--ray ;; bench/racing.py) args=--e2e ;; *) args= ;; esac; \
 	  $(BIN)/python $$b $$args || exit 1; done
+
+gpu-check: data  ## the CUDA paths on a real GPU, one line per check ("no GPU: skipped" without)
+	$(BIN)/python tools/gpu_check.py
 
 clean:  ## remove generated runs, temp configs and the ledger (keeps .venv and data)
 	rm -rf runs temp_configs/*.yaml experiments.db reports

@@ -21,10 +21,10 @@ if __package__ in (None, ""):  # run as a script: make the package importable, n
 from hyperparameter_system.app import api
 from hyperparameter_system.config.settings import PRUNING_RULES
 from hyperparameter_system.core.errors import EXIT_BAD_INPUT, HpsysError
-from hyperparameter_system.core.writable import writable_folder
+from hyperparameter_system.core.writable import STDOUT, output_file, output_folder
 from hyperparameter_system.run.signals import signals_held
 from hyperparameter_system.store.ledger import LedgerFull
-from hyperparameter_system.ui import cli, commands, console
+from hyperparameter_system.ui import cli, commands, console, screen
 
 if TYPE_CHECKING:
     from hyperparameter_system.run.executor import RunResult
@@ -79,6 +79,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     cli.stop_on_signals()
+    cli.tell_lock_waits()
     return cli.until_output_gone(lambda: _guarded(argv))
 
 
@@ -88,7 +89,8 @@ def _guarded(argv: Sequence[str] | None) -> int:
     args = None
     try:
         args = parser().parse_args(argv)
-        return _main(args)
+        with screen.talking_on_stderr(bool(_to_stdout(args))):  # stdout carries that file
+            return _main(args)
     except LedgerFull as exc:
         console.error(str(exc))
         return EXIT_INTERRUPTED
@@ -109,19 +111,20 @@ def _check_outputs(args: argparse.Namespace) -> None:
         if fmt not in api.EXPORT_FORMATS:
             raise HpsysError(f"--export {fmt}", f"unknown format; expected one of "
                              f"{', '.join(api.EXPORT_FORMATS)}")
-        _writable(f"--export {fmt} {path}", Path(path), folder=False)
+        output_file(f"--export {fmt} {path}", path)
     if args.export_ledger:
-        _writable(f"--export-ledger {args.export_ledger}", Path(args.export_ledger), folder=False)
+        output_file(f"--export-ledger {args.export_ledger}", args.export_ledger)
     if args.plots:
-        _writable(f"--plots {args.plots}", Path(args.plots), folder=True)
+        output_folder(f"--plots {args.plots}", args.plots)
+    to_stdout = _to_stdout(args)
+    if len(to_stdout) > 1:
+        raise HpsysError(" and ".join(to_stdout), "only one output can be standard output (-)")
 
 
-def _writable(where: str, path: Path, folder: bool) -> None:
-    if not folder and path.is_dir():
-        raise HpsysError(where, "expected a file path, got a folder")
-    if folder and path.exists() and not path.is_dir():
-        raise HpsysError(where, "expected a folder, got a file")
-    writable_folder(where, path if folder else path.parent)
+def _to_stdout(args: argparse.Namespace) -> list[str]:
+    """The output flags whose path is `-` (standard output)."""
+    return [flag for flag, path in (("--export", args.export and args.export[1]),
+                                    ("--export-ledger", args.export_ledger)) if path == STDOUT]
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -170,8 +173,11 @@ def _main(args: argparse.Namespace) -> int:
             commands.show_studies(settings)
         did = True
     if args.export_ledger:  # last: the rows as this invocation left them
-        count = api.export_ledger(settings, args.export_ledger)
-        console.info(f"wrote {count} ledger rows to {args.export_ledger}")
+        count, text = api.export_ledger(settings, args.export_ledger)
+        if text is None:
+            console.info(f"wrote {count} ledger rows to {args.export_ledger}")
+        else:
+            screen.raw(text)
         did = True
     if not did:
         raise HpsysError("command line", "nothing to do: give --all, --models, --categories, "
@@ -180,7 +186,8 @@ def _main(args: argparse.Namespace) -> int:
 
 
 def _forget(settings, args: argparse.Namespace) -> int:
-    """`--forget [failed]`: delete the selection's ledger rows; asks nothing (CI runs it)."""
+    """`--forget [failed]`: delete the selection's ledger rows (with --dry-run: list them);
+    asks nothing (CI runs it)."""
     failed_only = args.forget == "failed"
     if not (args.models or args.categories or failed_only or args.search):
         raise HpsysError("--forget", "name what to forget: --models, --categories, --search "
@@ -193,8 +200,14 @@ def _forget(settings, args: argparse.Namespace) -> int:
     if args.search and args.search not in [s.name for s in settings.searches]:
         raise HpsysError(f"--search {args.search}", "unknown search; expected one of "
                          f"{', '.join(s.name for s in settings.searches) or '(none)'}")
-    done = api.forget(settings, args.models, args.categories, failed_only, searches)
-    line = f"forgot {done.forgotten} ledger row(s)"
+    if args.dry_run:  # says what it would delete, deletes nothing
+        done = api.forget_plan(settings, args.models, args.categories, failed_only, searches)
+        for row in done.would:
+            console.info(f"would forget {row}")
+        line = f"--dry-run: would forget {done.forgotten} ledger row(s); nothing deleted"
+    else:
+        done = api.forget(settings, args.models, args.categories, failed_only, searches)
+        line = f"forgot {done.forgotten} ledger row(s)"
     if done.running:
         line += f"; kept {done.running} running under a live runner"
     console.info(line)

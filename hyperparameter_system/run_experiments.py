@@ -55,6 +55,7 @@ def _start(argv: Sequence[str] | None) -> int:
         if not console.interactive():
             raise HpsysError("standard input", NO_TERMINAL)
         cli.stop_on_signals()
+        cli.tell_lock_waits()
         settings = api.load(args.config)
     except HpsysError as exc:
         console.error(str(exc))

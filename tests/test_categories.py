@@ -205,7 +205,7 @@ def test_third_party_and_yaml_only_categories_run(tmp_path, master_config, cli,
     path = master_config(experiment_categories={
         "warmup": {"options": [{"epochs": 3}]},
         "reg_yaml": {"options": [{"weight_decay": 0.05, "label_smooth": 0.1}]},
-    }, system={"baseline": False})
+    }, system={"baseline": False, "overrides": ["epochs=5"]})  # warm-up 3 < epochs (a rule)
     res = cli("--config", str(path), "--models", "fake-net.v1", env={"PYTHONPATH": str(site)})
     assert res.returncode == 0, res.stderr
     recs = fake_records(tmp_path / "runs")

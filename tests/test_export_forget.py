@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import stat
 import time
 
 import pytest
@@ -11,6 +14,9 @@ from report_helpers import fill_ledger, settings_for
 
 from hyperparameter_system import experiment_runner
 from hyperparameter_system.app import api
+from hyperparameter_system.core.errors import HpsysError
+from hyperparameter_system.core.writable import file_target
+from hyperparameter_system.matrix import combine
 from hyperparameter_system.report.jsonexport import typed
 from hyperparameter_system.store.ledger import Ledger, runner_identity
 
@@ -90,3 +96,104 @@ def test_forget_without_a_selection_is_bad_input(settings, capsys):
     assert experiment_runner.main(["--config", str(settings.path), "--forget"]) == 2
     assert "--forget" in capsys.readouterr().err
     assert len(api.ledger(settings).rows()) == 8
+
+
+# -- issue 20, item 1: user-given output paths are written through, never replaced ------------
+def _export(settings, *argv: str) -> int:
+    return experiment_runner.main(["--config", str(settings.path), *argv])
+
+
+def test_export_writes_through_a_symlink_to_its_target(settings, tmp_path):
+    target = tmp_path / "t.json"
+    target.write_text("old")
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    assert _export(settings, "--export", "json", str(link)) == 0
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert json.loads(target.read_text())["counts"]["done"] == 6
+
+
+def test_export_ledger_and_plots_write_through_symlinks(settings, tmp_path):
+    target, link = tmp_path / "rows.csv", tmp_path / "rows-link.csv"
+    target.write_text("old")
+    link.symlink_to(target)
+    real, folder_link = tmp_path / "plots-real", tmp_path / "plots"
+    real.mkdir()
+    folder_link.symlink_to(real)
+    assert _export(settings, "--export-ledger", str(link), "--plots", str(folder_link)) == 0
+    assert link.is_symlink() and target.read_text().startswith("experiment_id,")
+    assert folder_link.is_symlink() and list(real.glob("*.png"))
+
+
+@pytest.mark.parametrize("flag", ["--export", "--export-ledger"])
+def test_a_fifo_is_refused_before_anything_and_stays_a_fifo(settings, tmp_path, capsys, flag):
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    argv = ["--export", "csv", str(fifo)] if flag == "--export" else [flag, str(fifo)]
+    assert _export(settings, *argv) == 2  # a write would block forever: it never starts
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "a FIFO, not a regular file" in err[0]
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+def test_a_character_device_is_refused_and_left_alone(settings, tmp_path, capsys):
+    device = tmp_path / "null"
+    try:
+        os.mknod(device, 0o666 | stat.S_IFCHR, os.makedev(1, 3))  # /dev/null's numbers
+    except OSError:  # never the real /dev/null: a regression would replace it, as root
+        pytest.skip("mknod is not allowed here")
+    link = tmp_path / "to-device.html"
+    link.symlink_to(device)
+    for path in (device, link):
+        assert _export(settings, "--export", "html", str(path)) == 2
+        err = capsys.readouterr().err
+        assert "a character device, not a regular file" in err and "wrote" not in err
+        assert stat.S_ISCHR(os.stat(device).st_mode) and link.is_symlink()
+
+
+def test_a_dash_is_standard_output_and_no_file_named_dash(settings, tmp_path, capsys,
+                                                          monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert _export(settings, "--summary", "--export", "json", "-") == 0
+    out = capsys.readouterr().out
+    assert json.loads(out)["counts"]["done"] == 6  # stdout is the file alone: the rest on stderr
+    assert _export(settings, "--export-ledger", "-") == 0
+    assert capsys.readouterr().out.startswith("experiment_id,")
+    assert not (tmp_path / "-").exists()
+    assert _export(settings, "--export", "json", "-", "--export-ledger", "-") == 2
+    assert _export(settings, "--plots", "-") == 2
+
+
+def test_file_target_kinds(tmp_path):
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(tmp_path / "s.sock"))
+    try:
+        with pytest.raises(HpsysError, match="a socket, not a regular file"):
+            file_target("w", tmp_path / "s.sock")
+    finally:
+        sock.close()
+    with pytest.raises(HpsysError, match="expected a file path, got a folder"):
+        file_target("w", tmp_path)
+    dangling = tmp_path / "dangling.csv"
+    dangling.symlink_to(tmp_path / "new" / "made.csv")
+    assert file_target("w", dangling) == tmp_path / "new" / "made.csv"
+
+
+def test_the_combined_config_is_written_through_a_symlink(settings, tmp_path):
+    plan = api.combine_plans(settings).plans[0]
+    target = tmp_path / "mine.yaml"
+    target.write_text("old")
+    plan.config_path.parent.mkdir(parents=True, exist_ok=True)
+    plan.config_path.symlink_to(target)
+    combine.save_config(plan)
+    assert plan.config_path.is_symlink() and "Combined winners" in target.read_text()
+
+
+# -- issue 20, item 2: --forget honours --dry-run ----------------------------------------------
+def test_forget_dry_run_lists_and_deletes_nothing(settings, capsys):
+    before = {r.id for r in api.ledger(settings).rows()}
+    code = _export(settings, "--forget", "--models", "m2", "--categories", "lr_cat", "--dry-run")
+    out = capsys.readouterr().out
+    assert code == 0 and "would forget 2 ledger row(s); nothing deleted" in out
+    assert out.count("would forget m2 lr_cat") == 2 and "forgot 2" not in out
+    assert {r.id for r in api.ledger(settings).rows()} == before

@@ -370,3 +370,32 @@ def test_a_bad_preload_value_is_one_line(master_config, cli, value) -> None:
     res = cli("--config", str(master_config(execution={"preload": value})), "--matrix")
     assert res.returncode == 2 and "execution.preload" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_missing_scripts_do_not_block_views_only_a_run(master_config, tmp_path, capsys,
+                                                       monkeypatch) -> None:
+    """Issue 20 item 10: the original team's master names scripts this repository lacks:
+    --matrix, --dry-run and --summary show the matrix and mark those models "script missing";
+    a run refuses, naming the file, and launches nothing."""
+    import signal
+
+    from hyperparameter_system import experiment_runner
+
+    monkeypatch.setattr(signal, "signal", lambda *a: None)
+    path = str(master_config(models=[
+        {"name": "gemini", "script": "python codes/gemini_main_v2.py"},
+        {"name": "v2", "script": "./run_code_v2.sh"},
+        {"name": "m1", "script": "python tests/fakes/fake_train.py"}],
+        experiment_categories={"quality": {"options": [{"fake.metric": 0.9}]}}))
+    for view in (["--matrix"], ["--dry-run", "--all"], ["--summary"]):
+        assert experiment_runner.main(["--config", path, *view]) == 0, view
+        shown = capsys.readouterr()
+        text = shown.out + shown.err
+        assert "script missing (script 'codes/gemini_main_v2.py' does not exist)" in text, view
+        assert "script missing (script './run_code_v2.sh' does not exist)" in text, view
+    assert experiment_runner.main(["--config", path, "--all"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "models[0].script: script 'codes/gemini_main_v2.py' does not " \
+        "exist" in err[0]
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").rglob("*"))
+    assert experiment_runner.main(["--config", path, "--models", "m1", "--dry-run"]) == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,6 @@ from trainer.errors import ConfigError  # noqa: E402
 from hyperparameter_system.config.schema import load_schema, schema_path  # noqa: E402
 
 SCHEMA = load_schema(CODES / "train.schema.json")
-ENGINE_ONLY = {"val_split_ratio"}  # cross-key rules the format cannot say (see its comment)
 
 GENERIC: list[Any] = [None, True, False, 0, 1, -1, 2, 7, 0.5, 1.5, -0.5, 1e-9, 1e308,
                       math.nan, math.inf, -math.inf, "abc", "1e-3", "0", "-1", "nan", "inf",
@@ -64,8 +64,28 @@ def _engine_accepts(key: str, value: Any) -> bool:
     return True
 
 
-CASES = [(key, value) for key, spec in SCHEMA.keys.items() if key not in ENGINE_ONLY
-         for value in _probes(dict(spec))]
+CASES = [(key, value) for key, spec in SCHEMA.keys.items() for value in _probes(dict(spec))]
+
+
+def _runner_accepts(cfg: dict[str, Any]) -> bool:
+    """The runner's verdict on a whole config: every key, then the published rules."""
+    return all(SCHEMA.problem(key, _get(cfg, key)) is None for key in _flat(cfg)) and \
+        SCHEMA.rule_problem(cfg) is None
+
+
+def _flat(cfg: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for key, value in cfg.items():
+        out.append(prefix + key)
+        if isinstance(value, dict):
+            out += _flat(value, f"{prefix}{key}.")
+    return out
+
+
+def _get(cfg: dict[str, Any], key: str) -> Any:
+    for part in key.split("."):
+        cfg = cfg[part]
+    return cfg
 
 
 def test_the_schema_covers_the_facts_that_drifted() -> None:
@@ -78,7 +98,7 @@ def test_the_schema_covers_the_facts_that_drifted() -> None:
 
 @pytest.mark.parametrize(("key", "value"), CASES, ids=[f"{k}={v!r}"[:60] for k, v in CASES])
 def test_runner_and_engine_agree(key: str, value: Any) -> None:
-    runner = SCHEMA.problem(key, value) is None
+    runner = _runner_accepts(_nested(key, value))
     assert runner == _engine_accepts(key, value), (key, value, SCHEMA.problem(key, value))
 
 
@@ -124,3 +144,105 @@ def test_a_master_config_with_a_drifted_value_is_refused_before_launch(
     assert len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
     assert f"{path}:" in lines[0] and f"options[0].{key}" in lines[0], lines[0]
     assert not (tmp_path / "runs").exists() and not (tmp_path / "ledger.db").exists()
+
+
+# -- cross-key rules (issue 20 item 5) -------------------------------------------------------
+RULE_VALUES: list[Any] = [_MISSING := object(), None, True, False, 0, 1, 2, 3, 5, 0.5, 1.0,
+                          -1, "0", "0.5", "2", "x"]
+
+
+def _rule_keys(rule: dict[str, Any]) -> list[str]:
+    terms = [*rule["if"], *rule["then"]]
+    terms += [t["than"] for t in terms if "than" in t]
+    return list(dict.fromkeys(k for t in terms for k in t["keys"]))
+
+
+def _rule_configs(rule: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every combination of probe values over the keys the rule reads (a key also missing)."""
+    import itertools
+
+    keys = _rule_keys(rule)
+    configs = []
+    for values in itertools.product(RULE_VALUES, repeat=len(keys)):
+        cfg: dict[str, Any] = {}
+        for key, value in zip(keys, values, strict=True):
+            if value is _MISSING:
+                continue
+            *parents, last = key.split(".")
+            node = cfg
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[last] = value
+        configs.append(cfg)
+    return configs
+
+
+def _engine_accepts_config(cfg: dict[str, Any]) -> bool:
+    import copy
+
+    try:
+        validate(copy.deepcopy(cfg))
+    except ConfigError:
+        return False
+    return True
+
+
+def test_the_engine_publishes_its_cross_key_rules() -> None:
+    names = {r["name"] for r in SCHEMA.rules}
+    assert names == {"val_split_ratio", "warmup_shorter_than_run",
+                     "dynamic_augmentation_is_online"}
+
+
+@pytest.mark.parametrize("rule", [r["name"] for r in SCHEMA.rules])
+def test_runner_and_engine_agree_on_every_rule(rule: str) -> None:
+    """Every combination of values around each published rule: the runner refuses exactly
+    what the engine refuses, and the rule itself refuses some (it is not vacuous)."""
+    spec = next(r for r in SCHEMA.rules if r["name"] == rule)
+    by_rule = 0
+    for cfg in _rule_configs(spec):
+        runner, engine = _runner_accepts(cfg), _engine_accepts_config(cfg)
+        assert runner == engine, (cfg, SCHEMA.rule_problem(cfg))
+        keys_ok = all(SCHEMA.problem(k, _get(cfg, k)) is None for k in _flat(cfg))
+        by_rule += keys_ok and not engine
+    assert by_rule > 0
+
+
+@pytest.mark.parametrize(("sets", "says"), [
+    (["val_split_ratio=0"], "'val_split_ratio' expected a number in (0, 1)"),
+    (["val_split_ratio=1"], "'val_split_ratio' expected a number in (0, 1)"),
+    (["warmup_epochs=5", "epochs=2"], "warmup_epochs: expected fewer than epochs (2), got 5"),
+    (["scheduler_params.warmup_epochs=5", "epochs=2"],
+     "scheduler_params.warmup_epochs: expected fewer than epochs (2)"),
+    (["random_seed=-1"], "random_seed=-1"),
+    (["++dynamic_augmentation.enabled=true", "++online_augmentation=false"],
+     "online_augmentation: false, but dynamic_augmentation.enabled is true"),
+])
+def test_the_issue_cases_are_refused_before_launch(tmp_path: Path, sets: list[str],
+                                                   says: str) -> None:
+    """What launched 3 runs that all failed (issue 20): one line at load, nothing run."""
+    from hyperparameter_system.config.settings import load_settings
+    from hyperparameter_system.core.errors import HpsysError
+
+    master = tmp_path / "m.yaml"
+    master.write_text(f"system: {{project_root: {ROOT}, ledger: {tmp_path}/l.db}}\n"
+                      "models: [{name: m1, script: python codes/train.py}]\n"
+                      "experiment_categories: {early_stopping: {options: [{patience: 3}]}}\n")
+    with pytest.raises(HpsysError, match=re.escape(says)):
+        load_settings(master, sets)
+
+
+def test_an_option_breaking_a_rule_on_a_base_is_told_at_the_option(tmp_path: Path) -> None:
+    from hyperparameter_system.config.settings import load_settings
+    from hyperparameter_system.core.errors import HpsysError
+
+    master = tmp_path / "m.yaml"
+    master.write_text(f"system: {{project_root: {ROOT}, ledger: {tmp_path}/l.db,"
+                      " overrides: [epochs=2]}\n"
+                      "models: [{name: m1, script: python codes/train.py}]\n"
+                      "experiment_categories:\n  scheduler:\n    options:\n"
+                      "      - {name: CosineAnnealingLR, T_max: 2}\n"
+                      "      - {name: CosineAnnealingWarmupRestarts, T_max: 2, warmup_epochs: 5}\n")
+    with pytest.raises(HpsysError, match=rf"{re.escape(str(master))}:7: experiment_categories"
+                       r"\.scheduler\.options\[1\]: scheduler_params\.warmup_epochs: expected "
+                       r"fewer than epochs \(2\), got 5 \(on model m1\)"):
+        load_settings(master)

@@ -124,10 +124,9 @@ def test_a_name_in_the_base_config_is_checked_at_its_line(tmp_path: Path) -> Non
 def test_overrides_of_names_and_numbers_that_fit_are_taken(tmp_path: Path) -> None:
     base = Path(__file__).parent / "fakes" / "base.yaml"
     s = load_settings(_master(tmp_path, base, ["scheduler_name=StepLR", "criterion=focal"]),
-                      ["lr=1e-3", "batch_size=32", "epochs=3", "pretrained=true",
-                       "model_name=resnet18"])
-    b = s.model("m1").base
-    assert (b["lr"], b["batch_size"], b["epochs"], b["pretrained"]) == ("1e-3", 32, 3, True)
+                      ["lr=1e-3", "batch_size=32", "epochs=3", "pretrained=true"])
+    b = s.model("m1").base  # 1e-3 is a number, as YAML 1.2 reads it (issue 20)
+    assert (b["lr"], b["batch_size"], b["epochs"], b["pretrained"]) == (0.001, 32, 3, True)
     assert b["scheduler_name"] == "StepLR" and b["criterion"] == "focal"
 
 

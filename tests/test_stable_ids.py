@@ -19,6 +19,7 @@ from hyperparameter_system.core.configdict import (
     canonical,
     stable_hash,
 )
+from hyperparameter_system.core.yamlfile import load_yaml
 from hyperparameter_system.matrix.experiments import build_matrix
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,3 +56,30 @@ def test_the_shipped_configs_keep_their_ids(repeats: int) -> None:
         for e in build_matrix(settings_, strict=False):
             assert e.id == stable_hash(e.model, e.category, canonical(e.option), e.config,
                                        list(e.script)), e.describe()
+
+
+def _ids(tmp_path: Path, sets: list[str], option_text: str = "{fake.sleep: 0}") -> list[str]:
+    master = tmp_path / "master.yaml"
+    master.write_text(
+        f"system: {{project_root: {ROOT}, base_config: tests/fakes/base.yaml,"
+        f" ledger: {tmp_path}/l.db}}\n"
+        "models: [{name: m1, script: python tests/fakes/fake_train.py}]\n"
+        f"experiment_categories: {{fake: {{options: [{option_text}]}}}}\n")
+    return [e.id for e in build_matrix(load_settings(master, sets))]
+
+
+def test_a_number_spelt_two_ways_is_one_experiment(tmp_path: Path) -> None:
+    """Issue 20 item 7: ids come from parsed values: `1e-3` is the number 0.001 (YAML 1.1 would
+    leave it a string), and where the engine's schema takes only numbers a quoted '0.001' is
+    the number it reads; where it takes strings a quoted string stays a string."""
+    plain = _ids(tmp_path, ["lr=0.001"])
+    for spelling in ("lr=1e-3", "lr=1.0E-3", "lr='0.001'", "lr='1e-3'"):
+        assert _ids(tmp_path, [spelling]) == plain, spelling
+    assert _ids(tmp_path, ["lr=0.002"]) != plain
+    for option in ("{lr: 1e-3}", "{lr: '0.001'}", "{lr: '1e-3'}"):
+        assert _ids(tmp_path, [], option) == _ids(tmp_path, [], "{lr: 0.001}"), option
+    settings = load_settings(tmp_path / "master.yaml", ["output_dir='1e-3'", "norm_std=['0.5']"])
+    base = settings.model("m1").base  # a string key keeps its string; number lists are read
+    assert base["output_dir"] == "1e-3" and base["norm_std"] == [0.5]
+    (tmp_path / "opt.yaml").write_text("a: 1e-3\nb: '1e-3'\n")
+    assert load_yaml(tmp_path / "opt.yaml").data == {"a": 0.001, "b": "1e-3"}

@@ -105,3 +105,28 @@ def test_combine_best_with_summary_prints_the_combined_tables_once(tmp_path, mon
     commands.combine_best(settings, show=False, tables=False)
     commands.report(settings, summary=True)
     assert out.file.getvalue().count("m1 / combined winners") == 1
+
+
+def test_combined_runs_are_not_another_config(tmp_path, monkeypatch):
+    """Issue 20 item 4: after --combine-best the first demo said "2 run(s) of another config:
+    2 with --set patience=5" (the combined runs, compared with the model's last experiment);
+    combined runs and search trials are the matrix's own runs."""
+    import time
+
+    from hyperparameter_system.app import api
+    from hyperparameter_system.run.launcher import Outcome
+    from hyperparameter_system.store.ledger import Ledger
+
+    settings = settings_for(tmp_path, CATEGORIES)
+    fill_ledger(settings, lambda e: {"fast": 0.7, "big": 0.65}.get(e.label, 0.5))
+    plans = api.combine_plans(settings).plans
+    book = Ledger(settings.system.ledger)
+    for e in (e for p in plans for e in p.experiments):
+        book.sync([e])
+        now = time.time()
+        book.finish(e.id, Outcome(e.id, "done", now, now + 1, exit_code=0,
+                                  result={"metrics": {"best_val_f1": 0.8}}), 0.8)
+    out = screen(monkeypatch, 160)
+    summary = commands.report(settings, summary=True)
+    assert summary.counts["done"] == 6 and summary.models[0].combined is not None
+    assert not summary.other_configs and "another config" not in out.file.getvalue()

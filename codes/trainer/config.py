@@ -13,13 +13,14 @@ from typing import Any
 import yaml
 
 from trainer.errors import ConfigError, close_matches, unknown_name
-from trainer.schema import KEYS, check, coerce
+from trainer.schema import KEYS, check, coerce, rule_problem
 
 Config = dict[str, Any]
 
-# Rules the schema's format cannot say, kept here and in the builders (engine-only):
-# - val_split_ratio in (0, 1) unless n_folds >= 2 (`validate`);
-# - warmup_epochs (either key) < epochs; model_name a timm model and tag (builders);
+# Cross-key rules (val_split_ratio in (0, 1) unless n_folds >= 2, warm-up shorter than the run,
+# no dynamic augmentation with online_augmentation: false) are the schema's RULES, checked in
+# `validate` and published. Rules it cannot say, kept in the builders (engine-only):
+# - model_name a timm model and tag (builders);
 # - class_weighting's list as long as the classes, n_folds <= the images, OneCycleLR's
 #   total_steps >= epochs x steps per epoch (they need the data);
 # - device: auto, cpu, cuda or cuda:N of the visible devices (device.py).
@@ -162,9 +163,9 @@ def validate(cfg: Config, source: str = "config") -> Config:
     """Check every known key; numeric strings like '1e-3' become numbers."""
     for key in KEYS:
         _check_key(cfg, key, source)
-    ratio = cfg.get("val_split_ratio", 0.2)
-    if not 0 < ratio < 1 and (cfg.get("n_folds") or 0) < 2:
-        raise ConfigError(f"{source}: 'val_split_ratio' expected a number in (0, 1), got {ratio}")
+    broken = rule_problem(cfg)
+    if broken is not None:
+        raise ConfigError(f"{source}: {broken}")
     return cfg
 
 

@@ -28,7 +28,7 @@ TTA_VIEWS = (
     *("identity", "hflip", "vflip", "transpose", "rot90", "rot180", "rot270", "rot5", "rot-5"),
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: cross-key `rules`
 Spec = dict[str, Any]
 
 INT, NUMBER, BOOL, STRING, MAPPING, LIST, NULL = (
@@ -127,10 +127,10 @@ KEYS: dict[str, Spec] = {
     "val_split_ratio": spec(NUMBER),  # (0, 1) unless n_folds >= 2: checked in config.py
     "n_folds": spec(INT, NULL),
     "stratify": spec(BOOL),
-    "random_seed": spec(INT),
+    "random_seed": spec(INT, low=0, high=2**32 - 1),  # numpy/scikit-learn seeds
     "data_dir": spec(STRING),
     "train_data": spec(STRING),
-    "limit_samples": spec(INT, NULL, **NON_NEGATIVE),
+    "limit_samples": spec(INT, NULL, **POSITIVE),  # null: all the data
     "num_workers": spec(INT, **NON_NEGATIVE),
     "cpu_threads": spec(INT, NULL),
     "device": spec(STRING),  # auto, cpu, cuda or cuda:N of the visible ones: device.py
@@ -183,14 +183,96 @@ for _param in SCHEDULER_PARAMS:
     KEYS.setdefault(f"scheduler_params.{_param}", spec(INT, NUMBER, BOOL, STRING, LIST, NULL))
 
 
+# Cross-key rules, as data: the engine checks them (`rule_problem`, from `validate`) and
+# publishes them, so the runner refuses exactly these configs before launch. A rule holds
+# when one of its `if` terms is false or unknown, or every `then` term is true or unknown.
+# A term: `keys` (the first that is set and not null gives the value, else `default`), `op`
+# (< <= > >= == !=) and `value` or `than` (another term). A value that is missing, null, or
+# not comparable with the other side makes the term unknown: the key checks say the rest.
+# `message` is formatted with each term's value by its `name` and `<name>_key` (the key that
+# gave it).
+WARMUP = {"name": "warmup", "keys": ["scheduler_params.warmup_epochs", "warmup_epochs"],
+          "default": 0}
+EPOCHS = {"name": "epochs", "keys": ["epochs"]}
+RATIO = {"name": "ratio", "keys": ["val_split_ratio"], "default": 0.2}
+RULES: list[Spec] = [
+    {"name": "val_split_ratio",
+     "if": [{"name": "folds", "keys": ["n_folds"], "default": 0, "op": "<", "value": 2}],
+     "then": [{**RATIO, "op": ">", "value": 0}, {**RATIO, "op": "<", "value": 1}],
+     "message": "'val_split_ratio' expected a number in (0, 1) unless n_folds >= 2, got {ratio}"},
+    {"name": "warmup_shorter_than_run",
+     "if": [{**WARMUP, "op": ">", "value": 0}],
+     "then": [{**WARMUP, "op": "<", "than": EPOCHS}],
+     "message": "{warmup_key}: expected fewer than epochs ({epochs}), got {warmup}"},
+    {"name": "dynamic_augmentation_is_online",
+     "if": [{"name": "online", "keys": ["online_augmentation"], "op": "==", "value": False}],
+     "then": [{"name": "dynamic", "keys": ["dynamic_augmentation.enabled"], "default": False,
+               "op": "!=", "value": True}],
+     "message": "online_augmentation: false, but dynamic_augmentation.enabled is true (its "
+                "stages are applied online); expected online_augmentation: true, or dynamic off"},
+]
+class _Seen(dict):
+    """A rule message's values; one it does not hold shows as `?`."""
+
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+_OPS = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
+        ">=": lambda a, b: a >= b, "==": lambda a, b: a == b, "!=": lambda a, b: a != b}
+
+
+def _term_value(cfg: dict[str, Any], term: Spec) -> tuple[Any, str]:
+    """The term's value and the key that gave it (its first key when the default did)."""
+    for key in term["keys"]:
+        node: Any = cfg
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is not None:
+            return node, key
+    return term.get("default"), term["keys"][0]
+
+
+def _comparable(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool)
+    return isinstance(a, int | float) and isinstance(b, int | float)
+
+
+def _holds(cfg: dict[str, Any], term: Spec, seen: dict[str, Any]) -> bool | None:
+    """True or False, or None when unknown."""
+    left, key = _term_value(cfg, term)
+    seen[term["name"]], seen[f"{term['name']}_key"] = left, key
+    if "than" in term:
+        right, other = _term_value(cfg, term["than"])
+        seen[term["than"]["name"]], seen[f"{term['than']['name']}_key"] = right, other
+    else:
+        right = term["value"]
+    if not _comparable(left, right):
+        return None
+    return bool(_OPS[term["op"]](left, right))
+
+
+def rule_problem(cfg: dict[str, Any]) -> str | None:
+    """The message of the first rule `cfg` breaks, else None."""
+    for rule in RULES:
+        seen: dict[str, Any] = {}
+        if not all(_holds(cfg, term, seen) is True for term in rule["if"]):
+            continue
+        if any(_holds(cfg, term, seen) is False for term in rule["then"]):
+            return str(rule["message"]).format_map(_Seen(seen))
+    return None
+
+
 def describe() -> dict[str, Any]:
-    """The schema as published by `codes/train.py --describe` (format version 1)."""
+    """The schema as published by `codes/train.py --describe` (format version 2)."""
     return {
         "schema_version": SCHEMA_VERSION,
         "engine": "codes/train.py",
         "open": True,
         "numeric_strings": True,
         "keys": KEYS,
+        "rules": RULES,
     }
 
 
@@ -286,6 +368,11 @@ def expected_type(s: Spec) -> str:
     return " or ".join(dict.fromkeys(words))
 
 
+def _num(x: float) -> str:
+    """A bound as written: 4294967295, not 4.29497e+09; 0.001 and 1e-09 as %g writes them."""
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e16 else f"{x:g}"
+
+
 def _bounds(s: Spec) -> str | None:
     """'a positive integer', 'a number > 0', 'a number in [0, 1)'; None without bounds."""
     noun = "an integer" if INT in s["type"] and NUMBER not in s["type"] else "a number"
@@ -296,10 +383,10 @@ def _bounds(s: Spec) -> str | None:
         return "a positive integer"
     if low is not None and high is not None:
         left, right = "(" if s["low_open"] else "[", ")" if s["high_open"] else "]"
-        return f"{noun} in {left}{low:g}, {high:g}{right}"
+        return f"{noun} in {left}{_num(low)}, {_num(high)}{right}"
     if low is not None:
-        return f"{noun} {'>' if s['low_open'] else '>='} {low:g}"
-    return f"{noun} {'<' if s['high_open'] else '<='} {high:g}"
+        return f"{noun} {'>' if s['low_open'] else '>='} {_num(low)}"
+    return f"{noun} {'<' if s['high_open'] else '<='} {_num(high)}"
 
 
 def _list_words(s: Spec) -> str:

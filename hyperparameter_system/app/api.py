@@ -6,7 +6,7 @@ opens the ledger once and passes it down.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -15,6 +15,7 @@ from hyperparameter_system.config.settings import Settings, load_settings
 from hyperparameter_system.core.durations import parse_duration
 from hyperparameter_system.core.errors import HpsysError
 from hyperparameter_system.core.states import FINAL, STOPPED, Status
+from hyperparameter_system.core.writable import STDOUT, output_file
 from hyperparameter_system.matrix import combine
 from hyperparameter_system.matrix.experiments import BASELINE, Experiment, build_matrix
 from hyperparameter_system.report import exports
@@ -27,15 +28,14 @@ from hyperparameter_system.run.executor import Executor, RunResult, local_dispat
 from hyperparameter_system.run.race import RaceSource
 from hyperparameter_system.run.seams import Dispatch, Display
 from hyperparameter_system.store.estimates import calibrated, estimate_durations
-from hyperparameter_system.store.ledger import Ledger, open_ledger, row_problems
+from hyperparameter_system.store.ledger import Ledger, Row, open_ledger, row_problems
 
 __all__ = ["EXPORT_FORMATS", "RunPlan", "MatrixView", "CombinePlans", "Report", "load",
            "select", "ledger", "plan_run", "seeds_plan", "calibrate", "slot_count", "run",
-           "runtime",
-           "matrix_view",
-           "failed", "estimates", "export_ledger", "forget", "Forgotten", "with_pruning",
-           "with_budget",
-           "combine_plans", "run_combined", "report", "summarize", "launch_paths"]
+           "runtime", "matrix_view", "failed", "estimates", "export_ledger", "forget",
+           "forget_plan", "Forgotten", "with_pruning", "with_budget", "check_runnable",
+           "script_marks", "combine_plans", "run_combined", "report", "summarize",
+           "launch_paths"]
 
 EXPORT_FORMATS = exports.FORMATS
 
@@ -91,6 +91,7 @@ class Report:
     summary: Summary
     tables: list[ReportTable]
     written: list[str] = field(default_factory=list)  # one line per file or folder written
+    stdout: str | None = None  # the export asked for on standard output (`-`), for the ui
 
 
 # A live view for a run: given the plan and the slot count, or None to run quietly.
@@ -106,8 +107,9 @@ def select(settings: Settings, models: Sequence[str] | None = None,
     return build_matrix(settings, models or None, categories or None)
 
 
-def ledger(settings: Settings) -> Ledger:
-    return open_ledger(settings)
+def ledger(settings: Settings, create: bool = False) -> Ledger:
+    """The config's ledger; a read creates nothing, a run passes `create`."""
+    return open_ledger(settings, create)
 
 
 def estimates(settings: Settings, experiments: Sequence[Experiment],
@@ -180,6 +182,9 @@ def launch_paths(settings: Settings, experiments: Sequence[Experiment],
 
 
 def _launch_path(settings: Settings, experiment: Experiment, kind: str) -> str:
+    mark = settings.model(experiment.model).script_mark
+    if mark is not None:
+        return mark
     if kind == "ray":
         return "plain subprocess (Ray tasks start plain)"
     if not settings.execution.preload:
@@ -224,11 +229,27 @@ def failed(settings: Settings) -> list[Experiment]:
     return chosen
 
 
+def check_runnable(settings: Settings, models: Iterable[str]) -> None:
+    """A run refuses a model whose script cannot start, naming the file, before anything is
+    launched (views only mark it: launch_paths, script_marks)."""
+    for name in dict.fromkeys(models):
+        settings.model(name).runnable()
+
+
+def script_marks(settings: Settings, models: Iterable[str] | None = None) -> list[str]:
+    """`<model>: script missing (...)` for each model (default: the enabled ones) whose script
+    cannot start: what a view says of it."""
+    names = list(models) if models is not None else [m.name for m in settings.models
+                                                      if m.enabled]
+    return [f"{name}: {settings.model(name).script_mark}; a run refuses it"
+            for name in dict.fromkeys(names) if settings.model(name).script_mark]
+
+
 def _check_entries(settings: Settings, experiments: Sequence[Experiment]) -> None:
     """Before launching what was picked from the ledger: a problem of its (disabled) model or
     category, such as a script removed since, is told now, not once per launch."""
     for name in dict.fromkeys(e.model for e in experiments):
-        settings.model(name).checked()
+        settings.model(name).checked().runnable()
     for name in dict.fromkeys(e.category for e in experiments):
         if any(c.name == name for c in settings.categories):
             settings.category(name).checked()
@@ -260,10 +281,11 @@ def runtime(settings: Settings, kind: str) -> tuple[list[devices.Slot], Dispatch
 def run(settings: Settings, experiments: Sequence[Experiment], rerun: bool = False,
         executor: str | None = None, display: DisplayFactory | None = None) -> RunResult:
     """Run the selection to its end; Ctrl-C ends the children and leaves it resumable."""
+    check_runnable(settings, (e.model for e in experiments))
     kind = executor or settings.execution.executor
     if kind == "local":  # on Ray the nodes write the runs (a runtime env may ship the project)
         launcher.check_outputs(settings)  # an unwritable runs_dir: one line, nothing launched
-    book = ledger(settings)
+    book = ledger(settings, create=True)
     slots, dispatch = runtime(settings, kind)
     stopper = None
     if settings.execution.pruning.on:  # each baseline first: it sets its pools' bar
@@ -339,6 +361,28 @@ class Forgotten:
     forgotten: int
     running: int
     selected: int
+    would: tuple[str, ...] = ()  # under dry_run: one line per row it would delete
+
+
+def forget_plan(settings: Settings, models: Sequence[str] | None = None,
+                categories: Sequence[str] | None = None, failed_only: bool = False,
+                searches: Sequence[str] | None = None) -> Forgotten:
+    """What `forget` would delete (`--forget --dry-run`), deleting nothing."""
+    book = ledger(settings)
+    rows = _forgettable(book, models, [*(categories or ()), *(searches or ())], failed_only)
+    held = book.held([r.id for r in rows], settings.execution.stale_after_s)
+    would = tuple(f"{r.model} {r.category} {r.run_name or r.label} ({r.status}, {r.id})"
+                  for r in rows if r.id not in held)
+    return Forgotten(len(would), len(held), len(rows), would)
+
+
+def _forgettable(book: Ledger, models: Sequence[str] | None, categories: Sequence[str] | None,
+                 failed_only: bool) -> list[Row]:
+    """The rows of the selection: `categories` holds category and search names alike (their
+    names never meet)."""
+    return [r for r in book.rows()
+            if (not models or r.model in models) and (not categories or r.category in categories)
+            and (not failed_only or r.status in STOPPED)]
 
 
 def forget(settings: Settings, models: Sequence[str] | None = None,
@@ -349,16 +393,22 @@ def forget(settings: Settings, models: Sequence[str] | None = None,
     never a row a live runner is running nor the ledger file. A search's study keeps its
     trials. No selection at all forgets nothing: that is the caller's to refuse."""
     book = ledger(settings)
-    names = [*(categories or ()), *(searches or ())]
-    rows = [r for r in book.rows()
-            if (not models or r.model in models) and (not names or r.category in names)
-            and (not failed_only or r.status in STOPPED)]
+    rows = _forgettable(book, models, [*(categories or ()), *(searches or ())], failed_only)
     gone, running = book.forget([r.id for r in rows], settings.execution.stale_after_s)
     return Forgotten(gone, running, len(rows))
 
 
-def export_ledger(settings: Settings, path: str | Path) -> int:
-    return ledger(settings).export_csv(path)
+def export_ledger(settings: Settings, path: str | Path) -> tuple[int, str | None]:
+    """`--export-ledger PATH`: every row as CSV; the rows written and, for `-`, the text (the
+    ui puts it on standard output)."""
+    where = f"--export-ledger {path}"
+    book = ledger(settings)
+    with _writing(where):
+        target = output_file(where, path)
+        if target is None:
+            text, count = book.csv_text()
+            return count, text
+        return book.export_csv(target), None
 
 
 def combine_plans(settings: Settings, models: Sequence[str] | None = None) -> CombinePlans:
@@ -394,8 +444,11 @@ def report(settings: Settings, export: Sequence[str] | None = None,
         fmt, path = export
         extra = study_figures(settings) if fmt == "html" and settings.searches else ()
         with _writing(f"--export {fmt} {path}"):
-            written = exports.export(data, fmt, Path(path), extra)
-        out.written.append(f"wrote the {fmt} report to {written}")
+            if str(path) == STDOUT:
+                out.stdout = exports.render(data, fmt, extra)
+            else:
+                exports.export(data, fmt, Path(path), extra)
+                out.written.append(f"wrote the {fmt} report to {path}")
     if plots:
         with _writing(f"--plots {plots}"):
             files = exports.write_plots(data, Path(plots))

@@ -13,15 +13,18 @@ from pathlib import Path
 from typing import Any
 
 from hyperparameter_system import plugins
-from hyperparameter_system.categories.base import Category, Locate, YamlCategory
+from hyperparameter_system.categories.base import LABEL_KEYS, Category, Locate, YamlCategory
 from hyperparameter_system.config.reader import Reader, kind_of, resolve
 from hyperparameter_system.config.schema import Schema, load_schema, schema_path
 from hyperparameter_system.core.configdict import (
+    NON_FINITE,
+    apply_changes,
     apply_overrides,
     canonical,
     flat_keys,
     get_dotted,
     has_dotted,
+    non_finite,
     override_key,
 )
 from hyperparameter_system.core.errors import HpsysError, close_match
@@ -47,6 +50,8 @@ class ModelSettings:
     problem: HpsysError | None = field(default=None, compare=False, repr=False)
     schema: Schema | None = field(default=None, compare=False, repr=False)  # its script's
     script_args: str = "config"  # SCRIPT_ARGS: how run/launcher passes the temp config
+    # a script that cannot start (missing, not executable): views mark it, a run refuses
+    script_problem: HpsysError | None = field(default=None, compare=False, repr=False)
 
     @property
     def project(self) -> str:
@@ -59,6 +64,23 @@ class ModelSettings:
         if self.problem is not None:
             raise self.problem
         return self
+
+    def runnable(self) -> ModelSettings:
+        """This model, or the error of its script that cannot start: only a run refuses it
+        (the original team's master names scripts this repository lacks; its views still
+        show)."""
+        if self.script_problem is not None:
+            raise self.script_problem
+        return self
+
+    @property
+    def script_mark(self) -> str | None:
+        """How a view marks a model whose script cannot start, e.g. `script missing (...)`."""
+        if self.script_problem is None:
+            return None
+        text = self.script_problem.message
+        missing = "does not exist" in text or "not found" in text
+        return f"{'script missing' if missing else 'script cannot start'} ({text})"
 
 
 @dataclass(frozen=True)
@@ -143,13 +165,27 @@ def _base_config(path: Path, overrides: Sequence[tuple[str, str]], cache: dict,
                 raise
             raise HpsysError(where, str(exc)) from None
         config: Mapping[str, Any] = doc.data
+        bad = non_finite(config)
+        if bad is not None:
+            raise HpsysError(doc.where(tuple(bad)), NON_FINITE)
         set_by: list[tuple[str, str]] = []
         for origin, text in overrides:
             at = f"{origin} (on {path})"
+            _not_model_name(origin, text)
             config = apply_overrides(config, [text], at)
             set_by.append((override_key(text), at))
         cache[path] = _Base(config, tuple(set_by), doc)
     return cache[path]
+
+
+def _not_model_name(origin: str, text: str) -> None:
+    """An override of model_name would be dropped without a word: each experiment's model_name
+    is its model entry's name."""
+    key = override_key(text)
+    if key == "model_name" or key.startswith("model_name."):
+        raise HpsysError(origin, "model_name comes from each entry of models: (its name), "
+                                 "not from an override; expected a key other than model_name "
+                                 "(add a models: entry to train another model)")
 
 
 def _check_base(base: _Base, schema: Schema, checked: set) -> None:
@@ -165,6 +201,62 @@ def _check_base(base: _Base, schema: Schema, checked: set) -> None:
         where = next((at for set_key, at in reversed(base.set_by)
                       if key == set_key or key.startswith(f"{set_key}.")), None)
         raise HpsysError(where or base.doc.where(tuple(key.split("."))), problem)
+    broken = schema.rule_problem(base.config)
+    if broken is not None:  # told at the last override of a key the rules read, else the file
+        keys = schema.rule_keys()
+        where = next((at for set_key, at in reversed(base.set_by)
+                      if any(k == set_key or k.startswith(f"{set_key}.") for k in keys)), None)
+        first = next((k for k in sorted(keys) if has_dotted(base.config, k)), None)
+        raise HpsysError(where or base.doc.where(tuple(first.split(".")) if first else ()),
+                         broken)
+
+
+def check_option_rules(doc: YamlDoc, models: Sequence[ModelSettings],
+                       categories: Sequence[CategorySettings]) -> None:
+    """Each enabled option on each enabled model's base config against the cross-key rules of
+    that model's script (a warm-up longer than the base's epochs), told at the option."""
+    for model in models:
+        if not model.enabled or model.schema is None or not model.schema.rules:
+            continue
+        for category in categories:
+            if not category.enabled or category.problem is not None:
+                continue
+            for index, option in enumerate(category.options):
+                config = apply_changes(model.base, category.plugin.changes(option))
+                broken = model.schema.rule_problem(config)
+                if broken is not None:
+                    path = ("experiment_categories", category.name, "options", index)
+                    raise HpsysError(doc.where(path), f"{broken} (on model {model.name})")
+
+
+def _as_read(config: Mapping[str, Any], schema: Schema) -> Mapping[str, Any]:
+    """The base config with each value as the model's engine reads it (Schema.coerce): a
+    `--set lr='0.001'` is the experiment `--set lr=0.001` is. Unchanged: the same object."""
+    changes = {}
+    for key in flat_keys(config):
+        value = get_dotted(config, key, None)
+        read = schema.coerce(key, value)
+        if read is not value:
+            changes[key] = read
+    return apply_changes(config, changes) if changes else config
+
+
+def _coerce_option(plugin: Category, option: Mapping[str, Any],
+                   schemas: Sequence[Schema]) -> dict[str, Any]:
+    """The option with each value as the enabled models' engines read it, where every schema
+    that knows its key agrees (Schema.coerce)."""
+    out = dict(option)
+    for key, value in option.items():
+        if key in LABEL_KEYS:
+            continue
+        targets = list(plugin.changes({key: value}))
+        if len(targets) != 1:
+            continue
+        read = {id(s): s.coerce(targets[0], value) for s in schemas if s.known(targets[0])}
+        forms = list(read.values())
+        if forms and all(f is not value for f in forms) and all(f == forms[0] for f in forms):
+            out[key] = forms[0]
+    return out
 
 
 def _schema(reader: Reader, root: Path, script: tuple[str, ...],
@@ -201,14 +293,18 @@ def read_models(doc, data, root, system, overrides, cache) -> tuple[ModelSetting
         base_path = resolve(root, reader.get("base_config", str(system.base_config)))
         script = _script(reader)
         base: Mapping[str, Any] = {}
-        problem = schema = None
+        problem = schema = script_problem = None
         try:  # a disabled model keeps its problem until it is picked
             loaded = _base_config(base_path, overrides, cache, reader.where("base_config"))
             base = loaded.config  # kept even when its script is gone: its runs still count
-            _check_script(reader, root, script)
+            try:
+                _check_script(reader, root, script)
+            except HpsysError as exc:  # views mark it; a run refuses (ModelSettings.runnable)
+                script_problem = exc
             schema = _schema(reader, root, script, schemas)
             if schema is not None:
                 _check_base(loaded, schema, checked)
+                base = _as_read(base, schema)
         except HpsysError as exc:
             if enabled:
                 raise
@@ -217,6 +313,7 @@ def read_models(doc, data, root, system, overrides, cache) -> tuple[ModelSetting
             name=str(name), enabled=enabled, base_config=base_path, script=script,
             description=reader.get("description", ""), base=base, problem=problem,
             schema=schema, script_args=reader.choice("script_args", "config", SCRIPT_ARGS),
+            script_problem=script_problem,
         ))
     return tuple(models)
 
@@ -246,7 +343,9 @@ def read_categories(doc, data, bases, schemas) -> tuple[CategorySettings, ...]:
                 return doc.where(_p + ((key,) if key is not None else ()))
 
             try:  # a disabled category keeps its problem until it is picked
+                _check_finite(option, locate)
                 plugin.validate(option, locate, schemas)
+                option = _coerce_option(plugin, option, schemas)
                 if isinstance(plugin, YamlCategory):
                     _check_yaml_keys(option, bases, locate)
                 _check_unique(option, index, seen, locate)
@@ -258,6 +357,13 @@ def read_categories(doc, data, bases, schemas) -> tuple[CategorySettings, ...]:
         out.append(CategorySettings(str(name), enabled, reader.get("description", ""),
                                     tuple(checked), plugin, problem))
     return tuple(out)
+
+
+def _check_finite(option: Mapping[str, Any], locate: Locate) -> None:
+    """No NaN or infinity in an option, whatever its script publishes (or not)."""
+    for key, value in option.items():
+        if key not in LABEL_KEYS and non_finite(value) is not None:
+            raise HpsysError(locate(key), NON_FINITE)
 
 
 def _check_unique(option: Mapping[str, Any], index: int, seen: dict[str, int],

@@ -36,6 +36,7 @@ class Schema:
     path: Path
     keys: Mapping[str, Mapping[str, Any]]
     numeric_strings: bool = True
+    rules: tuple[Mapping[str, Any], ...] = ()  # cross-key rules (see rule_problem)
 
     def problem(self, key: str, value: Any) -> str | None:
         """None when the engine accepts `value` for `key` (or does not know the key), else
@@ -47,6 +48,56 @@ class Schema:
 
     def known(self, key: str) -> bool:
         return key in self.keys
+
+    def rule_problem(self, config: Mapping[str, Any]) -> str | None:
+        """The message of the first published cross-key rule `config` breaks, else None.
+
+        The engine's rule language (codes/trainer/schema.py RULES): a rule holds when an `if`
+        term is false or unknown, or every `then` term is true or unknown; a term's value is
+        its first set, non-null key (else its `default`), as the engine reads it, compared
+        by `op` with `value` or with another term (`than`); not comparable is unknown."""
+        for rule in self.rules:
+            seen: dict[str, Any] = {}
+            if not all(self._holds(config, term, seen) is True for term in rule["if"]):
+                continue
+            if any(self._holds(config, term, seen) is False for term in rule["then"]):
+                return str(rule["message"]).format_map(_Seen(seen))
+        return None
+
+    def rule_keys(self) -> set[str]:
+        """Every key a published rule reads (an override setting one is where a broken rule
+        of the base config is told)."""
+        terms = [t for r in self.rules for t in (*r["if"], *r["then"])]
+        terms += [t["than"] for t in terms if "than" in t]
+        return {key for t in terms for key in t["keys"]}
+
+    def _holds(self, config: Mapping[str, Any], term: Mapping[str, Any],
+               seen: dict[str, Any]) -> bool | None:
+        left = self._term(config, term, seen)
+        right = self._term(config, term["than"], seen) if "than" in term else term["value"]
+        if not _comparable(left, right):
+            return None
+        return bool(_OPS[term["op"]](left, right))
+
+    def _term(self, config: Mapping[str, Any], term: Mapping[str, Any],
+              seen: dict[str, Any]) -> Any:
+        value, key = term.get("default"), term["keys"][0]
+        for candidate in term["keys"]:
+            node: Any = config
+            for part in candidate.split("."):
+                node = node.get(part) if isinstance(node, Mapping) else None
+            if node is not None:
+                value, key = self.coerce(candidate, node), candidate
+                break
+        seen[term["name"]], seen[f"{term['name']}_key"] = value, key
+        return value
+
+    def coerce(self, key: str, value: Any) -> Any:
+        """`value` as the engine reads it: a numeric string ('0.001') is a number where `key`
+        takes numbers and no strings (list items too), so one value spelt two ways is one
+        experiment id; anything else unchanged (and `is` the input)."""
+        spec = self.keys.get(key)
+        return _coerce(spec, value, self.numeric_strings) if spec is not None else value
 
 
 def _is_number(value: Any) -> bool:
@@ -63,6 +114,36 @@ def _as_number(value: Any, numeric_strings: bool) -> float | int | None:
         except ValueError:
             return None
     return None
+
+
+class _Seen(dict):
+    """A rule message's values; one it does not hold shows as `?`."""
+
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+_OPS = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
+        ">=": lambda a, b: a >= b, "==": lambda a, b: a == b, "!=": lambda a, b: a != b}
+
+
+def _comparable(a: Any, b: Any) -> bool:
+    """Both bools, or both numbers (a bool is no number here, as in the engine)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool)
+    return _is_number(a) and _is_number(b)
+
+
+def _coerce(spec: Mapping[str, Any], value: Any, numeric_strings: bool) -> Any:
+    types = spec.get("type") or []
+    if isinstance(value, str) and "number" in types and "string" not in types:
+        number = _as_number(value, numeric_strings)
+        return float(number) if number is not None and math.isfinite(number) else value
+    items = spec.get("items")
+    if isinstance(value, list) and items:
+        out = [_coerce(items, v, numeric_strings) for v in value]
+        return out if any(a is not b for a, b in zip(out, value, strict=True)) else value
+    return value
 
 
 def _type_ok(types: Sequence[str], value: Any, numeric_strings: bool) -> bool:
@@ -88,16 +169,21 @@ def _type_ok(types: Sequence[str], value: Any, numeric_strings: bool) -> bool:
     return False
 
 
+def _num(x: float) -> str:
+    """A bound as written: 4294967295, not 4.29497e+09; 0.001 and 1e-09 as %g writes them."""
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e16 else f"{x:g}"
+
+
 def _range_words(spec: Mapping[str, Any]) -> str:
     low, high = spec.get("low"), spec.get("high")
     if low is not None and high is not None:
         left = "(" if spec.get("low_open") else "["
         right = ")" if spec.get("high_open") else "]"
-        return f" in {left}{low:g}, {high:g}{right}"
+        return f" in {left}{_num(low)}, {_num(high)}{right}"
     if low is not None:
-        return f" {'>' if spec.get('low_open') else '>='} {low:g}"
+        return f" {'>' if spec.get('low_open') else '>='} {_num(low)}"
     if high is not None:
-        return f" {'<' if spec.get('high_open') else '<='} {high:g}"
+        return f" {'<' if spec.get('high_open') else '<='} {_num(high)}"
     return ""
 
 
@@ -147,9 +233,33 @@ def load_schema(path: Path) -> Schema:
         keys = data["keys"]
         if not isinstance(keys, Mapping):
             raise TypeError("'keys' is not a mapping")
+        rules = tuple(_checked_rule(r) for r in data.get("rules") or ())
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise HpsysError(str(path), f"cannot read the script's schema: {exc}") from None
-    return Schema(path, keys, bool(data.get("numeric_strings", True)))
+    return Schema(path, keys, bool(data.get("numeric_strings", True)), rules)
+
+
+def _checked_rule(rule: Any) -> Mapping[str, Any]:
+    """A published rule as rule_problem reads it; a malformed one is the schema's error."""
+    def term(t: Any) -> None:
+        if not (isinstance(t, Mapping) and isinstance(t.get("name"), str)
+                and isinstance(t.get("keys"), list) and t["keys"]
+                and all(isinstance(k, str) for k in t["keys"])):
+            raise TypeError(f"a rule term needs a name and keys, got {t!r}")
+        if "op" in t and (t["op"] not in _OPS or ("value" not in t and "than" not in t)):
+            raise TypeError(f"a rule term needs an op of {', '.join(_OPS)} and a value or "
+                            f"than, got {t!r}")
+        if "than" in t:
+            term(t["than"])
+
+    if not (isinstance(rule, Mapping) and isinstance(rule.get("message"), str)
+            and isinstance(rule.get("if"), list) and isinstance(rule.get("then"), list)):
+        raise TypeError(f"a rule needs if, then and message, got {rule!r}")
+    for t in (*rule["if"], *rule["then"]):
+        if "op" not in t:
+            raise TypeError(f"a rule's if/then term needs an op, got {t!r}")
+        term(t)
+    return rule
 
 
 def schema_path(argv: Sequence[str], root: Path, depth: int = 3) -> Path | None:

@@ -17,6 +17,7 @@ from hyperparameter_system.config.entries import (
     PYTHON_ALIASES,
     CategorySettings,
     ModelSettings,
+    check_option_rules,
     read_categories,
     read_models,
 )
@@ -180,6 +181,7 @@ def load_settings(path: str | Path, overrides: Sequence[str] = ()) -> Settings:
     schemas = list({id(m.schema): m.schema for m in enabled if m.schema is not None}.values())
     categories = read_categories(doc, top.data.get("experiment_categories"),
                              [m.base for m in enabled], schemas)
+    check_option_rules(doc, models, categories)
     searches = read_searches(doc, top.data.get("search"), models, root,
                              [c.name for c in categories])
     return Settings(doc.path.resolve(), root, system, models, categories, execution,

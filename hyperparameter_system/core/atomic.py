@@ -14,12 +14,17 @@ from typing import Any
 def atomic_write_text(path: Path, text: str, durable: bool = True) -> None:
     """Write to a temp file in the same folder, fsync (unless not `durable`: a file rewritten
     on every attempt need not survive a power cut), then rename over the target."""
+    atomic_write_bytes(path, text.encode("utf-8"), durable)
+
+
+def atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
+    """atomic_write_text for bytes (a PNG)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _temp_beside(path)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        with os.fdopen(fd, "wb") as fh:
             _keep_mode(fh.fileno(), path)
-            fh.write(text)
+            fh.write(data)
             fh.flush()
             if durable:
                 os.fsync(fh.fileno())

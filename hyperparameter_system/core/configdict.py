@@ -5,12 +5,14 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import yaml
 
 from hyperparameter_system.core.errors import HpsysError, close_match
+from hyperparameter_system.core.yamlfile import load_value
 
 _MISSING = object()
 _ABSENT = object()  # has_dotted's default: _MISSING itself would mean 'raise'
@@ -85,6 +87,29 @@ def apply_changes(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[s
     return config
 
 
+NON_FINITE = "expected a finite number: NaN or infinity is never a setting"
+
+
+def non_finite(value: Any) -> tuple[str | int, ...] | None:
+    """Where `value` holds NaN or an infinity (a float, or a string float() reads so, as the
+    engine would): the path inside it (() for the value itself), else None. NaN passes every
+    `<` check and no script trains with it, schema or not."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else ()
+    if isinstance(value, str):
+        try:
+            return None if math.isfinite(float(value)) else ()
+        except ValueError:
+            return None
+    items = (value.items() if isinstance(value, Mapping)
+             else enumerate(value) if isinstance(value, list | tuple) else ())
+    for key, item in items:
+        inner = non_finite(item)
+        if inner is not None:
+            return (key, *inner)
+    return None
+
+
 def _split_override(text: str) -> tuple[str, str, str]:
     """(mode, key, raw value) of `key=value`, `+key=value` or `++key=value`."""
     raw_key, _, raw_value = text.partition("=")
@@ -105,9 +130,11 @@ def parse_override(text: str, config: Mapping[str, Any], where: str) -> tuple[st
     if not key:
         raise HpsysError(where, f"override '{text}' has an empty key")
     try:
-        value = yaml.safe_load(raw_value) if raw_value.strip() else None
+        value = load_value(raw_value) if raw_value.strip() else None
     except yaml.YAMLError:
         raise HpsysError(where, f"override '{text}': value is not valid YAML") from None
+    if non_finite(value) is not None:
+        raise HpsysError(where, f"override '{text}': {NON_FINITE}")
     exists = has_dotted(config, key)
     if mode == "" and not exists:
         hint = close_match(key, flat_keys(config))

@@ -37,3 +37,29 @@ def process_start(pid: int) -> float | None:
         return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError, StopIteration):
         return None
+
+
+def open_by(*paths: str | Path) -> list[tuple[int, str]]:
+    """The processes (pid, command line) holding any of `paths` open, from /proc (empty where
+    there is none, or nothing can be read): says who holds a locked ledger."""
+    wanted = {str(Path(p).resolve()) for p in paths}
+    found: list[tuple[int, str]] = []
+    try:
+        entries = list(PROC.iterdir())
+    except OSError:
+        return found
+    for entry in entries:
+        if not entry.name.isdigit():
+            continue
+        try:
+            links = {os.readlink(fd) for fd in (entry / "fd").iterdir()}
+        except OSError:  # gone, or not ours to read
+            continue
+        if links & wanted:
+            try:
+                cmd = " ".join((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(
+                    errors="replace").split())  # one line, whatever the arguments hold
+            except OSError:
+                cmd = ""
+            found.append((int(entry.name), cmd[:80]))
+    return found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,24 @@ import yaml
 from hyperparameter_system.core.errors import HpsysError
 
 KeyPath = tuple[str | int, ...]
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """The safe loader (libyaml's when present) reading numbers as YAML 1.2 does: `1e-3` and
+    `1.0e3` are numbers, as `0.001` is (YAML 1.1 leaves them strings), so one value spelt two
+    ways is one experiment; a quoted '1e-3' stays a string."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
+_LOADER = _Loader
+
+
+def load_value(text: str) -> Any:
+    """One YAML value (an override's right-hand side), read as the files are read."""
+    return yaml.load(text, Loader=_LOADER)
 
 
 def dotted(path: KeyPath) -> str:

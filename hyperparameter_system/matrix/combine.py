@@ -24,6 +24,7 @@ import yaml
 from hyperparameter_system.config.settings import ModelSettings
 from hyperparameter_system.core.atomic import atomic_write_text
 from hyperparameter_system.core.safe_names import safe_name
+from hyperparameter_system.core.writable import file_target
 from hyperparameter_system.matrix.experiments import COMBINED, Experiment, make_experiment
 
 RUN_NAME = "combined_best"
@@ -111,5 +112,6 @@ def save_config(combined: Plan) -> Path:
     lines += [f"#   conflict on {c.key}: {c.kept_category} kept {c.kept_value!r}, "
               f"{c.dropped_category}'s {c.dropped_value!r} dropped" for c in combined.conflicts]
     text = "\n".join(lines) + "\n" + yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
-    atomic_write_text(combined.config_path, text)
+    target = file_target(f"system.reports_dir: {combined.config_path}", combined.config_path)
+    atomic_write_text(target, text)
     return combined.config_path

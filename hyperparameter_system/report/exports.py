@@ -20,9 +20,10 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from hyperparameter_system.core.atomic import atomic_write_text
+from hyperparameter_system.core.atomic import atomic_write_bytes, atomic_write_text
 from hyperparameter_system.core.errors import HpsysError
 from hyperparameter_system.core.states import Direction
+from hyperparameter_system.core.writable import file_target, output_folder
 from hyperparameter_system.report.format import fmt_delta, fmt_interval, fmt_metric
 from hyperparameter_system.report.jsonexport import to_json
 from hyperparameter_system.report.plots import Figure, figures, render_all
@@ -32,22 +33,31 @@ from hyperparameter_system.report.tables import ReportTable, tables
 FORMATS = ("csv", "md", "html", "json")
 
 
-def export(summary: Summary, fmt: str, path: Path, extra: Sequence[Figure] = ()) -> Path:
-    """Write the summary in `fmt` to `path` (the html with `extra` figures: the studies')."""
+def render(summary: Summary, fmt: str, extra: Sequence[Figure] = ()) -> str:
+    """The summary as `fmt` text (the html with `extra` figures: the studies')."""
     writers = {"csv": to_csv, "md": to_markdown, "html": lambda s: to_html(s, extra),
                "json": to_json}
     if fmt not in writers:
         raise HpsysError(f"--export {fmt}", f"unknown format; expected one of {', '.join(FORMATS)}")
-    atomic_write_text(path, writers[fmt](summary))
+    return writers[fmt](summary)
+
+
+def export(summary: Summary, fmt: str, path: Path, extra: Sequence[Figure] = ()) -> Path:
+    """Write the summary in `fmt` to `path`, through a symlink to its target (see
+    core/writable.output_file: anything but a regular file is refused)."""
+    text = render(summary, fmt, extra)
+    atomic_write_text(file_target(f"--export {fmt} {path}", path), text)
     return path
 
 
 def write_plots(summary: Summary, folder: Path) -> list[Path]:
-    """Every plot as its own PNG file."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Every plot as its own PNG file; a name taken by a FIFO or a device is refused, a
+    symlink written through."""
+    where = f"--plots {folder}"
+    real = output_folder(where, folder)
     written = []
     for name, png in render_all(summary).items():
-        (folder / name).write_bytes(png)
+        atomic_write_bytes(file_target(f"{where}: {name}", real / name), png)
         written.append(folder / name)
     return written
 

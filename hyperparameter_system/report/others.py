@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from hyperparameter_system.core.configdict import apply_changes, flat_keys, get_dotted
-from hyperparameter_system.matrix.experiments import Experiment
+from hyperparameter_system.matrix.experiments import BASELINE, Experiment
 from hyperparameter_system.store.ledger import Row
 
 # keys an experiment sets itself (not what a --set changes)
@@ -45,15 +45,23 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def other_configs(rows: Sequence[Row], experiments: Sequence[Experiment]) -> list[OtherConfig]:
+def other_configs(rows: Sequence[Row], experiments: Sequence[Experiment],
+                  own: Iterable[str] = ()) -> list[OtherConfig]:
     """The rows not of `experiments` (the current matrix), grouped by how their config differs
-    from the current config of the same model, category and option; most rows first."""
+    from the current config of the same model, category and option; most rows first. Rows of
+    the `own` categories (combined winners, search trials) are the matrix's own runs, never
+    "another config": their configs differ from the baseline by design."""
     current = {e.id for e in experiments}
+    skip = set(own)
     twins = {(e.model, e.category, e.option_json): e for e in experiments}
-    bases = {e.model: e for e in experiments}
+    bases: dict[str, Experiment] = {}  # per model its baseline, else its first experiment
+    for e in experiments:
+        if e.model not in bases or (e.category == BASELINE
+                                    and bases[e.model].category != BASELINE):
+            bases[e.model] = e
     groups: Counter[tuple[str, ...]] = Counter()
     for row in rows:
-        if row.id in current or row.model not in bases:
+        if row.id in current or row.model not in bases or row.category in skip:
             continue
         twin = twins.get((row.model, row.category, row.data.get("option_json") or ""))
         if twin is not None:

@@ -213,7 +213,9 @@ def collect(settings: Settings, ledger: Ledger | None = None) -> Summary:
                    _failures(chosen), _best(settings, chosen),
                    dict(Counter(r.status for r in chosen)), _unsynced(chosen),
                    missing_metric(chosen, metric), row_problems(chosen),
-                   other_configs(all_rows, experiments), raced=rule is not None,
+                   other_configs(all_rows, experiments,
+                                 (COMBINED, *(s.name for s in settings.searches))),
+                   raced=rule is not None,
                    race=(f"{rule.min_seeds} to {rule.max_seeds} seeds"
                          if settings.execution.race else ""),
                    confidence=rule.confidence if rule is not None else 0.95)

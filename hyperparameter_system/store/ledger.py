@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
 import os
 import socket
@@ -22,10 +23,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hyperparameter_system.core.atomic import atomic_write_text
 from hyperparameter_system.core.diskspace import disk_full, free_space
 from hyperparameter_system.core.errors import HpsysError
 from hyperparameter_system.core.processes import alive as pid_alive
-from hyperparameter_system.core.processes import process_start
+from hyperparameter_system.core.processes import open_by, process_start
 from hyperparameter_system.core.states import FINAL, Status
 
 if TYPE_CHECKING:
@@ -144,15 +146,96 @@ def row_problems(rows: Iterable[Row]) -> list[str]:
     return [problem for row in rows for problem in row.problems]
 
 
-class Ledger:
-    """SQLite-backed state of every experiment; safe across processes and threads."""
+LEDGER_VERSION = 1  # PRAGMA user_version of a ledger; 0: written before versions were kept
+LOCK_WAIT_S = 30.0  # how long opening or reading waits for another process's lock
+_notice: Callable[[str], None] | None = None
 
-    def __init__(self, path: str | Path, timeout: float = 60.0) -> None:
+
+def on_lock_wait(notice: Callable[[str], None] | None) -> None:
+    """Who is told, once per wait, that a ledger is locked and by whom (the ui's warning line;
+    nobody by default: the store never prints)."""
+    global _notice
+    _notice = notice
+
+
+class LedgerLocked(HpsysError):
+    """Another process held the ledger's lock for LOCK_WAIT_S: bad input's exit code, one line
+    naming the holder, instead of a silent minute and SQLite's 'database is locked'."""
+
+    def __init__(self, path: Path, holders: str, waited: float) -> None:
+        super().__init__(f"ledger {path}", f"locked by {holders}; gave up after {waited:g} s "
+                                           "(let it finish or end it, then run this again)")
+
+
+def _holders(path: Path) -> str:
+    """Who has the ledger open, in words: `pid 123 (sqlite3 x.db)`, or `another process`."""
+    found = [f"pid {pid} ({cmd})" if cmd else f"pid {pid}"
+             for pid, cmd in open_by(path, f"{path}-wal", f"{path}-shm") if pid != os.getpid()]
+    return ", ".join(found[:3]) or "another process"
+
+
+class Ledger:
+    """SQLite-backed state of every experiment; safe across processes and threads.
+
+    Opening creates nothing: a ledger that does not exist reads as empty, and its file and
+    table are made by the first write (a read-only command leaves no trace). Its schema version
+    is SQLite's user_version; a newer or unknown one, or a file whose experiments table is
+    gone, is refused rather than read as "no runs yet"."""
+
+    def __init__(self, path: str | Path, timeout: float = 60.0,
+                 lock_wait_s: float | None = None) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._timeout = timeout
-        self._use_wal()
-        with self._tx() as db:
+        self._lock_wait_s = LOCK_WAIT_S if lock_wait_s is None else lock_wait_s
+        self._keeper: sqlite3.Connection | None = None
+        if self.path.exists():
+            self._open()
+
+    def ensure(self) -> Ledger:
+        """Create the ledger now (its folder, file and table) if it is not yet there."""
+        if self._keeper is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._open()
+        return self
+
+    def close(self) -> None:
+        """Let go of the file (the connection held open for the ledger's life)."""
+        if self._keeper is not None:
+            self._keeper.close()
+            self._keeper = None
+
+    def _open(self) -> None:
+        self._patiently(self._use_wal)
+        self._patiently(self._check_table)
+        # Held open for the ledger's life: while another connection is open, SQLite does not
+        # checkpoint (and fsync) the WAL each time a transaction's own connection closes.
+        keeper = sqlite3.connect(self.path, timeout=0.2, check_same_thread=False)
+        self._patiently(lambda: keeper.execute("SELECT 1 FROM experiments LIMIT 1").fetchall())
+        self._keeper = keeper  # (a read opens it: sqlite3.connect alone touches nothing)
+
+    def _check_table(self) -> None:
+        """The version and the table as this runner writes them: a new file gets both; an
+        older ledger gets its missing columns; anything else is refused."""
+        db = self._connect(timeout=0.2)
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            tables = {r[0] for r in db.execute(
+                "SELECT name FROM sqlite_master WHERE type='table'")}
+            if version > LEDGER_VERSION or version < 0:
+                raise HpsysError(f"ledger {self.path}", f"ledger version {version} is not one "
+                                 f"this hyperparameter_system reads (up to {LEDGER_VERSION}): "
+                                 "written by a newer one? upgrade it, or name another "
+                                 "system.ledger")
+            if "experiments" not in tables and (tables or version):
+                raise HpsysError(f"ledger {self.path}", "has no experiments table (renamed or "
+                                 f"dropped? it holds {', '.join(sorted(tables)) or 'nothing'}); "
+                                 "restore it, or name another system.ledger")
+            have = {r[1] for r in db.execute("PRAGMA table_info(experiments)")}
+            if version == LEDGER_VERSION and have >= COLUMNS.keys():
+                return  # the common case: nothing to write, no write lock taken
+        finally:
+            db.close()
+        with self._tx(timeout=0.2, ensure=False) as db:
             cols = ", ".join(f'"{k}" {v}' for k, v in COLUMNS.items())
             db.execute(f"CREATE TABLE IF NOT EXISTS experiments ({cols})")
             have = {r[1] for r in db.execute("PRAGMA table_info(experiments)")}
@@ -161,38 +244,56 @@ class Ledger:
                     db.execute(f'ALTER TABLE experiments ADD COLUMN "{key}" {kind}')
             if have and "launches" not in have:
                 db.execute(_LAUNCHES_FROM_ATTEMPTS)
-        # Held open for the ledger's life: while another connection is open, SQLite does not
-        # checkpoint (and fsync) the WAL each time a transaction's own connection closes.
-        self._keeper = sqlite3.connect(self.path, timeout=timeout, check_same_thread=False)
-        self._keeper.execute("SELECT 1 FROM experiments LIMIT 1").fetchall()
+            db.execute(f"PRAGMA user_version={LEDGER_VERSION}")
+
+    def _patiently(self, step: Callable[[], Any]) -> Any:
+        """Run `step` (its connections wait briefly); while another process holds the lock,
+        say at once that we wait and for whom (on_lock_wait), retry, and give up after
+        lock_wait_s with LedgerLocked."""
+        start = time.monotonic()
+        told = False
+        while True:
+            try:
+                return step()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                waited = time.monotonic() - start
+                if waited >= self._lock_wait_s:
+                    raise LedgerLocked(self.path, _holders(self.path),
+                                       round(waited, 1)) from None
+                if not told and _notice is not None:
+                    _notice(f"ledger {self.path} is locked by {_holders(self.path)}; waiting "
+                            f"up to {self._lock_wait_s:g} s")
+                told = True
+                time.sleep(0.05)
 
     def _use_wal(self) -> None:
         """Put the file in WAL mode (it stays so). SQLite's busy timeout does not cover the
         switch: two runners opening a new ledger at once would see 'database is locked'."""
-        deadline = time.monotonic() + self._timeout
-        while True:
-            db = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
-            try:
+        db = sqlite3.connect(self.path, timeout=0.2, isolation_level=None)
+        try:
+            if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                 db.execute("PRAGMA journal_mode=WAL")
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-            finally:
-                db.close()
-            time.sleep(0.05)
+        finally:
+            db.close()
 
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None)
+    def _connect(self, timeout: float | None = None) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=self._timeout if timeout is None else timeout,
+                             isolation_level=None)
         db.row_factory = sqlite3.Row
         db.execute("PRAGMA synchronous=NORMAL")
         return db
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One immediate transaction: committed whole or not at all. A full disk is LedgerFull
-        (SQLite may have rolled back already: a failed ROLLBACK must not chain a traceback)."""
-        db = self._connect()
+    def _tx(self, timeout: float | None = None,
+            ensure: bool = True) -> Iterator[sqlite3.Connection]:
+        """One immediate transaction: committed whole or not at all (the first one creates the
+        ledger). A full disk is LedgerFull (SQLite may have rolled back already: a failed
+        ROLLBACK must not chain a traceback)."""
+        if ensure:
+            self.ensure()
+        db = self._connect(timeout)
         try:
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -235,8 +336,13 @@ class Ledger:
         """Delete these rows (`--forget`), except those running under a live runner: (how many
         were deleted, how many were kept as running). The ledger file itself stays."""
         wanted = list(dict.fromkeys(ids))
+        if self._keeper is None and not self.path.exists():
+            return 0, 0  # nothing recorded: nothing to delete, and nothing created
+        return self._patiently(lambda: self._forget(wanted, stale_after, alive))
+
+    def _forget(self, wanted: list[str], stale_after: float, alive: Alive) -> tuple[int, int]:
         gone = kept = 0
-        with self._tx() as db:
+        with self._tx(timeout=0.2) as db:  # a user's command: told and bounded, not 60 s
             for exp_id in wanted:
                 row = db.execute("SELECT * FROM experiments WHERE id=?", (exp_id,)).fetchone()
                 if row is None:
@@ -248,6 +354,13 @@ class Ledger:
                 db.execute("DELETE FROM experiments WHERE id=?", (exp_id,))
                 gone += 1
         return gone, kept
+
+    def held(self, ids: Iterable[str], stale_after: float = 300.0,
+             alive: Alive = pid_alive) -> set[str]:
+        """The ids among these running under a live runner: what `--forget` keeps (read only,
+        for `--forget --dry-run`)."""
+        return {r.id for r in self.rows(ids) if r.status == Status.RUNNING and not owner_gone(
+            r.owner, r.heartbeat, stale_after, alive, r.started_at)}
 
     def claim(self, exp_id: str, owner: str, stale_after: float,
               alive: Alive = pid_alive) -> Row | None:
@@ -331,13 +444,21 @@ class Ledger:
                               (status, error, *args)).rowcount > 0
 
     def rows(self, ids: Iterable[str] | None = None, status: str | None = None) -> list[Row]:
-        db = self._connect()
-        try:
-            found = [Row(dict(r)) for r in db.execute(
-                "SELECT * FROM experiments" + (" WHERE status=?" if status else ""),
-                (status,) if status else ())]
-        finally:
-            db.close()
+        if self._keeper is None:
+            if not self.path.exists():
+                return []  # nothing recorded yet, and a read creates nothing
+            self._open()  # another runner made it since
+
+        def read() -> list[Row]:
+            db = self._connect(timeout=0.2)
+            try:
+                return [Row(dict(r)) for r in db.execute(
+                    "SELECT * FROM experiments" + (" WHERE status=?" if status else ""),
+                    (status,) if status else ())]
+            finally:
+                db.close()
+
+        found = self._patiently(read)
         if ids is not None:
             wanted = list(ids)
             by_id = {r.id: r for r in found}
@@ -348,30 +469,37 @@ class Ledger:
         return {r.id: r.status for r in self.rows(ids)}
 
     def export_csv(self, path: str | Path) -> int:
-        """Every row as CSV: the original's columns first, then every ledger column."""
+        """Every row as CSV at `path` (written whole or not at all); the rows written."""
+        text, count = self.csv_text()
+        atomic_write_text(Path(path), text)
+        return count
+
+    def csv_text(self) -> tuple[str, int]:
+        """Every row as CSV, the original's columns first, then every ledger column; and the
+        number of rows."""
         rows = self.rows()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            extra = [k for k in COLUMNS if k not in LEGACY_CSV]  # no duplicate headers
-            writer.writerow([*LEGACY_CSV, *extra])
-            for r in rows:
-                metrics = r.result.get("metrics", {})
-                legacy = (r.id, r.model, r.category, r.option_json, _legacy_status(r.status),
-                          _iso(r.started_at), r.error, r.config_path, r.duration_s,
-                          metrics.get("best_val_f1"), metrics.get("final_val_acc"),
-                          (r.log_tail or "")[-200:])
-                writer.writerow([*legacy, *(r.data.get(k) for k in extra)])
-        return len(rows)
+        fh = io.StringIO(newline="")
+        writer = csv.writer(fh)
+        extra = [k for k in COLUMNS if k not in LEGACY_CSV]  # no duplicate headers
+        writer.writerow([*LEGACY_CSV, *extra])
+        for r in rows:
+            metrics = r.result.get("metrics", {})
+            legacy = (r.id, r.model, r.category, r.option_json, _legacy_status(r.status),
+                      _iso(r.started_at), r.error, r.config_path, r.duration_s,
+                      metrics.get("best_val_f1"), metrics.get("final_val_acc"),
+                      (r.log_tail or "")[-200:])
+            writer.writerow([*legacy, *(r.data.get(k) for k in extra)])
+        return fh.getvalue(), len(rows)
 
 
-def open_ledger(settings: Settings) -> Ledger:
-    """The config's ledger. One that cannot be opened (an unwritable folder, a file that is not
+def open_ledger(settings: Settings, create: bool = False) -> Ledger:
+    """The config's ledger (`create`: made now if it is not there, as a run needs; a read
+    creates nothing). One that cannot be opened (an unwritable folder, a file that is not
     SQLite) is bad input at system.ledger, told before anything runs, not a traceback."""
     path = settings.system.ledger
     try:
-        return Ledger(path)
+        book = Ledger(path)
+        return book.ensure() if create else book
     except LedgerFull:
         raise
     except (OSError, sqlite3.Error) as exc:

@@ -13,8 +13,16 @@ from typing import NoReturn
 
 from hyperparameter_system.core.errors import HpsysError
 from hyperparameter_system.run.signals import stop_on_signals
+from hyperparameter_system.store.ledger import on_lock_wait
+from hyperparameter_system.ui import screen
 
-__all__ = ["Parser", "stop_on_signals", "until_output_gone"]
+__all__ = ["Parser", "stop_on_signals", "tell_lock_waits", "until_output_gone"]
+
+
+def tell_lock_waits() -> None:
+    """A ledger another process holds locked is told at once, naming the holder, while the
+    store waits its bounded time (it never prints by itself)."""
+    on_lock_wait(screen.warn)
 
 
 class Parser(argparse.ArgumentParser):

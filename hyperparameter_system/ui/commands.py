@@ -13,7 +13,7 @@ from hyperparameter_system.config.settings import Settings
 from hyperparameter_system.matrix.experiments import Experiment
 from hyperparameter_system.report.summary import Summary
 from hyperparameter_system.run.executor import RunResult
-from hyperparameter_system.ui import console
+from hyperparameter_system.ui import console, screen
 
 
 def live_display(plan: api.RunPlan, slots: int) -> console.RunDisplay:
@@ -74,6 +74,8 @@ def report(settings: Settings, summary: bool = True, export: Sequence[str] | Non
            plots: str | Path | None = None) -> Summary:
     """`--summary`, `--export FORMAT PATH`, `--plots DIR`: the summary printed and written."""
     out = api.report(settings, export=export, plots=plots)
+    for mark in api.script_marks(settings):
+        console.warn(mark)
     for problem in out.summary.problems:
         console.warn(problem)
     if out.summary.metric_missing:
@@ -82,6 +84,8 @@ def report(settings: Settings, summary: bool = True, export: Sequence[str] | Non
         console.print_summary(out.summary, out.tables)
     for line in out.written:
         console.info(line)
+    if out.stdout is not None:
+        screen.raw(out.stdout)
     return out.summary
 
 
@@ -91,7 +95,10 @@ def search(settings: Settings, name: str, models: Sequence[str] | None = None,
     """`--search NAME`: run its trials with the live view, then show its studies."""
     from hyperparameter_system.app import search as searches  # Optuna: only when searching
 
-    metric = searches.get_search(settings, name).objectives[0][0]  # each done line shows it
+    block = searches.get_search(settings, name)
+    metric = block.objectives[0][0]  # each done line shows it
+    # a script that cannot start: refused before any study opens
+    api.check_runnable(settings, [m for m in block.models if not models or m in models])
     result = searches.run_search(
         settings, name, models, trials, executor,
         display=(lambda left, slots: console.RunDisplay(left, 0, None, slots, metric))

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from rich.console import Console
 from rich.text import Text
@@ -16,6 +18,26 @@ from rich.text import Text
 _WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
 console = Console(highlight=False, width=_WIDTH)
 err_console = Console(stderr=True, highlight=False)
+
+
+@contextmanager
+def talking_on_stderr(on: bool = True) -> Iterator[None]:
+    """While inside (when `on`), everything the ui says goes to standard error: standard
+    output carries an export (`--export json -`) that a pipe reads whole."""
+    global console
+    kept = console
+    if on:
+        console = Console(stderr=True, highlight=False, width=_WIDTH)
+    try:
+        yield
+    finally:
+        console = kept
+
+
+def raw(text: str) -> None:
+    """A file's text on standard output, as is (no markup, no wrapping)."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
 
 
 def error(message: str) -> None:

@@ -65,6 +65,20 @@ def test_augmenter_keeps_shape_and_flips():
     assert not Augmenter({"enabled": False, "hflip": 1.0}, torch.Generator()).enabled
 
 
+def test_the_on_device_augmentation_reads_are_tracked():
+    """Issue 20 item 3: augment.* were read from a copy, so every run listed them unused and
+    the runner called an option such as {augment.hflip: 1} "not honoured"."""
+    from trainer.tracked import track, unused
+
+    cfg = track({"augment": {"enabled": True, "hflip": 0.5, "vflip": 0.0,
+                             "rotate_degrees": 5, "translate": 0.1}})
+    assert Augmenter(cfg.get("augment"), torch.Generator()).hflip == 0.5
+    assert unused(cfg) == []
+    off = track({"augment": {"enabled": False, "hflip": 0.5}})
+    assert not Augmenter(off.get("augment"), torch.Generator()).enabled
+    assert unused(off) == ["augment.hflip"]  # switched off: the flip changed nothing
+
+
 def test_missing_image_is_a_data_error(tiny_cfg, tmp_path, digits_dir):
     (tmp_path / "train").mkdir()
     (tmp_path / "train.csv").write_text("ID,target\nnope.png,1\n")

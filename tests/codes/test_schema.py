@@ -76,8 +76,8 @@ def test_describe_never_imports_torch(repo_root):
 
 def test_published_format():
     doc = schema.describe()
-    assert set(doc) == {"schema_version", "engine", "open", "numeric_strings", "keys"}
-    assert doc["schema_version"] == 1 and doc["engine"] == "codes/train.py"
+    assert set(doc) == {"schema_version", "engine", "open", "numeric_strings", "keys", "rules"}
+    assert doc["schema_version"] == 2 and doc["engine"] == "codes/train.py"
     assert doc["open"] is True and doc["numeric_strings"] is True
 
     def conforms(spec: dict, where: str) -> None:

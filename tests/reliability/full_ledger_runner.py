@@ -37,9 +37,9 @@ def full_connect(full: Callable[[], bool]) -> Callable[[ledger.Ledger], sqlite3.
                 raise sqlite3.OperationalError("database or disk is full")
             return super().executemany(sql, *args)
 
-    def connect(self: ledger.Ledger) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None,
-                             factory=FullConnection)
+    def connect(self: ledger.Ledger, timeout: float | None = None) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=self._timeout if timeout is None else timeout,
+                             isolation_level=None, factory=FullConnection)
         db.row_factory = sqlite3.Row
         return db
 

@@ -13,10 +13,11 @@ from torch import nn
 from trainer.build.loss import build_criterion, class_weights
 from trainer.build.model import build_model, check_model_name
 from trainer.build.optimizer import build_optimizer, effective_optimizer, optimizer_key
-from trainer.build.scheduler import Schedule, build_scheduler, scheduler_class, warmup_epochs
+from trainer.build.scheduler import Schedule, build_scheduler, scheduler_class
 from trainer.data import ImageSet, TensorLoader, make_loaders
 from trainer.device import AmpPlan
 from trainer.errors import ConfigError
+from trainer.schema import rule_problem
 
 
 @dataclass
@@ -91,10 +92,6 @@ def validate_names(cfg: dict[str, Any]) -> None:
             from trainer.pretrained import ensure_available
 
             ensure_available(cfg["model_name"])  # before the data is read: fail in seconds
-    warmup = warmup_epochs(cfg)
-    if warmup and warmup >= cfg["epochs"]:
-        where = "scheduler_params.warmup_epochs" if warmup != cfg.get("warmup_epochs") else ""
-        raise ConfigError(
-            f"{where or 'warmup_epochs'}: expected fewer than epochs ({cfg['epochs']}), "
-            f"got {warmup}"
-        )
+    broken = rule_problem(cfg)  # the schema's cross-key rules (config.validate checks them
+    if broken is not None:  # too; a caller of train() may not have validated)
+        raise ConfigError(broken)

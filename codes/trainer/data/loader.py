@@ -25,12 +25,15 @@ class Augmenter:
     """Flips and small rotations/shifts on whole batches (suits scanned documents)."""
 
     def __init__(self, spec: dict[str, Any] | bool | None, generator: torch.Generator) -> None:
-        spec = {} if spec in (None, False) else ({} if spec is True else dict(spec))
-        self.enabled = bool(spec.pop("enabled", True)) and bool(spec)
-        self.hflip = float(spec.get("hflip", 0.0))
-        self.vflip = float(spec.get("vflip", 0.0))
-        self.degrees = float(spec.get("rotate_degrees", 0.0))
-        self.translate = float(spec.get("translate", 0.0))
+        # read through `spec` itself (a TrackedDict): a copy would hide the reads, and
+        # unused_keys would call augment.hflip "not honoured" while it flips every batch
+        spec = spec if isinstance(spec, dict) else {}
+        self.enabled = bool(spec.get("enabled", True)) and any(k != "enabled" for k in spec)
+        on = self.enabled  # switched off, its values are not read: unused_keys says so
+        self.hflip = float(spec.get("hflip", 0.0)) if on else 0.0
+        self.vflip = float(spec.get("vflip", 0.0)) if on else 0.0
+        self.degrees = float(spec.get("rotate_degrees", 0.0)) if on else 0.0
+        self.translate = float(spec.get("translate", 0.0)) if on else 0.0
         self.generator = generator
 
     def _rand(self, n: int, device: torch.device) -> torch.Tensor:
