@@ -82,7 +82,7 @@ def delta_chart(summary: Summary, category: str) -> bytes | None:
     fig, ax = plt.subplots(figsize=(WIDTH_IN, max(2.4, row_in * len(order) + 1.3)))
     height = 0.8 / models
     ends = [e for _, t in tables for o in t.options if o.delta is not None and o.delta == o.delta
-            for e in (o.delta - (o.half_width or 0), o.delta + (o.half_width or 0))]
+            for e in (o.delta - (o.half_width or 0), o.delta + (o.half_width or 0))] or [0.0]
     low, high = min(0.0, *ends), max(0.0, *ends)
     span = (high - low) or max(abs(high), 1e-3)
     ax.set_xlim(low - 0.1 * span, high + 0.1 * span)  # labels may run past: the page widens
