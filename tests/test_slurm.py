@@ -4,13 +4,68 @@ scancel, Ctrl-C, a SIGKILLed runner) handled as the README's "Slurm" section say
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 from parallel_support import fake_settings
 from slurm_cluster import slurm  # noqa: F401 - the session fixture
 
 from hyperparameter_system.app import api
+from hyperparameter_system.config.settings import Settings
+
+RUNNER = (sys.executable, str(Path(__file__).resolve().parents[1] / "hyperparameter_system"
+                              / "experiment_runner.py"))
+
+
+def wait_for(what: Callable[[], Any], timeout: float, said: str) -> Any:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = what()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {said}")
+
+
+def started_jobs(settings: Settings, count: int = 1) -> list[str] | None:
+    """The job ids the ledger holds for running experiments, once there are `count`."""
+    jobs = [r.job for r in api.ledger(settings).rows() if r.status == "running" and r.job]
+    return jobs if len(jobs) >= count else None
+
+
+def state(cluster, job: str) -> str:
+    text = cluster.scontrol("show", "job", job, "-o")
+    return text.split("JobState=")[1].split()[0] if "JobState=" in text else ""
+
+
+def release(cluster, job: str) -> None:
+    """A requeued job waits ~2 minutes for its begin time; tests let it go after a second
+    (slurmd refuses a job whose credential was revoked in the same second: "already killed")."""
+    wait_for(lambda: state(cluster, job) == "PENDING", 60, f"job {job} requeued")
+    time.sleep(1.2)
+    cluster.scontrol("update", f"jobid={job}", "StartTime=now")
+
+
+def in_thread(settings: Settings) -> tuple[threading.Thread, dict[str, Any]]:
+    box: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: box.update(
+        result=api.run(settings, api.select(settings))), daemon=True)
+    thread.start()
+    return thread, box
+
+
+def epochs(run_dir: Path) -> list[int]:
+    return [json.loads(line)["epoch"] for line in
+            (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
 
 
 def test_the_cluster_runs_a_job_on_loopback(slurm, tmp_path):  # noqa: F811
@@ -64,3 +119,117 @@ def test_bad_slurm_settings_are_one_line(master_config, cli, slurm_block, said):
     assert said in out.stderr and "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert f"{path.name}:" in out.stderr
+
+
+RESUMABLE = {"+fake.resumable": True, "+fake.epoch_s": 1}
+
+
+def test_a_requeued_job_resumes_from_its_checkpoint(slurm, tmp_path):  # noqa: F811
+    """`scontrol requeue` mid-training: the job's next run goes on from the checkpoint, with
+    the same W&B run id; every epoch once in metrics.jsonl."""
+    settings = fake_settings(tmp_path, [{**RESUMABLE, "fake.epochs": 6}], SLURM)
+    thread, box = in_thread(settings)
+    (job,) = wait_for(lambda: started_jobs(settings), 60, "the job to start")
+    run_dir = Path(api.ledger(settings).rows()[0].run_dir)
+    wait_for(lambda: (run_dir / "metrics.jsonl").exists() and len(epochs(run_dir)) >= 2, 30,
+             "two epochs")
+    assert slurm.scontrol("requeue", job).strip() == ""
+    release(slurm, job)
+    thread.join(90)
+    (outcome,) = box["result"].outcomes
+    assert outcome.status == "done", outcome.error
+    assert epochs(run_dir) == [1, 2, 3, 4, 5, 6]
+    assert outcome.result["resumed_from_epoch"] >= 2
+    row = api.ledger(settings).rows()[0]
+    assert outcome.result["wandb"]["run_id"] == row.wandb_run_id == row.id
+    record = json.loads((run_dir / "record.json").read_text())  # the second run's
+    assert record["env"]["HPSYS_RESUME"].endswith("ckpt.json")
+    assert outcome.extra["slurm_restarts"] == 1 and row.job == job
+
+
+def test_a_time_limit_requeues_and_finishes(slurm, tmp_path):  # noqa: F811
+    """Warned before its one-minute limit (--signal), the job ends the script and requeues
+    itself; its next run resumes (a second warning is let pass: requeues: 1) and finishes.
+    Slurm checks limits every 30 s, so the warning comes within ~31 s: 33 epochs of 1 s."""
+    execution = {**SLURM, "slurm": {**SLURM["slurm"], "time": 1, "signal_s": 59,
+                                    "requeues": 1}}
+    settings = fake_settings(tmp_path, [{**RESUMABLE, "fake.epochs": 33}], execution)
+    thread, box = in_thread(settings)
+    (job,) = wait_for(lambda: started_jobs(settings), 60, "the job to start")
+    release(slurm, job)
+    thread.join(120)
+    (outcome,) = box["result"].outcomes
+    assert outcome.status == "done", outcome.error
+    assert outcome.extra["slurm_restarts"] == 1
+    assert outcome.result["resumed_from_epoch"] >= 1
+    run_dir = Path(outcome.run_dir)
+    assert epochs(run_dir) == list(range(1, 34))
+    assert "time limit near: requeueing" in (run_dir / "slurm" / f"slurm-{job}.out").read_text()
+
+
+def test_scancel_from_outside_is_recorded_cancelled_not_retried(slurm, tmp_path):  # noqa: F811
+    settings = fake_settings(tmp_path, [{"fake.sleep": 60}],
+                             {**SLURM, "retry_failed": 2})
+    thread, box = in_thread(settings)
+    (job,) = wait_for(lambda: started_jobs(settings), 60, "the job to start")
+    subprocess.run(["scancel", job], check=True, timeout=20)
+    thread.join(60)
+    (outcome,) = box["result"].outcomes  # one attempt: a cancel is no failure of the option
+    assert outcome.status == "interrupted"
+    assert f"cancelled from outside (scancel): Slurm job {job} CANCELLED" in outcome.error
+    row = api.ledger(settings).rows()[0]
+    assert row.status == "interrupted" and row.error == outcome.error
+    assert not slurm.jobs()
+
+
+def runner(settings: Settings, *args: str) -> subprocess.Popen:
+    """The CLI as a user starts it (SLURM_CONF and PYTHONPATH reach it and its jobs)."""
+    return subprocess.Popen([*RUNNER, "--config", str(settings.path), "--all", *args],
+                            cwd=settings.root, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "COLUMNS": "200"})
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_cancels_every_job_within_seconds(slurm, tmp_path, signum):  # noqa: F811
+    settings = fake_settings(tmp_path, [{"fake.sleep": 60, "fake.metric": m}
+                                        for m in (0.1, 0.2, 0.3)], SLURM)
+    proc = runner(settings)
+    try:
+        wait_for(lambda: started_jobs(settings, 3), 60, "three jobs to start")
+        sent = time.time()
+        proc.send_signal(signum)
+        wait_for(lambda: not slurm.jobs(), 15, "squeue to show no job")
+        assert time.time() - sent < 10
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode != 0, out
+    rows = api.ledger(settings).rows()
+    assert [r.status for r in rows] == ["interrupted"] * 3, out
+    assert all(r.error == "interrupted by the user" for r in rows)
+
+
+def test_a_sigkilled_runner_s_jobs_are_adopted_never_submitted_twice(slurm, tmp_path):  # noqa: F811
+    """SIGKILL the runner with two jobs running and one experiment not yet submitted; the same
+    command follows the two jobs to their end and submits the third: one job each."""
+    options = [{"fake.sleep": 8, "fake.metric": m} for m in (0.1, 0.2, 0.3)]
+    settings = fake_settings(tmp_path, options,
+                             {**SLURM, "slurm": {**SLURM["slurm"], "max_jobs": 2}})
+    first = runner(settings)
+    try:
+        before = wait_for(lambda: started_jobs(settings, 2), 60, "two jobs to start")
+        first.kill()
+        first.wait(10)
+    finally:
+        first.kill()
+    assert sorted(slurm.jobs()) == sorted(before)  # the jobs outlive their runner
+    second = runner(settings)
+    out, _ = second.communicate(timeout=120)
+    assert second.returncode == 0, out
+    rows = api.ledger(settings).rows()
+    assert [r.status for r in rows] == ["done"] * 3, out
+    assert set(before) <= {r.job for r in rows}
+    outs = [list((Path(r.run_dir) / "slurm").glob("slurm-*.out")) for r in rows]
+    assert all(len(found) == 1 for found in outs), outs  # one job per experiment
+    assert len({r.job for r in rows}) == 3
