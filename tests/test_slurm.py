@@ -102,6 +102,25 @@ def test_a_matrix_runs_as_slurm_jobs(slurm, tmp_path):  # noqa: F811
                 for o in result.outcomes]
     print("slurm overhead (submit->start, end->runner):", overhead)
     assert not slurm.jobs()
+    job_table = next(t for t in api.report(settings).tables if t.key == "jobs")
+    assert sorted(row[4] for row in job_table.rows) == sorted(jobs)
+    shown = subprocess.run([*RUNNER, "--config", str(settings.path), "--summary"],
+                           capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "COLUMNS": "200"}).stdout
+    assert "Slurm jobs" in shown and all(job in shown for job in jobs), shown
+
+
+def test_matrix_and_dry_run_show_the_sbatch_options(master_config, cli):
+    path = master_config(execution={"executor": "local", "slurm": {
+        "time": "2:00:00", "partition": "gpu", "mem": "8G", "gpus_per_experiment": 1,
+        "setup": ["module load cuda"], "additional": {"exclusive": True, "gres": "gpu:1"}}})
+    expected = ("a Slurm job each: sbatch --job-name=hpsys-<id> --cpus-per-task=1 --gpus=1 "
+                "--partition=gpu --time=2:00:00 --mem=8G --exclusive --gres=gpu:1 --requeue "
+                "--signal=B:USR1@120")
+    for flag in ("--matrix", "--dry-run"):
+        out = cli("--config", str(path), flag, "--executor", "slurm", env={"COLUMNS": "400"})
+        assert out.returncode == 0, out.stderr
+        assert expected in " ".join(out.stdout.split()), out.stdout
 
 
 @pytest.mark.parametrize(("slurm_block", "said"), [

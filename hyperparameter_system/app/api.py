@@ -180,8 +180,12 @@ def launch_paths(settings: Settings, experiments: Sequence[Experiment],
 
 
 def _launch_path(settings: Settings, experiment: Experiment, kind: str) -> str:
-    if kind in ("ray", "slurm"):
-        return f"plain subprocess ({'Ray tasks' if kind == 'ray' else 'Slurm jobs'} start plain)"
+    if kind == "ray":
+        return "plain subprocess (Ray tasks start plain)"
+    if kind == "slurm":
+        from hyperparameter_system.run.slurm_executor import job_options
+
+        return f"a Slurm job each: sbatch {' '.join(job_options(settings))}"
     if not settings.execution.preload:
         return "plain subprocess (execution.preload off)"
     launch = launcher.plan(experiment, settings, 1)

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,16 +171,22 @@ def sbatch_options(settings: Settings) -> list[str]:
     return options
 
 
+def job_options(settings: Settings, experiment_id: str = "<id>") -> list[str]:
+    """Every sbatch option an experiment's job gets but its files (--output, --chdir)."""
+    slurm = settings.execution.slurm
+    return [f"--job-name={job_name(experiment_id)}", *sbatch_options(settings), "--requeue",
+            f"--signal=B:USR1@{slurm.signal_s}"]
+
+
 def job_script(settings: Settings, launch: Launch, folder: Path) -> str:
     """The batch script: sbatch options, `setup` lines (a failing one ends the job), then the
     launcher on the node under this runner's Python."""
     slurm = settings.execution.slurm
     ledger = launch.env.get("HPSYS_LEDGER", str(settings.system.ledger))
-    head = [f"--job-name={job_name(launch.experiment_id)}",
+    head = [*job_options(settings, launch.experiment_id),
             f"--comment={comment(launch.experiment_id, ledger)}",
-            f"--output={folder / 'slurm-%j.out'}", "--open-mode=append", "--requeue",
-            f"--signal=B:USR1@{slurm.signal_s}", f"--chdir={launch.cwd}",
-            *sbatch_options(settings)]
+            f"--output={folder / 'slurm-%j.out'}", "--open-mode=append",
+            f"--chdir={launch.cwd}"]
     lines = ["#!/bin/bash", *(f"#SBATCH {shlex.quote(o)}" for o in head), "set -e",
              *slurm.setup,
              f"exec {shlex.quote(sys.executable)} -m hyperparameter_system.run.slurm_job "
@@ -281,6 +287,8 @@ class SlurmDispatch:
         """How a job that left the queue ended: the outcome it wrote, read against the state
         Slurm gives (a cancel, a time limit, an OOM kill win over a half-written story)."""
         written = slurm_job.read_outcome(folder)
+        if written is not None and written.extra.get("slurm_restarts") != info.restarts:
+            written = None  # an earlier run's (requeued), not the last run's: it wrote none
         outcome = written or _ended(launch, Status.FAILED, "", info.id)
         outcome.extra.update(slurm_job=info.id, slurm_state=info.state,
                              slurm_restarts=info.restarts)
@@ -317,9 +325,3 @@ def _ended(launch: Launch, status: str, error: str, job: str | None = None) -> O
         outcome.extra["slurm_job"] = job
     return outcome
 
-
-def describe(settings: Settings) -> Mapping[str, object]:
-    """What --matrix and --dry-run say of the jobs before anything is submitted."""
-    slurm = settings.execution.slurm
-    return {"options": sbatch_options(settings), "max_jobs": job_count(settings),
-            "requeues": slurm.requeues, "setup": list(slurm.setup)}
