@@ -76,6 +76,7 @@ class SlurmCluster:
             "AccountingStorageType=accounting_storage/none",
             "SelectType=select/cons_tres", "SelectTypeParameters=CR_CPU",
             "SchedulerType=sched/builtin", "SlurmdParameters=config_overrides",
+            "SchedulerParameters=sched_interval=1,batch_sched_delay=0",
             "MpiDefault=none", "ReturnToService=2", "JobRequeue=1", "MinJobAge=600",
             "KillWait=3", "InactiveLimit=0", "OverTimeLimit=0", "SlurmctldTimeout=30",
             "SlurmdTimeout=60", "MessageTimeout=10", "SchedulerTimeSlice=5",
