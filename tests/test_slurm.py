@@ -252,3 +252,37 @@ def test_a_sigkilled_runner_s_jobs_are_adopted_never_submitted_twice(slurm, tmp_
     outs = [list((Path(r.run_dir) / "slurm").glob("slurm-*.out")) for r in rows]
     assert all(len(found) == 1 for found in outs), outs  # one job per experiment
     assert len({r.job for r in rows}) == 3
+
+
+def test_pruning_stops_weak_options_through_slurm(slurm, tmp_path):  # noqa: F811
+    """The stopper reads metrics.jsonl and writes stop_request.json on the shared filesystem:
+    pruning works on jobs as on local processes."""
+    from test_pruning import SH, load, rows_by_option
+
+    settings = load(tmp_path, {**SLURM, "max_parallel": 2, "pruning": SH})
+    api.run(settings, api.select(settings))
+    rows = rows_by_option(settings)
+    assert {k: r.status for k, r in rows.items()} == {
+        "baseline": "done", "best": "done", "weak": "pruned", "weaker": "pruned"}, \
+        [r.error for r in rows.values()]
+    assert rows["weak"].pruned_epoch == 2 and all(r.job for r in rows.values())
+
+
+def test_a_failing_setup_line_is_recorded_with_slurm_s_reason(slurm, tmp_path):  # noqa: F811
+    execution = {**SLURM, "slurm": {**SLURM["slurm"], "setup": ["echo preparing",
+                                                               "exit 3"]}}
+    settings = fake_settings(tmp_path, [{"fake.sleep": 0}], execution)
+    (outcome,) = api.run(settings, api.select(settings)).outcomes
+    assert outcome.status == "failed"
+    assert "FAILED (exit code 3:0" in outcome.error
+    assert "before the launcher wrote an outcome" in outcome.error
+    assert "preparing" in outcome.log_tail  # the job's Slurm log, not the empty train.log
+
+
+def test_a_job_sbatch_refuses_is_one_line(slurm, tmp_path, cli):  # noqa: F811
+    execution = {**SLURM, "slurm": {**SLURM["slurm"], "partition": "nope"}}
+    settings = fake_settings(tmp_path, [{"fake.sleep": 0}], execution)
+    out = cli("--config", str(settings.path), "--all")
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "execution.slurm: sbatch refused the job" in out.stderr
+    assert "invalid partition" in out.stderr and "Traceback" not in out.stderr
