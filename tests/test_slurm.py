@@ -70,9 +70,9 @@ def epochs(run_dir: Path) -> list[int]:
 
 def test_the_cluster_runs_a_job_on_loopback(slurm, tmp_path):  # noqa: F811
     out = tmp_path / "out.txt"
-    subprocess.run(["sbatch", "--wait", "-o", str(out), "--wrap", "echo $SLURM_JOB_ID"],
+    subprocess.run(["sbatch", "-o", str(out), "--wrap", "echo $SLURM_JOB_ID"],
                    check=True, capture_output=True, timeout=60)
-    assert out.read_text().strip().isdigit()
+    wait_for(lambda: out.exists() and out.read_text().strip().isdigit(), 30, "the job's output")
     listening = subprocess.run(["ss", "-ltnp"], capture_output=True, text=True).stdout
     daemons = [line for line in listening.splitlines() if "slurm" in line]
     assert daemons and all("127.0.0.1:" in line for line in daemons), daemons
@@ -265,7 +265,9 @@ def test_pruning_stops_weak_options_through_slurm(slurm, tmp_path):  # noqa: F81
     assert {k: r.status for k, r in rows.items()} == {
         "baseline": "done", "best": "done", "weak": "pruned", "weaker": "pruned"}, \
         [r.error for r in rows.values()]
-    assert rows["weak"].pruned_epoch == 2 and all(r.job for r in rows.values())
+    # decided at epoch 2; on 2 busy cores the request may land as epoch 3 trains
+    assert rows["weak"].note.startswith("epoch 2: ") and rows["weak"].pruned_epoch in (2, 3)
+    assert all(r.job for r in rows.values())
 
 
 def test_a_failing_setup_line_is_recorded_with_slurm_s_reason(slurm, tmp_path):  # noqa: F811

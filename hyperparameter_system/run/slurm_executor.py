@@ -2,10 +2,10 @@
 
 Each slot keeps one job in flight. A job is a batch script (`<run dir>/slurm/job.sh`) whose last
 line runs `run/slurm_job.py` on the node with the Launch `launcher.plan` made; the runner follows
-it through `scontrol show job` (no `sacct`: without slurmdbd it has no data), reads the outcome
-the job wrote, and alone writes the ledger. Plain sbatch/squeue/scontrol/scancel, not submitit:
-submitit pickles a callable into its own job wrapper, requeues only callables with a
-`checkpoint` method (never a command), and reads job states from sacct.
+it through `squeue --states=all` (no `sacct`: without slurmdbd it has no data), reads the outcome
+the job wrote, and alone writes the ledger. Plain sbatch/squeue/scancel (and scontrol in the job,
+to requeue itself), not submitit: submitit pickles a callable into its own job wrapper, requeues
+only callables with a `checkpoint` method (never a command), and reads job states from sacct.
 
 Identity: job name `hpsys-<experiment id>`, comment `hpsys:<id>:<ledger hash>`, so a runner
 started after a SIGKILLed one finds its jobs again and follows them (`live`), never submitting
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import re
 import shlex
 import shutil
 import subprocess
@@ -36,18 +35,17 @@ from hyperparameter_system.run.devices import Slot
 from hyperparameter_system.run.launcher import Launch, Outcome
 from hyperparameter_system.run.seams import OnStart
 
-COMMANDS = ("sbatch", "scontrol", "scancel")
+COMMANDS = ("sbatch", "squeue", "scancel", "scontrol")
 LIVE = frozenset({"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED",
                   "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING", "SUSPENDED", "STOPPED",
                   "SIGNALING", "STAGE_OUT", "RESV_DEL_HOLD", "SPECIAL_EXIT"})
 CANCEL_WAIT_S = 30.0  # after our scancel: Slurm's KillWait, then the job leaves the queue
 COMMAND_TIMEOUT_S = 30.0
-FIELD = re.compile(r"(\w+)=(\S*)")
 
 
 @dataclass(frozen=True)
 class Job:
-    """One job as `scontrol show job` tells it."""
+    """One job as squeue tells it."""
 
     id: str
     name: str
@@ -79,25 +77,31 @@ def _call(*argv: str) -> subprocess.CompletedProcess[str]:
                           check=False, start_new_session=True, stdin=subprocess.DEVNULL)
 
 
+# squeue's long format: this user's jobs, those ended too (for MinJobAge seconds), one per line
+SQUEUE = ("squeue", "--me", "--noheader", "--states=all",
+          "--Format=JobID:|,Name:|,State:|,exit_code:|,Reason:|,BatchHost:|,RestartCnt:|,"
+          "Comment:|")
+
+
 def parse_jobs(text: str) -> dict[str, Job]:
-    """`scontrol show job -o`: one job per line of key=value fields."""
+    """SQUEUE's output; the exit code as Slurm prints it elsewhere (`code:signal`)."""
     jobs = {}
     for line in text.splitlines():
-        fields = dict(FIELD.findall(line))
-        if "JobId" not in fields:
+        cells = line.split("|")
+        if len(cells) < 8 or not cells[0].strip():
             continue
-        state = fields.get("JobState", "")
-        nodes = fields.get("BatchHost") or fields.get("NodeList", "")
-        jobs[fields["JobId"]] = Job(fields["JobId"], fields.get("JobName", ""), state,
-                                    fields.get("ExitCode", "0:0"), fields.get("Reason", ""),
-                                    "" if nodes == "(null)" else nodes,
-                                    int(fields.get("Restarts", "0") or 0),
-                                    fields.get("Comment", ""))
+        job, name, state, status, reason, host, restarts = (c.strip() for c in cells[:7])
+        note = "|".join(cells[7:]).rstrip("|").strip()
+        code = int(status) if status.isdigit() else 0
+        jobs[job] = Job(job, name, state, f"{code >> 8}:{code & 0x7F}", reason,
+                        "" if host in ("(null)", "n/a") else host,
+                        int(restarts) if restarts.isdigit() else 0,
+                        "" if note == "(null)" else note)
     return jobs
 
 
 class Board:
-    """The queue as one `scontrol show job` every `poll_s`, shared by the slots."""
+    """This user's jobs as one `squeue` every `poll_s`, shared by the slots."""
 
     def __init__(self, poll_s: float) -> None:
         self.poll_s, self.lock = poll_s, threading.Lock()
@@ -108,7 +112,7 @@ class Board:
         with self.lock:
             if force or time.time() - self.read_at >= self.poll_s:
                 with contextlib.suppress(OSError, subprocess.SubprocessError):
-                    out = _call("scontrol", "show", "job", "-o")
+                    out = _call(*SQUEUE)
                     if out.returncode == 0:
                         self.jobs, self.read_at = parse_jobs(out.stdout), time.time()
             return self.jobs
@@ -271,7 +275,7 @@ class SlurmDispatch:
                 outcome.extra["end_to_runner_s"] = round(time.time() - outcome.finished_at, 3)
                 return outcome
             if info is None and time.time() - submitted > 3 * self.slurm.poll_s + 10:
-                # gone from scontrol (MinJobAge passed while nobody looked): what it wrote
+                # gone from squeue (MinJobAge passed while nobody looked): what it wrote
                 outcome = slurm_job.read_outcome(folder) or _ended(
                     launch, Status.FAILED, f"Slurm job {job} left the queue without an outcome")
                 outcome.extra["slurm_job"] = job
