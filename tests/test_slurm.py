@@ -288,3 +288,18 @@ def test_a_job_sbatch_refuses_is_one_line(slurm, tmp_path, cli):  # noqa: F811
     assert out.returncode == 2, out.stdout + out.stderr
     assert "execution.slurm: sbatch refused the job" in out.stderr
     assert "invalid partition" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_search_s_trials_run_as_jobs(slurm, tmp_path, master_writer):  # noqa: F811
+    """A study asks for a trial whenever a slot frees: each trial a Slurm job, told back."""
+    from test_search import _sections, search_block
+
+    from hyperparameter_system.app import search as searches
+
+    block = search_block(n_trials=3, pruner="none")
+    settings = api.load(master_writer(tmp_path, **_sections(block, {**SLURM, "max_parallel": 2})))
+    result = searches.run_search(settings, "lr_wd")
+    assert [o.status for o in result.outcomes] == ["done"] * 3, [o.error for o in result.outcomes]
+    status = searches.status(settings, "lr_wd")[0]
+    assert status.counts["complete"] == 3
+    assert len({r.job for r in api.ledger(settings).rows() if r.category == "lr_wd"}) == 3
