@@ -109,6 +109,7 @@ class Board:
         self.read_at = 0.0
 
     def refresh(self, force: bool = False) -> dict[str, Job]:
+        """The jobs as last read; a failed read (slurmctld busy) keeps the previous ones."""
         with self.lock:
             if force or time.time() - self.read_at >= self.poll_s:
                 with contextlib.suppress(OSError, subprocess.SubprocessError):
@@ -127,6 +128,7 @@ class Board:
 
 
 def job_count(settings: Settings) -> int:
+    """Jobs kept in flight: slurm.max_jobs, else max_parallel (the queue holds the rest)."""
     execution = settings.execution
     return execution.slurm.max_jobs or execution.max_parallel
 
@@ -147,11 +149,14 @@ def _check_commands(settings: Settings) -> None:
 
 
 def sbatch_cpus(settings: Settings) -> int:
+    """--cpus-per-task: Slurm counts whole CPUs, execution.cpus_per_experiment may not."""
     execution = settings.execution
     return execution.slurm.cpus_per_experiment or max(1, round(execution.cpus_per_experiment))
 
 
 def sbatch_gpus(settings: Settings) -> int:
+    """--gpus: slurm.gpus_per_experiment, else the local executor's own (0 with gpus: none),
+    so one config asks for the same GPUs on either executor."""
     execution = settings.execution
     if execution.slurm.gpus_per_experiment is not None:
         return execution.slurm.gpus_per_experiment
@@ -199,6 +204,7 @@ def job_script(settings: Settings, launch: Launch, folder: Path) -> str:
 
 
 def slurm_dispatch(settings: Settings) -> SlurmDispatch:
+    """The dispatch for `executor: slurm`; a login node without sbatch is one line here."""
     _check_commands(settings)
     return SlurmDispatch(settings)
 
@@ -214,6 +220,7 @@ class SlurmDispatch:
         self.ledger = str(settings.system.ledger)
 
     def live(self, experiment_id: str) -> bool:
+        """A job of this experiment (and ledger) is still queued or running: adopt, not reap."""
         return self.board.find(experiment_id, self.ledger) is not None
 
     def __call__(self, launch: Launch, slot: Slot, stop: Callable[[], bool],
@@ -274,8 +281,8 @@ class SlurmDispatch:
                     outcome.extra["submit_to_start_s"] = round(launch_started - submitted, 3)
                 outcome.extra["end_to_runner_s"] = round(time.time() - outcome.finished_at, 3)
                 return outcome
-            if info is None and time.time() - submitted > 3 * self.slurm.poll_s + 10:
-                # gone from squeue (MinJobAge passed while nobody looked): what it wrote
+            if info is None and self.board.read_at - submitted > 3 * self.slurm.poll_s + 10:
+                # a fresh squeue lacks it (MinJobAge passed while nobody looked): what it wrote
                 outcome = slurm_job.read_outcome(folder) or _ended(
                     launch, Status.FAILED, f"Slurm job {job} left the queue without an outcome")
                 outcome.extra["slurm_job"] = job
