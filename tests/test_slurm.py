@@ -21,6 +21,8 @@ from slurm_cluster import slurm  # noqa: F401 - the session fixture
 
 from hyperparameter_system.app import api
 from hyperparameter_system.config.settings import Settings
+from hyperparameter_system.run import launcher
+from hyperparameter_system.run.slurm_executor import Job, SlurmDispatch
 
 RUNNER = (sys.executable, str(Path(__file__).resolve().parents[1] / "hyperparameter_system"
                               / "experiment_runner.py"))
@@ -303,3 +305,36 @@ def test_a_search_s_trials_run_as_jobs(slurm, tmp_path, master_writer):  # noqa:
     status = searches.status(settings, "lr_wd")[0]
     assert status.counts["complete"] == 3
     assert len({r.job for r in api.ledger(settings).rows() if r.category == "lr_wd"}) == 3
+
+
+def test_squeue_lines_are_read_with_slurm_s_exit_codes():
+    from hyperparameter_system.run.slurm_executor import parse_jobs
+
+    jobs = parse_jobs("1|hpsys-x|FAILED|768|NonZeroExitCode|vm|2|hpsys:x:y|\n"
+                      "2|wrap|PENDING|0|Priority|(null)|0|(null)|\n")
+    assert jobs["1"] == Job("1", "hpsys-x", "FAILED", "3:0", "NonZeroExitCode", "vm", 2,
+                            "hpsys:x:y")
+    assert jobs["2"].live and jobs["2"].node == "" and jobs["2"].comment == ""
+
+
+@pytest.mark.parametrize(("state", "code", "status", "said"), [
+    ("OUT_OF_MEMORY", "0:125", "failed", "killed for memory (--mem): Slurm job 7 OUT_OF_MEMORY"),
+    ("NODE_FAIL", "0:0", "failed", "Slurm job 7 NODE_FAIL (exit code 0:0, NodeDown) before"),
+    ("TIMEOUT", "0:15", "timeout", "Slurm time limit reached: Slurm job 7 TIMEOUT"),
+    ("CANCELLED", "0:15", "interrupted", "cancelled from outside (scancel): Slurm job 7"),
+    ("PREEMPTED", "0:15", "failed", "Slurm job 7 PREEMPTED"),
+])
+def test_how_a_job_ended_is_recorded_with_slurm_s_state(tmp_path, state, code, status, said):
+    """The job's state, exit code and Slurm's reason; no cluster needed (OOM kills and node
+    failures cannot be caused on the test cluster: no cgroups, one node)."""
+    settings = fake_settings(tmp_path, [{"fake.sleep": 0}], SLURM)
+    launch = launcher.plan(api.select(settings)[0], settings, 1)
+    folder = Path(launch.run_dir) / "slurm"
+    folder.mkdir(parents=True)
+    (folder / "slurm-7.out").write_text("slurmstepd: error: the node went away\n")
+    reason = "NodeDown" if state == "NODE_FAIL" else "None"
+    outcome = SlurmDispatch(settings)._outcome(launch, folder, Job(
+        "7", "hpsys-x", state, code, reason, "vm", 0), ours=False)
+    assert outcome.status == status and said in outcome.error
+    assert outcome.oom == (state == "OUT_OF_MEMORY")
+    assert "the node went away" in outcome.log_tail and outcome.extra["slurm_job"] == "7"
