@@ -338,3 +338,31 @@ def test_how_a_job_ended_is_recorded_with_slurm_s_state(tmp_path, state, code, s
     assert outcome.status == status and said in outcome.error
     assert outcome.oom == (state == "OUT_OF_MEMORY")
     assert "the node went away" in outcome.log_tail and outcome.extra["slurm_job"] == "7"
+
+
+@pytest.mark.slow
+def test_the_quickstart_models_train_for_real_through_slurm(slurm, master_config, cli,  # noqa: F811
+                                                            tmp_path):
+    """codes/train.py and a .sh launch script on the embedded digits, every run a job: the
+    same results and winners as the local e2e test."""
+    from test_e2e_train import MODELS, OPTIONS, ROOT
+
+    data = ROOT / "data"
+    if not (data / "train.csv").is_file():
+        pytest.skip("the embedded dataset is not written (make data)")
+    path = master_config(
+        system={"base_config": "codes/config_v2.yaml", "metric": "metrics.best_val_f1",
+                "overrides": ["epochs=2", "limit_samples=400", "image_size=32",
+                              "batch_size=32", f"data_dir={data}",
+                              f"output_dir={tmp_path / 'outputs'}", "pretrained=false",
+                              "num_workers=0"]},
+        models=MODELS, experiment_categories={"optimizer": {"options": OPTIONS}},
+        execution={**SLURM, "max_parallel": 2, "experiment_timeout": 400})
+    res = cli("--config", str(path), "--all", timeout=900)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "6 done, 0 failed" in res.stdout
+    res = cli("--config", str(path), "--summary")
+    winners = [line for line in res.stdout.splitlines()
+               if " adamw_fast " in line and line.rstrip().endswith("winner")]
+    assert len(winners) == 2, res.stdout
+    assert "Slurm jobs" in res.stdout
