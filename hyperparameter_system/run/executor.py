@@ -1,8 +1,8 @@
 """Run a selection of experiments on parallel slots: claim, launch, record, retry.
 
 Each slot is a thread that takes the next experiment as soon as it is free. `dispatch` runs one
-launch to its end: locally (`launcher.execute`) or as a Ray task (ray_executor), so resume,
-retries, timeouts, Ctrl-C and the display behave the same on both.
+launch to its end: locally (`launcher.execute`), as a Ray task (ray_executor) or as a Slurm job
+(slurm_executor), so resume, retries, timeouts, Ctrl-C and the display behave the same on all.
 """
 
 from __future__ import annotations
