@@ -237,7 +237,7 @@ def test_ctrl_c_cancels_every_job_within_seconds(slurm, tmp_path, signum):  # no
 def test_a_sigkilled_runner_s_jobs_are_adopted_never_submitted_twice(slurm, tmp_path):  # noqa: F811
     """SIGKILL the runner with two jobs running and one experiment not yet submitted; the same
     command follows the two jobs to their end and submits the third: one job each."""
-    options = [{"fake.sleep": 8, "fake.metric": m} for m in (0.1, 0.2, 0.3)]
+    options = [{"fake.sleep": 5, "fake.metric": m} for m in (0.1, 0.2, 0.3)]
     settings = fake_settings(tmp_path, options,
                              {**SLURM, "slurm": {**SLURM["slurm"], "max_jobs": 2}})
     first = runner(settings)
