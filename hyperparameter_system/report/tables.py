@@ -104,6 +104,12 @@ def tables(summary: Summary) -> list[ReportTable]:
             if f.tail:
                 tails.add([f.model, f.category, *named, f.tail])
         out += [fail, tails] if tails.rows else [fail]
+    if summary.jobs:
+        jobs = ReportTable("jobs", "Slurm jobs (the last of each run)",
+                           ["model", "category", "run name", "status", "job", "node"])
+        for j in summary.jobs:
+            jobs.add([j.model, j.category, j.run_name, j.status, j.job, j.node])
+        out.append(jobs)
     if summary.best is not None:
         b = summary.best
         best = ReportTable("best", "Best run overall", ["model", "category", "option",
