@@ -19,13 +19,14 @@ from hyperparameter_system.config.schema import Schema, load_schema, schema_path
 from hyperparameter_system.core.configdict import (
     NON_FINITE,
     apply_changes,
-    apply_overrides,
+    apply_override,
     canonical,
     flat_keys,
     get_dotted,
     has_dotted,
     non_finite,
-    override_key,
+    parse_override,
+    resolved,
 )
 from hyperparameter_system.core.errors import HpsysError, close_match
 from hyperparameter_system.core.safe_names import wandb_project_name
@@ -164,24 +165,25 @@ def _base_config(path: Path, overrides: Sequence[tuple[str, str]], cache: dict,
             if where is None:
                 raise
             raise HpsysError(where, str(exc)) from None
-        config: Mapping[str, Any] = doc.data
+        config = dict(doc.data)
         bad = non_finite(config)
         if bad is not None:
             raise HpsysError(doc.where(tuple(bad)), NON_FINITE)
         set_by: list[tuple[str, str]] = []
         for origin, text in overrides:
             at = f"{origin} (on {path})"
-            _not_model_name(origin, text)
-            config = apply_overrides(config, [text], at)
-            set_by.append((override_key(text), at))
+            override = parse_override(text, at)
+            _not_model_name(origin, override.key)
+            apply_override(config, override, at)
+            set_by.append((override.key, at))
+        config = resolved(config, where or str(path))
         cache[path] = _Base(config, tuple(set_by), doc)
     return cache[path]
 
 
-def _not_model_name(origin: str, text: str) -> None:
+def _not_model_name(origin: str, key: str) -> None:
     """An override of model_name would be dropped without a word: each experiment's model_name
     is its model entry's name."""
-    key = override_key(text)
     if key == "model_name" or key.startswith("model_name."):
         raise HpsysError(origin, "model_name comes from each entry of models: (its name), "
                                  "not from an override; expected a key other than model_name "
