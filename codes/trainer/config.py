@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from hpsys_reporter.compose import check_choice, compose, is_primary, split
 from hpsys_reporter.overrides import NO_VALUE, OverrideError, resolve
 from hpsys_reporter.overrides import apply as apply_override
 from hpsys_reporter.overrides import parse as parse_override
@@ -145,8 +146,21 @@ def _put(cfg: Config, key: str, value: Any) -> None:
 
 
 def load_config(path: Path, overrides: list[str]) -> Config:
-    """The validated config: the file, then the overrides in order."""
-    cfg = resolved(load_yaml(path), str(path))
+    """The validated config: the file (a Hydra primary config composed with the overrides'
+    group choices, as the runner composes it), then the other overrides in order."""
+    cfg = load_yaml(path)
+    if is_primary(cfg):
+        choices, overrides = split(path, overrides)
+        for item in choices:
+            try:
+                check_choice(path, item)
+            except OverrideError as exc:
+                raise ConfigError(f"override '{item}': {exc}") from None
+        try:
+            cfg = compose(path, choices)
+        except OverrideError as exc:
+            raise ConfigError(str(exc)) from None
+    cfg = resolved(cfg, str(path))
     validate(cfg, source=str(path))
     cfg = apply_overrides(cfg, overrides)
     return validate(cfg, source="overrides" if overrides else str(path))

@@ -4,6 +4,7 @@ enabled model's script accepts, before anything is launched."""
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import shutil
@@ -12,8 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hpsys_reporter import compose
+from hpsys_reporter.overrides import OverrideError
 from hyperparameter_system import plugins
-from hyperparameter_system.categories.base import LABEL_KEYS, Category, Locate, YamlCategory
+from hyperparameter_system.categories.base import (
+    LABEL_KEYS,
+    Category,
+    GroupChoices,
+    Locate,
+    YamlCategory,
+)
 from hyperparameter_system.config.reader import Reader, kind_of, resolve
 from hyperparameter_system.config.schema import Schema, load_schema, schema_path
 from hyperparameter_system.core.configdict import (
@@ -149,6 +158,7 @@ class _Base:
     config: Mapping[str, Any]
     set_by: tuple[tuple[str, str], ...]  # (key, the override's location), in order
     doc: YamlDoc
+    composed: bool = False  # a Hydra primary config, composed
 
 
 def _base_config(path: Path, overrides: Sequence[tuple[str, str]], cache: dict,
@@ -169,6 +179,9 @@ def _base_config(path: Path, overrides: Sequence[tuple[str, str]], cache: dict,
         bad = non_finite(config)
         if bad is not None:
             raise HpsysError(doc.where(tuple(bad)), NON_FINITE)
+        composed = compose.is_primary(config)
+        if composed:
+            config, overrides = _composed(path, overrides)
         set_by: list[tuple[str, str]] = []
         for origin, text in overrides:
             at = f"{origin} (on {path})"
@@ -177,8 +190,26 @@ def _base_config(path: Path, overrides: Sequence[tuple[str, str]], cache: dict,
             apply_override(config, override, at)
             set_by.append((override.key, at))
         config = resolved(config, where or str(path))
-        cache[path] = _Base(config, tuple(set_by), doc)
+        cache[path] = _Base(config, tuple(set_by), doc, composed)
     return cache[path]
+
+
+def _composed(path: Path, overrides: Sequence[tuple[str, str]]
+              ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """A Hydra primary base config composed with the overrides that choose group entries
+    (`optimizer=sgd`), each checked at its place; the value overrides are left to apply."""
+    choices, _ = compose.split(path, [text for _, text in overrides])
+    for origin, text in overrides:
+        if text in choices:
+            try:
+                compose.check_choice(path, text)
+            except OverrideError as exc:
+                raise HpsysError(f"{origin} (on {path})", f"override '{text}': {exc}") from None
+    try:
+        config = compose.compose(path, choices)
+    except OverrideError as exc:
+        raise HpsysError(str(path), str(exc)) from None
+    return config, [(origin, text) for origin, text in overrides if text not in choices]
 
 
 def _not_model_name(origin: str, key: str) -> None:
@@ -320,7 +351,34 @@ def read_models(doc, data, root, system, overrides, cache) -> tuple[ModelSetting
     return tuple(models)
 
 
-def read_categories(doc, data, bases, schemas) -> tuple[CategorySettings, ...]:
+class ConfigGroups:
+    """The config groups of the enabled models' composed base config, when they share one:
+    what a category option such as `{optimizer: sgd}` may choose, and what it changes."""
+
+    def __init__(self, models: Sequence[ModelSettings], overrides: Sequence[tuple[str, str]],
+                 cache: dict) -> None:
+        paths = {m.base_config for m in models if m.enabled}
+        one = next(iter(paths)) if len(paths) == 1 else None
+        self.path = one if one is not None and getattr(cache.get(one), "composed", False) \
+            else None
+        self.overrides, self.cache = list(overrides), cache
+        self.known = compose.groups(self.path) if self.path is not None else {}
+
+    def entries(self, group: str) -> list[str] | None:
+        return self.known.get(group)
+
+    def changes(self, group: str, entry: str) -> dict[str, Any]:
+        """The base composed with `group=entry` instead of its own choice (the value
+        overrides still win), as dotted changes to the base."""
+        assert self.path is not None
+        kept = [(o, t) for o, t in self.overrides if t.split("=", 1)[0].lstrip("+") != group]
+        chosen = _base_config(self.path, [*kept, (f"option {group}={entry}", f"{group}={entry}")],
+                              {}).config
+        return compose.diff(self.cache[self.path].config, chosen)
+
+
+def read_categories(doc, data, bases, schemas, groups: ConfigGroups | None = None
+                    ) -> tuple[CategorySettings, ...]:
     if not isinstance(data, Mapping) or not data:
         raise HpsysError(doc.where(("experiment_categories",)),
                          "expected a mapping of category name to its options")
@@ -333,6 +391,9 @@ def read_categories(doc, data, bases, schemas) -> tuple[CategorySettings, ...]:
         if not options:
             raise HpsysError(reader.where("options"), "expected a non-empty list of options")
         plugin = registry.get(name) or YamlCategory(str(name))
+        if groups is not None and groups.known and any(
+                isinstance(o, Mapping) and any(k in groups.known for k in o) for o in options):
+            plugin = GroupChoices(plugin, groups.entries, functools.cache(groups.changes))
         checked: list[Mapping[str, Any]] = []
         seen: dict[str, int] = {}  # canonical option -> its index
         problem = None
@@ -350,6 +411,8 @@ def read_categories(doc, data, bases, schemas) -> tuple[CategorySettings, ...]:
                 option = _coerce_option(plugin, option, schemas)
                 if isinstance(plugin, YamlCategory):
                     _check_yaml_keys(option, bases, locate)
+                elif isinstance(plugin, GroupChoices):
+                    _check_schema(plugin.changes(option), schemas, locate)
                 _check_unique(option, index, seen, locate)
             except HpsysError as exc:
                 if enabled:
@@ -376,6 +439,15 @@ def _check_unique(option: Mapping[str, Any], index: int, seen: dict[str, int],
     if first != index:
         raise HpsysError(locate(None), f"the same option as options[{first}]; list each option "
                                        "once (execution.repeats runs one several times)")
+
+
+def _check_schema(changes: Mapping[str, Any], schemas: Sequence[Schema], locate: Locate) -> None:
+    """What a config-group choice changes, against the enabled models' schemas."""
+    for key, value in changes.items():
+        for schema in schemas:
+            problem = schema.problem(key, value)
+            if problem is not None:
+                raise HpsysError(locate(None), f"{key}: {problem}")
 
 
 def _check_yaml_keys(option: Mapping[str, Any], bases: Sequence[Mapping[str, Any]],

@@ -16,6 +16,7 @@ from typing import Any
 from hyperparameter_system.config.entries import (
     PYTHON_ALIASES,
     CategorySettings,
+    ConfigGroups,
     ModelSettings,
     check_option_rules,
     read_categories,
@@ -180,7 +181,8 @@ def load_settings(path: str | Path, overrides: Sequence[str] = ()) -> Settings:
     enabled = [m for m in models if m.enabled]
     schemas = list({id(m.schema): m.schema for m in enabled if m.schema is not None}.values())
     categories = read_categories(doc, top.data.get("experiment_categories"),
-                             [m.base for m in enabled], schemas)
+                                 [m.base for m in enabled], schemas,
+                                 ConfigGroups(models, overrides, cache))
     check_option_rules(doc, models, categories)
     searches = read_searches(doc, top.data.get("search"), models, root,
                              [c.name for c in categories])
