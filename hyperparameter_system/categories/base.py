@@ -179,6 +179,14 @@ class YamlCategory(Category):
         return f"{self.name}_{body}" if body else self.name
 
 
+class SweptCategory(YamlCategory):
+    """A `--sweep` key's category: its runs are named by the key and value (`lr0.001`), as
+    Hydra names a multirun's jobs by their overrides."""
+
+    def run_name(self, option: Mapping[str, Any]) -> str:
+        return "_".join(f"{k}{fmt(v)}" for k, v in self.changes(option).items()) or self.name
+
+
 class GroupChoices(Category):
     """A category whose options choose config-group entries of a composed base config
     (`{optimizer: sgd}` is Hydra's `optimizer=sgd`): a choice becomes the config changes its

@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from hpsys_reporter import compose
-from hpsys_reporter.overrides import OverrideError
+from hpsys_reporter.overrides import OverrideError, sweep_values
 from hyperparameter_system import plugins
 from hyperparameter_system.categories.base import (
     LABEL_KEYS,
     Category,
     GroupChoices,
     Locate,
+    SweptCategory,
     YamlCategory,
 )
 from hyperparameter_system.config.reader import Reader, kind_of, resolve
@@ -377,8 +378,34 @@ class ConfigGroups:
         return compose.diff(self.cache[self.path].config, chosen)
 
 
-def read_categories(doc, data, bases, schemas, groups: ConfigGroups | None = None
-                    ) -> tuple[CategorySettings, ...]:
+def read_sweeps(data: Any, sweeps: Sequence[str], groups: ConfigGroups
+                ) -> tuple[Any, dict[str, str]]:
+    """The categories with `--sweep` keys as this invocation's own: each key an ad-hoc category
+    whose options are its values (Hydra's discrete sweeps: `a,b`, `range(...)`,
+    `choice(...)`), and the declared categories disabled for it (kept, so their rows still
+    read). Returns the categories' data and each swept category's `--sweep` text."""
+    if not sweeps:
+        return data, {}
+    out = {name: {**body, "enabled": False} if isinstance(body, Mapping) else body
+           for name, body in (data.items() if isinstance(data, Mapping) else ())}
+    swept: dict[str, str] = {}
+    for text in sweeps:
+        where = f"--sweep {text}"
+        try:
+            key, values = sweep_values(text)
+        except OverrideError as exc:
+            raise HpsysError(where, str(exc)) from None
+        if key in swept:
+            raise HpsysError(where, f"'{key}' is swept twice; expected one --sweep per key")
+        if len(values) != len({canonical(v) for v in values}):
+            raise HpsysError(where, "a value is listed twice; expected distinct values")
+        out[key] = {"options": [{key: value} for value in values]}
+        swept[key] = where
+    return out, swept
+
+
+def read_categories(doc, data, bases, schemas, groups: ConfigGroups | None = None,
+                    swept: Mapping[str, str] | None = None) -> tuple[CategorySettings, ...]:
     if not isinstance(data, Mapping) or not data:
         raise HpsysError(doc.where(("experiment_categories",)),
                          "expected a mapping of category name to its options")
@@ -390,7 +417,10 @@ def read_categories(doc, data, bases, schemas, groups: ConfigGroups | None = Non
         options = reader.get("options")
         if not options:
             raise HpsysError(reader.where("options"), "expected a non-empty list of options")
-        plugin = registry.get(name) or YamlCategory(str(name))
+        swept_as = (swept or {}).get(name)  # a --sweep key: its own YAML-only category
+        grouped = groups is not None and name in groups.known
+        plugin = (SweptCategory(str(name)) if swept_as and not grouped
+                  else registry.get(name) or YamlCategory(str(name)))
         if groups is not None and groups.known and any(
                 isinstance(o, Mapping) and any(k in groups.known for k in o) for o in options):
             plugin = GroupChoices(plugin, groups.entries, functools.cache(groups.changes))
@@ -402,7 +432,9 @@ def read_categories(doc, data, bases, schemas, groups: ConfigGroups | None = Non
             if not isinstance(option, Mapping):
                 raise HpsysError(doc.where(opath), f"expected a mapping, got {kind_of(option)}")
 
-            def locate(key, _p=opath):
+            def locate(key, _p=opath, _at=swept_as, _i=index):
+                if _at:  # told at the --sweep value
+                    return f"{_at}: value {_i + 1}" + (f" ({key})" if key is not None else "")
                 return doc.where(_p + ((key,) if key is not None else ()))
 
             try:  # a disabled category keeps its problem until it is picked

@@ -21,6 +21,7 @@ from hyperparameter_system.config.entries import (
     check_option_rules,
     read_categories,
     read_models,
+    read_sweeps,
 )
 from hyperparameter_system.config.pruning import (
     PRUNING_KEYS,
@@ -136,8 +137,10 @@ EXECUTION_KEYS = {
     "ray_resources": (dict,), "ray_runtime_env": (dict, type(None)),
     "preload": (bool, str, list),
 }
-def load_settings(path: str | Path, overrides: Sequence[str] = ()) -> Settings:
-    """Read, type-check and cross-check the master config; `overrides` apply to base configs."""
+def load_settings(path: str | Path, overrides: Sequence[str] = (),
+                  sweeps: Sequence[str] = ()) -> Settings:
+    """Read, type-check and cross-check the master config; `overrides` apply to base configs;
+    `sweeps` (`--sweep lr=1e-3,3e-3`) are this invocation's categories (read_sweeps)."""
     doc = load_yaml(path, "master config")
     if doc.data is None:
         raise HpsysError(str(doc.path), "master config is empty")
@@ -180,9 +183,10 @@ def load_settings(path: str | Path, overrides: Sequence[str] = ()) -> Settings:
     models = read_models(doc, top.data.get("models"), root, system, overrides, cache)
     enabled = [m for m in models if m.enabled]
     schemas = list({id(m.schema): m.schema for m in enabled if m.schema is not None}.values())
-    categories = read_categories(doc, top.data.get("experiment_categories"),
-                                 [m.base for m in enabled], schemas,
-                                 ConfigGroups(models, overrides, cache))
+    groups = ConfigGroups(models, overrides, cache)
+    declared, swept = read_sweeps(top.data.get("experiment_categories"), sweeps, groups)
+    categories = read_categories(doc, declared, [m.base for m in enabled], schemas, groups,
+                                 swept)
     check_option_rules(doc, models, categories)
     searches = read_searches(doc, top.data.get("search"), models, root,
                              [c.name for c in categories])
