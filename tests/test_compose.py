@@ -104,3 +104,26 @@ def test_a_composed_quickstart_trains_for_real(master_config, cli, tmp_path) -> 
     adamw = next(e for name, e in effective.items() if name.startswith("opt_adamw_lr0.0003_"))
     assert (sgd["optimizer"], sgd["lr"]) == ("SGD", pytest.approx(0.01))
     assert (adamw["optimizer"], adamw["lr"]) == ("AdamW", pytest.approx(3.0e-4))
+
+
+def test_a_search_space_may_choose_group_entries(master_config, cli, tmp_path) -> None:
+    """`optimizer: {choices: [sgd, adamw]}` on a composed base: each trial's config is the one
+    its entry composes (the fake trainer records it)."""
+    search = {"opt": {"n_trials": 2, "sampler": "grid", "pruner": "none",
+                      "space": {"optimizer": {"choices": ["sgd", "adamw"]}}}}
+    fake = [{"name": "fake-net.v1", "script": "python tests/fakes/fake_train.py"}]
+    path = master_config(system={"base_config": CONF}, models=fake, search=search,
+                         experiment_categories={"early_stopping": {"options": [{"patience": 2}]}})
+    param = load_settings(path).searches[0].space[0]
+    assert param.changes("sgd") == {"optimizer_name": "SGD", "lr": 0.01}
+    assert param.changes("adamw") == {}
+    res = cli("--config", str(path), "--search", "opt")
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    seen = sorted(json.loads(p.read_text())["config"]["optimizer_name"]
+                  for p in (tmp_path / "runs").rglob("record.json"))
+    assert seen == ["AdamW", "SGD"]
+
+    bad = {"opt": {"space": {"optimizer": {"choices": ["sgdd"]}}}}
+    path = master_config(system={"base_config": CONF}, models=fake, search=bad)
+    with pytest.raises(HpsysError, match=r"unknown optimizer choice 'sgdd' \(did you mean"):
+        load_settings(path)

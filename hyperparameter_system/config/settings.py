@@ -43,7 +43,9 @@ WANDB_MODES = ("online", "offline", "disabled")
 
 
 # execution.preload's default: what the built-in trainer imports (run/preload.py forks from them)
-DEFAULT_PRELOAD = ("torch", "timm", "torchvision", "wandb", "matplotlib", "sklearn.metrics")
+# Hydra's: the engine builds `_target_`s and reads `KEY=VALUE` with it (hpsys_reporter)
+DEFAULT_PRELOAD = ("torch", "timm", "torchvision", "wandb", "matplotlib", "sklearn.metrics",
+                   "hydra.utils", "hydra.core.override_parser.overrides_parser")
 
 
 @dataclass(frozen=True)
@@ -189,7 +191,7 @@ def load_settings(path: str | Path, overrides: Sequence[str] = (),
                                  swept)
     check_option_rules(doc, models, categories)
     searches = read_searches(doc, top.data.get("search"), models, root,
-                             [c.name for c in categories])
+                             [c.name for c in categories], groups)
     return Settings(doc.path.resolve(), root, system, models, categories, execution,
                     tuple(overrides), searches)
 
