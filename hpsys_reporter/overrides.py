@@ -105,8 +105,8 @@ def sweep_values(text: str) -> tuple[str, list[Any]]:
 
 
 def _plain(value: Any) -> Any:
-    """Hydra's values as plain Python: its containers are lists and dicts already, but a
-    string may be its QuotedString-free subclass; keep only builtin types."""
+    """Hydra's values as builtin types only (dict keys as strings, tuples as lists), so the
+    YAML a temp config is dumped to and the JSON an experiment id hashes see plain data."""
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -185,3 +185,26 @@ def test_the_runner_starts_without_hydra() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=ROOT)
     assert out.stdout.split() == ["False", "False"], (out.stdout, time.perf_counter() - start)
+
+
+def test_an_option_written_as_overrides_is_the_mapping_it_stands_for(tmp_path: Path) -> None:
+    """A YAML-only option may be written in the same grammar: `- lr=1e-3` is `- {lr: 0.001}`."""
+    path = tmp_path / "master.yaml"
+    path.write_text(
+        f"system: {{project_root: {ROOT}, base_config: {BASE}, ledger: {tmp_path / 'l.db'}}}\n"
+        "models: [{name: resnet18, script: python codes/train.py}]\n"
+        "experiment_categories:\n"
+        "  tuned:\n"
+        "    options:\n"
+        "      - lr=1e-3\n"
+        "      - [optimizer_name=SGD, 'run_name=a b', '+extra=[1,2]']\n"
+        "  optimizer:\n"
+        "    options: ['name=SGD']\n")
+    tuned, optimizer = load_settings(path).categories
+    assert tuned.options == ({"lr": 0.001}, {"optimizer_name": "SGD", "run_name": "a b",
+                                             "+extra": [1, 2]})
+    assert optimizer.options == ({"name": "SGD"},)
+    path.write_text(path.read_text().replace("- lr=1e-3", "- lr=1e-3,1e-2"))
+    with pytest.raises(HpsysError, match=r"master.yaml:6: experiment_categories.tuned.options"
+                                         r"\[0\]: override 'lr=1e-3,1e-2': is a sweep"):
+        load_settings(path)

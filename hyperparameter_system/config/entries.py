@@ -419,6 +419,9 @@ def read_categories(doc, data, bases, schemas, groups: ConfigGroups | None = Non
             raise HpsysError(reader.where("options"), "expected a non-empty list of options")
         swept_as = (swept or {}).get(name)  # a --sweep key: its own YAML-only category
         grouped = groups is not None and name in groups.known
+        options = [_written_as_overrides(o, doc.where(("experiment_categories", name,
+                                                        "options", i)))
+                   for i, o in enumerate(options)] if isinstance(options, list) else options
         plugin = (SweptCategory(str(name)) if swept_as and not grouped
                   else registry.get(name) or YamlCategory(str(name)))
         if groups is not None and groups.known and any(
@@ -471,6 +474,23 @@ def _check_unique(option: Mapping[str, Any], index: int, seen: dict[str, int],
     if first != index:
         raise HpsysError(locate(None), f"the same option as options[{first}]; list each option "
                                        "once (execution.repeats runs one several times)")
+
+
+def _written_as_overrides(option: Any, where: str) -> Any:
+    """An option written as overrides (`- lr=0.1` or `- [optimizer_name=SGD, +nesterov=true]`,
+    Hydra's grammar, the one parser) as the mapping it stands for (`+key` adds a key); any
+    other option as it is."""
+    texts = [option] if isinstance(option, str) else option
+    if not (isinstance(texts, list) and texts and all(isinstance(t, str) for t in texts)):
+        return option
+    out: dict[str, Any] = {}
+    for text in texts:
+        override = parse_override(text, where)
+        if override.op == "~":
+            raise HpsysError(where, f"override '{text}': an option sets keys; expected "
+                                    "key=value or +key=value, not a deletion")
+        out[("+" if override.op in ("+", "++") else "") + override.key] = override.value
+    return out
 
 
 def _check_schema(changes: Mapping[str, Any], schemas: Sequence[Schema], locate: Locate) -> None:
