@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from hpsys_reporter.overrides import OverrideError, parse
 
 
@@ -73,6 +75,12 @@ def compose(path: Path, choices: Iterable[str] = ()) -> dict[str, Any]:
     except (HydraException, OmegaConfBaseException) as exc:
         first = str(exc).strip().splitlines()
         raise OverrideError(f"cannot compose {path} ({first[0] if first else exc})") from None
+    except yaml.YAMLError as exc:  # a group entry's own syntax: its file and line
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{mark.name}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise OverrideError(f"cannot compose {path} ({where}: YAML syntax error: "
+                            f"{problem})") from None
     out = OmegaConf.to_container(cfg, resolve=False)
     assert isinstance(out, dict)
     return {str(k): v for k, v in out.items()}

@@ -127,3 +127,22 @@ def test_a_search_space_may_choose_group_entries(master_config, cli, tmp_path) -
     path = master_config(system={"base_config": CONF}, models=fake, search=bad)
     with pytest.raises(HpsysError, match=r"unknown optimizer choice 'sgdd' \(did you mean"):
         load_settings(path)
+
+
+def test_a_broken_composition_is_one_line(master_config, cli, tmp_path) -> None:
+    """A group entry with a YAML error, a default naming no entry: one line, exit 2."""
+    import shutil
+
+    conf = tmp_path / "conf"
+    shutil.copytree(ROOT / "codes" / "conf", conf)
+    (conf / "optimizer" / "broken.yaml").write_text("# @package _global_\noptimizer_name: [\n")
+    path = master_config(system={"base_config": str(conf / "config.yaml")},
+                         models=[{"name": "resnet18", "script": "python codes/train.py"}])
+    res = cli("--config", str(path), "--matrix", "--set", "optimizer=broken")
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "broken.yaml:3: YAML syntax error" in res.stderr
+    text = (conf / "config.yaml").read_text()
+    (conf / "config.yaml").write_text(text.replace("scheduler: cosine", "scheduler: nope"))
+    res = cli("--config", str(path), "--matrix")
+    assert res.returncode == 2 and "Could not find 'scheduler/nope'" in res.stderr, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
