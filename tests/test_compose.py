@@ -146,3 +146,10 @@ def test_a_broken_composition_is_one_line(master_config, cli, tmp_path) -> None:
     res = cli("--config", str(path), "--matrix")
     assert res.returncode == 2 and "Could not find 'scheduler/nope'" in res.stderr, res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_the_shipped_composed_quickstart_loads() -> None:
+    settings = load_settings(ROOT / "examples" / "quickstart_hydra.yaml")
+    names = [c.plugin.run_name(o) for c in settings.categories for o in c.options]
+    assert names == ["opt_sgd", "opt_adamw_lr0.0003", "sch_step"]
+    assert "${" not in json.dumps(settings.models[0].base)
