@@ -258,10 +258,13 @@ def _picks(report: ModelReport, mode: str, leaders: bool = False
         if win is None:
             tied = [o.label for o in table.options if o.tied]
             leading = [o.label for o in table.options if o.leading]
+            judged = [o.verdict for o in table.options if o.seeds]  # paired seeds' verdicts
             missing.append((table.category, f"no winner (tie: {', '.join(tied)})" if tied
                             else f"not finished ({leading[0]} leads so far)" if leading
                             else "no option beat the baseline" if table.best_not_winning
-                            else "no finished option"))
+                            else "no option beat the baseline (" + ", ".join(
+                                f"{n} {v}" for v, n in Counter(judged).items()) + ")"
+                            if judged else "no finished option"))
             continue
         # a winner beat the baseline and ran to the end already (matrix.ranking.crown)
         option = {k: v for k, v in win.option.items() if k != "description"}
