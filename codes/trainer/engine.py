@@ -18,11 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainer.build.parts import Parts
-from trainer.build.scheduler import Schedule
 from trainer.data import TensorLoader
 from trainer.device import AmpPlan
 from trainer.evaluation import Evaluation, scored
+from trainer.parts.assemble import Parts
+from trainer.parts.scheduler import Schedule
 
 if TYPE_CHECKING:
     from trainer.callbacks import Callback

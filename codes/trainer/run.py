@@ -13,7 +13,6 @@ import torch
 from sklearn.metrics import confusion_matrix
 
 from trainer.artifacts import RunDir
-from trainer.build.parts import build_parts, describe_parts, validate_names
 from trainer.callbacks import (
     Callback,
     Checkpoints,
@@ -28,6 +27,7 @@ from trainer.data import ImageSet, load_train_set, split_indices
 from trainer.device import AmpPlan, amp_plan, configure_threads, pick_device
 from trainer.engine import fit
 from trainer.figures import plot_confusion, plot_curves
+from trainer.parts.assemble import build_parts, describe_parts, validate_names
 from trainer.results import effective, fold_metrics, kfold_summary
 from trainer.resume import resume_checkpoint
 from trainer.tracked import unused

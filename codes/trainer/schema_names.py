@@ -165,7 +165,7 @@ def scheduler_params() -> list[str]:
     import importlib
     import inspect
 
-    from trainer.build.registry import SCHEDULERS
+    from trainer.parts.registry import SCHEDULERS
 
     names: set[str] = set()
     for info in SCHEDULERS:

@@ -1,5 +1,5 @@
 """Mixup / CutMix on training batches with timm's `Mixup` (soft targets, label smoothing folded
-in as timm's train.py does); the loss becomes a soft-target one (trainer/build/loss.py)."""
+in as timm's train.py does); the loss becomes a soft-target one (trainer/parts/losses.py)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def mixup_active(cfg: dict[str, Any]) -> bool:
 
 def mix_smoothing(cfg: dict[str, Any]) -> float:
     """The label smoothing of the configured (hard-target) loss, to fold into the targets."""
-    from trainer.build.loss import build_criterion
+    from trainer.parts.losses import build_criterion
 
     if isinstance(cfg.get("criterion"), dict):
         return 0.0

@@ -152,7 +152,7 @@ SCHEDULERS: tuple[SchedulerInfo, ...] = (
     # `gamma` times the last one's peak (timm's CosineLRScheduler, stepped per batch).
     SchedulerInfo(
         "CosineAnnealingWarmupRestarts",
-        "trainer.build.scheduler.CosineAnnealingWarmupRestarts",
+        "trainer.parts.scheduler.CosineAnnealingWarmupRestarts",
         "step",
         _warm_restarts,
         own_warmup=True,
@@ -198,13 +198,13 @@ LOSSES: tuple[LossInfo, ...] = (
     ),
     LossInfo(
         "FocalLoss",
-        "trainer.build.losses.FocalLoss",
+        "trainer.parts.losses.FocalLoss",
         ("Focal", "focal_loss"),
         lambda cfg: {"alpha": cfg.get("focal_alpha", 1.0), "gamma": cfg.get("focal_gamma", 2.0)},
     ),
     LossInfo(
         "LabelSmoothingLoss",
-        "trainer.build.losses.LabelSmoothingLoss",
+        "trainer.parts.losses.LabelSmoothingLoss",
         ("LabelSmoothing", "label_smoothing", "label_smoothing_loss"),
         lambda cfg: {"smoothing": cfg.get("label_smooth", 0.1)},
     ),
