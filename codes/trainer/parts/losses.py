@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trainer.config import mixup_active
 from trainer.errors import ConfigError
 from trainer.parts import registry
 from trainer.parts.targets import call_target, import_target
@@ -73,8 +74,6 @@ def build_criterion(cfg: dict[str, Any], weight: torch.Tensor | None) -> nn.Modu
         return call_target(spec, "criterion", weight=weight)
     info = registry.loss_info(str(spec))
     loss = import_target(info.target, "criterion")(**info.kwargs(cfg), weight=weight)
-    from trainer.data.mixing import mixup_active
-
     return soft_target_criterion(loss, weight) if mixup_active(cfg) else loss
 
 
