@@ -3,7 +3,7 @@ constants so the schema never imports timm (or torch).
 
 Generated from `timm.optim.list_optimizers()` and the constructors' signatures of the registry's
 schedulers; tests/codes/test_schema.py fails when either moves on. Regenerate with
-`python codes/trainer/parts/regenerate.py` (it rewrites this file). Data only: it imports
+`python codes/trainer/regenerate_names.py` (it rewrites this file). Data only: it imports
 nothing, so the registry that reads it is never read back by it.
 """
 

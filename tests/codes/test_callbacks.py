@@ -7,13 +7,13 @@ import time
 
 import pytest
 import torch
+from trainer import registry
 from trainer import run as run_module
 from trainer.artifacts import RunDir
 from trainer.callbacks import Callback
 from trainer.data import load_train_set, split_indices
 from trainer.device import amp_plan
 from trainer.engine import fit
-from trainer.parts import registry
 from trainer.parts.assemble import build_parts
 from trainer.parts.targets import import_target
 

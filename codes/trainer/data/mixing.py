@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from trainer.config import mix_flags
-from trainer.parts.registry import label_smoothing
+from trainer.registry import label_smoothing
 
 
 def build_mixup(cfg: dict[str, Any], num_classes: int) -> Any:

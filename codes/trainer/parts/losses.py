@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trainer import registry
 from trainer.config import mixup_active
 from trainer.errors import ConfigError
-from trainer.parts import registry
 from trainer.parts.targets import call_target, import_target
 
 

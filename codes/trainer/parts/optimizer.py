@@ -8,8 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from trainer import registry
 from trainer.errors import ConfigError
-from trainer.parts import registry
 from trainer.parts.targets import call_target
 
 

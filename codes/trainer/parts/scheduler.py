@@ -10,8 +10,8 @@ from typing import Any
 import torch
 from torch.optim import lr_scheduler
 
+from trainer import registry
 from trainer.errors import ConfigError
-from trainer.parts import registry
 from trainer.parts.targets import call_target, import_target
 
 

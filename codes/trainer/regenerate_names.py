@@ -1,5 +1,5 @@
 """Rewrite `trainer/schema_names.py` (timm's optimizer names, the registry's scheduler
-parameters) from the installed timm and torch: `python codes/trainer/parts/regenerate.py`.
+parameters) from the installed timm and torch: `python codes/trainer/regenerate_names.py`.
 
 Kept apart from the names it writes, so the data module imports nothing and the registry that
 reads it is never imported back (no import circle); tests/codes/test_schema.py compares both.
@@ -13,12 +13,12 @@ import re
 import sys
 from pathlib import Path
 
-NAMES_FILE = Path(__file__).resolve().parents[1] / "schema_names.py"
+NAMES_FILE = Path(__file__).resolve().with_name("schema_names.py")
 
 
 def scheduler_params() -> list[str]:
     """The constructor parameters of every registered scheduler (imports torch)."""
-    from trainer.parts.registry import SCHEDULERS
+    from trainer.registry import SCHEDULERS
 
     names: set[str] = set()
     for info in SCHEDULERS:
@@ -51,5 +51,5 @@ def regenerate(path: Path = NAMES_FILE) -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # codes/, for `trainer`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # codes/, for `trainer`
     regenerate()
