@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export WANDB_SILENT ?= true
 
-.PHONY: help install demo test test-fast lint data bench gpu-check clean chromium
+.PHONY: help install demo test test-fast lint data bench gpu-check clean chromium slurm
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
@@ -34,7 +34,13 @@ chromium:  ## Debian's chromium for the html-report screenshot test (best effort
 	    { timeout 120 apt-get update -q >/dev/null 2>&1 && timeout 300 apt-get install -y -q chromium >/dev/null 2>&1; }; }; } || \
 	  echo "chromium not installed: the html screenshot test will be skipped"
 
-test: data chromium lint  ## lint (ruff, import layers), then the whole test suite
+slurm:  ## Debian's slurm-wlm and munge for the Slurm executor's tests (a single-node cluster; best effort)
+	@command -v sbatch >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
+	  { timeout 300 apt-get install -y -q slurm-wlm munge >/dev/null 2>&1 || \
+	    { timeout 120 apt-get update -q >/dev/null 2>&1 && timeout 300 apt-get install -y -q slurm-wlm munge >/dev/null 2>&1; }; }; } || \
+	  echo "slurm-wlm not installed: the Slurm executor tests will be skipped"
+
+test: data chromium slurm lint  ## lint (ruff, import layers), then the whole test suite
 	$(BIN)/python -m pytest -q
 
 test-fast: data  ## the suite without the slow end-to-end tests

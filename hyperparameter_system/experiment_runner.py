@@ -46,7 +46,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--rerun", action="store_true", help="run again even what is done")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override applied to every base config (repeatable)")
-    p.add_argument("--executor", choices=("local", "ray"), help="override execution.executor")
+    p.add_argument("--executor", choices=("local", "ray", "slurm"),
+                   help="override execution.executor")
     p.add_argument("--no-preload", action="store_true",
                    help="start every experiment as a plain subprocess (execution.preload: false)")
     p.add_argument("--pruning", choices=PRUNING_RULES, metavar="RULE",

@@ -187,6 +187,10 @@ def _launch_path(settings: Settings, experiment: Experiment, kind: str) -> str:
         return mark
     if kind == "ray":
         return "plain subprocess (Ray tasks start plain)"
+    if kind == "slurm":
+        from hyperparameter_system.run.slurm_executor import job_options
+
+        return f"a Slurm job each: sbatch {' '.join(job_options(settings))}"
     if not settings.execution.preload:
         return "plain subprocess (execution.preload off)"
     launch = launcher.plan(experiment, settings, 1)
@@ -205,8 +209,11 @@ def slot_count(settings: Settings, executor: str | None = None) -> int | None:
     """How many experiments run at once: the local slots as planned (GPU caps included); on
     Ray, max_parallel, or None when that is 1 ("as many as the cluster holds": unknown here)."""
     execution = settings.execution
-    if (executor or execution.executor) == "ray":
+    kind = executor or execution.executor
+    if kind == "ray":
         return execution.max_parallel if execution.max_parallel > 1 else None
+    if kind == "slurm":
+        return execution.slurm.max_jobs or execution.max_parallel
     return len(local_slots(settings))
 
 
@@ -270,7 +277,11 @@ def matrix_view(settings: Settings, experiments: Sequence[Experiment],
 
 
 def runtime(settings: Settings, kind: str) -> tuple[list[devices.Slot], Dispatch]:
-    """The slots and the way one launch runs on them: local processes, or Ray tasks."""
+    """The slots and the way one launch runs on them: local processes, Ray tasks, Slurm jobs."""
+    if kind == "slurm":
+        from hyperparameter_system.run.slurm_executor import slurm_dispatch, slurm_slots
+
+        return slurm_slots(settings), slurm_dispatch(settings)
     if kind == "ray":
         from hyperparameter_system.run.ray_executor import ray_dispatch, ray_slots
 
@@ -283,7 +294,7 @@ def run(settings: Settings, experiments: Sequence[Experiment], rerun: bool = Fal
     """Run the selection to its end; Ctrl-C ends the children and leaves it resumable."""
     check_runnable(settings, (e.model for e in experiments))
     kind = executor or settings.execution.executor
-    if kind == "local":  # on Ray the nodes write the runs (a runtime env may ship the project)
+    if kind != "ray":  # on Ray the nodes write the runs (a runtime env may ship the project)
         launcher.check_outputs(settings)  # an unwritable runs_dir: one line, nothing launched
     book = ledger(settings, create=True)
     slots, dispatch = runtime(settings, kind)

@@ -30,6 +30,7 @@ from hyperparameter_system.config.pruning import (
 from hyperparameter_system.config.racing import RaceRule, read_budget, read_repeats
 from hyperparameter_system.config.reader import Reader, resolve
 from hyperparameter_system.config.search import SearchSettings, read_searches
+from hyperparameter_system.config.slurm import SLURM_KEYS, SlurmSettings, read_slurm
 from hyperparameter_system.core.errors import HpsysError
 from hyperparameter_system.core.yamlfile import load_yaml
 
@@ -85,6 +86,7 @@ class ExecutionSettings:
     pruning: PruningSettings = field(default_factory=PruningSettings)
     preload: tuple[str, ...] = ()  # modules the server imports; () = plain subprocesses
     preload_all: bool = False  # every `python X.py` script, not the built-in trainer's alone
+    slurm: SlurmSettings = field(default_factory=SlurmSettings)  # executor: slurm's jobs
 
     @property
     def max_attempts(self) -> int:
@@ -133,7 +135,7 @@ EXECUTION_KEYS = {
     "stale_after_s": (int, float), "cpus_per_experiment": (int, float),
     "stop_grace_s": (int, float), "pruning": (dict, type(None)),
     "ray_resources": (dict,), "ray_runtime_env": (dict, type(None)),
-    "preload": (bool, str, list),
+    "preload": (bool, str, list), "slurm": (dict, type(None)),
 }
 def load_settings(path: str | Path, overrides: Sequence[str] = ()) -> Settings:
     """Read, type-check and cross-check the master config; `overrides` apply to base configs."""
@@ -218,7 +220,7 @@ def _execution(reader: Reader) -> ExecutionSettings:
         max_parallel=reader.number("max_parallel", 1, 1),
         experiment_timeout=timeout,
         retry_failed=int(retry),
-        executor=reader.choice("executor", "local", ("local", "ray")),
+        executor=reader.choice("executor", "local", ("local", "ray", "slurm")),
         ray_address=reader.get("ray_address") or None,
         gpus=gpus,
         gpus_per_experiment=reader.number("gpus_per_experiment", 1, 1),
@@ -239,6 +241,8 @@ def _execution(reader: Reader) -> ExecutionSettings:
                                 reader.get("pruning") or {}, PRUNING_KEYS)),
         preload=_preload(reader),
         preload_all=reader.get("preload", "auto") != "auto",
+        slurm=read_slurm(Reader(reader.doc, (*reader.path, "slurm"), reader.get("slurm") or {},
+                                SLURM_KEYS)),
     )
 
 

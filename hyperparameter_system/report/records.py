@@ -214,6 +214,18 @@ class Failure:
 
 
 @dataclass
+class JobLine:
+    """A run that went through a scheduler (Slurm): its job id and the node it ran on."""
+
+    model: str
+    category: str
+    run_name: str
+    status: str
+    job: str
+    node: str
+
+
+@dataclass
 class BestRun:
     model: str
     category: str
@@ -244,6 +256,7 @@ class Summary:
     raced: bool = False  # verdicts from paired seeds (matrix.racing); else single runs
     race: str = ""  # the race's rule in words ("2 to 6 seeds"), "" with fixed repeats
     confidence: float = 0.95
+    jobs: list[JobLine] = field(default_factory=list)  # scheduler jobs (Slurm), when any ran
 
     @property
     def method(self) -> str:

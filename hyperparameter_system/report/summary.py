@@ -51,6 +51,7 @@ from hyperparameter_system.report.records import (  # noqa: E402 - re-exported
     Compute,
     CrossEntry,
     Failure,
+    JobLine,
     ModelReport,
     OptionStat,
     Summary,
@@ -218,7 +219,9 @@ def collect(settings: Settings, ledger: Ledger | None = None) -> Summary:
                    raced=rule is not None,
                    race=(f"{rule.min_seeds} to {rule.max_seeds} seeds"
                          if settings.execution.race else ""),
-                   confidence=rule.confidence if rule is not None else 0.95)
+                   confidence=rule.confidence if rule is not None else 0.95,
+                   jobs=[JobLine(r.model, r.category, r.run_name, r.status, r.data["job"],
+                                 r.node or "") for r in chosen if r.data.get("job")])
 
 
 def _unsynced(rows: Sequence[Row]) -> list[str]:

@@ -65,6 +65,8 @@ def tables(summary: Summary) -> list[ReportTable]:
     out.extend(_combined_tables(summary))
     if summary.failures:
         out.extend(_failure_tables(summary))
+    if summary.jobs:
+        out.append(_jobs_table(summary))
     if summary.best is not None:
         out.append(_best_table(summary))
     return out
@@ -126,6 +128,15 @@ def _failure_tables(summary: Summary) -> list[ReportTable]:
         if f.tail:
             tails.add([f.model, f.category, *named, f.tail])
     return [fail, tails] if tails.rows else [fail]
+
+
+def _jobs_table(summary: Summary) -> ReportTable:
+    """Where each run last ran as a Slurm job (job id, node)."""
+    jobs = ReportTable("jobs", "Slurm jobs (the last of each run)",
+                       ["model", "category", "run name", "status", "job", "node"])
+    for j in summary.jobs:
+        jobs.add([j.model, j.category, j.run_name, j.status, j.job, j.node])
+    return jobs
 
 
 def _best_table(summary: Summary) -> ReportTable:

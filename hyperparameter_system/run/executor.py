@@ -1,8 +1,8 @@
 """Run a selection of experiments on parallel slots: claim, launch, record, retry.
 
 Each slot is a thread that takes the next experiment as soon as it is free. `dispatch` runs one
-launch to its end: locally (`launcher.execute`) or as a Ray task (ray_executor), so resume,
-retries, timeouts, Ctrl-C and the display behave the same on both.
+launch to its end: locally (`launcher.execute`), as a Ray task (ray_executor) or as a Slurm job
+(slurm_executor), so resume, retries, timeouts, Ctrl-C and the display behave the same on all.
 """
 
 from __future__ import annotations
@@ -265,9 +265,10 @@ class Executor:
             launch = launcher.resuming(launch, before.run_dir, before.wandb_run_id)
         lost = threading.Event()  # the row was taken over before the script started
 
-        def on_start(pid: int, node: str | None = None) -> None:
-            # a Ray task reports the node it landed on; pid 0 when that is another host
+        def on_start(pid: int, node: str | None = None, job: str | None = None) -> None:
+            # a Ray task or a Slurm job reports the node it landed on; pid 0 on another host
             info = launch.info() if node is None else {**launch.info(), "node": node}
+            info["job"] = job
             if not self.ledger.set_started(exp.id, pid, info, self.owner):
                 lost.set()
             elif self.display is not None:
@@ -338,7 +339,11 @@ class Executor:
 
     def _recover(self, exp: Experiment, before: Row) -> bool:
         """A row its dead runner left `running`: end any process of it still alive, then keep
-        the result it may have finished with, so it is never completed twice."""
+        the result it may have finished with, so it is never completed twice. Work that still
+        runs under the dispatch (a Slurm job) is followed by the dispatch, not reaped."""
+        live = getattr(self.dispatch, "live", None)
+        if live is not None and live(exp.id):
+            return False
         reaper.reap(exp.id, pgid=before.pid, ledger=str(self.settings.system.ledger))
         path = Path(before.run_dir or "") / "result.json"
         result = read_json(path) if before.run_dir else None

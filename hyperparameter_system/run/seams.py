@@ -1,6 +1,7 @@
 """What the executor talks to, each a small protocol: where the slots take experiments from
 (`ExperimentSource`: the fixed matrix, `MatrixSource`, or a study's ask/tell), how one launch
-runs (`Dispatch`: locally or as a Ray task), who learns a started script's pid (`OnStart`), and
+runs (`Dispatch`: locally, as a Ray task or as a Slurm job; a dispatch whose work outlives the
+runner says so with `Adopting`), who learns a started script's pid (`OnStart`), and
 what shows the run as it goes (`Display`). The executor owns the queue; these are its seams."""
 
 from __future__ import annotations
@@ -16,13 +17,21 @@ from hyperparameter_system.run.launcher import Launch, Outcome
 
 
 class OnStart(Protocol):
-    """Told when the script is up: its pid, and the node a Ray task landed on (the local
-    launcher gives the pid alone)."""
+    """Told when the script is up: its pid, the node a Ray task or a Slurm job landed on, and
+    a scheduler's job id (the local launcher gives the pid alone)."""
 
-    def __call__(self, pid: int, node: str | None = None) -> None: ...
+    def __call__(self, pid: int, node: str | None = None, job: str | None = None) -> None: ...
 
 
 Dispatch = Callable[[Launch, Slot, Callable[[], bool], OnStart], Outcome]
+
+
+class Adopting(Protocol):
+    """A dispatch whose work outlives a killed runner (a Slurm job): `live(id)` is True while
+    that experiment's work still runs, and a call of the dispatch then follows it instead of
+    launching again, so the executor must not reap the experiment's processes."""
+
+    def live(self, experiment_id: str) -> bool: ...
 
 
 class ExperimentSource(Protocol):

@@ -52,6 +52,7 @@ COLUMNS = {
     "wandb_mode": "TEXT", "wandb_dir": "TEXT",
     "launches": "INTEGER DEFAULT 0", "batch_override": "INTEGER", "note": "TEXT",
     "pruned_epoch": "INTEGER",  # the epoch a pruner stopped it at (its reason is the note)
+    "job": "TEXT",  # a scheduler's job id (Slurm), found again by the next runner
 }
 
 # Rows recorded before `launches` existed: each started attempt used the W&B run id of the old
@@ -392,7 +393,7 @@ class Ledger:
         """The process is up: record its pid (for reaping) and where it writes. False when
         `owner` no longer holds the row (taken over): the caller must stop that process."""
         keys = ("config_path", "run_dir", "log_path", "wandb_project", "wandb_name",
-                "wandb_run_id", "wandb_mode", "node")
+                "wandb_run_id", "wandb_mode", "node", "job")
         values = [launch_info.get(k) for k in keys]
         where, args = _owned(exp_id, owner)
         with self._tx() as db:

@@ -144,7 +144,7 @@ MASTER = {  # id: (mutation or raw text, what the message must name)
     "retry-negative": (_set("execution.retry_failed", -2), "execution.retry_failed"),
     "gpus-all": (_set("execution.gpus", "all"), "execution.gpus"),
     "gpus-negative": (_set("execution.gpus", [-1]), "execution.gpus"),
-    "executor-slurm": (_set("execution.executor", "slurm"), "execution.executor"),
+    "executor-unknown": (_set("execution.executor", "kubernetes"), "execution.executor"),
     "min-free-negative": (_set("execution.min_free_gb", -1), "execution.min_free_gb"),
     "stale-zero": (_set("execution.stale_after_s", 0), "execution.stale_after_s"),
     "execution-unknown": (_set("execution.max_paralel", 2), "execution.max_paralel"),
@@ -253,7 +253,7 @@ ARGV = {  # command lines over the good master config, and what the message must
     "set-epochs-negative": (["--all", "--set", "epochs=-1"], "--set epochs=-1"),
     "set-batch-negative": (["--all", "--set", "batch_size=-5"], "--set batch_size=-5"),
     "set-image-size-0": (["--all", "--set", "image_size=0"], "--set image_size=0"),
-    "executor-choice": (["--all", "--executor", "slurm"], "slurm"),
+    "executor-choice": (["--all", "--executor", "kubernetes"], "kubernetes"),
     "nothing-to-do": ([], "nothing to do"),
     "config-missing": (["--config", "does/not/exist.yaml", "--all"], "exist.yaml"),
     # refused before anything runs: a long matrix must not end in an error about its report
