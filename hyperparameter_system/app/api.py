@@ -27,7 +27,7 @@ from hyperparameter_system.run import devices, exec_plan, launcher, preload
 from hyperparameter_system.run.executor import Executor, RunResult, local_dispatch
 from hyperparameter_system.run.race import RaceSource
 from hyperparameter_system.run.seams import Dispatch, Display
-from hyperparameter_system.store.estimates import calibrated, estimate_durations
+from hyperparameter_system.store.estimates import calibrated, estimate_durations, spread
 from hyperparameter_system.store.ledger import Ledger, Row, open_ledger, row_problems
 
 __all__ = ["EXPORT_FORMATS", "RunPlan", "MatrixView", "CombinePlans", "Report", "load",
@@ -141,10 +141,10 @@ def plan_run(settings: Settings, experiments: Sequence[Experiment], rerun: bool 
     if slots is None and known_max:  # only to spread known durations (may run nvidia-smi)
         slots = slot_count(settings, executor)
     return RunPlan(tuple(experiments), tuple(todo), statuses, slots,
-                   (sum(known) / slots) if known and slots else None,
+                   spread(known, slots),
                    len(todo) - len(known), launch_paths(settings, experiments, executor),
                    seeds_plan(settings),
-                   (sum(known_max) / slots) if upto and known_max and slots else None)
+                   spread(known_max, slots) if upto else None)
 
 
 def seeds_plan(settings: Settings) -> str:
