@@ -29,7 +29,6 @@ KNOWN = {
     "hyperparameter_system/matrix/experiments.py::make_experiment",
     "hyperparameter_system/matrix/racing.py::judge",
     "hyperparameter_system/run/executor.py::Executor",
-    "hyperparameter_system/run/launcher.py::execute",
     "hyperparameter_system/run/launcher.py::plan",
     "hyperparameter_system/run/slurm_executor.py::SlurmDispatch._follow",
     "hyperparameter_system/store/ledger.py::Ledger",

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from trainer.tracked import plain
+from trainer.key_reads import plain
 
 # Config key -> W&B environment variable that takes precedence over it.
 ENV_FIRST = {

@@ -170,7 +170,7 @@ PRELOADED = "preloaded server"
 
 def launch_paths(settings: Settings, experiments: Sequence[Experiment],
                  executor: str | None = None) -> dict[str, str]:
-    """Per model, how its experiments would start (issue 14): forked from the preloaded server,
+    """Per model, how its experiments would start: forked from the preloaded server,
     or a plain subprocess and why, decided as the launcher decides (run/preload.py), so
     `--matrix` and `--dry-run` say it before anything runs."""
     kind = executor or settings.execution.executor

@@ -52,8 +52,8 @@ class TrialView:
 
 @dataclass
 class StudyStatus:
-    """One study's counts (as 002's get_status), its best trial or Pareto front, and the
-    parameter importances once enough trials completed."""
+    """One study's counts (active, complete, pruned, failed), its best trial or Pareto front,
+    and the parameter importances once enough trials completed."""
 
     search: str
     model: str
