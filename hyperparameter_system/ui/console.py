@@ -38,7 +38,7 @@ from hyperparameter_system.ui.summary_view import (  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:
     from hyperparameter_system.app.api import RunPlan
-    from hyperparameter_system.app.search import SearchPlan
+    from hyperparameter_system.app.search_api import SearchPlan
     from hyperparameter_system.config.settings import Settings
     from hyperparameter_system.matrix.experiments import Experiment
     from hyperparameter_system.run.executor import RunResult

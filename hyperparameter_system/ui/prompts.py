@@ -17,7 +17,7 @@ from hyperparameter_system.report.format import fmt_duration
 
 if TYPE_CHECKING:
     from hyperparameter_system.app.api import RunPlan
-    from hyperparameter_system.app.search import SearchPlan
+    from hyperparameter_system.app.search_api import SearchPlan
 
 
 @dataclass(frozen=True)

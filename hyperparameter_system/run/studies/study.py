@@ -20,7 +20,7 @@ from optuna.distributions import (
 )
 from optuna.trial import TrialState
 
-from hyperparameter_system.config.search import SearchSettings
+from hyperparameter_system.config.search_blocks import SearchSettings
 from hyperparameter_system.config.settings import Settings
 from hyperparameter_system.core.configdict import get_dotted
 from hyperparameter_system.core.processes import alive

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from hyperparameter_system.app import api
-from hyperparameter_system.config.search import SearchSettings
+from hyperparameter_system.config.search_blocks import SearchSettings
 from hyperparameter_system.config.settings import Settings
 from hyperparameter_system.core.errors import HpsysError, close_match
 from hyperparameter_system.core.states import Status
