@@ -46,6 +46,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--rerun", action="store_true", help="run again even what is done")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override applied to every base config (repeatable)")
+    p.add_argument("--sweep", nargs="+", default=[], metavar="KEY=A,B",
+                   help="this invocation's categories in Hydra's sweep syntax (lr=1e-3,3e-3 "
+                        "optimizer=adamw,sgd epochs=range(1,4)): one factor at a time around "
+                        "each model's base, with the baseline; declared categories sit out")
     p.add_argument("--executor", choices=("local", "ray", "slurm"),
                    help="override execution.executor")
     p.add_argument("--no-preload", action="store_true",
@@ -133,8 +137,8 @@ def _main(args: argparse.Namespace) -> int:
     show the selection: they skip its run, never the summary or the exports."""
     _check_outputs(args)
     _search_flags(args)
-    settings = api.with_budget(api.with_pruning(api.load(args.config, args.set), args.pruning),
-                               args.budget)
+    loaded = api.load(args.config, args.set, args.sweep)
+    settings = api.with_budget(api.with_pruning(loaded, args.pruning), args.budget)
     if args.no_preload:
         settings = dataclasses.replace(
             settings, execution=dataclasses.replace(settings.execution, preload=()))
@@ -155,7 +159,7 @@ def _main(args: argparse.Namespace) -> int:
         code, did = _search(settings, args, only_show), True
         if code == EXIT_INTERRUPTED:
             return code
-    elif (args.all or args.models or args.categories) and not only_show:
+    elif (args.all or args.models or args.categories or args.sweep) and not only_show:
         result = commands.run(settings, experiments, rerun=args.rerun, executor=args.executor)
         console.print_run_result(result, console.resume_hint(args.rerun))
         if result.interrupted:

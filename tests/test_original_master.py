@@ -64,8 +64,13 @@ def test_one_epoch_of_each_later_option_trains(tmp_path, cli) -> None:
     assert prep.returncode == 0, prep.stderr
     path = original(tmp_path, models=1, overrides=[
         "epochs=1", "image_size=32", "batch_size=16", "pretrained=false",
-        "model_name=test_resnet.r160_in1k", f"data_dir={data}", "++limit_samples=160",
+        f"data_dir={data}", "++limit_samples=160",
         "++num_workers=0", f"++output_dir={tmp_path / 'out'}"])
+    # a tiny timm model in the first entry's place: model names come from models:, never
+    # from an override (issue 20)
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    doc["models"][0]["name"] = "test_resnet.r160_in1k"
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
     res = cli("--config", str(path), "--categories", "augmentation", "regularization",
               timeout=900)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]

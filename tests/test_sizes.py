@@ -23,6 +23,7 @@ KNOWN = {
     "codes/trainer/run.py::train",
     "codes/trainer/schema.py::spec",
     "hyperparameter_system/app/api.py::plan_run",
+    "hyperparameter_system/config/entries.py::read_categories",
     "hyperparameter_system/config/settings.py::_execution",
     "hyperparameter_system/config/settings.py::load_settings",
     "hyperparameter_system/experiment_runner.py::_main",

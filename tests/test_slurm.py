@@ -292,7 +292,7 @@ def test_a_job_sbatch_refuses_is_one_line(slurm, tmp_path, cli):  # noqa: F811
     out = cli("--config", str(settings.path), "--all")
     assert out.returncode == 2, out.stdout + out.stderr
     assert "execution.slurm: sbatch refused the job" in out.stderr
-    assert "invalid partition" in out.stderr and "Traceback" not in out.stderr
+    assert "invalid partition" in out.stderr.lower() and "Traceback" not in out.stderr
 
 
 def test_a_search_s_trials_run_as_jobs(slurm, tmp_path, master_writer):  # noqa: F811

@@ -5,13 +5,16 @@ Kept free of torch so a bad config fails in well under a second with one clear l
 
 from __future__ import annotations
 
-import copy
 import os
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from hpsys_reporter.compose import check_choice, compose, is_primary, split
+from hpsys_reporter.overrides import NO_VALUE, OverrideError, resolve
+from hpsys_reporter.overrides import apply as apply_override
+from hpsys_reporter.overrides import parse as parse_override
 from trainer.errors import ConfigError, close_matches, unknown_name
 from trainer.schema import KEYS, check, coerce, rule_problem
 
@@ -80,65 +83,30 @@ def flat_keys(cfg: Config, prefix: str = "") -> list[str]:
     return keys
 
 
-def _parse_value(raw: str) -> Any:
-    """Values are YAML, as in Hydra: `0.1` is a float, `[1,2]` a list, `abc` a string."""
-    try:
-        return yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        return raw
-
-
 def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
-    """Apply `key=value` (key must exist), `+key=value` (must not), `++key=value`, `~key`."""
-    out = copy.deepcopy(cfg)
+    """Apply overrides in Hydra's grammar and semantics (hpsys_reporter.overrides, the runner's
+    reader too: `key=value` changes, `+key=value` adds, `++key=value` either, `~key` deletes),
+    checking each key they reach, then resolve the config's `${...}` interpolations."""
+    out = dict(cfg)
     for item in overrides:
-        if item.startswith("~"):
-            key, op, value = item[1:].split("=", 1)[0], "~", None
-        elif "=" not in item:
-            raise ConfigError(f"override '{item}': expected key=value (or +key=value, ++key=value)")
-        else:
-            key, raw = item.split("=", 1)
-            op = "++" if key.startswith("++") else "+" if key.startswith("+") else "="
-            key = key.lstrip("+")
-            value = _parse_value(raw)
-        _set_dotted(out, key, value, op, item)
+        try:
+            override = parse_override(item)
+            apply_override(out, override)
+        except OverrideError as exc:
+            hint = exc.message(lambda key: close_matches(key, flat_keys(out)))
+            raise ConfigError(f"override '{item}': {hint}") from None
         for known in KEYS:
-            if known == key or known.startswith(f"{key}."):
+            if known == override.key or known.startswith(f"{override.key}."):
                 _check_key(out, known, f"override '{item}'")
-    return out
+    return resolved(out, "overrides")
 
 
-def _set_dotted(cfg: Config, key: str, value: Any, op: str, item: str) -> None:
-    parts = key.split(".")
-    if not key or not all(parts):
-        raise ConfigError(f"override '{item}': expected a key like lr or scheduler_params.T_max")
-    node = cfg
-    for depth, part in enumerate(parts[:-1]):
-        child = node.get(part)
-        if child is None and op in ("+", "++"):
-            child = node[part] = {}
-        if not isinstance(child, dict):
-            where = ".".join(parts[: depth + 1])
-            if part not in node:
-                hint = close_matches(where, flat_keys(cfg))
-                raise ConfigError(f"override '{item}': unknown key '{where}'{hint}")
-            raise ConfigError(f"override '{item}': '{where}' is not a mapping")
-        node = child
-    last = parts[-1]
-    exists = last in node
-    if op == "=" and not exists:
-        hint = close_matches(key, flat_keys(cfg))
-        raise ConfigError(
-            f"override '{item}': unknown key '{key}'{hint}; use +{key}=... to add a new key"
-        )
-    if op == "+" and exists:
-        raise ConfigError(f"override '{item}': key '{key}' already exists; use {key}=... or ++")
-    if op == "~":
-        if not exists:
-            raise ConfigError(f"override '{item}': unknown key '{key}'")
-        del node[last]
-    else:
-        node[last] = value
+def resolved(cfg: Config, source: str) -> Config:
+    """The config with its `${...}` interpolations resolved (OmegaConf's, as Hydra's)."""
+    try:
+        return resolve(cfg)
+    except OverrideError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
 
 
 def _get_dotted(cfg: Config, key: str) -> tuple[bool, Any]:
@@ -192,8 +160,21 @@ def _put(cfg: Config, key: str, value: Any) -> None:
 
 
 def load_config(path: Path, overrides: list[str]) -> Config:
-    """The validated config: the file, then the overrides in order."""
+    """The validated config: the file (a Hydra primary config composed with the overrides'
+    group choices, as the runner composes it), then the other overrides in order."""
     cfg = load_yaml(path)
+    if is_primary(cfg):
+        choices, overrides = split(path, overrides)
+        for item in choices:
+            try:
+                check_choice(path, item)
+            except OverrideError as exc:
+                raise ConfigError(f"override '{item}': {exc}") from None
+        try:
+            cfg = compose(path, choices)
+        except OverrideError as exc:
+            raise ConfigError(str(exc)) from None
+    cfg = resolved(cfg, str(path))
     validate(cfg, source=str(path))
     cfg = apply_overrides(cfg, overrides)
     return validate(cfg, source="overrides" if overrides else str(path))
@@ -210,14 +191,16 @@ def place_of(message: str, path: Path, overrides: list[str]) -> str:
     set a key under the same top-level key, else the config file."""
     root = message.split(":", 1)[0].strip().split(".")[0]
     for item in reversed(overrides):
-        if item.lstrip("+~").split("=", 1)[0].split(".")[0] == root:
+        if parse_override(item).key.split(".")[0] == root:
             return f"override '{item}'"
     return str(path)
 
 
 def overrides_as_mapping(overrides: list[str]) -> dict[str, Any]:
     """The overrides as written, for overrides.yaml."""
-    return {
-        item.split("=", 1)[0]: _parse_value(item.split("=", 1)[1]) if "=" in item else None
-        for item in overrides
-    }
+    out: dict[str, Any] = {}
+    for item in overrides:
+        override = parse_override(item)
+        prefix = "" if override.op == "=" else override.op
+        out[f"{prefix}{override.key}"] = None if override.value is NO_VALUE else override.value
+    return out

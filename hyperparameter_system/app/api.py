@@ -98,8 +98,10 @@ class Report:
 DisplayFactory = Callable[[RunPlan, int], Display]
 
 
-def load(config: str | Path, overrides: Sequence[str] = ()) -> Settings:
-    return load_settings(config, overrides)
+def load(config: str | Path, overrides: Sequence[str] = (), sweeps: Sequence[str] = ()
+         ) -> Settings:
+    """The master config with `--set` overrides and `--sweep` categories (load_settings)."""
+    return load_settings(config, overrides, sweeps)
 
 
 def select(settings: Settings, models: Sequence[str] | None = None,

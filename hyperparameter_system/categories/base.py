@@ -177,3 +177,67 @@ class YamlCategory(Category):
     def run_name(self, option: Mapping[str, Any]) -> str:
         body = "_".join(f"{k}{fmt(v)}" for k, v in self.changes(option).items())
         return f"{self.name}_{body}" if body else self.name
+
+
+class SweptCategory(YamlCategory):
+    """A `--sweep` key's category: its runs are named by the key and value (`lr0.001`), as
+    Hydra names a multirun's jobs by their overrides."""
+
+    def run_name(self, option: Mapping[str, Any]) -> str:
+        return "_".join(f"{k}{fmt(v)}" for k, v in self.changes(option).items()) or self.name
+
+
+class GroupChoices(Category):
+    """A category whose options choose config-group entries of a composed base config
+    (`{optimizer: sgd}` is Hydra's `optimizer=sgd`): a choice becomes the config changes its
+    entry makes to the base, the option's other keys are the wrapped category's own. Run
+    names come from the choice: `opt_sgd`, `opt_adamw_lr0.0003`."""
+
+    def __init__(self, inner: Category, entries: Callable[[str], Sequence[str] | None],
+                 changes_of: Callable[[str, str], Mapping[str, Any]]) -> None:
+        self.inner, self.name = inner, inner.name
+        self.entries, self.changes_of = entries, changes_of
+        self.params, self.extra_target = inner.params, inner.extra_target
+
+    def _split(self, option: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        chosen = {k: v for k, v in option.items() if self.entries(str(k)) is not None}
+        return chosen, {k: v for k, v in option.items() if k not in chosen}
+
+    def validate(self, option: Mapping[str, Any], locate: Locate,
+                 schemas: Sequence[Schema] = ()) -> None:
+        chosen, rest = self._split(option)
+        if not chosen:
+            self.inner.validate(option, locate, schemas)
+            return
+        for group, entry in chosen.items():
+            entries = list(self.entries(group) or ())
+            if entry not in entries:
+                raise HpsysError(locate(group), f"unknown {group} choice {entry!r}"
+                                 f"{close_match(str(entry), entries)}; expected one of "
+                                 f"{', '.join(entries)} (the config group {group}/)")
+        if isinstance(self.inner, YamlCategory):
+            self.inner.validate(rest, locate, schemas)
+            return
+        for key, value in rest.items():  # the wrapped category's keys, none required now
+            param = self._param(key)
+            if param is None and key not in LABEL_KEYS:
+                self._check_extra(key, locate, schemas)
+            elif param is not None:
+                param.check(value, locate(key))
+
+    def changes(self, option: Mapping[str, Any]) -> dict[str, Any]:
+        chosen, rest = self._split(option)
+        out: dict[str, Any] = {}
+        for group, entry in chosen.items():
+            out.update(self.changes_of(group, str(entry)))
+        out.update(self.inner.changes(rest))
+        return out
+
+    def run_name(self, option: Mapping[str, Any]) -> str:
+        chosen, rest = self._split(option)
+        if not chosen:
+            return self.inner.run_name(option)
+        prefix = getattr(self.inner, "prefix", self.name)
+        body = "_".join(str(v) for v in chosen.values())
+        more = "".join(f"_{k}{fmt(v)}" for k, v in rest.items() if k not in LABEL_KEYS)
+        return f"{prefix}_{body}{more}"

@@ -11,6 +11,7 @@ from hyperparameter_system.hookspecs import hookimpl
 
 class OptimizerCategory(Category):
     name = "optimizer"
+    prefix = "opt"  # run names; a config-group choice too (GroupChoices)
     params = (
         Param("name", "optimizer_name", str, required=True),
         Param("lr", "lr", float),

@@ -11,6 +11,7 @@ from hyperparameter_system.hookspecs import hookimpl
 
 class SchedulerCategory(Category):
     name = "scheduler"
+    prefix = "sch"  # run names; a config-group choice too (GroupChoices)
     extra_target = "scheduler_params"  # other keys: the scheduler's own parameters
     params = (
         Param("name", "scheduler_name", str, required=True),

@@ -4,6 +4,7 @@ enabled model's script accepts, before anything is launched."""
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import shutil
@@ -12,20 +13,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hpsys_reporter import compose
+from hpsys_reporter.overrides import OverrideError, sweep_values
 from hyperparameter_system import plugins
-from hyperparameter_system.categories.base import LABEL_KEYS, Category, Locate, YamlCategory
+from hyperparameter_system.categories.base import (
+    LABEL_KEYS,
+    Category,
+    GroupChoices,
+    Locate,
+    SweptCategory,
+    YamlCategory,
+)
 from hyperparameter_system.config.reader import Reader, kind_of, resolve
 from hyperparameter_system.config.schema import Schema, load_schema, schema_path
 from hyperparameter_system.core.configdict import (
     NON_FINITE,
     apply_changes,
-    apply_overrides,
+    apply_override,
     canonical,
     flat_keys,
     get_dotted,
     has_dotted,
     non_finite,
-    override_key,
+    parse_override,
+    resolved,
 )
 from hyperparameter_system.core.errors import HpsysError, close_match
 from hyperparameter_system.core.safe_names import wandb_project_name
@@ -148,6 +159,7 @@ class _Base:
     config: Mapping[str, Any]
     set_by: tuple[tuple[str, str], ...]  # (key, the override's location), in order
     doc: YamlDoc
+    composed: bool = False  # a Hydra primary config, composed
 
 
 def _base_config(path: Path, overrides: Sequence[tuple[str, str]], cache: dict,
@@ -164,24 +176,46 @@ def _base_config(path: Path, overrides: Sequence[tuple[str, str]], cache: dict,
             if where is None:
                 raise
             raise HpsysError(where, str(exc)) from None
-        config: Mapping[str, Any] = doc.data
+        config = dict(doc.data)
         bad = non_finite(config)
         if bad is not None:
             raise HpsysError(doc.where(tuple(bad)), NON_FINITE)
+        composed = compose.is_primary(config)
+        if composed:
+            config, overrides = _composed(path, overrides)
         set_by: list[tuple[str, str]] = []
         for origin, text in overrides:
             at = f"{origin} (on {path})"
-            _not_model_name(origin, text)
-            config = apply_overrides(config, [text], at)
-            set_by.append((override_key(text), at))
-        cache[path] = _Base(config, tuple(set_by), doc)
+            override = parse_override(text, at)
+            _not_model_name(origin, override.key)
+            apply_override(config, override, at)
+            set_by.append((override.key, at))
+        config = resolved(config, where or str(path))
+        cache[path] = _Base(config, tuple(set_by), doc, composed)
     return cache[path]
 
 
-def _not_model_name(origin: str, text: str) -> None:
+def _composed(path: Path, overrides: Sequence[tuple[str, str]]
+              ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """A Hydra primary base config composed with the overrides that choose group entries
+    (`optimizer=sgd`), each checked at its place; the value overrides are left to apply."""
+    choices, _ = compose.split(path, [text for _, text in overrides])
+    for origin, text in overrides:
+        if text in choices:
+            try:
+                compose.check_choice(path, text)
+            except OverrideError as exc:
+                raise HpsysError(f"{origin} (on {path})", f"override '{text}': {exc}") from None
+    try:
+        config = compose.compose(path, choices)
+    except OverrideError as exc:
+        raise HpsysError(str(path), str(exc)) from None
+    return config, [(origin, text) for origin, text in overrides if text not in choices]
+
+
+def _not_model_name(origin: str, key: str) -> None:
     """An override of model_name would be dropped without a word: each experiment's model_name
     is its model entry's name."""
-    key = override_key(text)
     if key == "model_name" or key.startswith("model_name."):
         raise HpsysError(origin, "model_name comes from each entry of models: (its name), "
                                  "not from an override; expected a key other than model_name "
@@ -318,7 +352,60 @@ def read_models(doc, data, root, system, overrides, cache) -> tuple[ModelSetting
     return tuple(models)
 
 
-def read_categories(doc, data, bases, schemas) -> tuple[CategorySettings, ...]:
+class ConfigGroups:
+    """The config groups of the enabled models' composed base config, when they share one:
+    what a category option such as `{optimizer: sgd}` may choose, and what it changes."""
+
+    def __init__(self, models: Sequence[ModelSettings], overrides: Sequence[tuple[str, str]],
+                 cache: dict) -> None:
+        paths = {m.base_config for m in models if m.enabled}
+        one = next(iter(paths)) if len(paths) == 1 else None
+        self.path = one if one is not None and getattr(cache.get(one), "composed", False) \
+            else None
+        self.overrides, self.cache = list(overrides), cache
+        self.known = compose.groups(self.path) if self.path is not None else {}
+
+    def entries(self, group: str) -> list[str] | None:
+        return self.known.get(group)
+
+    def changes(self, group: str, entry: str) -> dict[str, Any]:
+        """The base composed with `group=entry` instead of its own choice (the value
+        overrides still win), as dotted changes to the base."""
+        assert self.path is not None
+        kept = [(o, t) for o, t in self.overrides if t.split("=", 1)[0].lstrip("+") != group]
+        chosen = _base_config(self.path, [*kept, (f"option {group}={entry}", f"{group}={entry}")],
+                              {}).config
+        return compose.diff(self.cache[self.path].config, chosen)
+
+
+def read_sweeps(data: Any, sweeps: Sequence[str], groups: ConfigGroups
+                ) -> tuple[Any, dict[str, str]]:
+    """The categories with `--sweep` keys as this invocation's own: each key an ad-hoc category
+    whose options are its values (Hydra's discrete sweeps: `a,b`, `range(...)`,
+    `choice(...)`), and the declared categories disabled for it (kept, so their rows still
+    read). Returns the categories' data and each swept category's `--sweep` text."""
+    if not sweeps:
+        return data, {}
+    out = {name: {**body, "enabled": False} if isinstance(body, Mapping) else body
+           for name, body in (data.items() if isinstance(data, Mapping) else ())}
+    swept: dict[str, str] = {}
+    for text in sweeps:
+        where = f"--sweep {text}"
+        try:
+            key, values = sweep_values(text)
+        except OverrideError as exc:
+            raise HpsysError(where, str(exc)) from None
+        if key in swept:
+            raise HpsysError(where, f"'{key}' is swept twice; expected one --sweep per key")
+        if len(values) != len({canonical(v) for v in values}):
+            raise HpsysError(where, "a value is listed twice; expected distinct values")
+        out[key] = {"options": [{key: value} for value in values]}
+        swept[key] = where
+    return out, swept
+
+
+def read_categories(doc, data, bases, schemas, groups: ConfigGroups | None = None,
+                    swept: Mapping[str, str] | None = None) -> tuple[CategorySettings, ...]:
     if not isinstance(data, Mapping) or not data:
         raise HpsysError(doc.where(("experiment_categories",)),
                          "expected a mapping of category name to its options")
@@ -330,7 +417,16 @@ def read_categories(doc, data, bases, schemas) -> tuple[CategorySettings, ...]:
         options = reader.get("options")
         if not options:
             raise HpsysError(reader.where("options"), "expected a non-empty list of options")
-        plugin = registry.get(name) or YamlCategory(str(name))
+        swept_as = (swept or {}).get(name)  # a --sweep key: its own YAML-only category
+        grouped = groups is not None and name in groups.known
+        options = [_written_as_overrides(o, doc.where(("experiment_categories", name,
+                                                        "options", i)))
+                   for i, o in enumerate(options)] if isinstance(options, list) else options
+        plugin = (SweptCategory(str(name)) if swept_as and not grouped
+                  else registry.get(name) or YamlCategory(str(name)))
+        if groups is not None and groups.known and any(
+                isinstance(o, Mapping) and any(k in groups.known for k in o) for o in options):
+            plugin = GroupChoices(plugin, groups.entries, functools.cache(groups.changes))
         checked: list[Mapping[str, Any]] = []
         seen: dict[str, int] = {}  # canonical option -> its index
         problem = None
@@ -339,7 +435,9 @@ def read_categories(doc, data, bases, schemas) -> tuple[CategorySettings, ...]:
             if not isinstance(option, Mapping):
                 raise HpsysError(doc.where(opath), f"expected a mapping, got {kind_of(option)}")
 
-            def locate(key, _p=opath):
+            def locate(key, _p=opath, _at=swept_as, _i=index):
+                if _at:  # told at the --sweep value
+                    return f"{_at}: value {_i + 1}" + (f" ({key})" if key is not None else "")
                 return doc.where(_p + ((key,) if key is not None else ()))
 
             try:  # a disabled category keeps its problem until it is picked
@@ -348,6 +446,8 @@ def read_categories(doc, data, bases, schemas) -> tuple[CategorySettings, ...]:
                 option = _coerce_option(plugin, option, schemas)
                 if isinstance(plugin, YamlCategory):
                     _check_yaml_keys(option, bases, locate)
+                elif isinstance(plugin, GroupChoices):
+                    _check_schema(plugin.changes(option), schemas, locate)
                 _check_unique(option, index, seen, locate)
             except HpsysError as exc:
                 if enabled:
@@ -374,6 +474,32 @@ def _check_unique(option: Mapping[str, Any], index: int, seen: dict[str, int],
     if first != index:
         raise HpsysError(locate(None), f"the same option as options[{first}]; list each option "
                                        "once (execution.repeats runs one several times)")
+
+
+def _written_as_overrides(option: Any, where: str) -> Any:
+    """An option written as overrides (`- lr=0.1` or `- [optimizer_name=SGD, +nesterov=true]`,
+    Hydra's grammar, the one parser) as the mapping it stands for (`+key` adds a key); any
+    other option as it is."""
+    texts = [option] if isinstance(option, str) else option
+    if not (isinstance(texts, list) and texts and all(isinstance(t, str) for t in texts)):
+        return option
+    out: dict[str, Any] = {}
+    for text in texts:
+        override = parse_override(text, where)
+        if override.op == "~":
+            raise HpsysError(where, f"override '{text}': an option sets keys; expected "
+                                    "key=value or +key=value, not a deletion")
+        out[("+" if override.op in ("+", "++") else "") + override.key] = override.value
+    return out
+
+
+def _check_schema(changes: Mapping[str, Any], schemas: Sequence[Schema], locate: Locate) -> None:
+    """What a config-group choice changes, against the enabled models' schemas."""
+    for key, value in changes.items():
+        for schema in schemas:
+            problem = schema.problem(key, value)
+            if problem is not None:
+                raise HpsysError(locate(None), f"{key}: {problem}")
 
 
 def _check_yaml_keys(option: Mapping[str, Any], bases: Sequence[Mapping[str, Any]],

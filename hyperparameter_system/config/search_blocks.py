@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hyperparameter_system import plugins
-from hyperparameter_system.config.entries import ModelSettings
+from hyperparameter_system.config.entries import ConfigGroups, ModelSettings
 from hyperparameter_system.config.pruning import PRUNING_KEYS, PruningSettings, read_pruning
 from hyperparameter_system.config.reader import Reader, kind_of, resolve
 from hyperparameter_system.core.configdict import flat_keys, has_dotted
@@ -52,6 +52,15 @@ class Param:
     log: bool = False
     step: float | None = None
     choices: tuple[Any, ...] = ()
+    # a config group of a composed base (`optimizer: {choices: [sgd, adamw]}`): what each
+    # entry changes in the base, the trial's changes instead of the key itself
+    group_changes: Mapping[Any, Mapping[str, Any]] = field(default_factory=dict, compare=False)
+
+    def changes(self, value: Any) -> dict[str, Any]:
+        """The config changes a trial's value of this key makes."""
+        if self.group_changes:
+            return dict(self.group_changes[value])
+        return {self.key: value}
 
 
 @dataclass(frozen=True)
@@ -77,9 +86,11 @@ class SearchSettings:
 
 
 def read_searches(doc: YamlDoc, data: Any, models: Sequence[ModelSettings],
-                  root: Path, categories: Sequence[str] = ()) -> tuple[SearchSettings, ...]:
+                  root: Path, categories: Sequence[str] = (),
+                  groups: ConfigGroups | None = None) -> tuple[SearchSettings, ...]:
     """Every `search:` block, checked against the models it searches. `categories`: the
-    names a search may not take (its trials' ledger rows would be a category's)."""
+    names a search may not take (its trials' ledger rows would be a category's); `groups`:
+    the config groups a space key may choose from."""
     if data is None:
         return ()
     if not isinstance(data, Mapping):
@@ -92,11 +103,12 @@ def read_searches(doc: YamlDoc, data: Any, models: Sequence[ModelSettings],
                              "matrix's baseline/combined); a search needs a name of its own: "
                              "its trials are ledger rows under that name, and --forget "
                              "--categories would take them along")
-    return tuple(_search(doc, str(name), body, models, root) for name, body in data.items())
+    return tuple(_search(doc, str(name), body, models, root, groups)
+                 for name, body in data.items())
 
 
 def _search(doc: YamlDoc, name: str, body: Any, models: Sequence[ModelSettings],
-            root: Path) -> SearchSettings:
+            root: Path, groups: ConfigGroups | None = None) -> SearchSettings:
     reader = Reader(doc, ("search", name), body, SEARCH_KEYS)
     known = [m.name for m in models]
     chosen = reader.get("models", None)
@@ -120,7 +132,7 @@ def _search(doc: YamlDoc, name: str, body: Any, models: Sequence[ModelSettings],
         n_trials=n_trials, sampler=_sampler(reader), seed=_seed(reader, "seed"),
         pruner=_pruner(reader, objectives), objectives=objectives,
         start_from=_start_from(reader, root),
-        space=tuple(_param(doc, reader.path + ("space", key), str(key), spec, searched)
+        space=tuple(_param(doc, reader.path + ("space", key), str(key), spec, searched, groups)
                     for key, spec in space.items()),
         where=reader.where(),
     )
@@ -231,10 +243,29 @@ def _start_from(reader: Reader, root: Path) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _group_param(reader: Reader, key: str, entries: Sequence[str],
+                 groups: ConfigGroups) -> Param:
+    """A space key naming a config group: its choices are the group's entries."""
+    choices = tuple(reader.get("choices") or ())
+    if not choices or set(reader.data) - {"choices"}:
+        raise HpsysError(reader.where(), f"'{key}' is a config group: expected {{choices: "
+                                         f"[...]}} of its entries ({', '.join(entries)})")
+    for value in choices:
+        if value not in entries:
+            raise HpsysError(reader.where("choices"), f"unknown {key} choice {value!r}"
+                             f"{close_match(str(value), entries)}; expected one of "
+                             f"{', '.join(entries)} (the config group {key}/)")
+    return Param(key, "categorical", choices=choices,
+                 group_changes={c: groups.changes(key, str(c)) for c in choices})
+
+
 def _param(doc: YamlDoc, path: tuple, key: str, spec: Any,
-           models: Sequence[ModelSettings]) -> Param:
+           models: Sequence[ModelSettings], groups: ConfigGroups | None = None) -> Param:
     reader = Reader(doc, path, spec, SPACE_KEYS)
     where = reader.where()
+    entries = groups.entries(key) if groups is not None else None
+    if entries is not None and groups is not None:
+        return _group_param(reader, key, entries, groups)
     for model in models:
         schema_knows = model.schema is not None and model.schema.known(key)
         if not (has_dotted(model.base, key) or schema_knows):

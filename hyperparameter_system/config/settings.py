@@ -16,10 +16,12 @@ from typing import Any
 from hyperparameter_system.config.entries import (
     PYTHON_ALIASES,
     CategorySettings,
+    ConfigGroups,
     ModelSettings,
     check_option_rules,
     read_categories,
     read_models,
+    read_sweeps,
 )
 from hyperparameter_system.config.pruning import (
     PRUNING_KEYS,
@@ -42,7 +44,9 @@ WANDB_MODES = ("online", "offline", "disabled")
 
 
 # execution.preload's default: what the built-in trainer imports (run/preload.py forks from them)
-DEFAULT_PRELOAD = ("torch", "timm", "torchvision", "wandb", "matplotlib", "sklearn.metrics")
+# Hydra's: the engine builds `_target_`s and reads `KEY=VALUE` with it (hpsys_reporter)
+DEFAULT_PRELOAD = ("torch", "timm", "torchvision", "wandb", "matplotlib", "sklearn.metrics",
+                   "hydra.utils", "hydra.core.override_parser.overrides_parser")
 
 
 @dataclass(frozen=True)
@@ -137,8 +141,10 @@ EXECUTION_KEYS = {
     "ray_resources": (dict,), "ray_runtime_env": (dict, type(None)),
     "preload": (bool, str, list), "slurm": (dict, type(None)),
 }
-def load_settings(path: str | Path, overrides: Sequence[str] = ()) -> Settings:
-    """Read, type-check and cross-check the master config; `overrides` apply to base configs."""
+def load_settings(path: str | Path, overrides: Sequence[str] = (),
+                  sweeps: Sequence[str] = ()) -> Settings:
+    """Read, type-check and cross-check the master config; `overrides` apply to base configs;
+    `sweeps` (`--sweep lr=1e-3,3e-3`) are this invocation's categories (read_sweeps)."""
     doc = load_yaml(path, "master config")
     if doc.data is None:
         raise HpsysError(str(doc.path), "master config is empty")
@@ -181,11 +187,13 @@ def load_settings(path: str | Path, overrides: Sequence[str] = ()) -> Settings:
     models = read_models(doc, top.data.get("models"), root, system, overrides, cache)
     enabled = [m for m in models if m.enabled]
     schemas = list({id(m.schema): m.schema for m in enabled if m.schema is not None}.values())
-    categories = read_categories(doc, top.data.get("experiment_categories"),
-                             [m.base for m in enabled], schemas)
+    groups = ConfigGroups(models, overrides, cache)
+    declared, swept = read_sweeps(top.data.get("experiment_categories"), sweeps, groups)
+    categories = read_categories(doc, declared, [m.base for m in enabled], schemas, groups,
+                                 swept)
     check_option_rules(doc, models, categories)
     searches = read_searches(doc, top.data.get("search"), models, root,
-                             [c.name for c in categories])
+                             [c.name for c in categories], groups)
     return Settings(doc.path.resolve(), root, system, models, categories, execution,
                     tuple(overrides), searches)
 

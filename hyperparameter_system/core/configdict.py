@@ -9,10 +9,9 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import yaml
-
+from hpsys_reporter import overrides
+from hpsys_reporter.overrides import Override, OverrideError
 from hyperparameter_system.core.errors import HpsysError, close_match
-from hyperparameter_system.core.yamlfile import load_value
 
 _MISSING = object()
 _ABSENT = object()  # has_dotted's default: _MISSING itself would mean 'raise'
@@ -32,19 +31,6 @@ def get_dotted(config: Mapping[str, Any], key: str, default: Any = _MISSING) -> 
 
 def has_dotted(config: Mapping[str, Any], key: str) -> bool:
     return get_dotted(config, key, _ABSENT) is not _ABSENT
-
-
-def set_dotted(config: dict[str, Any], key: str, value: Any) -> None:
-    """Set a dotted key in place, creating intermediate mappings."""
-    parts = key.split(".")
-    node = config
-    for part in parts[:-1]:
-        child = node.get(part)
-        if not isinstance(child, dict):
-            child = {}
-            node[part] = child
-        node = child
-    node[parts[-1]] = value
 
 
 def flat_keys(config: Mapping[str, Any], prefix: str = "") -> list[str]:
@@ -92,13 +78,14 @@ NON_FINITE = "expected a finite number: NaN or infinity is never a setting"
 
 def non_finite(value: Any) -> tuple[str | int, ...] | None:
     """Where `value` holds NaN or an infinity (a float, or a string float() reads so, as the
-    engine would): the path inside it (() for the value itself), else None. NaN passes every
-    `<` check and no script trains with it, schema or not."""
+    engine would, or YAML's `.nan`/`.inf`, which Hydra's grammar leaves a string): the path
+    inside it (() for the value itself), else None. NaN passes every `<` check and no script
+    trains with it, schema or not."""
     if isinstance(value, float):
         return None if math.isfinite(value) else ()
     if isinstance(value, str):
         try:
-            return None if math.isfinite(float(value)) else ()
+            return None if math.isfinite(float(value.replace(".", "", 1))) else ()
         except ValueError:
             return None
     items = (value.items() if isinstance(value, Mapping)
@@ -110,44 +97,31 @@ def non_finite(value: Any) -> tuple[str | int, ...] | None:
     return None
 
 
-def _split_override(text: str) -> tuple[str, str, str]:
-    """(mode, key, raw value) of `key=value`, `+key=value` or `++key=value`."""
-    raw_key, _, raw_value = text.partition("=")
-    mode = "++" if raw_key.startswith("++") else "+" if raw_key.startswith("+") else ""
-    return mode, raw_key[len(mode):].strip(), raw_value
-
-
-def override_key(text: str) -> str:
-    """The dotted key an override sets (it was checked when applied)."""
-    return _split_override(text)[1]
-
-
-def parse_override(text: str, config: Mapping[str, Any], where: str) -> tuple[str, Any]:
-    """`key=value` changes an existing key, `+key=value` adds a new one, `++key=value` either."""
-    if "=" not in text:
-        raise HpsysError(where, f"override '{text}' must look like key=value")
-    mode, key, raw_value = _split_override(text)
-    if not key:
-        raise HpsysError(where, f"override '{text}' has an empty key")
+def parse_override(text: str, where: str) -> Override:
+    """One override read in Hydra's grammar (hpsys_reporter.overrides), told at `where`."""
     try:
-        value = load_value(raw_value) if raw_value.strip() else None
-    except yaml.YAMLError:
-        raise HpsysError(where, f"override '{text}': value is not valid YAML") from None
-    if non_finite(value) is not None:
+        return overrides.parse(text)
+    except OverrideError as exc:
+        raise HpsysError(where, f"override '{text}': {exc.message()}") from None
+
+
+def apply_override(config: dict[str, Any], override: Override, where: str) -> None:
+    """Apply one override in place with Hydra's semantics (hpsys_reporter.overrides, the
+    engine's own reader), refusing NaN and a value of another type than the one it replaces."""
+    text = override.text
+    if override.op != "~" and non_finite(override.value) is not None:
         raise HpsysError(where, f"override '{text}': {NON_FINITE}")
-    exists = has_dotted(config, key)
-    if mode == "" and not exists:
-        hint = close_match(key, flat_keys(config))
-        raise HpsysError(where, f"unknown key '{key}'{hint}; use +{key}=... to add a new key")
-    if mode == "+" and exists:
-        raise HpsysError(where, f"key '{key}' already exists; use {key}=... or ++{key}=...")
-    if exists:
-        old = get_dotted(config, key)
-        expected = _expected_type(old, value)
+    old = get_dotted(config, override.key, None)
+    try:
+        overrides.apply(config, override)
+    except OverrideError as exc:
+        hint = exc.message(lambda key: close_match(key, flat_keys(config)))
+        raise HpsysError(where, hint) from None
+    if override.op in ("=", "++"):
+        expected = _expected_type(old, override.value)
         if expected is not None:
             raise HpsysError(where, f"override '{text}': expected {expected} (the value it "
-                                    f"replaces is {old!r}), got {value!r}")
-    return key, value
+                                    f"replaces is {old!r}), got {override.value!r}")
 
 
 def _expected_type(old: Any, new: Any) -> str | None:
@@ -171,13 +145,20 @@ def _expected_type(old: Any, new: Any) -> str | None:
     return None
 
 
-def apply_overrides(config: Mapping[str, Any], overrides: Iterable[str], where: str) -> dict:
-    """Apply `--set` style overrides to a copy of config."""
-    out = copy.deepcopy(dict(config))
-    for text in overrides:
-        key, value = parse_override(text, out, where)
-        set_dotted(out, key, value)
-    return out
+def apply_overrides(config: Mapping[str, Any], texts: Iterable[str], where: str) -> dict:
+    """`--set` style overrides applied to a copy of config, then its interpolations resolved."""
+    out = dict(config)
+    for text in texts:
+        apply_override(out, parse_override(text, where), where)
+    return resolved(out, where)
+
+
+def resolved(config: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The config with its `${...}` interpolations resolved (OmegaConf's, as Hydra's)."""
+    try:
+        return overrides.resolve(config)
+    except OverrideError as exc:
+        raise HpsysError(where, str(exc)) from None
 
 
 def canonical(value: Any) -> str:

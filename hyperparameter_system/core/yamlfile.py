@@ -27,11 +27,6 @@ _Loader.add_implicit_resolver(
 _LOADER = _Loader
 
 
-def load_value(text: str) -> Any:
-    """One YAML value (an override's right-hand side), read as the files are read."""
-    return yaml.load(text, Loader=_LOADER)
-
-
 def dotted(path: KeyPath) -> str:
     """`('models', 0, 'name')` -> `models[0].name`."""
     out = ""

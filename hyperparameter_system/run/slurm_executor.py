@@ -247,10 +247,11 @@ class SlurmDispatch:
         script = folder / "job.sh"
         atomic_write_text(script, job_script(self.settings, launch, folder), durable=False)
         out = _call("sbatch", "--parsable", str(script))
-        if out.returncode != 0:  # its last line says why (the fatal one), on one line
-            said = [line for line in (out.stderr or out.stdout).splitlines() if line.strip()]
+        if out.returncode != 0:  # what it said, on one line
+            said = [line.strip() for line in (out.stderr or out.stdout).splitlines()
+                    if line.strip()]
             raise HpsysError(f"{self.settings.path}: execution.slurm",
-                             f"sbatch refused the job: {said[-1].strip() if said else '?'}")
+                             f"sbatch refused the job: {'; '.join(said) or '?'}")
         job = out.stdout.strip().split(";")[0]
         self.board.refresh(force=True)
         return job

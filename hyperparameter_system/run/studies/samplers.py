@@ -50,7 +50,8 @@ def check_sampler(search: SearchSettings) -> None:
     try:
         _build(search, name, kwargs if "seed" in kwargs else {**kwargs, "seed": search.seed})
     except Exception as exc:  # noqa: BLE001 - TypeError, ValueError, ImportError alike
-        said = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        cause = exc.__cause__ or exc  # what Optuna said, under Hydra's InstantiationException
+        said = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
         raise HpsysError(f"{search.where}.sampler", f"Optuna refused {name}: {said}") from None
 
 
@@ -75,9 +76,14 @@ def _grid_space(search: SearchSettings) -> dict[str, list[Any]]:
 
 def _build(search: SearchSettings, name: str, kwargs: dict[str, Any]
            ) -> optuna.samplers.BaseSampler:
+    """The sampler built as Hydra builds a `_target_` (hydra.utils.instantiate): the engine's
+    custom objects are built the same way."""
+    from hydra.utils import instantiate
+
     cls = GridToItsSize if name == "GridSampler" else getattr(optuna.samplers, name)
     if name == "GridSampler":
         kwargs.setdefault("search_space", _grid_space(search))
+    target = f"{cls.__module__}.{cls.__qualname__}"
     with warnings.catch_warnings():  # QMC and GP are marked experimental: not the user's news
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return cls(**kwargs)
+        return instantiate({"_target_": target, **kwargs}, _convert_="all")

@@ -141,8 +141,10 @@ class StudySource:
     def _experiment(self, trial: optuna.trial.Trial) -> Experiment:
         params = dict(trial.params)
         option = {"trial": trial.number, **params}
+        changes = {k: v for p in self.search.space if p.key in params
+                   for k, v in p.changes(params[p.key]).items()}
         run_name = f"{self.search.name}_t{trial.number:03d}"
-        exp = make_experiment(self.model, self.search.name, option, params, run_name,
+        exp = make_experiment(self.model, self.search.name, option, changes, run_name,
                               self.index + trial.number)
         # the trial's start in the id: a study started over numbers its trials from 0 again,
         # and its trial 0 must not be the old study's done ledger row
