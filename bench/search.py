@@ -31,7 +31,7 @@ from landscape_train import score  # noqa: E402
 from runner_overhead import TRIVIAL  # noqa: E402 - the same trivial script, beside it
 
 from hyperparameter_system.app import api  # noqa: E402
-from hyperparameter_system.app.search import get_search, run_search, study  # noqa: E402
+from hyperparameter_system.app.search_api import get_search, run_search, study  # noqa: E402
 from hyperparameter_system.run.studies import distributions  # noqa: E402
 from hyperparameter_system.run.studies.seed_per_trial import SeedPerTrial  # noqa: E402
 

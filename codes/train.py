@@ -28,7 +28,7 @@ from trainer.config import (
     unused_keys,
 )
 from trainer.errors import ConfigError, exit_code_of
-from trainer.tracked import track
+from trainer.key_reads import track
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -143,7 +143,7 @@ def run_search(settings: Settings) -> None:
     name = prompts.ask(prompts.choose_search(settings))
     if not name:
         return
-    from hyperparameter_system.app import search as searches  # Optuna: only when searching
+    from hyperparameter_system.app import search_api as searches  # Optuna: only when searching
 
     plan = searches.plan_search(settings, name)
     if not plan.trials:

@@ -7,6 +7,6 @@
 """
 
 from hyperparameter_system.app.api import load
-from hyperparameter_system.app.search import run_search, status, study
+from hyperparameter_system.app.search_api import run_search, status, study
 
 __all__ = ["load", "run_search", "status", "study"]

@@ -10,7 +10,7 @@ import pytest
 from report_helpers import settings_for
 
 from hyperparameter_system.matrix.experiments import build_matrix
-from hyperparameter_system.store.estimates import estimate_durations
+from hyperparameter_system.store.estimates import estimate_durations, spread
 from hyperparameter_system.store.ledger import Row
 from hyperparameter_system.ui import console
 
@@ -67,3 +67,10 @@ def test_run_display_counts_a_stopped_experiment_apart(monkeypatch):
     assert task.completed == 2  # the stopped one is not finished: it resumes next time
     assert "1 done" in task.fields["counts"] and "1 timed out" in task.fields["counts"]
     assert "1 interrupted" in task.fields["counts"] and task.fields["eta"].startswith("stopped")
+
+
+def test_spread_is_the_known_durations_over_the_slots():
+    """The one estimate of a plan's wall time the API's plans and the console's line share."""
+    assert spread([10.0, None, 20.0], 2) == 15.0
+    assert spread([None, None], 2) is None
+    assert spread([5.0], None) is None

@@ -19,7 +19,7 @@ import pytest
 from optuna.trial import TrialState
 
 from hyperparameter_system.app import api
-from hyperparameter_system.app import search as searches
+from hyperparameter_system.app import search_api as searches
 from hyperparameter_system.core.errors import HpsysError
 from hyperparameter_system.run.studies import experiment_of
 from hyperparameter_system.store.ledger import open_ledger

@@ -18,7 +18,7 @@ import pytest
 from optuna.trial import TrialState
 
 from hyperparameter_system.app import api
-from hyperparameter_system.app import search as searches
+from hyperparameter_system.app import search_api as searches
 from hyperparameter_system.core.errors import HpsysError
 from hyperparameter_system.core.states import Status
 from hyperparameter_system.matrix.experiments import make_experiment

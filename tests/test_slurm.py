@@ -299,7 +299,7 @@ def test_a_search_s_trials_run_as_jobs(slurm, tmp_path, master_writer):  # noqa:
     """A study asks for a trial whenever a slot frees: each trial a Slurm job, told back."""
     from test_search import _sections, search_block
 
-    from hyperparameter_system.app import search as searches
+    from hyperparameter_system.app import search_api as searches
 
     block = search_block(n_trials=3, pruner="none")
     settings = api.load(master_writer(tmp_path, **_sections(block, {**SLURM, "max_parallel": 2})))

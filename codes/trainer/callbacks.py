@@ -28,7 +28,7 @@ import torch
 from hpsys_reporter.files import stop_line, stop_request
 from trainer.artifacts import RunDir, write_atomic
 from trainer.data import ImageSet
-from trainer.engine import FitState, snapshot
+from trainer.engine import Callback, FitState, snapshot  # Callback: the loop's hook interface
 from trainer.infer.checkpoint import checkpoint_payload, save_checkpoint
 from trainer.results import fold_metrics
 from trainer.resume import restore, training_state
@@ -36,26 +36,6 @@ from trainer.tracking import Tracker
 
 STOP_REQUEST = "stop_request.json"
 RESUME_FILE = "resume.json"
-
-
-class Callback:
-    """A hook into the loop; every method is optional."""
-
-    stop_status: str | None = None  # result.json's status when this callback stops a run
-
-    def on_fit_start(self, state: FitState) -> None:
-        """Before the first epoch of a fold."""
-
-    def on_epoch_end(self, state: FitState) -> bool | None:
-        """After an epoch is validated; True asks the loop to stop."""
-        return None
-
-    def interrupts(self, state: FitState) -> bool:
-        """After each training batch (keep it cheap); True ends the run inside the epoch."""
-        return False
-
-    def on_fit_end(self, state: FitState) -> None:
-        """After the last epoch of a fold, with the best weights restored."""
 
 
 @dataclass

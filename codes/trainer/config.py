@@ -58,6 +58,20 @@ def load_yaml(path: Path) -> Config:
     return data
 
 
+def mix_flags(cfg: Config) -> tuple[bool, bool]:
+    """(mixup, cutmix) as `augmentation.mixup` / `augmentation.cutmix` ask: read here, from the
+    config, so the loss and the loaders ask the config rather than each other."""
+    spec = cfg.get("augmentation")
+    if not isinstance(spec, dict):
+        return False, False
+    return bool(spec.get("mixup", False)), bool(spec.get("cutmix", False))
+
+
+def mixup_active(cfg: Config) -> bool:
+    """Whether batches come mixed (soft targets), so the loss must take soft targets."""
+    return any(mix_flags(cfg))
+
+
 def flat_keys(cfg: Config, prefix: str = "") -> list[str]:
     """Every dotted key of a nested mapping, parents included."""
     keys = []

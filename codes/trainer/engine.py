@@ -12,20 +12,17 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainer.build.parts import Parts
-from trainer.build.scheduler import Schedule
 from trainer.data import TensorLoader
 from trainer.device import AmpPlan
 from trainer.evaluation import Evaluation, scored
-
-if TYPE_CHECKING:
-    from trainer.callbacks import Callback
+from trainer.parts.assemble import Parts
+from trainer.parts.scheduler import Schedule
 
 
 @dataclass
@@ -158,6 +155,27 @@ class FitState:
     record: dict[str, Any] = field(default_factory=dict)
     val: Evaluation | None = None
     improved: bool = False
+
+
+class Callback:
+    """A hook into the loop; every method is optional. Defined here, beside the loop that
+    calls it, so the loop never imports the callbacks (trainer/callbacks.py) that use it."""
+
+    stop_status: str | None = None  # result.json's status when this callback stops a run
+
+    def on_fit_start(self, state: FitState) -> None:
+        """Before the first epoch of a fold."""
+
+    def on_epoch_end(self, state: FitState) -> bool | None:
+        """After an epoch is validated; True asks the loop to stop."""
+        return None
+
+    def interrupts(self, state: FitState) -> bool:
+        """After each training batch (keep it cheap); True ends the run inside the epoch."""
+        return False
+
+    def on_fit_end(self, state: FitState) -> None:
+        """After the last epoch of a fold, with the best weights restored."""
 
 
 def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -10,11 +10,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainer.build.loss import effective_criterion
-from trainer.build.model import effective_model
-from trainer.build.parts import Parts
 from trainer.data.loader import effective_data
 from trainer.engine import FitResult
+from trainer.parts.assemble import Parts
+from trainer.parts.losses import effective_criterion
+from trainer.parts.model import effective_model
 
 METRIC_KEYS = (
     "best_val_f1",

@@ -13,7 +13,6 @@ import torch
 from sklearn.metrics import confusion_matrix
 
 from trainer.artifacts import RunDir
-from trainer.build.parts import build_parts, describe_parts, validate_names
 from trainer.callbacks import (
     Callback,
     Checkpoints,
@@ -28,9 +27,10 @@ from trainer.data import ImageSet, load_train_set, split_indices
 from trainer.device import AmpPlan, amp_plan, configure_threads, pick_device
 from trainer.engine import fit
 from trainer.figures import plot_confusion, plot_curves
+from trainer.key_reads import unused
+from trainer.parts.assemble import build_parts, describe_parts, validate_names
 from trainer.results import effective, fold_metrics, kfold_summary
 from trainer.resume import resume_checkpoint
-from trainer.tracked import unused
 from trainer.tracking import Tracker
 
 
@@ -203,7 +203,7 @@ def _write_result(
     }
     if resumed_from_epoch is not None:
         result_json["resumed_from_epoch"] = resumed_from_epoch
-    result_json["unused_keys"] = unused(setup.cfg)  # config keys nothing read (trainer/tracked)
+    result_json["unused_keys"] = unused(setup.cfg)  # config keys nothing read (trainer/key_reads)
     if status == "pruned":
         tracker.add_tag("pruned")
     tracker.finish()

@@ -17,7 +17,7 @@ import math
 import re
 from typing import Any
 
-from trainer.build.registry import loss_names, optimizer_names, scheduler_names
+from trainer.registry import loss_names, optimizer_names, scheduler_names
 from trainer.schema_names import SCHEDULER_PARAMS
 
 # The names the data side builds (torch-free copies, kept equal by tests/codes/test_v2_data.py).

@@ -3,7 +3,8 @@ constants so the schema never imports timm (or torch).
 
 Generated from `timm.optim.list_optimizers()` and the constructors' signatures of the registry's
 schedulers; tests/codes/test_schema.py fails when either moves on. Regenerate with
-`python codes/trainer/schema_names.py` (it rewrites this file).
+`python codes/trainer/regenerate_names.py` (it rewrites this file). Data only: it imports
+nothing, so the registry that reads it is never read back by it.
 """
 
 from __future__ import annotations
@@ -159,53 +160,3 @@ SCHEDULER_PARAMS: tuple[str, ...] = (
     # END GENERATED PARAMS
 )
 
-
-def scheduler_params() -> list[str]:
-    """The constructor parameters of every registered scheduler (imports torch)."""
-    import importlib
-    import inspect
-
-    from trainer.build.registry import SCHEDULERS
-
-    names: set[str] = set()
-    for info in SCHEDULERS:
-        module, cls = info.target.rsplit(".", 1)
-        signature = inspect.signature(getattr(importlib.import_module(module), cls))
-        names.update(p for p in signature.parameters
-                     if p not in ("self", "optimizer", "verbose", "lr_lambda"))
-    return sorted(names)
-
-
-def _regenerate() -> None:
-    """Rewrite the generated block from the installed timm."""
-    import re
-    from pathlib import Path
-
-    from timm.optim import list_optimizers
-
-    path = Path(__file__)
-    lines = "".join(f'    "{name}",\n' for name in list_optimizers())
-    text = re.sub(
-        r"(    # BEGIN GENERATED\n).*?(    # END GENERATED\n)",
-        lambda m: m.group(1) + lines + m.group(2),
-        path.read_text(encoding="utf-8"),
-        flags=re.S,
-    )
-    params = "".join(f'    "{name}",\n' for name in scheduler_params())
-    text = re.sub(
-        r"(    # BEGIN GENERATED PARAMS\n).*?(    # END GENERATED PARAMS\n)",
-        lambda m: m.group(1) + params + m.group(2),
-        text,
-        flags=re.S,
-    )
-    path.write_text(text, encoding="utf-8")
-    print(f"wrote {len(list_optimizers())} optimizer names, {len(scheduler_params())} scheduler "
-          f"parameters to {path}")
-
-
-if __name__ == "__main__":
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # codes/, for `trainer`
-    _regenerate()

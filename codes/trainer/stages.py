@@ -15,7 +15,7 @@ import torch
 
 from trainer.artifacts import RunDir
 from trainer.errors import ConfigError
-from trainer.tracked import unused
+from trainer.key_reads import unused
 from trainer.tracking import Tracker
 
 

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from trainer.tracked import plain
+from trainer.key_reads import plain
 
 # Config key -> W&B environment variable that takes precedence over it.
 ENV_FIRST = {
@@ -74,48 +74,58 @@ class Tracker:
         try:
             import wandb
 
-            wanted = {
-                "project": self.project,
-                "name": self.name,
-                "group": setting("group", block),
-                "tags": setting("tags", block),
-                "id": self.run_id,
-                "entity": setting("entity", block),
-                "job_type": setting("job_type", block),
-                "mode": self.mode,
-            }
-            kwargs = {k: v for k, v in wanted.items() if v}
-            wandb_dir = os.environ.get("WANDB_DIR") or str(run_dir)
-            timeout = os.environ.get("WANDB_INIT_TIMEOUT") or block.get("init_timeout", 60)
-            init = dict(
-                dir=wandb_dir,
-                config=plain(cfg),  # a plain copy: W&B reading it is not the run reading it
-                resume="allow" if self.run_id else None,
-                settings=wandb.Settings(init_timeout=float(timeout)),
-                **kwargs,
-            )
-            unreachable = None
-            try:
-                self.run = wandb.init(**init)
-            except Exception as exc:  # online but the server cannot be reached: log offline
-                if self.mode != "online":
-                    raise
-                unreachable, self.mode = exc, "offline"
-                wandb.teardown()  # the failed attempt holds the run id
-                self.run = wandb.init(**{**init, "mode": "offline"})
-            self.project = self.run.project or self.project
-            self.name = self.run.name or self.name
-            self.run_id = self.run.id
-            self.dir = str(Path(self.run.dir).parent) if self.run.dir else wandb_dir
-            if unreachable is not None:
-                print(
-                    f"warning: W&B unreachable ({type(unreachable).__name__}); this run is logged "
-                    f"offline in {self.dir}; sync it later with: wandb sync {self.dir}",
-                    file=sys.stderr,
-                )
+            self._start(wandb, self._init_arguments(wandb, cfg, block, run_dir))
         except Exception as exc:
             _warn("init", exc)
             self.run, self.enabled = None, False
+
+    def _init_arguments(
+        self, wandb: Any, cfg: dict[str, Any], block: dict[str, Any], run_dir: Path
+    ) -> dict[str, Any]:
+        """wandb.init's arguments, resolved here (environment first, then the block) so the
+        precedence does not depend on when W&B reads its environment."""
+        wanted = {
+            "project": self.project,
+            "name": self.name,
+            "group": setting("group", block),
+            "tags": setting("tags", block),
+            "id": self.run_id,
+            "entity": setting("entity", block),
+            "job_type": setting("job_type", block),
+            "mode": self.mode,
+        }
+        kwargs = {k: v for k, v in wanted.items() if v}
+        timeout = os.environ.get("WANDB_INIT_TIMEOUT") or block.get("init_timeout", 60)
+        return dict(
+            dir=os.environ.get("WANDB_DIR") or str(run_dir),
+            config=plain(cfg),  # a plain copy: W&B reading it is not the run reading it
+            resume="allow" if self.run_id else None,
+            settings=wandb.Settings(init_timeout=float(timeout)),
+            **kwargs,
+        )
+
+    def _start(self, wandb: Any, init: dict[str, Any]) -> None:
+        """Start the run; an online run whose server cannot be reached is logged offline
+        instead, with one warning that says how to sync it later."""
+        unreachable = None
+        try:
+            self.run = wandb.init(**init)
+        except Exception as exc:  # online but the server cannot be reached: log offline
+            if self.mode != "online":
+                raise
+            unreachable, self.mode = exc, "offline"
+            wandb.teardown()  # the failed attempt holds the run id
+            self.run = wandb.init(**{**init, "mode": "offline"})
+        self.project = self.run.project or self.project
+        self.name = self.run.name or self.name
+        self.run_id = self.run.id
+        self.dir = str(Path(self.run.dir).parent) if self.run.dir else init["dir"]
+        if unreachable is not None:
+            print(
+                f"warning: W&B unreachable ({type(unreachable).__name__}); this run is logged "
+                f"offline in {self.dir}; sync it later with: wandb sync {self.dir}",
+                file=sys.stderr,
+            )
 
     def _guard(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> None:
         if self.run is None:

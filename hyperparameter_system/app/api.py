@@ -27,7 +27,7 @@ from hyperparameter_system.run import devices, exec_plan, launcher, preload
 from hyperparameter_system.run.executor import Executor, RunResult, local_dispatch
 from hyperparameter_system.run.race import RaceSource
 from hyperparameter_system.run.seams import Dispatch, Display
-from hyperparameter_system.store.estimates import calibrated, estimate_durations
+from hyperparameter_system.store.estimates import calibrated, estimate_durations, spread
 from hyperparameter_system.store.ledger import Ledger, Row, open_ledger, row_problems
 
 __all__ = ["EXPORT_FORMATS", "RunPlan", "MatrixView", "CombinePlans", "Report", "load",
@@ -143,10 +143,10 @@ def plan_run(settings: Settings, experiments: Sequence[Experiment], rerun: bool 
     if slots is None and known_max:  # only to spread known durations (may run nvidia-smi)
         slots = slot_count(settings, executor)
     return RunPlan(tuple(experiments), tuple(todo), statuses, slots,
-                   (sum(known) / slots) if known and slots else None,
+                   spread(known, slots),
                    len(todo) - len(known), launch_paths(settings, experiments, executor),
                    seeds_plan(settings),
-                   (sum(known_max) / slots) if upto and known_max and slots else None)
+                   spread(known_max, slots) if upto else None)
 
 
 def seeds_plan(settings: Settings) -> str:
@@ -172,7 +172,7 @@ PRELOADED = "preloaded server"
 
 def launch_paths(settings: Settings, experiments: Sequence[Experiment],
                  executor: str | None = None) -> dict[str, str]:
-    """Per model, how its experiments would start (issue 14): forked from the preloaded server,
+    """Per model, how its experiments would start: forked from the preloaded server,
     or a plain subprocess and why, decided as the launcher decides (run/preload.py), so
     `--matrix` and `--dry-run` say it before anything runs."""
     kind = executor or settings.execution.executor

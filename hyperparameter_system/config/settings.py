@@ -31,7 +31,7 @@ from hyperparameter_system.config.pruning import (
 )
 from hyperparameter_system.config.racing import RaceRule, read_budget, read_repeats
 from hyperparameter_system.config.reader import Reader, resolve
-from hyperparameter_system.config.search import SearchSettings, read_searches
+from hyperparameter_system.config.search_blocks import SearchSettings, read_searches
 from hyperparameter_system.config.slurm import SLURM_KEYS, SlurmSettings, read_slurm
 from hyperparameter_system.core.errors import HpsysError
 from hyperparameter_system.core.yamlfile import load_yaml

@@ -78,55 +78,84 @@ def delta_chart(summary: Summary, category: str) -> bytes | None:
         return None
     plt = pyplot()
     models = len(tables)
-    row_in = 0.42 * models + 0.3
-    fig, ax = plt.subplots(figsize=(WIDTH_IN, max(2.4, row_in * len(order) + 1.3)))
+    tall = max(2.4, (0.42 * models + 0.3) * len(order) + 1.3)
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, tall))
     height = 0.8 / models
-    ends = [e for _, t in tables for o in t.options if o.delta is not None and o.delta == o.delta
+    _delta_span(ax, [o for _, t in tables for o in t.options])
+    for i, (model, table) in enumerate(tables):
+        stats = {o.option_json: o for o in table.options}
+        colour = MODEL_COLOURS[i % len(MODEL_COLOURS)] if models > 1 else None
+        who = f"{model}: " if models > 1 else ""
+        for j, key in enumerate(order):
+            y = j + (i - (models - 1) / 2) * height
+            _delta_bar(ax, summary, stats.get(key), (who, colour), (y, height))
+    _delta_frame(ax, summary, [names[k] for k in order])
+    if models > 1:
+        handles = [plt.Rectangle((0, 0), 1, 1, color=MODEL_COLOURS[i % len(MODEL_COLOURS)])
+                   for i in range(models)]
+        # below the axes: a label beside a long bar can never run under it
+        ax.legend(handles, [m for m, _ in tables], loc="upper center",
+                  bbox_to_anchor=(0.5, -0.12 - 0.6 / tall),
+                  ncol=min(models, 3), fontsize=10, frameon=False, title="model")
+    return png_bytes(fig)
+
+
+def _delta_span(ax: Any, options: list[OptionStat]) -> None:
+    """The x range: zero and every delta with its interval, with a margin each side."""
+    ends = [e for o in options if o.delta is not None and o.delta == o.delta
             for e in (o.delta - (o.half_width or 0), o.delta + (o.half_width or 0))] or [0.0]
     low, high = min(0.0, *ends), max(0.0, *ends)
     span = (high - low) or max(abs(high), 1e-3)
     ax.set_xlim(low - 0.1 * span, high + 0.1 * span)  # labels may run past: the page widens
-    for i, (model, table) in enumerate(tables):
-        stats = {o.option_json: o for o in table.options}
-        colour = MODEL_COLOURS[i % len(MODEL_COLOURS)] if models > 1 else None
-        for j, key in enumerate(order):
-            y = j + (i - (models - 1) / 2) * height
-            stat = stats.get(key)
-            delta = stat.delta if stat is not None else None
-            star = f"  {STAR} winner" if stat is not None and stat.winner else ""
-            pruned = f"  (pruned @{stat.pruned_at})" if stat is not None and stat.pruned else ""
-            who = f"{model}: " if models > 1 else ""
-            if delta is None or delta != delta:  # failed, NaN or not run: say so
-                ax.plot([0], [y], marker="o", markersize=9, markerfacecolor="white",
-                        markeredgecolor=LEVEL, zorder=3)
-                ax.annotate(f"{who}n/a ({stat.status if stat else 'not run'}){pruned}", (0, y),
-                            xytext=(10, 0), textcoords="offset points", va="center",
-                            fontsize=11, color="#555")
-                continue
-            tone = _tone(summary, delta, colour)
-            ax.barh([y], [delta], height * 0.9, color=tone, zorder=2,
-                    edgecolor="black" if star else tone, linewidth=2.2 if star else 0.5)
-            if summary.better(delta) is None:  # level with the baseline: a bar of no width
-                ax.plot([0], [y], marker="D", markersize=10, color=tone,
-                        markeredgecolor="black", zorder=3)
-            width = stat.half_width if stat is not None else None
-            if width:  # the delta's interval: where the truth lies at the race's confidence
-                ax.errorbar([delta], [y], xerr=[[width], [width]], fmt="none", ecolor="black",
-                            elinewidth=1.4, capsize=4, zorder=5)
-            interval = f" ± {width:.4f}" if width is not None else ""
-            verdict = (f"  {stat.verdict}" if stat is not None and stat.seeds and stat.verdict
-                       and not star else "")
-            # right of the bar, its interval and the zero line: never over the option names
-            ax.annotate(f"{who}{delta:+.4f}{interval}{star}{verdict}{pruned}",
-                        (max(0.0, delta + (width or 0)), y), xytext=(9, 0),
-                        textcoords="offset points", ha="left", va="center", fontsize=11,
-                        fontweight="bold" if star else "normal")
+
+
+def _delta_bar(
+    ax: Any,
+    summary: Summary,
+    stat: OptionStat | None,
+    who_colour: tuple[str, str | None],
+    y_height: tuple[float, float],
+) -> None:
+    """One model's bar for one option, with its interval and label; n/a where none ran."""
+    (who, colour), (y, height) = who_colour, y_height
+    delta = stat.delta if stat is not None else None
+    star = f"  {STAR} winner" if stat is not None and stat.winner else ""
+    pruned = f"  (pruned @{stat.pruned_at})" if stat is not None and stat.pruned else ""
+    if delta is None or delta != delta:  # failed, NaN or not run: say so
+        ax.plot([0], [y], marker="o", markersize=9, markerfacecolor="white",
+                markeredgecolor=LEVEL, zorder=3)
+        ax.annotate(f"{who}n/a ({stat.status if stat else 'not run'}){pruned}", (0, y),
+                    xytext=(10, 0), textcoords="offset points", va="center",
+                    fontsize=11, color="#555")
+        return
+    tone = _tone(summary, delta, colour)
+    ax.barh([y], [delta], height * 0.9, color=tone, zorder=2,
+            edgecolor="black" if star else tone, linewidth=2.2 if star else 0.5)
+    if summary.better(delta) is None:  # level with the baseline: a bar of no width
+        ax.plot([0], [y], marker="D", markersize=10, color=tone,
+                markeredgecolor="black", zorder=3)
+    width = stat.half_width if stat is not None else None
+    if width:  # the delta's interval: where the truth lies at the race's confidence
+        ax.errorbar([delta], [y], xerr=[[width], [width]], fmt="none", ecolor="black",
+                    elinewidth=1.4, capsize=4, zorder=5)
+    interval = f" ± {width:.4f}" if width is not None else ""
+    verdict = (f"  {stat.verdict}" if stat is not None and stat.seeds and stat.verdict
+               and not star else "")
+    # right of the bar, its interval and the zero line: never over the option names
+    ax.annotate(f"{who}{delta:+.4f}{interval}{star}{verdict}{pruned}",
+                (max(0.0, delta + (width or 0)), y), xytext=(9, 0),
+                textcoords="offset points", ha="left", va="center", fontsize=11,
+                fontweight="bold" if star else "normal")
+
+
+def _delta_frame(ax: Any, summary: Summary, labels: list[str]) -> None:
+    """The zero line named 'baseline', the option names best first, the axis and its grid."""
     ax.axvline(0, color="black", linewidth=1.4, zorder=4)
     ax.annotate("baseline", (0, 1), xycoords=("data", "axes fraction"), xytext=(0, 4),
                 textcoords="offset points", ha="center", va="bottom", fontsize=10)
-    ax.set_yticks(range(len(order)))
-    ax.set_yticklabels([names[k] for k in order], fontsize=11)
-    ax.set_ylim(len(order) - 0.5, -0.5)  # best first, at the top
+    ax.set_yticks(range(len(labels)))
+    ax.set_yticklabels(labels, fontsize=11)
+    ax.set_ylim(len(labels) - 0.5, -0.5)  # best first, at the top
     better = "higher" if summary.metric_mode == Direction.MAX else "lower"
     ax.set_xlabel(f"change in {summary.metric} against the model's baseline "
                   f"({better} is better)", fontsize=11)
@@ -135,14 +164,6 @@ def delta_chart(summary: Summary, category: str) -> bytes | None:
     ax.set_axisbelow(True)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
-    if models > 1:
-        handles = [plt.Rectangle((0, 0), 1, 1, color=MODEL_COLOURS[i % len(MODEL_COLOURS)])
-                   for i in range(models)]
-        # below the axes: a label beside a long bar can never run under it
-        ax.legend(handles, [m for m, _ in tables], loc="upper center",
-                  bbox_to_anchor=(0.5, -0.12 - 0.6 / max(2.4, row_in * len(order) + 1.3)),
-                  ncol=min(models, 3), fontsize=10, frameon=False, title="model")
-    return png_bytes(fig)
 
 
 def _first_ran(stat: OptionStat):

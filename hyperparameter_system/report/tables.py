@@ -20,7 +20,7 @@ from hyperparameter_system.report.format import (
     fmt_number,
     fmt_significant,
 )
-from hyperparameter_system.report.summary import CategoryTable, OptionStat, Summary
+from hyperparameter_system.report.summary import CategoryTable, ModelReport, OptionStat, Summary
 
 DELTA_COLUMNS = ("delta", "mean delta", "combined - winner")
 
@@ -56,29 +56,54 @@ def tables(summary: Summary) -> list[ReportTable]:
     """Every table of the summary, in reading order."""
     out: list[ReportTable] = []
     for report in summary.models:
-        head = ReportTable("model", f"{report.model} (W&B project {report.project})",
-                           ["run", "runs", "metric", "std", "delta", "significant", "status"],
-                           model=report.model)
-        for name, stat in (("baseline", report.baseline),
-                           ("combined", report.combined.stat if report.combined else None)):
-            if stat is not None:
-                head.add([name, stat.n, fmt_metric(stat.mean), fmt_metric(stat.std),
-                          fmt_delta(stat.delta) if name != "baseline" else "",
-                          fmt_significant(stat.significant) if name != "baseline" else "",
-                          _status(stat, report.combined.plan if report.combined else None)],
-                         better=summary.better(stat.delta))
-        out.append(head)
-        for table in report.categories:
-            t = ReportTable("ranking", f"{report.model} / {table.category}", RANK_HEADERS,
-                            model=report.model, category=table.category, note=_note(table))
-            for rank, o in enumerate(table.options, 1):
-                t.add([rank if is_number(o.mean) else "-", o.description, o.run_name, o.n,
-                       fmt_metric(o.mean), fmt_metric(o.std),
-                       fmt_delta(o.delta) + fmt_interval(o.half_width),
-                       fmt_significant(o.significant), fmt_duration(o.duration_s),
-                       fmt_number(o.epochs_run), o.status, _verdict(o)],
-                      winner=o.winner, better=summary.better(o.delta))
-            out.append(t)
+        out.append(_model_table(summary, report))
+        out.extend(_ranking_table(summary, report, table) for table in report.categories)
+    out.append(_cross_table(summary))
+    compute = compute_table(summary)
+    if compute is not None:
+        out.append(compute)
+    out.extend(_combined_tables(summary))
+    if summary.failures:
+        out.extend(_failure_tables(summary))
+    if summary.jobs:
+        out.append(_jobs_table(summary))
+    if summary.best is not None:
+        out.append(_best_table(summary))
+    return out
+
+
+def _model_table(summary: Summary, report: ModelReport) -> ReportTable:
+    """A model's head table: its baseline, and its combined winners where they ran."""
+    head = ReportTable("model", f"{report.model} (W&B project {report.project})",
+                       ["run", "runs", "metric", "std", "delta", "significant", "status"],
+                       model=report.model)
+    for name, stat in (("baseline", report.baseline),
+                       ("combined", report.combined.stat if report.combined else None)):
+        if stat is not None:
+            head.add([name, stat.n, fmt_metric(stat.mean), fmt_metric(stat.std),
+                      fmt_delta(stat.delta) if name != "baseline" else "",
+                      fmt_significant(stat.significant) if name != "baseline" else "",
+                      _status(stat, report.combined.plan if report.combined else None)],
+                     better=summary.better(stat.delta))
+    return head
+
+
+def _ranking_table(summary: Summary, report: ModelReport, table: CategoryTable) -> ReportTable:
+    """One category of one model, its options ranked."""
+    t = ReportTable("ranking", f"{report.model} / {table.category}", RANK_HEADERS,
+                    model=report.model, category=table.category, note=_note(table))
+    for rank, o in enumerate(table.options, 1):
+        t.add([rank if is_number(o.mean) else "-", o.description, o.run_name, o.n,
+               fmt_metric(o.mean), fmt_metric(o.std),
+               fmt_delta(o.delta) + fmt_interval(o.half_width),
+               fmt_significant(o.significant), fmt_duration(o.duration_s),
+               fmt_number(o.epochs_run), o.status, _verdict(o)],
+              winner=o.winner, better=summary.better(o.delta))
+    return t
+
+
+def _cross_table(summary: Summary) -> ReportTable:
+    """Across models: which option wins each category."""
     cross = ReportTable("cross_model", "Across models: which option wins each category "
                         "(a win beats every other option and the baseline"
                         + (", sure at the race's confidence)" if summary.raced else ")"),
@@ -87,40 +112,44 @@ def tables(summary: Summary) -> list[ReportTable]:
         cross.add([e.category, _description(e.label, e.run_name), e.run_name, e.wins, e.models,
                    fmt_delta(e.mean_delta)],
                   winner=e.wins > 0, better=summary.better(e.mean_delta))
-    out.append(cross)
-    compute = compute_table(summary)
-    if compute is not None:
-        out.append(compute)
-    out.extend(_combined_tables(summary))
-    if summary.failures:
-        fail = ReportTable("failures", "Failures", ["model", "category", "option", "run name",
-                                                    "status", "attempts", "reason", "log"])
-        tails = ReportTable("failure_logs", "Failures: the last lines of their logs",
-                            ["model", "category", "option", "run name", "log tail"])
-        for f in summary.failures:
-            named = [_description(f.label, f.run_name), f.run_name or f.label]
-            fail.add([f.model, f.category, *named, f.status, f.attempts, f.reason,
-                      f.log_path or "-"])
-            if f.tail:
-                tails.add([f.model, f.category, *named, f.tail])
-        out += [fail, tails] if tails.rows else [fail]
-    if summary.jobs:
-        jobs = ReportTable("jobs", "Slurm jobs (the last of each run)",
-                           ["model", "category", "run name", "status", "job", "node"])
-        for j in summary.jobs:
-            jobs.add([j.model, j.category, j.run_name, j.status, j.job, j.node])
-        out.append(jobs)
-    if summary.best is not None:
-        b = summary.best
-        best = ReportTable("best", "Best run overall", ["model", "category", "option",
-                                                        "run name", "metric", "W&B",
-                                                        "run folder"])
-        where = b.link or b.sync_command or f"W&B {b.wandb_mode}"
-        best.add([b.model, b.category, _description(b.label, b.run_name), b.run_name or b.label,
-                  fmt_metric(b.metric), where, b.run_dir or "-"],
-                 winner=True)
-        out.append(best)
-    return out
+    return cross
+
+
+def _failure_tables(summary: Summary) -> list[ReportTable]:
+    """The failures, and the tails of their logs where any were kept."""
+    fail = ReportTable("failures", "Failures", ["model", "category", "option", "run name",
+                                                "status", "attempts", "reason", "log"])
+    tails = ReportTable("failure_logs", "Failures: the last lines of their logs",
+                        ["model", "category", "option", "run name", "log tail"])
+    for f in summary.failures:
+        named = [_description(f.label, f.run_name), f.run_name or f.label]
+        fail.add([f.model, f.category, *named, f.status, f.attempts, f.reason,
+                  f.log_path or "-"])
+        if f.tail:
+            tails.add([f.model, f.category, *named, f.tail])
+    return [fail, tails] if tails.rows else [fail]
+
+
+def _jobs_table(summary: Summary) -> ReportTable:
+    """Where each run last ran as a Slurm job (job id, node)."""
+    jobs = ReportTable("jobs", "Slurm jobs (the last of each run)",
+                       ["model", "category", "run name", "status", "job", "node"])
+    for j in summary.jobs:
+        jobs.add([j.model, j.category, j.run_name, j.status, j.job, j.node])
+    return jobs
+
+
+def _best_table(summary: Summary) -> ReportTable:
+    """The best run overall, with where to find it (W&B, the run folder)."""
+    b = summary.best
+    best = ReportTable("best", "Best run overall", ["model", "category", "option",
+                                                    "run name", "metric", "W&B",
+                                                    "run folder"])
+    where = b.link or b.sync_command or f"W&B {b.wandb_mode}"
+    best.add([b.model, b.category, _description(b.label, b.run_name), b.run_name or b.label,
+              fmt_metric(b.metric), where, b.run_dir or "-"],
+             winner=True)
+    return best
 
 
 def compute_table(summary: Summary) -> ReportTable | None:

@@ -1,7 +1,8 @@
 """A shell launch script's last command, asked for instead of run, so that a preloaded server
-can fork it (issue 14). A script offers this by naming HPSYS_EXEC_PLAN: when that variable
-names a file, the script writes its working directory, the argv it would `exec` and its
-environment there (NUL-separated: cwd, argv count, argv..., then `env -0`) and exits 0:
+can fork it rather than start a fresh interpreter. A script offers this by naming
+HPSYS_EXEC_PLAN: when that variable names a file, the script writes its working directory, the
+argv it would `exec` and its environment there (NUL-separated: cwd, argv count, argv..., then
+`env -0`) and exits 0:
 
     CMD=("$PY" codes/train.py --config "$CONFIG" "$@")
     if [[ -n "${HPSYS_EXEC_PLAN:-}" ]]; then

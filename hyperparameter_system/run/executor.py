@@ -12,16 +12,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from hyperparameter_system.config.settings import Settings
-from hyperparameter_system.core.atomic import read_json
 from hyperparameter_system.core.configdict import apply_changes
-from hyperparameter_system.core.diskspace import free_bytes, nearest_existing
 from hyperparameter_system.core.states import FINAL, Status
 from hyperparameter_system.matrix.experiments import Experiment
 from hyperparameter_system.matrix.ranking import headline
-from hyperparameter_system.run import devices, exec_plan, launcher, preload, reaper
+from hyperparameter_system.run import exec_plan, launcher, preload
 from hyperparameter_system.run.devices import Slot
 from hyperparameter_system.run.launcher import Launch, Outcome
 from hyperparameter_system.run.seams import (
@@ -32,6 +29,7 @@ from hyperparameter_system.run.seams import (
     OnStart,
 )
 from hyperparameter_system.run.signals import signals_held
+from hyperparameter_system.run.slot_guards import DiskPause, GpuRelease, halved_batch, recovered
 from hyperparameter_system.run.stoppers import NeverStop, Stopper, Watch
 from hyperparameter_system.store.ledger import Ledger, LedgerFull, Row, runner_identity
 
@@ -93,8 +91,9 @@ class Executor:
         self.source: ExperimentSource = MatrixSource(())
         self.lock = threading.Lock()
         self.result = RunResult()
-        self.disk_paused = False  # one "paused" line per pause, whichever slots wait
-        self.gpu_warned = False  # one warning for GPU memory held past a run's end
+        self.disk = DiskPause(settings.execution.min_free_gb, settings.system.runs_dir,
+                              self.stop, self._say, DISK_POLL_S)
+        self.gpus = GpuRelease(self._say)
         self.tries: dict[str, int] = {}  # attempts in this invocation: retry_failed bounds them
         self.errors: list[Exception] = []  # raised in a slot thread, re-raised by run()
 
@@ -184,7 +183,7 @@ class Executor:
             exp = self.source.next()
             if exp is None:
                 return
-            if not self._disk_ok():
+            if not self.disk.wait_for_space():
                 self.source.put_back(exp, front=True)
                 return
             if not self.source.synced:  # a study's trial: a new ledger row
@@ -200,7 +199,7 @@ class Executor:
                         "its ledger row is another runner's or already final")))
                 continue
             if before.status == Status.RUNNING and self._recover(exp, before):
-                continue
+                continue  # a dead runner's run that had finished: kept, not run again
             tries = self.tries[exp.id] = self.tries.get(exp.id, 0) + 1
             try:
                 outcome = self._attempt(exp, slot, before, tries)
@@ -260,7 +259,7 @@ class Executor:
         batch = before.batch_override
         config = apply_changes(exp.config, {"batch_size": batch}) if batch else exp.config
         launch = launcher.plan(exp, self.settings, (before.attempts or 0) + 1, env=slot.env,
-                               config=config, launch=(before.launches or 0) + 1)
+                               config=config, launch_number=(before.launches or 0) + 1)
         if before.status in (Status.INTERRUPTED, Status.RUNNING):  # goes on where it stopped
             launch = launcher.resuming(launch, before.run_dir, before.wandb_run_id)
         lost = threading.Event()  # the row was taken over before the script started
@@ -293,9 +292,10 @@ class Executor:
             outcome.error += f" (batch_size {batch})"
         elif batch and outcome.status == Status.DONE:
             outcome.note = f"retried with batch_size {batch} after CUDA OOM"
+        halving = self.settings.execution.retry_oom_halving
         self._record(exp, outcome, final=not self._will_retry(outcome, tries),
-                     batch_override=self._halved(exp, batch, outcome))
-        self._check_released(exp, slot, outcome)
+                     batch_override=halved_batch(exp, batch, outcome, halving))
+        self.gpus.check(exp, slot, outcome)
         return outcome
 
     def _record(self, exp: Experiment, outcome: Outcome, final: bool = True,
@@ -322,81 +322,13 @@ class Executor:
         if self.display is not None:
             self.display.finished(exp, outcome, final)
 
-    def _check_released(self, exp: Experiment, slot: Slot, outcome: Outcome) -> None:
-        """Before the slot's GPUs take the next experiment: warn (once a run) when the finished
-        one's processes still hold their memory, rather than reuse them silently."""
-        held = outcome.extra.get("gpus_not_released")  # checked on its node by a Ray task
-        if held is None and slot.devices and not devices.wait_released(slot.devices, exp.id):
-            held = list(slot.devices)
-        if not held:
-            return
-        with self.lock:
-            warned, self.gpu_warned = self.gpu_warned, True
-        if not warned:
-            self._say(f"GPU memory on {','.join(map(str, held))} was still held by {exp.id} "
-                      "after it ended; the next experiment may run out of memory (not "
-                      "reported again in this run)")
-
     def _recover(self, exp: Experiment, before: Row) -> bool:
-        """A row its dead runner left `running`: end any process of it still alive, then keep
-        the result it may have finished with, so it is never completed twice. Work that still
-        runs under the dispatch (a Slurm job) is followed by the dispatch, not reaped."""
-        live = getattr(self.dispatch, "live", None)
-        if live is not None and live(exp.id):
-            return False
-        reaper.reap(exp.id, pgid=before.pid, ledger=str(self.settings.system.ledger))
-        path = Path(before.run_dir or "") / "result.json"
-        result = read_json(path) if before.run_dir else None
-        if not result or result.get("experiment_id") != exp.id:
-            return False
-        with contextlib.suppress(OSError):  # written before that attempt began: --rerun's
-            if path.stat().st_mtime < (before.started_at or 0):
-                return False
-        now = time.time()
-        outcome = Outcome(exp.id, Status.DONE, before.started_at or now, now, exit_code=0,
-                          result=result, config_path=before.config_path,
-                          run_dir=before.run_dir, log_path=before.log_path,
-                          log_tail=launcher.tail(before.log_path or ""),
-                          error=None, node=before.node)
-        duration = result.get("duration_s")
-        if isinstance(duration, int | float):
-            outcome.started_at = outcome.finished_at - float(duration)
-        self._record(exp, outcome)
-        return True
-
-    def _halved(self, exp: Experiment, batch: int | None, outcome: Outcome) -> int | None:
-        """After a CUDA OOM with execution.retry_oom_halving: the batch size the next launch
-        uses, half of this one's; stored in the row, so a runner restart goes on from it."""
-        if not (outcome.oom and outcome.status == Status.FAILED
-                and self.settings.execution.retry_oom_halving):
-            return None
-        current = batch or int(exp.config.get("batch_size") or 2)
-        return max(1, current // 2)
-
-    def _disk_ok(self) -> bool:
-        """Below execution.min_free_gb, pause the queue (and say so) until space returns."""
-        need = self.settings.execution.min_free_gb
-        if need <= 0:
-            return True
-        target = nearest_existing(self.settings.system.runs_dir)
-        while not self.stop.is_set():
-            free = free_bytes(target)
-            free_gb = free / 1e9 if free is not None else need  # unknown: do not pause
-            if free_gb >= need:
-                self._disk_paused(False, f"resumed: {free_gb:.1f} GB free under {target}")
-                return True
-            self._disk_paused(True, f"paused: {free_gb:.1f} GB free under {target}, below "
-                              f"execution.min_free_gb={need:g}; waiting for space "
-                              "(Ctrl-C to stop)")
-            self.stop.wait(DISK_POLL_S)
-        return False
-
-    def _disk_paused(self, paused: bool, text: str) -> None:
-        """Say `text` when the run's pause state changes: once per pause, not once per slot."""
-        with self.lock:
-            changed, self.disk_paused = self.disk_paused != paused, paused
-        if changed:
-            self._say(text)
+        """Record the result a dead runner's row finished with (slot_guards.recovered); True
+        when there was one."""
+        outcome = recovered(exp, before, self.dispatch, str(self.settings.system.ledger))
+        if outcome is not None:
+            self._record(exp, outcome)
+        return outcome is not None
 
     def _say(self, text: str) -> None:
         """To the live view, else kept in the result for the caller to show."""

@@ -1,4 +1,4 @@
-"""The preload server's side (issue 14): its own process, started by run/preload.py's
+"""The preload server's side: its own process, started by run/preload.py's
 `Server`, imports the heavy modules once, then forks one child per experiment request. The
 child becomes the experiment (its session, environment, cwd, log, argv), runs the script as
 `__main__` and exits with its code; the runner never imports this module's heavy modules.

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import yaml
 
@@ -101,22 +101,22 @@ class Outcome:
         return round(self.finished_at - self.started_at, 3)
 
 
-def wandb_run_id(experiment_id: str, launch: int) -> str:
+def wandb_run_id(experiment_id: str, launch_number: int) -> str:
     """`<id>` for an experiment's first launch, `<id>-<n>` for its n-th: the trainer resumes a
     W&B run of the same id, so a retry or --rerun must not reuse one (online W&B would drop
     its steps up to the old run's last)."""
-    return experiment_id if launch <= 1 else f"{experiment_id}-{launch}"
+    return experiment_id if launch_number <= 1 else f"{experiment_id}-{launch_number}"
 
 
 def plan(experiment: Experiment, settings: Settings, attempt: int,
          env: Mapping[str, str] | None = None, config: Mapping[str, Any] | None = None,
-         now: float | None = None, launch: int = 1) -> Launch:
+         now: float | None = None, launch_number: int = 1) -> Launch:
     """The launch of `experiment`'s attempt number `attempt` (1-based, reset by --rerun) and
-    launch number `launch` (1-based, never reset: it names the W&B run)."""
+    its `launch_number` (1-based, never reset: it names the W&B run)."""
     system = settings.system
     stamp = time.strftime("%y%m%d%H%M", time.localtime(now))
     wandb_name = f"{experiment.run_name}_{stamp}"
-    run_id = wandb_run_id(experiment.id, launch)
+    run_id = wandb_run_id(experiment.id, launch_number)
     # the launch's run id in the name: two launches in one minute (a --set change, a retry)
     # never overwrite each other's config
     temp = system.temp_config_dir / f"{experiment.index:03d}_{safe_name(wandb_name)}_{run_id}.yaml"
@@ -214,41 +214,15 @@ def execute(launch: Launch, stop: Callable[[], bool] = lambda: False,
     """Run one attempt to its end (or its timeout, or `stop()`), never raising for its failure.
     With `server`, a Python script is forked from that preloaded interpreter (run/preload.py)."""
     started = time.time()
-    run_dir = Path(launch.run_dir)
     outcome = Outcome(launch.experiment_id, "failed", started, started,
                       config_path=launch.config_path, run_dir=launch.run_dir,
                       log_path=launch.log_path, node=socket.gethostname())
-    writing = launch.run_dir
-    try:
-        _fresh_dir(run_dir, resume=launch.resume is not None)
-        writing = launch.config_path
-        atomic_write_text(Path(launch.config_path), launch.config_text, durable=False)
-        writing = launch.log_path
-        log = open(launch.log_path, "ab")  # noqa: SIM115 - the child writes into it
-    except OSError as exc:
-        outcome.finished_at = time.time()
-        if exc.errno == errno.ENOSPC:  # not the experiment's fault: resumable once space is back
-            outcome.status, outcome.disk_full = Status.INTERRUPTED, True
-            outcome.error = f"disk full: {writing} ({free_space(writing)} free)"
-        else:
-            outcome.error = f"cannot prepare the run: {exc}"
+    log = _prepare(launch, outcome)
+    if log is None:
         return outcome
-    env = {**os.environ, **launch.env}
-    argv, cwd = launch.argv, launch.cwd
-    if server is not None and exec_plan.offered(argv, cwd):  # a shell script that says its
-        said = exec_plan.plan(argv, cwd, env)                 # command: fork that instead
-        if said is not None and preload.python_script(said.argv) is not None:
-            argv, cwd, env = said.argv, said.cwd, said.env
     try:  # a preload server's first start (its imports) happens here: not the script's time
         with log:
-            forked = server.start(argv, cwd, env, log) if server else None
-            if not forked:  # as the launch says: the script itself, plainly
-                argv, cwd, env = launch.argv, launch.cwd, {**os.environ, **launch.env}
-            proc = forked or subprocess.Popen(process_group.dies_with_runner(argv, cwd),
-                                              cwd=cwd, env=env, stdout=log,
-                                              stderr=subprocess.STDOUT,
-                                              stdin=subprocess.DEVNULL,
-                                              start_new_session=True)
+            proc = _start(launch, log, server)
     except OSError as exc:
         outcome.error, outcome.finished_at = f"cannot start {launch.argv[0]}: {exc}", time.time()
         return outcome
@@ -264,37 +238,80 @@ def execute(launch: Launch, stop: Callable[[], bool] = lambda: False,
     if status == "exited":
         process_group.end_leftovers(proc.pid)
     outcome.finished_at = time.time()
-    outcome.log_tail = tail(launch.log_path)
-    outcome.exit_code = proc.returncode if proc.returncode >= 0 else None
-    outcome.signal = -proc.returncode if proc.returncode < 0 else None
-    outcome.oom = bool(OOM_PATTERNS.search(outcome.log_tail))
     if not keep_config:
         Path(launch.config_path).unlink(missing_ok=True)
-    # exit 0 with a result is done, even when it came within the grace of a stop or timeout:
-    # calling it interrupted would run it a second time
-    result = read_json(run_dir / "result.json") if proc.returncode == 0 else None
-    if result is not None:
-        outcome.status, outcome.result = "done", result
-    elif status == "timeout":
-        outcome.status, outcome.error = "timeout", f"timed out after {launch.timeout:g} s"
-    elif status == "interrupted":
-        outcome.status, outcome.error = "interrupted", "interrupted by the user"
-    elif proc.returncode == EXIT_CONFIG_ERROR:
-        outcome.config_error = True
-        outcome.error = _config_error(outcome.log_tail)
-    elif proc.returncode != 0:
-        outcome.error = (process_group.exit_reason(proc.returncode)
-                         + (" (out of memory)" if outcome.oom else ""))
-    else:
-        outcome.error = "exited 0 but wrote no readable result.json"
-    if outcome.status == Status.FAILED and not outcome.config_error:
-        _space_out(outcome, launch.run_dir)
+    _judge(launch, outcome, proc.returncode, status)
     if outcome.status != Status.DONE:
         # what left the process group (a double fork with setsid) is found by its environment;
         # this launch's alone (its run id): a runner that took the row over may be launching it
         reaper.reap(launch.experiment_id, ledger=launch.env.get("HPSYS_LEDGER"),
                     run_id=launch.env.get("WANDB_RUN_ID"))
     return outcome
+
+
+def _prepare(launch: Launch, outcome: Outcome) -> BinaryIO | None:
+    """The run folder, the temp config and the open log; None (told in `outcome`) when one
+    cannot be written. A full disk is not the experiment's fault: resumable once space is back."""
+    writing = launch.run_dir
+    try:
+        _fresh_dir(Path(launch.run_dir), resume=launch.resume is not None)
+        writing = launch.config_path
+        atomic_write_text(Path(launch.config_path), launch.config_text, durable=False)
+        writing = launch.log_path
+        return open(launch.log_path, "ab")  # noqa: SIM115 - the child writes into it
+    except OSError as exc:
+        outcome.finished_at = time.time()
+        if exc.errno == errno.ENOSPC:
+            outcome.status, outcome.disk_full = Status.INTERRUPTED, True
+            outcome.error = f"disk full: {writing} ({free_space(writing)} free)"
+        else:
+            outcome.error = f"cannot prepare the run: {exc}"
+        return None
+
+
+def _start(launch: Launch, log: BinaryIO, server: preload.Server | None) -> Any:
+    """The started script: forked from the preload server where it can take it (a shell
+    script that says its command offers that command), else the launch's argv, plainly."""
+    env = {**os.environ, **launch.env}
+    argv, cwd = launch.argv, launch.cwd
+    if server is not None and exec_plan.offered(argv, cwd):
+        said = exec_plan.plan(argv, cwd, env)
+        if said is not None and preload.python_script(said.argv) is not None:
+            argv, cwd, env = said.argv, said.cwd, said.env
+    forked = server.start(argv, cwd, env, log) if server else None
+    if forked:
+        return forked
+    return subprocess.Popen(process_group.dies_with_runner(launch.argv, launch.cwd),
+                            cwd=launch.cwd, env={**os.environ, **launch.env}, stdout=log,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
+def _judge(launch: Launch, outcome: Outcome, returncode: int, status: str) -> None:
+    """The attempt's status and reason from its exit, its result.json and its log's tail."""
+    outcome.log_tail = tail(launch.log_path)
+    outcome.exit_code = returncode if returncode >= 0 else None
+    outcome.signal = -returncode if returncode < 0 else None
+    outcome.oom = bool(OOM_PATTERNS.search(outcome.log_tail))
+    # exit 0 with a result is done, even when it came within the grace of a stop or timeout:
+    # calling it interrupted would run it a second time
+    result = read_json(Path(launch.run_dir) / "result.json") if returncode == 0 else None
+    if result is not None:
+        outcome.status, outcome.result = "done", result
+    elif status == "timeout":
+        outcome.status, outcome.error = "timeout", f"timed out after {launch.timeout:g} s"
+    elif status == "interrupted":
+        outcome.status, outcome.error = "interrupted", "interrupted by the user"
+    elif returncode == EXIT_CONFIG_ERROR:
+        outcome.config_error = True
+        outcome.error = _config_error(outcome.log_tail)
+    elif returncode != 0:
+        outcome.error = (process_group.exit_reason(returncode)
+                         + (" (out of memory)" if outcome.oom else ""))
+    else:
+        outcome.error = "exited 0 but wrote no readable result.json"
+    if outcome.status == Status.FAILED and not outcome.config_error:
+        _mark_disk_full(outcome, launch.run_dir)
 
 
 def _config_error(log_tail: str) -> str:
@@ -304,7 +321,7 @@ def _config_error(log_tail: str) -> str:
     return f"{reason} (exit code 2: a config error, not retried)"
 
 
-def _space_out(outcome: Outcome, run_dir: str) -> None:
+def _mark_disk_full(outcome: Outcome, run_dir: str) -> None:
     """A failure for want of space is not the experiment's: when its log says so (ENOSPC) or
     its run folder's file system is (almost) full, it is interrupted (resumable) and marked
     disk_full, with the full path and its free space, so the run stops rather than fail all."""

@@ -1,4 +1,4 @@
-"""Start Python training scripts from a preloaded interpreter (issue 14).
+"""Start Python training scripts from a preloaded interpreter (torch and timm imported once).
 
 One server process per runner imports the heavy modules once (`execution.preload`: torch, timm,
 ...), then forks a fresh child per experiment: its own session and process group, the

@@ -140,3 +140,11 @@ def estimate_durations(rows: Iterable[Row], experiments: Sequence[Experiment],
             estimate *= shares.get(e.model, PrunedShare()).factor
         out[e.id] = estimate
     return out
+
+
+def spread(durations: Iterable[float | None], slots: int | None) -> float | None:
+    """The wall time of the known `durations` run `slots` at a time (their sum over the
+    slots); None when none is known or the slots are not (a Ray cluster decides them). The
+    one place the plans and the printers get it from."""
+    known = [d for d in durations if d is not None]
+    return sum(known) / slots if known and slots else None

@@ -93,7 +93,7 @@ def search(settings: Settings, name: str, models: Sequence[str] | None = None,
            trials: int | None = None, executor: str | None = None,
            show: bool = True) -> RunResult:
     """`--search NAME`: run its trials with the live view, then show its studies."""
-    from hyperparameter_system.app import search as searches  # Optuna: only when searching
+    from hyperparameter_system.app import search_api as searches  # Optuna: only when searching
 
     block = searches.get_search(settings, name)
     metric = block.objectives[0][0]  # each done line shows it
@@ -111,7 +111,7 @@ def search(settings: Settings, name: str, models: Sequence[str] | None = None,
 
 def search_plan(settings: Settings, name: str, trials: int | None = None) -> None:
     """`--search NAME --dry-run`: the trials each study would run, the slots, the estimate."""
-    from hyperparameter_system.app import search as searches  # Optuna: only when searching
+    from hyperparameter_system.app import search_api as searches  # Optuna: only when searching
 
     console.print_search_plan(searches.plan_search(settings, name, trials))
 
@@ -121,6 +121,6 @@ def show_studies(settings: Settings, name: str | None = None) -> None:
     if not settings.searches:
         console.info("no search: blocks in this config")
         return
-    from hyperparameter_system.app import search as searches  # Optuna: only when searching
+    from hyperparameter_system.app import search_api as searches  # Optuna: only when searching
 
     console.print_studies(searches.status(settings, name))

@@ -24,6 +24,7 @@ from hyperparameter_system.core.text import printable
 from hyperparameter_system.matrix.ranking import headline
 from hyperparameter_system.report.format import fmt_duration, fmt_metric
 from hyperparameter_system.run.launcher import tail
+from hyperparameter_system.store.estimates import spread
 from hyperparameter_system.ui import screen
 from hyperparameter_system.ui.screen import error, info, warn  # noqa: F401 - re-exported
 from hyperparameter_system.ui.summary_view import (  # noqa: F401 - re-exported
@@ -37,7 +38,7 @@ from hyperparameter_system.ui.summary_view import (  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:
     from hyperparameter_system.app.api import RunPlan
-    from hyperparameter_system.app.search import SearchPlan
+    from hyperparameter_system.app.search_api import SearchPlan
     from hyperparameter_system.config.settings import Settings
     from hyperparameter_system.matrix.experiments import Experiment
     from hyperparameter_system.run.executor import RunResult
@@ -102,9 +103,10 @@ def print_matrix(settings: Settings, experiments: Sequence[Experiment],
     line = f"Total: {len(experiments)} experiments, {done} done"
     line += f", {pruned} pruned" if pruned else ""
     line += f", {len(total_est)} to run"
-    if known and slots:
+    total = spread(known, slots)
+    if total is not None:
         unknown = len(total_est) - len(known)
-        line += f"; estimated {fmt_duration(sum(known) / slots)} on {slots} slot(s)"
+        line += f"; estimated {fmt_duration(total)} on {slots} slot(s)"
         line += f" ({unknown} without an estimate)" if unknown else ""
     elif known:
         line += "; time unknown (the Ray cluster decides how many run at once)"

@@ -17,7 +17,7 @@ from hyperparameter_system.report.format import fmt_duration
 
 if TYPE_CHECKING:
     from hyperparameter_system.app.api import RunPlan
-    from hyperparameter_system.app.search import SearchPlan
+    from hyperparameter_system.app.search_api import SearchPlan
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ def choose_categories(settings: Settings) -> Checkbox:
 def confirm_run(plan: RunPlan, rule: str = "none") -> Select:
     """States the count, what is skipped as done, and the estimated time over the slots the run
     really has (GPUs may cap them below max_parallel), before anything runs; the answer also
-    picks pruning for this run (issue 11), whether or not execution.pruning is configured: a
+    picks pruning for this run, whether or not execution.pruning is configured: a
     rule of PRUNING_RULES, "none" (every option to the end), or "no" (do not run). Enter
     takes `rule`, the configured one."""
     choices = tuple(Choice(f"Yes, stopping losers early ({r})", r) if r != "none" else

@@ -18,7 +18,7 @@ from hyperparameter_system.report.format import fmt_metric
 from hyperparameter_system.ui import screen
 
 if TYPE_CHECKING:
-    from hyperparameter_system.app.search import StudyStatus, TrialView
+    from hyperparameter_system.app.search_api import StudyStatus, TrialView
     from hyperparameter_system.matrix.combine import Plan as CombinedPlan
     from hyperparameter_system.report.summary import Summary
     from hyperparameter_system.report.tables import ReportTable

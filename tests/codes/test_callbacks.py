@@ -7,15 +7,15 @@ import time
 
 import pytest
 import torch
+from trainer import registry
 from trainer import run as run_module
 from trainer.artifacts import RunDir
-from trainer.build import registry
-from trainer.build.parts import build_parts
-from trainer.build.targets import import_target
 from trainer.callbacks import Callback
 from trainer.data import load_train_set, split_indices
 from trainer.device import amp_plan
 from trainer.engine import fit
+from trainer.parts.assemble import build_parts
+from trainer.parts.targets import import_target
 
 
 class Recorder(Callback):

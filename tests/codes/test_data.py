@@ -68,7 +68,7 @@ def test_augmenter_keeps_shape_and_flips():
 def test_the_on_device_augmentation_reads_are_tracked():
     """Issue 20 item 3: augment.* were read from a copy, so every run listed them unused and
     the runner called an option such as {augment.hflip: 1} "not honoured"."""
-    from trainer.tracked import track, unused
+    from trainer.key_reads import track, unused
 
     cfg = track({"augment": {"enabled": True, "hflip": 0.5, "vflip": 0.0,
                              "rotate_degrees": 5, "translate": 0.1}})

@@ -84,7 +84,7 @@ def test_online_augmentation_is_the_policies_switch():
     unread; false with a dynamic schedule on is refused, not silently resolved."""
     from trainer.data.augment import stages_of
     from trainer.errors import ConfigError
-    from trainer.tracked import track, unused
+    from trainer.key_reads import track, unused
 
     cfg = track({"online_augmentation": False, "augmentation": {"eda": True}})
     assert stages_of(cfg) is None and unused(cfg) == ["augmentation", "augmentation.eda"]
@@ -95,7 +95,7 @@ def test_online_augmentation_is_the_policies_switch():
 def test_wandb_log_is_read_whatever_the_mode(tmp_path, monkeypatch):
     """wandb.log (the original's W&B switch) is read with W&B disabled too, so unused_keys
     does not depend on the environment; log: false keeps W&B off when a mode asks for it."""
-    from trainer.tracked import track
+    from trainer.key_reads import track
     from trainer.tracking import Tracker
 
     cfg = track({"wandb": {"project": "p", "log": True}})

@@ -37,15 +37,16 @@ def test_timm_optimizer_names_are_fresh():
     from trainer.schema_names import TIMM_OPTIMIZERS
 
     assert list(TIMM_OPTIMIZERS) == list_optimizers(), (
-        "timm's optimizers changed: regenerate with python codes/trainer/schema_names.py"
+        "timm's optimizers changed: regenerate with python codes/trainer/regenerate_names.py"
     )
 
 
 def test_scheduler_parameter_names_are_fresh():
-    from trainer.schema_names import SCHEDULER_PARAMS, scheduler_params
+    from trainer.regenerate_names import scheduler_params
+    from trainer.schema_names import SCHEDULER_PARAMS
 
     assert list(SCHEDULER_PARAMS) == scheduler_params(), (
-        "run: python codes/trainer/schema_names.py, then regenerate codes/train.schema.json"
+        "run: python codes/trainer/regenerate_names.py, then regenerate codes/train.schema.json"
     )
 
 

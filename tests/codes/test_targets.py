@@ -6,8 +6,8 @@ from __future__ import annotations
 import fractions
 
 import pytest
-from trainer.build.targets import call_target
 from trainer.errors import ConfigError
+from trainer.parts.targets import call_target
 
 
 def test_a_target_is_built_with_its_keys_and_the_accepted_defaults() -> None:

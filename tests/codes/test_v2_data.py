@@ -205,8 +205,7 @@ def test_mixup_soft_targets_in_first_batch(mixup, cutmix):
 
 def test_soft_target_losses():
     from timm.loss import SoftTargetCrossEntropy
-    from trainer.build.loss import SoftTargetFocalLoss, build_criterion
-    from trainer.build.losses import FocalLoss
+    from trainer.parts.losses import FocalLoss, SoftTargetFocalLoss, build_criterion
 
     mix = {"augmentation": {"mixup": True}}
     assert isinstance(
@@ -328,8 +327,8 @@ def test_class_weighting_changes_the_single_split_loss(tiny_cfg):
     """On an imbalanced single split, `balanced` puts sklearn's weights (from the training
     split's labels) into the loss object, and the loss of the same batch changes."""
     from sklearn.utils.class_weight import compute_class_weight
-    from trainer.build.parts import build_parts
     from trainer.device import AmpPlan
+    from trainer.parts.assemble import build_parts
 
     data = image_set([30, 10, 4])
     split = (np.arange(0, 44, 2), np.arange(1, 44, 2))  # every other image: 15, 5, 2 to train

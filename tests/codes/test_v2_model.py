@@ -14,11 +14,11 @@ import pytest
 import torch
 import yaml
 from trainer.artifacts import RunDir
-from trainer.build.model import build_model
-from trainer.build.optimizer import build_optimizer
-from trainer.build.scheduler import build_scheduler
+from trainer.key_reads import track, unused
+from trainer.parts.model import build_model
+from trainer.parts.optimizer import build_optimizer
+from trainer.parts.scheduler import build_scheduler
 from trainer.run import train
-from trainer.tracked import track, unused
 
 ORIGINAL = Path(__file__).resolve().parents[1] / "original" / "config_v2.yaml"
 

@@ -233,8 +233,29 @@ def make_loaders(
     wrap the training loader; the validation loader carries the TTA plans (infer/tta.py)."""
     from trainer.infer.tta import tta_plans
 
-    seed = cfg.get("random_seed", 42)
     mean, std = cfg.get("norm_mean", [0.5] * 3), cfg.get("norm_std", [0.5] * 3)
+    train = _train_loader(data, train_idx, cfg, device, (mean, std))
+    mixup = build_mixup(cfg, data.num_classes)
+    if mixup is not None:
+        train = MixingLoader(train, mixup)
+    va = torch.as_tensor(val_idx)
+    val = TensorLoader(
+        data.images[va], data.labels[va], max(cfg["batch_size"], 256), device, mean, std
+    )
+    val.tta, val.test_tta = tta_plans(cfg)
+    return train, val
+
+
+def _train_loader(
+    data: ImageSet,
+    train_idx: np.ndarray,
+    cfg: dict[str, Any],
+    device: torch.device,
+    norm: tuple[list[float], list[float]],
+) -> Any:
+    """The split's training loader before mixing: light augmentation on the device, or the
+    albumentations policies' stages per image; it says which (`augmentation`, `oversampled`)."""
+    seed = cfg.get("random_seed", 42)
     images, labels, oversampled = _train_data(data, train_idx, cfg, seed)
     sampler = weighted_sampler(labels, seed) if cfg.get("weighted_random_sampler") else None
     stages = stages_of(cfg)
@@ -246,8 +267,7 @@ def make_loaders(
             labels,
             cfg["batch_size"],
             device,
-            mean,
-            std,
+            *norm,
             shuffle=True,
             augment=augment if augment.enabled else None,
             seed=seed,
@@ -256,29 +276,13 @@ def make_loaders(
         train.augmentation = light_names(train.augment)
     else:
         online = OnlineAugment(stages, int(cfg["image_size"]), seed + 1)
+        workers = loader_workers(cfg.get("num_workers"))
         train = AugmentedLoader(
-            images,
-            labels,
-            cfg["batch_size"],
-            device,
-            mean,
-            std,
-            online,
-            sampler,
-            loader_workers(cfg.get("num_workers")),
-            seed,
+            images, labels, cfg["batch_size"], device, *norm, online, sampler, workers, seed
         )
         train.augmentation = online.describe()
     train.oversampled = oversampled
-    mixup = build_mixup(cfg, data.num_classes)
-    if mixup is not None:
-        train = MixingLoader(train, mixup)
-    va = torch.as_tensor(val_idx)
-    val = TensorLoader(
-        data.images[va], data.labels[va], max(cfg["batch_size"], 256), device, mean, std
-    )
-    val.tta, val.test_tta = tta_plans(cfg)
-    return train, val
+    return train
 
 
 def effective_data(train: Any, val: Any) -> dict[str, Any]:

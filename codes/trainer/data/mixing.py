@@ -1,5 +1,5 @@
 """Mixup / CutMix on training batches with timm's `Mixup` (soft targets, label smoothing folded
-in as timm's train.py does); the loss becomes a soft-target one (trainer/build/loss.py)."""
+in as timm's train.py does); the loss becomes a soft-target one (trainer/parts/losses.py)."""
 
 from __future__ import annotations
 
@@ -8,28 +8,8 @@ from typing import Any
 
 import torch
 
-
-def mix_flags(cfg: dict[str, Any]) -> tuple[bool, bool]:
-    """(mixup, cutmix) as `augmentation.mixup` / `augmentation.cutmix` ask."""
-    spec = cfg.get("augmentation")
-    if not isinstance(spec, dict):
-        return False, False
-    return bool(spec.get("mixup", False)), bool(spec.get("cutmix", False))
-
-
-def mixup_active(cfg: dict[str, Any]) -> bool:
-    return any(mix_flags(cfg))
-
-
-def mix_smoothing(cfg: dict[str, Any]) -> float:
-    """The label smoothing of the configured (hard-target) loss, to fold into the targets."""
-    from trainer.build.loss import build_criterion
-
-    if isinstance(cfg.get("criterion"), dict):
-        return 0.0
-    plain = build_criterion({**cfg, "augmentation": {}}, None)
-    value = getattr(plain, "label_smoothing", 0.0)
-    return float(value) if isinstance(value, int | float) else 0.0
+from trainer.config import mix_flags
+from trainer.registry import label_smoothing
 
 
 def build_mixup(cfg: dict[str, Any], num_classes: int) -> Any:
@@ -45,7 +25,7 @@ def build_mixup(cfg: dict[str, Any], num_classes: int) -> Any:
         prob=float(cfg.get("mix_prob", 1.0)),
         switch_prob=float(cfg.get("switch_prob", 0.5)),
         mode="batch",
-        label_smoothing=mix_smoothing(cfg),
+        label_smoothing=label_smoothing(cfg),  # the hard-target loss's, folded in
         num_classes=num_classes,
     )
 

@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from trainer.artifacts import write_atomic_with
-from trainer.build.model import build_model
 from trainer.data import ImageSet
 from trainer.errors import ConfigError
+from trainer.parts.model import build_model
 
 
 def checkpoint_payload(

@@ -10,7 +10,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from hyperparameter_system.config.search import Param
+from hyperparameter_system.config.search_blocks import Param
 
 
 def grid_values(param: Param) -> tuple[Any, ...]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import optuna
 
-from hyperparameter_system.config.search import SAMPLERS, SearchSettings
+from hyperparameter_system.config.search_blocks import SAMPLERS, SearchSettings
 from hyperparameter_system.core.errors import HpsysError
 from hyperparameter_system.run.studies.grid import GridToItsSize, grid_points, grid_values
 from hyperparameter_system.run.studies.pruners import make_pruner

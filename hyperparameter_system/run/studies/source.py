@@ -21,7 +21,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from hyperparameter_system.config.search import SearchSettings
+from hyperparameter_system.config.search_blocks import SearchSettings
 from hyperparameter_system.config.settings import ModelSettings, Settings
 from hyperparameter_system.core.configdict import stable_hash
 from hyperparameter_system.core.errors import HpsysError
@@ -158,7 +158,7 @@ class StudySource:
     def observe(self, experiment: Experiment, line: Mapping[str, Any]) -> StopDecision | None:
         if not self.search.pruner.on or self.search.multi:
             # Optuna prunes single-objective studies only: the config refuses a pruner on a
-            # multi-objective search (config/search.py); one built by hand is never pruned
+            # multi-objective search (config/search_blocks.py); one built by hand is never pruned
             return None
         trial = self.trials.get(experiment.id)
         read = monitored(line, self.search.pruner.monitor)

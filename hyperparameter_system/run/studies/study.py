@@ -20,7 +20,7 @@ from optuna.distributions import (
 )
 from optuna.trial import TrialState
 
-from hyperparameter_system.config.search import SearchSettings
+from hyperparameter_system.config.search_blocks import SearchSettings
 from hyperparameter_system.config.settings import Settings
 from hyperparameter_system.core.configdict import get_dotted
 from hyperparameter_system.core.processes import alive
@@ -173,7 +173,7 @@ def _fits(dist: BaseDistribution, value: Any) -> bool:
 
 
 def counts(study: optuna.Study) -> dict[str, int]:
-    """Its trials by state as the runner tells them (002's get_status): active (running or
+    """Its trials by state as the runner tells them (a status line per study): active (running or
     waiting), complete, pruned, failed."""
     out = {"active": 0, "complete": 0, "pruned": 0, "failed": 0}
     names = {TrialState.RUNNING: "active", TrialState.WAITING: "active",

@@ -13,8 +13,8 @@ from typing import Any
 
 from torch import nn
 
-from trainer.build.targets import call_target
 from trainer.errors import ConfigError, close_matches
+from trainer.parts.targets import call_target
 
 
 def check_model_name(name: str) -> None:

@@ -10,9 +10,9 @@ from typing import Any
 import torch
 from torch.optim import lr_scheduler
 
-from trainer.build import registry
-from trainer.build.targets import call_target, import_target
+from trainer import registry
 from trainer.errors import ConfigError
+from trainer.parts.targets import call_target, import_target
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from hyperparameter_system.app import api
-from hyperparameter_system.config.search import SearchSettings
+from hyperparameter_system.config.search_blocks import SearchSettings
 from hyperparameter_system.config.settings import Settings
 from hyperparameter_system.core.errors import HpsysError, close_match
 from hyperparameter_system.core.states import Status
@@ -34,6 +34,7 @@ from hyperparameter_system.run.studies import (
     open_opened,
     open_study,
 )
+from hyperparameter_system.store.estimates import spread
 
 # A live view for a search: given the trials left to run and the slots, or None.
 SearchDisplay = Callable[[int, int], Display]
@@ -51,8 +52,8 @@ class TrialView:
 
 @dataclass
 class StudyStatus:
-    """One study's counts (as 002's get_status), its best trial or Pareto front, and the
-    parameter importances once enough trials completed."""
+    """One study's counts (active, complete, pruned, failed), its best trial or Pareto front,
+    and the parameter importances once enough trials completed."""
 
     search: str
     model: str
@@ -88,7 +89,7 @@ def plan_search(settings: Settings, name: str, trials: int | None = None) -> Sea
             and r.status == Status.DONE]
     per_model = {m: [r.duration_s for r in rows if r.model == m] for m in left}
     known = [sum(times) / len(times) * left[m] for m, times in per_model.items() if times]
-    estimate = sum(known) / slots if known and len(known) == len(left) else None
+    estimate = spread(known, slots) if len(known) == len(left) else None
     return SearchPlan(name, left, slots, estimate)
 
 

@@ -1,4 +1,4 @@
-"""The config mapping that records which keys a run read (result.json `unused_keys`): the
+"""Which config keys a run read (result.json `unused_keys`): the mapping that records it is the
 reporter's (`hpsys_reporter.tracked`), so the engine and any script on the reporter count reads
 alike. See that module for what counts as a read."""
 

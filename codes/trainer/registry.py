@@ -152,7 +152,7 @@ SCHEDULERS: tuple[SchedulerInfo, ...] = (
     # `gamma` times the last one's peak (timm's CosineLRScheduler, stepped per batch).
     SchedulerInfo(
         "CosineAnnealingWarmupRestarts",
-        "trainer.build.scheduler.CosineAnnealingWarmupRestarts",
+        "trainer.parts.scheduler.CosineAnnealingWarmupRestarts",
         "step",
         _warm_restarts,
         own_warmup=True,
@@ -181,12 +181,17 @@ def scheduler_info(name: str | None) -> SchedulerInfo | None:
 
 @dataclass(frozen=True)
 class LossInfo:
-    """One loss the config can name: its class, other names, and its config-read arguments."""
+    """One loss the config can name: its class, other names, and its config-read arguments.
+
+    smoothing: which of those arguments is its label smoothing, so mixup can fold the same
+    smoothing into its soft targets without building the loss.
+    """
 
     name: str
     target: str
     aliases: tuple[str, ...] = ()
     kwargs: Callable[[dict[str, Any]], dict[str, Any]] = lambda cfg: {}
+    smoothing: str | None = None
 
 
 LOSSES: tuple[LossInfo, ...] = (
@@ -195,18 +200,20 @@ LOSSES: tuple[LossInfo, ...] = (
         "torch.nn.CrossEntropyLoss",
         ("CrossEntropy", "CE", "cross_entropy", "cross_entropy_loss"),
         lambda cfg: {"label_smoothing": float(cfg.get("label_smooth") or 0.0)},  # as the original
+        "label_smoothing",
     ),
     LossInfo(
         "FocalLoss",
-        "trainer.build.losses.FocalLoss",
+        "trainer.parts.losses.FocalLoss",
         ("Focal", "focal_loss"),
         lambda cfg: {"alpha": cfg.get("focal_alpha", 1.0), "gamma": cfg.get("focal_gamma", 2.0)},
     ),
     LossInfo(
         "LabelSmoothingLoss",
-        "trainer.build.losses.LabelSmoothingLoss",
+        "trainer.parts.losses.LabelSmoothingLoss",
         ("LabelSmoothing", "label_smoothing", "label_smoothing_loss"),
         lambda cfg: {"smoothing": cfg.get("label_smooth", 0.1)},
+        "smoothing",
     ),
 )
 
@@ -222,3 +229,16 @@ def loss_info(name: str) -> LossInfo:
         if name.lower() in (n.lower() for n in (info.name, *info.aliases)):
             return info
     raise ConfigError(unknown_name("criterion", "loss", name, loss_names()))
+
+
+def label_smoothing(cfg: dict[str, Any]) -> float:
+    """The label smoothing of the configured (hard-target) loss, read from its record: 0 for a
+    loss without one, or for a `_target_` loss (its arguments are its own)."""
+    spec = cfg.get("criterion", "CrossEntropyLoss")
+    if isinstance(spec, dict):
+        return 0.0
+    info = loss_info(str(spec))
+    if info.smoothing is None:
+        return 0.0
+    value = info.kwargs(cfg).get(info.smoothing, 0.0)
+    return float(value) if isinstance(value, int | float) else 0.0

@@ -10,13 +10,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainer.build.loss import build_criterion, class_weights
-from trainer.build.model import build_model, check_model_name
-from trainer.build.optimizer import build_optimizer, effective_optimizer, optimizer_key
-from trainer.build.scheduler import Schedule, build_scheduler, scheduler_class
 from trainer.data import ImageSet, TensorLoader, make_loaders
 from trainer.device import AmpPlan
 from trainer.errors import ConfigError
+from trainer.parts.losses import build_criterion, class_weights
+from trainer.parts.model import build_model, check_model_name
+from trainer.parts.optimizer import build_optimizer, effective_optimizer, optimizer_key
+from trainer.parts.scheduler import Schedule, build_scheduler, scheduler_class
 from trainer.schema import rule_problem
 
 

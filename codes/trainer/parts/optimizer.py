@@ -8,9 +8,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainer.build import registry
-from trainer.build.targets import call_target
+from trainer import registry
 from trainer.errors import ConfigError
+from trainer.parts.targets import call_target
 
 
 def build_optimizer(cfg: dict[str, Any], model: nn.Module) -> torch.optim.Optimizer:

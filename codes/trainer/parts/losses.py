@@ -1,5 +1,6 @@
-"""The loss named by `criterion` (a registry record or a `_target_` class) with its class
-weights, and the values read back from the loss object for result.json."""
+"""The losses: the two torch lacks under the names the categories use, the loss named by
+`criterion` (a registry record or a `_target_` class) with its class weights, its soft-target
+form under mixup/cutmix, and the values read back from the loss object for result.json."""
 
 from __future__ import annotations
 
@@ -9,10 +10,36 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainer.build import registry
-from trainer.build.losses import FocalLoss
-from trainer.build.targets import call_target, import_target
+from trainer import registry
+from trainer.config import mixup_active
 from trainer.errors import ConfigError
+from trainer.parts.targets import call_target, import_target
+
+
+class FocalLoss(nn.Module):
+    """Focal loss (Lin et al. 2017): alpha * (1 - p_t)^gamma * CE, down-weighting easy examples."""
+
+    def __init__(
+        self, alpha: float | None = 1.0, gamma: float = 2.0, weight: torch.Tensor | None = None
+    ) -> None:
+        super().__init__()
+        self.alpha = 1.0 if alpha is None else float(alpha)
+        self.gamma = float(gamma)
+        self.register_buffer("weight", weight)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        log_p = F.log_softmax(logits.float(), dim=-1)
+        log_pt = log_p.gather(1, target[:, None]).squeeze(1)
+        ce = -log_pt if self.weight is None else -log_pt * self.weight[target]
+        return (self.alpha * (1.0 - log_pt.exp()).pow(self.gamma) * ce).mean()
+
+
+class LabelSmoothingLoss(nn.CrossEntropyLoss):
+    """Cross-entropy against smoothed targets; `smoothing` is torch's `label_smoothing`."""
+
+    def __init__(self, smoothing: float = 0.1, weight: torch.Tensor | None = None) -> None:
+        super().__init__(weight=weight, label_smoothing=float(smoothing))
+        self.smoothing = float(smoothing)
 
 
 def class_weights(
@@ -47,8 +74,6 @@ def build_criterion(cfg: dict[str, Any], weight: torch.Tensor | None) -> nn.Modu
         return call_target(spec, "criterion", weight=weight)
     info = registry.loss_info(str(spec))
     loss = import_target(info.target, "criterion")(**info.kwargs(cfg), weight=weight)
-    from trainer.data.mixing import mixup_active
-
     return soft_target_criterion(loss, weight) if mixup_active(cfg) else loss
 
 
