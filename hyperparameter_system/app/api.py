@@ -123,22 +123,22 @@ def estimates(settings: Settings, experiments: Sequence[Experiment],
 
 def plan_run(settings: Settings, experiments: Sequence[Experiment], rerun: bool = False,
              executor: str | None = None, slots: int | None = None,
-             book: Ledger | None = None, race: bool | None = None) -> RunPlan:
-    """`race` (default: when repeats are adaptive): what runs first is each option's `min`
-    seeds; the race adds seeds as verdicts need them, up to `max`."""
+             book: Ledger | None = None) -> RunPlan:
+    """With adaptive repeats, what runs first is each option's `min` seeds (the race adds seeds
+    as verdicts need them, up to `max`: `estimate_max_s` is that worst case)."""
     book = book or ledger(settings)
     statuses = book.statuses(e.id for e in experiments)
     todo = [e for e in experiments if rerun or statuses.get(e.id) not in FINAL]
     rule = settings.execution.race
     upto: list[Experiment] = []
-    if rule is not None and (race if race is not None else not _fixed(experiments)):
+    if rule is not None and not _fixed(experiments):
         # the race's plan so far: every option's first seeds, and the seeds it added
         upto = todo
         experiments = [e for e in experiments if e.repeat < rule.min_seeds or e.id in statuses]
         todo = [e for e in todo if e.repeat < rule.min_seeds]
     est = estimates(settings, upto or todo, book)
-    known = [v for i, v in est.items() if v is not None and (not upto or i in {
-        e.id for e in todo})]
+    now = {e.id for e in todo}
+    known = [v for i, v in est.items() if v is not None and i in now]
     known_max = [v for v in est.values() if v is not None]
     if slots is None and known_max:  # only to spread known durations (may run nvidia-smi)
         slots = slot_count(settings, executor)
@@ -306,8 +306,7 @@ def run(settings: Settings, experiments: Sequence[Experiment], rerun: bool = Fal
 
         experiments = baselines_first(experiments)
     race = settings.execution.race is not None and not _fixed(experiments)
-    plan = plan_run(settings, experiments, rerun, kind, slots=len(slots), book=book,
-                    race=race)
+    plan = plan_run(settings, experiments, rerun, kind, slots=len(slots), book=book)
     if settings.execution.pruning.on:
         stopper = PoolPruner(settings, experiments, to_the_end=_rerun_pruned(plan, rerun))
     view = display(plan, len(slots)) if display is not None else None

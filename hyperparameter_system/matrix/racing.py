@@ -167,8 +167,20 @@ def judge(baseline: Mapping[int, float], arms: Mapping[str, Arm], rule: RaceRule
     pools over all of a model's categories: one model, one data set, one set of seeds)."""
     pool = Pool()
     ss, pool.df = pooled if pooled is not None else squares(baseline, arms)
-    s2 = ss / pool.df if pool.df else None
-    level = rule.level
+    active = _settle(baseline, arms, rule, pool)
+    if active:
+        _race(pool, active, arms, ss / pool.df if pool.df else None, rule)
+    if not pool.open:
+        for j in pool.judgements.values():  # at max: the unseparated are undecided too
+            if j.verdict in (LEADING, RACING):
+                j.verdict = UNDECIDED
+    return pool
+
+
+def _settle(baseline: Mapping[int, float], arms: Mapping[str, Arm], rule: RaceRule,
+            pool: Pool) -> dict[str, list[float]]:
+    """Judge the options that need no test (stopped, identical, not paired yet); return the
+    paired differences of the others, which race."""
     active: dict[str, list[float]] = {}
     for name, arm in arms.items():
         d = _diffs(arm.scores, baseline)
@@ -181,49 +193,49 @@ def judge(baseline: Mapping[int, float], arms: Mapping[str, Arm], rule: RaceRule
         else:  # no paired seed yet
             pool.judgements[name] = Judgement(RACING, seeds=len(arm.scores),
                                               wants=len(arm.scores) < rule.max_seeds)
-    if not active:
-        return pool
+    return active
+
+
+def _race(pool: Pool, active: Mapping[str, list[float]], arms: Mapping[str, Arm],
+          s2: float | None, rule: RaceRule) -> None:
+    """The leader against the baseline and the rest (Holm at the look's level); the losers
+    out at F-Race's level; who of the rest wants another seed."""
+    level = rule.level
     versus_base = {k: _compare(d, s2, pool.df, level) for k, d in active.items()}
-    leader = max(active, key=lambda k: versus_base[k].mean)
-    pool.leader = leader
+    leader = pool.leader = max(active, key=lambda k: versus_base[k].mean)
     lead = arms[leader].scores
     versus_lead = {k: _compare(_diffs(lead, arms[k].scores), s2, pool.df, level)
                    for k in active if k != leader}
-    # out: worse than the leader (Holm over those comparisons), or worse than the baseline
     drop = 1 - rule.confidence  # losing an option is no false winner: F-Race's level
-    behind = {k for k, c in versus_lead.items() if c.mean > 0 and c.p <= drop}
-    below = {k for k, c in versus_base.items() if c.mean < 0 and c.p <= drop}
-    out = behind | below
+    out = ({k for k, c in versus_lead.items() if c.mean > 0 and c.p <= drop}
+           | {k for k, c in versus_base.items() if c.mean < 0 and c.p <= drop})
     racing = [k for k in active if k != leader and k not in out]
     family = {"": versus_base[leader]} | {k: versus_lead[k] for k in racing}
     won = (versus_base[leader].mean > 0 and
            holm({k: c.p for k, c in family.items()}, level) == set(family))
-    futile = not won and _futile(versus_base[leader], s2, pool.df, rule)
-    if won:
+    if won or leader in out:  # decided: a winner, or even the best is below the baseline
         out |= set(racing)
-        racing = []
-    elif leader in below:  # every option is worse than the baseline: the pool is decided
-        racing = []
-    for k in active:
-        c = versus_base[k]
-        j = Judgement(RACING, c.mean, c.half_width, c.n)
+    futile = not won and _futile(versus_base[leader], s2, pool.df, rule)
+    for k, c in versus_base.items():
         if k == leader and won:
-            j.verdict = WINNER
-        elif k in out or (k == leader and leader in below):
-            j.verdict = RACED_OUT
+            pool.judgements[k] = Judgement(WINNER, c.mean, c.half_width, c.n)
+        elif k in out:
+            pool.judgements[k] = Judgement(RACED_OUT, c.mean, c.half_width, c.n)
         else:
-            open_ = list(family.values()) if k == leader else [versus_lead[k]]
-            j.wants = c.n < rule.max_seeds and not futile
-            j.closeness = max(o.closeness for o in open_)
-            needs = [o.needed() for o in open_]
-            j.needed = None if None in needs else max(n for n in needs if n is not None)
-            j.verdict = (LEADING if k == leader else RACING) if j.wants else UNDECIDED
-        pool.judgements[k] = j
-    if not pool.open:
-        for j in pool.judgements.values():  # at max: the unseparated are undecided too
-            if j.verdict in (LEADING, RACING):
-                j.verdict = UNDECIDED
-    return pool
+            pool.judgements[k] = _open(c, list(family.values()) if k == leader
+                                       else [versus_lead[k]], k == leader, futile, rule)
+
+
+def _open(versus_base: Comparison, comparisons: list[Comparison], leads: bool, futile: bool,
+          rule: RaceRule) -> Judgement:
+    """An option still in the race: leading or racing while it wants a seed, else undecided;
+    how close its open comparisons are, and the seeds they would need."""
+    c = versus_base
+    wants = c.n < rule.max_seeds and not futile
+    needs = [o.needed() for o in comparisons]
+    return Judgement((LEADING if leads else RACING) if wants else UNDECIDED, c.mean,
+                     c.half_width, c.n, wants, max(o.closeness for o in comparisons),
+                     None if None in needs else max(n for n in needs if n is not None))
 
 
 def _futile(leader: Comparison, s2: float | None, df: int, rule: RaceRule) -> bool:
