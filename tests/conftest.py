@@ -96,6 +96,18 @@ def master_writer() -> Callable[..., Path]:
     return write_master
 
 
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The repository's data/ when prepared, else the embedded dataset written once here."""
+    data = ROOT / "data"
+    if (data / "train.csv").is_file():
+        return data
+    out = tmp_path_factory.mktemp("digits") / "data"
+    subprocess.run([sys.executable, "codes/prepare_data.py", "--out", str(out)], cwd=ROOT,
+                   check=True, timeout=300)
+    return out
+
+
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
     """`cli(*args, env={...})`: the runner CLI in a subprocess from the repository root."""

@@ -5,7 +5,6 @@ and config-group choices as category options."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -75,14 +74,11 @@ def test_group_choices_as_options_change_what_their_entry_sets(master_config) ->
 
 
 @pytest.mark.slow
-def test_a_composed_quickstart_trains_for_real(master_config, cli, tmp_path) -> None:
+def test_a_composed_quickstart_trains_for_real(master_config, cli, tmp_path,
+                                                data_dir) -> None:
     """The base composed from a defaults list, an ${oc.env:...} interpolation and a config-group
     category, trained on the embedded digits: temp configs resolved, `effective` as asked."""
-    data = ROOT / "data"
-    if not (data / "train.csv").is_file():
-        data = tmp_path / "data"
-        subprocess.run([sys.executable, "codes/prepare_data.py", "--out", str(data)], cwd=ROOT,
-                       check=True, timeout=300)
+    data = data_dir
     path = master_config(
         system={"base_config": CONF, "keep_temp_configs": True,
                 "overrides": ["epochs=1", "limit_samples=120", "image_size=16", "batch_size=32",

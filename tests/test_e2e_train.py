@@ -4,8 +4,6 @@ in --summary."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,18 +15,6 @@ OPTIONS = [{"name": "AdamW", "lr": 0.003, "weight_decay": 0.0001, "description":
            {"name": "SGD", "lr": 1e-7, "momentum": 0.0, "description": "sgd_frozen"}]
 MODELS = [{"name": "test_resnet.r160_in1k", "script": "python codes/train.py"},
           {"name": "test_efficientnet.r160_in1k", "script": "./run_b3.sh"}]
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> Path:
-    """The repository's data/ when prepared, else the embedded dataset written once here."""
-    data = ROOT / "data"
-    if (data / "train.csv").is_file():
-        return data
-    out = tmp_path_factory.mktemp("digits") / "data"
-    subprocess.run([sys.executable, "codes/prepare_data.py", "--out", str(out)], cwd=ROOT,
-                   check=True, timeout=300)
-    return out
 
 
 def test_small_matrix_through_train_py_finds_the_winners(master_config, cli, tmp_path,

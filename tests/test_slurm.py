@@ -345,14 +345,12 @@ def test_how_a_job_ended_is_recorded_with_slurm_s_state(tmp_path, state, code, s
 
 @pytest.mark.slow
 def test_the_quickstart_models_train_for_real_through_slurm(slurm, master_config, cli,  # noqa: F811
-                                                            tmp_path):
+                                                            tmp_path, data_dir):
     """codes/train.py and a .sh launch script on the embedded digits, every run a job: the
     same results and winners as the local e2e test."""
-    from test_e2e_train import MODELS, OPTIONS, ROOT
+    from test_e2e_train import MODELS, OPTIONS
 
-    data = ROOT / "data"
-    if not (data / "train.csv").is_file():
-        pytest.skip("the embedded dataset is not written (make data)")
+    data = data_dir
     path = master_config(
         system={"base_config": "codes/config_v2.yaml", "metric": "metrics.best_val_f1",
                 "overrides": ["epochs=2", "limit_samples=400", "image_size=32",

@@ -5,8 +5,6 @@ for declared categories (the fake trainer, then once with the built-in one)."""
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -61,12 +59,9 @@ def test_a_bad_sweep_is_one_line_and_launches_nothing(master_config, cli, tmp_pa
 
 
 @pytest.mark.slow
-def test_a_sweep_trains_with_the_built_in_trainer(master_config, cli, tmp_path) -> None:
-    data = ROOT / "data"
-    if not (data / "train.csv").is_file():
-        data = tmp_path / "data"
-        subprocess.run([sys.executable, "codes/prepare_data.py", "--out", str(data)], cwd=ROOT,
-                       check=True, timeout=300)
+def test_a_sweep_trains_with_the_built_in_trainer(master_config, cli, tmp_path,
+                                                 data_dir) -> None:
+    data = data_dir
     path = master_config(
         system={"base_config": "codes/config_v2.yaml",
                 "overrides": ["epochs=1", "limit_samples=120", "image_size=16", "batch_size=32",

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from relkit import experiment_pids, wait_for
 
+from hyperparameter_system import experiment_runner
+
 
 @pytest.fixture(autouse=True)
 
@@ -21,3 +23,17 @@ def _no_leftovers(tmp_path: Path):
         for pid in left:
             os.kill(pid, signal.SIGKILL)
         pytest.fail(f"processes left running: {left}")
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """The runner's CLI in this process: (exit code, stdout, stderr). A test file may define its
+    own (test_bad_input's runs it as a subprocess)."""
+    monkeypatch.setattr(signal, "signal", lambda *a: None)
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = experiment_runner.main(argv)
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run

@@ -4,7 +4,6 @@ would refuse as a project name."""
 
 from __future__ import annotations
 
-import signal
 import sqlite3
 from pathlib import Path
 
@@ -12,7 +11,6 @@ import pytest
 from relkit import ROOT, master_dict, write_master
 from test_bad_input import alias_bomb
 
-from hyperparameter_system import experiment_runner
 from hyperparameter_system.config.entries import ModelSettings
 from hyperparameter_system.config.reader import Reader
 from hyperparameter_system.config.settings import load_settings
@@ -114,18 +112,6 @@ def test_a_row_reads_unreadable_cells_as_missing_and_tells_them():
         "ledger row abc123: result_json '{bad' is not a JSON object; read as missing",
     ]
     assert Row({"id": "ok", "result_json": '{"a": 1}', "duration_s": 3.0}).problems == []
-
-
-@pytest.fixture
-def cli(capsys, monkeypatch):
-    monkeypatch.setattr(signal, "signal", lambda *a: None)
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        code = experiment_runner.main(argv)
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return run
 
 
 def test_a_corrupted_ledger_cell_is_warned_in_the_summary_and_the_matrix(tmp_path, cli):

@@ -5,7 +5,6 @@ a read-only command creates nothing."""
 
 from __future__ import annotations
 
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -15,7 +14,6 @@ from pathlib import Path
 import pytest
 from relkit import master_dict, write_master
 
-from hyperparameter_system import experiment_runner
 from hyperparameter_system.store import ledger as ledger_module
 from hyperparameter_system.store.ledger import LEDGER_VERSION, Ledger
 
@@ -28,18 +26,6 @@ db.execute("UPDATE experiments SET note='x' WHERE 0")
 print("held", flush=True)
 time.sleep(60)
 """
-
-
-@pytest.fixture
-def cli(capsys, monkeypatch):
-    monkeypatch.setattr(signal, "signal", lambda *a: None)
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        code = experiment_runner.main(argv)
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return run
 
 
 def _config(tmp: Path, ledger: Path) -> str:
