@@ -19,7 +19,9 @@ from hyperparameter_system.core.states import FINAL, Direction, Status
 from hyperparameter_system.matrix.experiments import BASELINE, Experiment
 from hyperparameter_system.matrix.racing import (
     FAILED,
+    LEADING,
     PRUNED,
+    RACING,
     UNDECIDED,
     Arm,
     Pool,
@@ -255,19 +257,20 @@ class RaceSource:
                             self.rule)
         estimate = estimate_durations(list(rows.values()), self.experiments,
                                       calibration=self.calibration)
+        baselines = {e.model: e for e in self.experiments
+                     if e.category == BASELINE and e.repeat == 0}
         out = []
         for raced in pools.values():
             lead = raced.pool.leader
             j = raced.pool.judgements.get(lead) if lead else None
-            if j is None or j.verdict not in (UNDECIDED, "leading"):
+            if j is None or j.verdict not in (UNDECIDED, LEADING):
                 continue
-            racing = [o for o, x in raced.pool.judgements.items()
-                      if x.verdict in (UNDECIDED, "leading", "racing")]
+            # one more seed: each option still in the race, and the baseline's pair
+            runs = [raced.options[o][0] for o, x in raced.pool.judgements.items()
+                    if x.verdict in (UNDECIDED, LEADING, RACING) and 0 in raced.options[o]]
+            runs += [baselines[raced.model]] if raced.model in baselines else []
+            per_seed = sum(estimate.get(e.id) or 0 for e in runs)
             more = None if j.needed is None else max(0, j.needed - j.seeds)
-            seconds = [estimate.get(s[0].id) for o in racing
-                       if (s := raced.options.get(o)) and 0 in s]
-            per_seed = sum(s for s in seconds if s) + (min((s for s in seconds if s),
-                                                            default=0))
             needs = ("more seeds would not settle it at this effect" if more is None else
                      f"needs more than {FAR} more seeds: the gain is small against the noise"
                      if more > FAR else f"needs ~{more} more seed(s)" + (
