@@ -114,7 +114,7 @@ def one_run(epochs: int, epoch_s: float, parallel: int, pruning: dict[str, Any] 
         began = time.perf_counter()
         api.run(settings, api.select(settings))
         wall = time.perf_counter() - began
-        rows = api.ledger(settings).rows()
+        rows = api.open_ledger(settings).rows()
         trained = sum(len((Path(r.run_dir) / "metrics.jsonl").read_text().splitlines())
                       for r in rows)
         counted: dict[str, int] = {}

@@ -77,7 +77,7 @@ def main() -> int:
     fds_cyclic = open_fds()  # ledgers caught in reference cycles still hold their connection
     gc.collect()
     fds_end, threads_end = open_fds(), threading.active_count()
-    statuses = api.ledger(settings).statuses()
+    statuses = api.open_ledger(settings).statuses()
     ok = sum(1 for s in statuses.values() if s == "done")
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 

@@ -40,8 +40,8 @@ def fill_ledger(settings: Settings, outcome: Callable[[Experiment], Any]) -> lis
     """Record every experiment of the matrix as `outcome(e)` says: a float (done with that
     metric), a string (failed with that reason) or None (left pending)."""
     experiments = build_matrix(settings)
-    book = Ledger(settings.system.ledger)
-    book.sync(experiments)
+    ledger = Ledger(settings.system.ledger)
+    ledger.sync(experiments)
     now = time.time()
     for e in experiments:
         value = outcome(e)
@@ -52,8 +52,8 @@ def fill_ledger(settings: Settings, outcome: Callable[[Experiment], Any]) -> lis
         log = run_dir / "train.log"
         if isinstance(value, str):
             log.write_text(f"boom\n{value}\n")
-            book.finish(e.id, Outcome(e.id, "failed", now, now + 1, exit_code=1, error=value,
-                                      run_dir=str(run_dir), log_path=str(log)), None)
+            ledger.finish(e.id, Outcome(e.id, "failed", now, now + 1, exit_code=1, error=value,
+                                        run_dir=str(run_dir), log_path=str(log)), None)
             continue
         with (run_dir / "metrics.jsonl").open("w") as fh:
             for epoch in (1, 2):
@@ -61,8 +61,8 @@ def fill_ledger(settings: Settings, outcome: Callable[[Experiment], Any]) -> lis
         result = {"metrics": {"best_val_f1": value, "epochs_run": 2},
                   "wandb": {"project": e.project, "run_id": e.id, "mode": "offline",
                             "dir": str(run_dir / "wandb" / "offline-run-x")}}
-        book.finish(e.id, Outcome(e.id, "done", now, now + 10, exit_code=0, result=result,
-                                  run_dir=str(run_dir), log_path=str(log)), value)
+        ledger.finish(e.id, Outcome(e.id, "done", now, now + 10, exit_code=0, result=result,
+                                    run_dir=str(run_dir), log_path=str(log)), value)
     return experiments
 
 

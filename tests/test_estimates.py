@@ -11,7 +11,7 @@ from report_helpers import settings_for
 
 from hyperparameter_system.matrix.experiments import build_matrix
 from hyperparameter_system.store.estimates import estimate_durations, spread
-from hyperparameter_system.store.ledger import Row
+from hyperparameter_system.store.row import Row
 from hyperparameter_system.ui import console
 
 CATEGORIES = {"size": [{"image_size": 64, "description": "A"},
@@ -20,8 +20,8 @@ CATEGORIES = {"size": [{"image_size": 64, "description": "A"},
 
 
 def _row(exp, status, duration):
-    return Row({"id": exp.id, "model": exp.model, "status": status, "duration_s": duration,
-                "config_json": json.dumps(dict(exp.config))})
+    return Row(id=exp.id, model=exp.model, status=status, duration_s=duration,
+               config_json=json.dumps(dict(exp.config)))
 
 
 def test_estimate_tiers(tmp_path):

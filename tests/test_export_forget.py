@@ -18,7 +18,8 @@ from hyperparameter_system.core.errors import HpsysError
 from hyperparameter_system.core.writable import file_target
 from hyperparameter_system.matrix import combine
 from hyperparameter_system.report.jsonexport import typed
-from hyperparameter_system.store.ledger import Ledger, runner_identity
+from hyperparameter_system.store.claims import runner_identity
+from hyperparameter_system.store.ledger import Ledger
 
 CATEGORIES = {
     "lr_cat": [{"lr": 0.01, "description": "fast"}, {"lr": 0.0001, "description": "slow"}],
@@ -61,41 +62,41 @@ def test_json_export_has_typed_tables_and_the_models_numbers(settings, tmp_path)
 
 
 def test_forget_deletes_the_selection_and_keeps_the_file(settings, capsys):
-    book = Ledger(settings.system.ledger)
-    before = len(book.rows())
+    ledger = Ledger(settings.system.ledger)
+    before = len(ledger.rows())
     code = experiment_runner.main(["--config", str(settings.path), "--forget",
                                    "--models", "m2", "--categories", "lr_cat"])
     assert code == 0 and "forgot 2 ledger row(s)" in capsys.readouterr().out
-    rows = book.rows()
+    rows = ledger.rows()
     assert len(rows) == before - 2 and settings.system.ledger.exists()
     assert not any(r.model == "m2" and r.category == "lr_cat" for r in rows)
 
 
 def test_forget_failed_and_a_live_runner_keeps_its_row(settings, capsys):
-    book = Ledger(settings.system.ledger)
-    m1 = [r for r in book.rows() if r.model == "m1"]
+    ledger = Ledger(settings.system.ledger)
+    m1 = [r for r in ledger.rows() if r.model == "m1"]
     live = next(r for r in m1 if r.label == "fast")
-    with book._tx() as db:  # failed before, running again now under this (live) process
+    with ledger._tx() as db:  # failed before, running again now under this (live) process
         db.execute("UPDATE experiments SET status='running', owner=?, heartbeat=?,"
                    " started_at=? WHERE id=?",
                    (runner_identity(), time.time(), time.time(), live.id))
     code = experiment_runner.main(["--config", str(settings.path), "--forget", "failed"])
     out = capsys.readouterr().out
     assert code == 0 and "forgot 2 ledger row(s)" in out  # the two "slow" failures
-    assert {r.status for r in book.rows()} == {"done", "running"}
-    done, running = book.forget([live.id])
-    assert (done, running) == (0, 1) and book.statuses([live.id])[live.id] == "running"
+    assert {r.status for r in ledger.rows()} == {"done", "running"}
+    done, running = ledger.forget([live.id])
+    assert (done, running) == (0, 1) and ledger.statuses([live.id])[live.id] == "running"
     # a runner that is gone (its heartbeat stale on another host) does not keep its row
-    with book._tx() as db:
+    with ledger._tx() as db:
         db.execute("UPDATE experiments SET owner='elsewhere:1', heartbeat=? WHERE id=?",
                    (time.time() - 3600, live.id))
-    assert book.forget([live.id], stale_after=30) == (1, 0)
+    assert ledger.forget([live.id], stale_after=30) == (1, 0)
 
 
 def test_forget_without_a_selection_is_bad_input(settings, capsys):
     assert experiment_runner.main(["--config", str(settings.path), "--forget"]) == 2
     assert "--forget" in capsys.readouterr().err
-    assert len(api.ledger(settings).rows()) == 8
+    assert len(api.open_ledger(settings).rows()) == 8
 
 
 # -- issue 20, item 1: user-given output paths are written through, never replaced ------------
@@ -191,9 +192,9 @@ def test_the_combined_config_is_written_through_a_symlink(settings, tmp_path):
 
 # -- issue 20, item 2: --forget honours --dry-run ----------------------------------------------
 def test_forget_dry_run_lists_and_deletes_nothing(settings, capsys):
-    before = {r.id for r in api.ledger(settings).rows()}
+    before = {r.id for r in api.open_ledger(settings).rows()}
     code = _export(settings, "--forget", "--models", "m2", "--categories", "lr_cat", "--dry-run")
     out = capsys.readouterr().out
     assert code == 0 and "would forget 2 ledger row(s); nothing deleted" in out
     assert out.count("would forget m2 lr_cat") == 2 and "forgot 2" not in out
-    assert {r.id for r in api.ledger(settings).rows()} == before
+    assert {r.id for r in api.open_ledger(settings).rows()} == before

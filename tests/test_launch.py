@@ -22,7 +22,7 @@ from hyperparameter_system.core.safe_names import safe_name
 from hyperparameter_system.matrix.experiments import build_matrix
 from hyperparameter_system.run import reaper
 from hyperparameter_system.run.reaper import alive
-from hyperparameter_system.store.ledger import owner_gone, runner_identity
+from hyperparameter_system.store.claims import owner_gone, runner_identity
 from hyperparameter_system.ui import console
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,7 +62,7 @@ def test_every_experiment_ran_and_is_done(full_run) -> None:
     settings, experiments, result, by_id, _ = full_run
     assert len(experiments) == 2 * (1 + 17 + 2)
     assert result.count("done") == len(experiments) and set(by_id) == {e.id for e in experiments}
-    rows = api.ledger(settings).rows([e.id for e in experiments])
+    rows = api.open_ledger(settings).rows([e.id for e in experiments])
     assert {r.status for r in rows} == {"done"} and {r.metric for r in rows} == {0.5}
 
 
@@ -85,7 +85,7 @@ def test_temp_config_is_the_base_plus_exactly_the_option(full_run) -> None:
 def test_names_argv_env_and_cwd_follow_the_contract(full_run) -> None:
     settings, experiments, _, by_id, (before, after) = full_run
     projects = {"fake-net.v1": "fake_net_v1", "org/fake_sh": "org_fake_sh"}
-    rows = {r.id: r for r in api.ledger(settings).rows()}
+    rows = {r.id: r for r in api.open_ledger(settings).rows()}
     for e in experiments:
         rec, env = by_id[e.id], by_id[e.id]["env"]
         config = Path(env["EXPERIMENT_CONFIG"])
@@ -159,7 +159,7 @@ def test_each_launch_keeps_its_own_temp_config(master_config) -> None:
         experiments = build_matrix(settings)
         assert api.run(settings, experiments).count("done") == 1
         ids.append(experiments[0].id)
-    rows = api.ledger(settings).rows(ids)
+    rows = api.open_ledger(settings).rows(ids)
     assert len({r.config_path for r in rows}) == 2
     for row, epochs in zip(rows, (2, 3), strict=True):
         assert yaml.safe_load(Path(row.config_path).read_text())["epochs"] == epochs
@@ -170,7 +170,7 @@ def test_a_failing_option_leaves_the_others_done(master_config) -> None:
                                   {"+fake.segfault": True}, {"+fake.no_result": True},
                                   {"fake.metric": 0.8})
     result = api.run(settings, experiments)
-    rows = api.ledger(settings).rows([e.id for e in experiments])
+    rows = api.open_ledger(settings).rows([e.id for e in experiments])
     assert [r.status for r in rows] == ["failed", "done", "failed", "failed", "done"]
     assert [r.metric for r in rows] == [None, 0.7, None, None, 0.8]
     assert rows[0].error == "exit code 3" and rows[0].exit_code == 3
@@ -189,7 +189,7 @@ def test_resume_retries_failures_and_rerun_forces(master_config) -> None:
     assert [o.experiment_id for o in second.outcomes] == [bad] and second.skipped_done == 1
     forced = api.run(settings, experiments, rerun=True)
     assert sorted(o.experiment_id for o in forced.outcomes) == sorted([ok, bad])
-    assert api.ledger(settings).statuses()[ok] == "done"
+    assert api.open_ledger(settings).statuses()[ok] == "done"
 
 
 @pytest.mark.parametrize(("retry", "attempts"), [(True, 2), (False, 1), (2, 3)])
@@ -197,7 +197,7 @@ def test_retry_failed(master_config, retry, attempts) -> None:
     settings, experiments = _fake(master_config, {"fake.exit_code": 1}, retry_failed=retry)
     result = api.run(settings, experiments)
     assert len(result.outcomes) == attempts
-    assert api.ledger(settings).rows()[0].attempts == attempts
+    assert api.open_ledger(settings).rows()[0].attempts == attempts
 
 
 def test_each_launch_has_its_own_wandb_run_id(master_config) -> None:
@@ -206,7 +206,7 @@ def test_each_launch_has_its_own_wandb_run_id(master_config) -> None:
     settings, (exp,) = _fake(master_config, {"fake.metric": 0.6})
 
     def launched_env() -> dict[str, str]:
-        row = api.ledger(settings).rows()[0]
+        row = api.open_ledger(settings).rows()[0]
         return json.loads((Path(row.run_dir) / "record.json").read_text())["env"]
 
     api.run(settings, [exp])
@@ -215,21 +215,21 @@ def test_each_launch_has_its_own_wandb_run_id(master_config) -> None:
     second = launched_env()
     assert first["WANDB_RUN_ID"] == exp.id and second["WANDB_RUN_ID"] == f"{exp.id}-2"
     assert first["HPSYS_EXPERIMENT_ID"] == second["HPSYS_EXPERIMENT_ID"] == exp.id
-    row = api.ledger(settings).rows()[0]
+    row = api.open_ledger(settings).rows()[0]
     assert (row.wandb_run_id, row.launches, row.attempts) == (f"{exp.id}-2", 2, 1)
 
 
 def test_retries_and_old_ledgers_count_launches_on(master_config) -> None:
     settings, (exp,) = _fake(master_config, {"fake.exit_code": 1}, retry_failed=1)
     api.run(settings, [exp])
-    row = api.ledger(settings).rows()[0]
+    row = api.open_ledger(settings).rows()[0]
     assert (row.wandb_run_id, row.launches, row.attempts) == (f"{exp.id}-2", 2, 2)
     # a ledger written before launches were counted: its attempts used the old run ids
     with sqlite3.connect(settings.system.ledger) as db:
         db.execute("ALTER TABLE experiments DROP COLUMN launches")
-    assert api.ledger(settings).rows()[0].launches == 2
+    assert api.open_ledger(settings).rows()[0].launches == 2
     api.run(settings, [exp], rerun=True)
-    assert api.ledger(settings).rows()[0].wandb_run_id == f"{exp.id}-4"
+    assert api.open_ledger(settings).rows()[0].wandb_run_id == f"{exp.id}-4"
 
 
 def test_timeout_ends_the_whole_process_tree(master_config, tmp_path) -> None:
@@ -247,12 +247,12 @@ def test_timeout_ends_the_whole_process_tree(master_config, tmp_path) -> None:
     while alive(grandchild) and time.time() < deadline:
         time.sleep(0.05)
     assert not alive(grandchild)
-    assert api.ledger(settings).rows()[0].status == "timeout"
+    assert api.open_ledger(settings).rows()[0].status == "timeout"
 
 
 def test_live_display_reads_the_latest_epoch(full_run) -> None:
     settings, experiments, *_ = full_run
-    row = api.ledger(settings).rows([experiments[1].id])[0]
+    row = api.open_ledger(settings).rows([experiments[1].id])[0]
     assert console.latest_epoch(row.run_dir) == "epoch 2 val_f1 0.5000"
     assert console.latest_epoch(str(settings.system.runs_dir / "nowhere")) == "starting"
 
@@ -276,11 +276,11 @@ def test_a_runner_bug_in_a_slot_is_raised_and_strands_nothing(master_config):
         def refresh(self):
             pass
 
-    engine = Executor(settings, api.ledger(settings), [Slot("cpu0")], local_dispatch(settings),
+    engine = Executor(settings, api.open_ledger(settings), [Slot("cpu0")], local_dispatch(settings),
                       BrokenDisplay())
     with pytest.raises(RuntimeError, match="display broke"):
         engine.run(api.select(settings))
-    rows = api.ledger(settings).rows()
+    rows = api.open_ledger(settings).rows()
     assert "running" not in {r.status for r in rows}
     assert any(r.status == "failed" and "display broke" in (r.error or "") for r in rows)
     assert not any(alive(r.pid) for r in rows if r.pid)

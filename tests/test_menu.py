@@ -92,11 +92,11 @@ def play(monkeypatch, settings, answers) -> Script:
 
 def seed(settings, experiments, status: str) -> None:
     """Put experiments in the ledger as if they had ended with `status`."""
-    book = api.ledger(settings)
-    book.sync(experiments)
+    ledger = api.open_ledger(settings)
+    ledger.sync(experiments)
     now = time.time()
     for e in experiments:
-        book.finish(e.id, Outcome(e.id, status, now - 5, now, exit_code=0), None)
+        ledger.finish(e.id, Outcome(e.id, status, now - 5, now, exit_code=0), None)
 
 
 def pairs(experiments) -> set[tuple[str, str]]:

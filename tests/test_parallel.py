@@ -245,10 +245,10 @@ def test_the_estimate_spreads_over_the_slots_actually_planned(tmp_path, capsys):
     options = [{"fake.metric": round(0.1 * (i + 1), 2)} for i in range(4)]
     settings = fake_settings(tmp_path, options, {"max_parallel": 8, "gpus": [0, 1]})
     experiments = api.select(settings)
-    book = api.ledger(settings)
-    book.sync(experiments)
+    ledger = api.open_ledger(settings)
+    ledger.sync(experiments)
     for e in experiments[:2]:  # two took 10 s before; the two left are estimated alike
-        book.finish(e.id, Outcome(e.id, "done", 100.0, 110.0, exit_code=0), 0.5)
+        ledger.finish(e.id, Outcome(e.id, "done", 100.0, 110.0, exit_code=0), 0.5)
     plan = api.plan_run(settings, experiments, rerun=True)
     assert plan.slots == 2 and plan.estimate_s == pytest.approx(20.0)  # 2 GPUs, not 8
     commands.show_matrix(settings, experiments)

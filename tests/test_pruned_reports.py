@@ -21,7 +21,8 @@ from hyperparameter_system.report.summary import collect
 from hyperparameter_system.report.tables import tables
 from hyperparameter_system.run.launcher import Outcome
 from hyperparameter_system.store.estimates import estimate_durations
-from hyperparameter_system.store.ledger import Ledger, Row
+from hyperparameter_system.store.ledger import Ledger
+from hyperparameter_system.store.row import Row
 
 # a YAML category; the base config plans 2 epochs
 CATEGORIES = {"tuning": [{"lr": 0.01, "description": "fast"},
@@ -36,8 +37,8 @@ def fill(settings, curve_of: Callable[[Experiment], Curve | None], duration: flo
     """Record each experiment done or pruned with the curve `curve_of` gives (its metrics.jsonl;
     result.json's best_val_f1 is the curve's best, omitted when the flag is false)."""
     experiments = build_matrix(settings)
-    book = Ledger(settings.system.ledger)
-    book.sync(experiments)
+    ledger = Ledger(settings.system.ledger)
+    ledger.sync(experiments)
     now = time.time()
     for e in experiments:
         spec = curve_of(e)
@@ -52,10 +53,10 @@ def fill(settings, curve_of: Callable[[Experiment], Curve | None], duration: flo
         result = {"metrics": {"best_val_f1": max(curve), "epochs_run": len(curve)},
                   "status": status} if with_result else None
         extra = {"pruned_epoch": len(curve)} if status == Status.PRUNED else {}
-        book.finish(e.id, Outcome(e.id, status, now, now + duration * len(curve) / 2,
-                                  exit_code=0, result=result, run_dir=str(run_dir),
-                                  note="epoch 2: below the pool's best" if extra else None,
-                                  extra=extra), max(curve))
+        ledger.finish(e.id, Outcome(e.id, status, now, now + duration * len(curve) / 2,
+                                    exit_code=0, result=result, run_dir=str(run_dir),
+                                    note="epoch 2: below the pool's best" if extra else None,
+                                    extra=extra), max(curve))
     return experiments
 
 
@@ -126,9 +127,9 @@ def test_combine_best_uses_only_options_that_ran_to_the_end(pruned, tmp_path):
 
 
 def _row(exp, status, duration, pruned_epoch=None):
-    return Row({"id": exp.id, "model": exp.model, "category": exp.category, "status": status,
-                "duration_s": duration, "pruned_epoch": pruned_epoch,
-                "config_json": json.dumps(dict(exp.config))})
+    return Row(id=exp.id, model=exp.model, category=exp.category, status=status,
+               duration_s=duration, pruned_epoch=pruned_epoch,
+               config_json=json.dumps(dict(exp.config)))
 
 
 def test_estimates_use_the_pruned_share(tmp_path):

@@ -59,7 +59,8 @@ SH = {"rule": "successive_halving", "min_epochs": 2, "reduction_factor": 3}
 
 
 def rows_by_option(settings: Settings) -> dict[str, Any]:
-    return {(r.option.get("description") or r.category): r for r in api.ledger(settings).rows()}
+    rows = api.open_ledger(settings).rows()
+    return {(r.option.get("description") or r.category): r for r in rows}
 
 
 def epochs_run(row: Any) -> int:
@@ -270,16 +271,16 @@ def test_sigkill_during_a_pruned_matrix_then_resume_loses_and_repeats_nothing(tm
                              stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 60
     while time.time() < deadline and not any(
-            r.status in (Status.DONE, Status.PRUNED) for r in api.ledger(settings).rows()):
+            r.status in (Status.DONE, Status.PRUNED) for r in api.open_ledger(settings).rows()):
         time.sleep(0.2)
     os.killpg(first.pid, signals.SIGKILL)
     first.wait(timeout=30)
-    finished_before = {r.id: r.launches for r in api.ledger(settings).rows()
+    finished_before = {r.id: r.launches for r in api.open_ledger(settings).rows()
                        if r.status in (Status.DONE, Status.PRUNED)}
     assert finished_before, "the kill came before anything finished: it proves little"
     again = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
-    rows = api.ledger(settings).rows()
+    rows = api.open_ledger(settings).rows()
     assert {r.status for r in rows} <= {Status.DONE, Status.PRUNED}
     assert len(rows) == 1 + len(CURVES)
     for row in rows:

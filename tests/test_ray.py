@@ -210,7 +210,7 @@ def test_matrix_runs_once_each_over_both_nodes_failure_alone_and_resume(tmp_path
     result = api.run(settings, experiments)
 
     assert result.count("done") == 6 and result.count("failed") == 1
-    rows = {r.id: r for r in api.ledger(settings).rows()}
+    rows = {r.id: r for r in api.open_ledger(settings).rows()}
     bad = next(e for e in experiments if e.option.get("fake.exit_code"))
     assert rows[bad.id].status == "failed" and rows[bad.id].error == "exit code 3"
     assert "failing on purpose" in rows[bad.id].log_tail

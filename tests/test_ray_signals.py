@@ -71,7 +71,7 @@ def test_a_stop_signal_ends_a_ray_run_as_ctrl_c_does(tmp_path, signum, group):
 
         assert proc.returncode == EXIT_INTERRUPTED, out
         assert "SIGTERM received" not in out and "Traceback" not in out, out
-        statuses = api.ledger(settings).statuses(ids)
+        statuses = api.open_ledger(settings).statuses(ids)
         assert all(statuses[i] == Status.INTERRUPTED for i in ids), statuses
         assert [i for i in ids if reaper.experiment_pids(i)] == []
         time.sleep(0.5)  # orphans reparented to init: give it a moment to reap them
@@ -92,10 +92,10 @@ def test_a_stop_signal_ends_a_ray_run_as_ctrl_c_does(tmp_path, signum, group):
 
 def _wait_running(proc: subprocess.Popen, settings, ids: list[str]) -> None:
     deadline = time.monotonic() + START_S
-    book = api.ledger(settings)
+    ledger = api.open_ledger(settings)
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.stdout.read()
-        statuses = book.statuses(ids) if book.path.exists() else {}
+        statuses = ledger.statuses(ids) if ledger.path.exists() else {}
         if all(statuses.get(i) == Status.RUNNING for i in ids) and all(
                 reaper.experiment_pids(i) for i in ids):
             return

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import replace
 
 import pytest
 from report_helpers import fill_ledger, settings_for
@@ -14,7 +15,7 @@ from hyperparameter_system.matrix import combine
 from hyperparameter_system.matrix.ranking import noise_test
 from hyperparameter_system.report.summary import OptionStat, collect, wandb_pointer
 from hyperparameter_system.report.tables import ReportTable, tables
-from hyperparameter_system.store.ledger import Row
+from hyperparameter_system.store.row import Row
 from hyperparameter_system.ui import commands
 
 CATEGORIES = {
@@ -168,17 +169,17 @@ def test_noise_test_rule():
 
 
 def test_wandb_pointer_online_and_offline():
-    row = Row({"result_json": '{"wandb": {"mode": "online", "project": "p", "run_id": "r1"}}',
-               "wandb_mode": None, "wandb_project": None, "wandb_run_id": None,
-               "wandb_dir": None, "run_dir": "/runs/x", "config_json": "{}"})
+    row = Row(id="x", result_json='{"wandb": {"mode": "online", "project": "p", "run_id": "r1"}}',
+              wandb_mode=None, wandb_project=None, wandb_run_id=None,
+              wandb_dir=None, run_dir="/runs/x", config_json="{}")
     assert wandb_pointer(row, "team") == ("online", "https://wandb.ai/team/p/runs/r1",
                                                  None)
     assert wandb_pointer(row, None) == ("online", "project p, run id r1", None)
-    offline = Row({**row.data, "result_json": '{"wandb": {"mode": "offline"}}',
-                   "wandb_dir": "/runs/x/wandb/offline-run-1"})
+    offline = replace(row, result_json='{"wandb": {"mode": "offline"}}',
+                      wandb_dir="/runs/x/wandb/offline-run-1")
     assert wandb_pointer(offline, None) == ("offline", None,
                                                    "wandb sync /runs/x/wandb/offline-run-1")
-    bare = Row({**offline.data, "wandb_dir": None})
+    bare = replace(offline, wandb_dir=None)
     assert wandb_pointer(bare, None)[2] == "wandb sync /runs/x/wandb/offline-run-*"
 
 
@@ -292,8 +293,8 @@ def test_a_changed_metric_is_read_from_each_result_not_the_ledger(tmp_path, caps
     assert table.winner.label == "good" and summary.best.label == "good"
     assert summary.models[0].combined.plan.applied[0].label == "good"
     assert summary.metric_missing is None
-    assert sorted(r.metric for r in api.ledger(settings).rows()) == pytest.approx([0.2, 0.5,
-                                                                                   0.9])
+    assert sorted(r.metric for r in api.open_ledger(settings).rows()) == pytest.approx([0.2, 0.5,
+                                                                                        0.9])
 
 
 def test_a_metric_no_result_has_is_one_warning_naming_what_is(tmp_path, capsys):

@@ -239,13 +239,13 @@ def test_printable_strips_escapes_and_keeps_the_last_carriage_return():
 def _failed_ledger(tmp_path, error, log_tail):
     settings = settings_for(tmp_path, QUICKSTART)
     experiments = build_matrix(settings)
-    book = Ledger(settings.system.ledger)
-    book.sync(experiments)
+    ledger = Ledger(settings.system.ledger)
+    ledger.sync(experiments)
     now = time.time()
     for e in experiments:
-        book.finish(e.id, Outcome(e.id, "failed", now, now + 1, exit_code=1, error=error,
-                                  log_tail=log_tail, run_dir=str(tmp_path),
-                                  log_path=str(tmp_path / "train.log")), None)
+        ledger.finish(e.id, Outcome(e.id, "failed", now, now + 1, exit_code=1, error=error,
+                                    log_tail=log_tail, run_dir=str(tmp_path),
+                                    log_path=str(tmp_path / "train.log")), None)
     return settings
 
 

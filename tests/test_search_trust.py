@@ -117,13 +117,13 @@ def test_a_dead_runners_trial_rows_are_failed_with_its_trials(tmp_path: Path, ma
                           "lr_wd_t000", 1)
     trial.set_user_attr(ATTR, {"host": socket.gethostname(), "pid": dead.pid,
                                "experiment_id": exp.id})
-    book = api.ledger(settings)
-    book.sync([exp])
-    assert book.claim(exp.id, f"{socket.gethostname()}:{dead.pid}", 30) is not None
-    assert book.statuses([exp.id]) == {exp.id: Status.RUNNING}
+    ledger = api.open_ledger(settings)
+    ledger.sync([exp])
+    assert ledger.claim(exp.id, f"{socket.gethostname()}:{dead.pid}", 30) is not None
+    assert ledger.statuses([exp.id]) == {exp.id: Status.RUNNING}
     again = searches.study(settings, "lr_wd")  # what a rerun opens first
     assert again.get_trials()[0].state == TrialState.FAIL
-    row = book.rows([exp.id])[0]
+    row = ledger.rows([exp.id])[0]
     assert row.status == Status.FAILED and "died" in row.error
 
 
@@ -166,10 +166,10 @@ def test_a_search_may_not_take_a_categorys_name(master, cli, name: str) -> None:
 def test_forget_categories_keeps_the_searchs_rows(tmp_path: Path, master) -> None:
     settings = api.load(master(block(n_trials=1)))
     searches.run_search(settings, "lr_wd")
-    rows = api.ledger(settings).rows()
+    rows = api.open_ledger(settings).rows()
     assert [r.category for r in rows] == ["lr_wd"]
     done = api.forget(settings, categories=["early_stopping"])
-    assert done.forgotten == 0 and len(api.ledger(settings).rows()) == 1
+    assert done.forgotten == 0 and len(api.open_ledger(settings).rows()) == 1
 
 
 # -- 6. a mistyped objective ------------------------------------------------------------------
@@ -375,7 +375,7 @@ def test_resumed_killed_and_shared_searches_never_repeat_a_setting(tmp_path: Pat
         assert TrialState.RUNNING not in {t.state for t in trials}
         seen = [tuple(sorted(t.params.items())) for t in trials]
         assert len(set(seen)) == len(seen), "a setting was proposed twice"
-        rows = [r for p in paths for r in api.ledger(api.load(p)).rows()]
+        rows = [r for p in paths for r in api.open_ledger(api.load(p)).rows()]
         assert Status.RUNNING not in {r.status for r in rows}
         ids = [experiment_of(t) for t in trials]
         assert len(ids) == len(set(ids)) and sorted(ids) == sorted(r.id for r in rows)
@@ -471,10 +471,10 @@ def test_a_trial_whose_ledger_row_is_taken_is_told_not_left_running(tmp_path: Pa
     source = StudySource(settings, search, settings.model("land"),
                          open_opened(settings, search, "land"), 1)
     exp = source.next()
-    book = api.ledger(settings)
-    book.sync([exp])
-    book.finish(exp.id, Outcome(exp.id, Status.DONE, 0.0, 1.0, exit_code=0), 0.5)
-    engine = Executor(settings, book, api.local_slots(settings)[:1],
+    ledger = api.open_ledger(settings)
+    ledger.sync([exp])
+    ledger.finish(exp.id, Outcome(exp.id, Status.DONE, 0.0, 1.0, exit_code=0), 0.5)
+    engine = Executor(settings, ledger, api.local_slots(settings)[:1],
                       lambda *a: pytest.fail("launched"), stopper=source)
 
     class Once:
@@ -527,7 +527,7 @@ def test_forget_search_takes_its_rows_and_only_them(tmp_path: Path, master, cli)
     assert kept.returncode == 0 and "forgot 0 ledger row(s)" in kept.stdout, kept.stderr
     gone = cli("--config", str(path), "--forget", "--search", "lr_wd")
     assert gone.returncode == 0 and "forgot 1 ledger row(s)" in gone.stdout, gone.stderr
-    assert api.ledger(settings).rows() == []
+    assert api.open_ledger(settings).rows() == []
     assert len(searches.study(settings, "lr_wd").get_trials()) == 1  # the study keeps it
     bad = cli("--config", str(path), "--forget", "--search", "lr_w")
     assert bad.returncode == 2 and "unknown search" in bad.stderr

@@ -30,7 +30,6 @@ KNOWN = {
     "hyperparameter_system/run/executor.py::Executor",
     "hyperparameter_system/run/launcher.py::plan",
     "hyperparameter_system/run/slurm_executor.py::SlurmDispatch._follow",
-    "hyperparameter_system/store/ledger.py::Ledger",
     "hyperparameter_system/ui/commands.py::combine_best",
     "hyperparameter_system/ui/console.py::print_matrix",
 }

@@ -41,7 +41,7 @@ def wait_for(what: Callable[[], Any], timeout: float, said: str) -> Any:
 
 def started_jobs(settings: Settings, count: int = 1) -> list[str] | None:
     """The job ids the ledger holds for running experiments, once there are `count`."""
-    jobs = [r.job for r in api.ledger(settings).rows() if r.status == "running" and r.job]
+    jobs = [r.job for r in api.open_ledger(settings).rows() if r.status == "running" and r.job]
     return jobs if len(jobs) >= count else None
 
 
@@ -94,7 +94,7 @@ def test_a_matrix_runs_as_slurm_jobs(slurm, tmp_path):  # noqa: F811
     settings = fake_settings(tmp_path, options, SLURM)
     result = api.run(settings, api.select(settings))
     assert [o.status for o in result.outcomes] == ["done"] * 3, [o.error for o in result.outcomes]
-    rows = api.ledger(settings).rows()
+    rows = api.open_ledger(settings).rows()
     jobs = {r.job for r in rows}
     assert len(jobs) == 3 and all(j and j.isdigit() for j in jobs)
     assert {r.node for r in rows} == {slurm.node}
@@ -154,7 +154,7 @@ def test_a_requeued_job_resumes_from_its_checkpoint(slurm, tmp_path):  # noqa: F
     settings = fake_settings(tmp_path, [{**RESUMABLE, "fake.epochs": 6}], SLURM)
     thread, box = in_thread(settings)
     (job,) = wait_for(lambda: started_jobs(settings), 60, "the job to start")
-    run_dir = Path(api.ledger(settings).rows()[0].run_dir)
+    run_dir = Path(api.open_ledger(settings).rows()[0].run_dir)
     wait_for(lambda: (run_dir / "metrics.jsonl").exists() and len(epochs(run_dir)) >= 2, 30,
              "two epochs")
     assert slurm.scontrol("requeue", job).strip() == ""
@@ -164,7 +164,7 @@ def test_a_requeued_job_resumes_from_its_checkpoint(slurm, tmp_path):  # noqa: F
     assert outcome.status == "done", outcome.error
     assert epochs(run_dir) == [1, 2, 3, 4, 5, 6]
     assert outcome.result["resumed_from_epoch"] >= 2
-    row = api.ledger(settings).rows()[0]
+    row = api.open_ledger(settings).rows()[0]
     assert outcome.result["wandb"]["run_id"] == row.wandb_run_id == row.id
     record = json.loads((run_dir / "record.json").read_text())  # the second run's
     assert record["env"]["HPSYS_RESUME"].endswith("ckpt.json")
@@ -201,7 +201,7 @@ def test_scancel_from_outside_is_recorded_cancelled_not_retried(slurm, tmp_path)
     (outcome,) = box["result"].outcomes  # one attempt: a cancel is no failure of the option
     assert outcome.status == "interrupted"
     assert f"cancelled from outside (scancel): Slurm job {job} CANCELLED" in outcome.error
-    row = api.ledger(settings).rows()[0]
+    row = api.open_ledger(settings).rows()[0]
     assert row.status == "interrupted" and row.error == outcome.error
     assert not slurm.jobs()
 
@@ -229,7 +229,7 @@ def test_ctrl_c_cancels_every_job_within_seconds(slurm, tmp_path, signum):  # no
     finally:
         proc.kill()
     assert proc.returncode != 0, out
-    rows = api.ledger(settings).rows()
+    rows = api.open_ledger(settings).rows()
     assert [r.status for r in rows] == ["interrupted"] * 3, out
     assert all(r.error == "interrupted by the user" for r in rows)
 
@@ -251,7 +251,7 @@ def test_a_sigkilled_runner_s_jobs_are_adopted_never_submitted_twice(slurm, tmp_
     second = runner(settings)
     out, _ = second.communicate(timeout=120)
     assert second.returncode == 0, out
-    rows = api.ledger(settings).rows()
+    rows = api.open_ledger(settings).rows()
     assert [r.status for r in rows] == ["done"] * 3, out
     assert set(before) <= {r.job for r in rows}
     outs = [list((Path(r.run_dir) / "slurm").glob("slurm-*.out")) for r in rows]
@@ -307,7 +307,7 @@ def test_a_search_s_trials_run_as_jobs(slurm, tmp_path, master_writer):  # noqa:
     assert [o.status for o in result.outcomes] == ["done"] * 3, [o.error for o in result.outcomes]
     status = searches.status(settings, "lr_wd")[0]
     assert status.counts["complete"] == 3
-    assert len({r.job for r in api.ledger(settings).rows() if r.category == "lr_wd"}) == 3
+    assert len({r.job for r in api.open_ledger(settings).rows() if r.category == "lr_wd"}) == 3
 
 
 def test_squeue_lines_are_read_with_slurm_s_exit_codes():

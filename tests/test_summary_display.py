@@ -120,12 +120,12 @@ def test_combined_runs_are_not_another_config(tmp_path, monkeypatch):
     settings = settings_for(tmp_path, CATEGORIES)
     fill_ledger(settings, lambda e: {"fast": 0.7, "big": 0.65}.get(e.label, 0.5))
     plans = api.combine_plans(settings).plans
-    book = Ledger(settings.system.ledger)
+    ledger = Ledger(settings.system.ledger)
     for e in (e for p in plans for e in p.experiments):
-        book.sync([e])
+        ledger.sync([e])
         now = time.time()
-        book.finish(e.id, Outcome(e.id, "done", now, now + 1, exit_code=0,
-                                  result={"metrics": {"best_val_f1": 0.8}}), 0.8)
+        ledger.finish(e.id, Outcome(e.id, "done", now, now + 1, exit_code=0,
+                                    result={"metrics": {"best_val_f1": 0.8}}), 0.8)
     out = screen(monkeypatch, 160)
     summary = commands.report(settings, summary=True)
     assert summary.counts["done"] == 6 and summary.models[0].combined is not None

@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from hyperparameter_system.app import api  # noqa: E402
 from hyperparameter_system.run import devices  # noqa: E402
-from hyperparameter_system.store.ledger import Ledger, Row  # noqa: E402
+from hyperparameter_system.store.ledger import Ledger  # noqa: E402
+from hyperparameter_system.store.row import Row  # noqa: E402
 
 CPU = os.environ.get("HPSYS_GPU_CHECK_CPU") == "1"  # plumbing only: no CUDA expectations
 RUN_TIMEOUT_S = 240

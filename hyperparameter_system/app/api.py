@@ -28,10 +28,11 @@ from hyperparameter_system.run.executor import Executor, RunResult, local_dispat
 from hyperparameter_system.run.race import RaceSource
 from hyperparameter_system.run.seams import Dispatch, Display
 from hyperparameter_system.store.estimates import calibrated, estimate_durations, spread
-from hyperparameter_system.store.ledger import Ledger, Row, open_ledger, row_problems
+from hyperparameter_system.store.ledger import Ledger, open_ledger
+from hyperparameter_system.store.row import Row, row_problems
 
 __all__ = ["EXPORT_FORMATS", "RunPlan", "MatrixView", "CombinePlans", "Report", "load",
-           "select", "ledger", "plan_run", "seeds_plan", "calibrate", "slot_count", "run",
+           "select", "open_ledger", "plan_run", "seeds_plan", "calibrate", "slot_count", "run",
            "runtime", "matrix_view", "failed", "estimates", "export_ledger", "forget",
            "forget_plan", "Forgotten", "with_pruning", "with_budget", "check_runnable",
            "script_marks", "combine_plans", "run_combined", "report", "summarize",
@@ -109,25 +110,20 @@ def select(settings: Settings, models: Sequence[str] | None = None,
     return build_matrix(settings, models or None, categories or None)
 
 
-def ledger(settings: Settings, create: bool = False) -> Ledger:
-    """The config's ledger; a read creates nothing, a run passes `create`."""
-    return open_ledger(settings, create)
-
-
 def estimates(settings: Settings, experiments: Sequence[Experiment],
-              book: Ledger | None = None) -> dict[str, float | None]:
-    return estimate_durations((book or ledger(settings)).rows(), experiments,
+              ledger: Ledger | None = None) -> dict[str, float | None]:
+    return estimate_durations((ledger or open_ledger(settings)).rows(), experiments,
                               pruning=settings.execution.pruning.on,
                               calibration=calibrated(settings.system.runs_dir))
 
 
 def plan_run(settings: Settings, experiments: Sequence[Experiment], rerun: bool = False,
              executor: str | None = None, slots: int | None = None,
-             book: Ledger | None = None) -> RunPlan:
+             ledger: Ledger | None = None) -> RunPlan:
     """With adaptive repeats, what runs first is each option's `min` seeds (the race adds seeds
     as verdicts need them, up to `max`: `estimate_max_s` is that worst case)."""
-    book = book or ledger(settings)
-    statuses = book.statuses(e.id for e in experiments)
+    ledger = ledger or open_ledger(settings)
+    statuses = ledger.statuses(e.id for e in experiments)
     todo = [e for e in experiments if rerun or statuses.get(e.id) not in FINAL]
     rule = settings.execution.race
     upto: list[Experiment] = []
@@ -136,7 +132,7 @@ def plan_run(settings: Settings, experiments: Sequence[Experiment], rerun: bool 
         upto = todo
         experiments = [e for e in experiments if e.repeat < rule.min_seeds or e.id in statuses]
         todo = [e for e in todo if e.repeat < rule.min_seeds]
-    est = estimates(settings, upto or todo, book)
+    est = estimates(settings, upto or todo, ledger)
     now = {e.id for e in todo}
     known = [v for i, v in est.items() if v is not None and i in now]
     known_max = [v for v in est.values() if v is not None]
@@ -231,7 +227,7 @@ def local_slots(settings: Settings) -> list[devices.Slot]:
 def failed(settings: Settings) -> list[Experiment]:
     """Experiments of this config whose last attempt failed, timed out or was stopped: in the
     default matrix, or of a disabled model or category the user picked to run."""
-    rows = [r for r in ledger(settings).rows() if r.status in STOPPED]
+    rows = [r for r in open_ledger(settings).rows() if r.status in STOPPED]
     stopped = {r.id for r in rows}
     chosen = [e for e in seen_matrix(settings, rows) if e.id in stopped] if rows else []
     _check_entries(settings, chosen)
@@ -267,9 +263,9 @@ def _check_entries(settings: Settings, experiments: Sequence[Experiment]) -> Non
 def matrix_view(settings: Settings, experiments: Sequence[Experiment],
                 executor: str | None = None) -> MatrixView:
     """The matrix with ledger statuses; its estimate over the slots a run would really have."""
-    book = ledger(settings)
-    statuses = book.statuses(e.id for e in experiments)
-    rows = book.rows()
+    ledger = open_ledger(settings)
+    statuses = ledger.statuses(e.id for e in experiments)
+    rows = ledger.rows()
     est = estimate_durations(rows, experiments, pruning=settings.execution.pruning.on,
                              calibration=calibrated(settings.system.runs_dir))
     # the slots only matter to spread known durations (finding GPUs may run nvidia-smi)
@@ -298,7 +294,7 @@ def run(settings: Settings, experiments: Sequence[Experiment], rerun: bool = Fal
     kind = executor or settings.execution.executor
     if kind != "ray":  # on Ray the nodes write the runs (a runtime env may ship the project)
         launcher.check_outputs(settings)  # an unwritable runs_dir: one line, nothing launched
-    book = ledger(settings, create=True)
+    ledger = open_ledger(settings, create=True)
     slots, dispatch = runtime(settings, kind)
     stopper = None
     if settings.execution.pruning.on:  # each baseline first: it sets its pools' bar
@@ -306,17 +302,17 @@ def run(settings: Settings, experiments: Sequence[Experiment], rerun: bool = Fal
 
         experiments = baselines_first(experiments)
     race = settings.execution.race is not None and not _fixed(experiments)
-    plan = plan_run(settings, experiments, rerun, kind, slots=len(slots), book=book)
+    plan = plan_run(settings, experiments, rerun, kind, slots=len(slots), ledger=ledger)
     if settings.execution.pruning.on:
         stopper = PoolPruner(settings, experiments, to_the_end=_rerun_pruned(plan, rerun))
     view = display(plan, len(slots)) if display is not None else None
-    engine = Executor(settings, book, slots, dispatch, view, stopper=stopper)
+    engine = Executor(settings, ledger, slots, dispatch, view, stopper=stopper)
     with view if view is not None else nullcontext():
         if not race:
             return engine.run(experiments, rerun)
         if rerun:
-            book.reset(e.id for e in experiments)
-        source = RaceSource(settings, experiments, book, engine.stop)
+            ledger.reset(e.id for e in experiments)
+        source = RaceSource(settings, experiments, ledger, engine.stop)
         result = engine.run_source(source)
     result.undecided = source.undecided()
     result.over_budget = len(source.over_budget)
@@ -352,7 +348,7 @@ def calibrate(settings: Settings, experiments: Sequence[Experiment]) -> list[str
 
     launcher.check_outputs(settings)
     slots, dispatch = runtime(settings, "local")
-    return run_calibrations(settings, experiments, ledger(settings), dispatch, slots[0])
+    return run_calibrations(settings, experiments, open_ledger(settings), dispatch, slots[0])
 
 
 def with_budget(settings: Settings, budget: str | None) -> Settings:
@@ -380,19 +376,19 @@ def forget_plan(settings: Settings, models: Sequence[str] | None = None,
                 categories: Sequence[str] | None = None, failed_only: bool = False,
                 searches: Sequence[str] | None = None) -> Forgotten:
     """What `forget` would delete (`--forget --dry-run`), deleting nothing."""
-    book = ledger(settings)
-    rows = _forgettable(book, models, [*(categories or ()), *(searches or ())], failed_only)
-    held = book.held([r.id for r in rows], settings.execution.stale_after_s)
+    ledger = open_ledger(settings)
+    rows = _forgettable(ledger, models, [*(categories or ()), *(searches or ())], failed_only)
+    held = ledger.held([r.id for r in rows], settings.execution.stale_after_s)
     would = tuple(f"{r.model} {r.category} {r.run_name or r.label} ({r.status}, {r.id})"
                   for r in rows if r.id not in held)
     return Forgotten(len(would), len(held), len(rows), would)
 
 
-def _forgettable(book: Ledger, models: Sequence[str] | None, categories: Sequence[str] | None,
+def _forgettable(ledger: Ledger, models: Sequence[str] | None, categories: Sequence[str] | None,
                  failed_only: bool) -> list[Row]:
     """The rows of the selection: `categories` holds category and search names alike (their
     names never meet)."""
-    return [r for r in book.rows()
+    return [r for r in ledger.rows()
             if (not models or r.model in models) and (not categories or r.category in categories)
             and (not failed_only or r.status in STOPPED)]
 
@@ -404,9 +400,9 @@ def forget(settings: Settings, models: Sequence[str] | None = None,
     never meet; `failed_only`: only those whose last attempt failed, timed out or was stopped),
     never a row a live runner is running nor the ledger file. A search's study keeps its
     trials. No selection at all forgets nothing: that is the caller's to refuse."""
-    book = ledger(settings)
-    rows = _forgettable(book, models, [*(categories or ()), *(searches or ())], failed_only)
-    gone, running = book.forget([r.id for r in rows], settings.execution.stale_after_s)
+    ledger = open_ledger(settings)
+    rows = _forgettable(ledger, models, [*(categories or ()), *(searches or ())], failed_only)
+    gone, running = ledger.forget([r.id for r in rows], settings.execution.stale_after_s)
     return Forgotten(gone, running, len(rows))
 
 
@@ -414,13 +410,13 @@ def export_ledger(settings: Settings, path: str | Path) -> tuple[int, str | None
     """`--export-ledger PATH`: every row as CSV; the rows written and, for `-`, the text (the
     ui puts it on standard output)."""
     where = f"--export-ledger {path}"
-    book = ledger(settings)
+    ledger = open_ledger(settings)
     with _writing(where):
         target = output_file(where, path)
         if target is None:
-            text, count = book.csv_text()
+            text, count = ledger.csv_text()
             return count, text
-        return book.export_csv(target), None
+        return ledger.export_csv(target), None
 
 
 def combine_plans(settings: Settings, models: Sequence[str] | None = None) -> CombinePlans:

@@ -85,7 +85,7 @@ def plan_search(settings: Settings, name: str, trials: int | None = None) -> Sea
     left = {m: max(0, target(search, trials) - finished(open_study(settings, search, m)))
             for m in search.models}
     slots = api.slot_count(settings) or 1
-    rows = [r for r in api.ledger(settings).rows() if r.model in left and r.duration_s
+    rows = [r for r in api.open_ledger(settings).rows() if r.model in left and r.duration_s
             and r.status == Status.DONE]
     per_model = {m: [r.duration_s for r in rows if r.model == m] for m in left}
     known = [sum(times) / len(times) * left[m] for m, times in per_model.items() if times]
@@ -157,7 +157,7 @@ def run_search(settings: Settings, name: str, models: Sequence[str] | None = Non
             raise HpsysError(f"--models {unknown[0]}", f"not a model of search {name!r}; "
                              f"expected one of {', '.join(search.models)}")
     total = RunResult()
-    book = api.ledger(settings)
+    ledger = api.open_ledger(settings)
     kind = executor or settings.execution.executor
     slots, dispatch = api.runtime(settings, kind)
     goal = target(search, trials)
@@ -170,7 +170,7 @@ def run_search(settings: Settings, name: str, models: Sequence[str] | None = Non
         source = StudySource(settings, search, settings.model(model), opened, goal)
         left = max(0, goal - finished(opened.study))
         view = display(left, len(slots)) if display is not None and left else None
-        engine = Executor(settings, book, slots, dispatch, view, stopper=source)
+        engine = Executor(settings, ledger, slots, dispatch, view, stopper=source)
         if view is None:
             result = engine.run_source(source)
         else:
@@ -219,7 +219,7 @@ def _add_wandb(settings: Settings, trials: Sequence[TrialView]) -> None:
     ids = [t.experiment_id for t in trials if t.experiment_id]
     if not ids:
         return
-    rows = {r.id: r for r in api.ledger(settings).rows(ids)}
+    rows = {r.id: r for r in api.open_ledger(settings).rows(ids)}
     for trial in trials:
         row = rows.get(trial.experiment_id or "")
         block = (row.result.get("wandb") if row is not None else None) or {}

@@ -12,7 +12,7 @@ from typing import Any
 
 from hyperparameter_system.core.configdict import apply_changes, flat_keys, get_dotted
 from hyperparameter_system.matrix.experiments import BASELINE, Experiment
-from hyperparameter_system.store.ledger import Row
+from hyperparameter_system.store.row import Row
 
 # keys an experiment sets itself (not what a --set changes)
 _OWN_KEYS = ("model_name", "random_seed")
@@ -63,7 +63,7 @@ def other_configs(rows: Sequence[Row], experiments: Sequence[Experiment],
     for row in rows:
         if row.id in current or row.model not in bases or row.category in skip:
             continue
-        twin = twins.get((row.model, row.category, row.data.get("option_json") or ""))
+        twin = twins.get((row.model, row.category, row.option_json or ""))
         if twin is not None:
             ref = _leaves(twin.config)
         else:  # its option is not in the matrix now: compare with the model's config
@@ -78,7 +78,7 @@ def other_configs(rows: Sequence[Row], experiments: Sequence[Experiment],
 
 
 def _changes(row: Row) -> dict[str, Any]:
-    text = row.data.get("changes_json")
+    text = row.changes_json
     try:
         value = json.loads(text) if text else {}
     except ValueError:

@@ -18,7 +18,7 @@ from hyperparameter_system.matrix.ranking import (
 )
 from hyperparameter_system.report.others import OtherConfig
 from hyperparameter_system.store.curves import last_point
-from hyperparameter_system.store.ledger import Row
+from hyperparameter_system.store.row import Row
 
 
 @dataclass

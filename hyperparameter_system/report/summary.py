@@ -60,7 +60,8 @@ from hyperparameter_system.report.records import (  # noqa: E402 - re-exported
     epochs_of,
 )
 from hyperparameter_system.run.race import RacedPool, judge_pools
-from hyperparameter_system.store.ledger import Ledger, Row, open_ledger, row_problems
+from hyperparameter_system.store.ledger import Ledger, open_ledger
+from hyperparameter_system.store.row import Row, row_problems
 
 _SEED = re.compile(r"_seed\d+$")
 
@@ -175,8 +176,8 @@ def seen_matrix(settings: Settings, rows: Sequence[Row]) -> list[Experiment]:
 
 def collect(settings: Settings, ledger: Ledger | None = None) -> Summary:
     """The whole summary of the current matrix, from the ledger."""
-    book = ledger or open_ledger(settings)
-    all_rows = book.rows()
+    ledger = ledger or open_ledger(settings)
+    all_rows = ledger.rows()
     by_id = {r.id: r for r in all_rows}
     metric, mode = settings.system.metric, settings.system.metric_mode
     experiments = seen_matrix(settings, all_rows)
@@ -220,8 +221,8 @@ def collect(settings: Settings, ledger: Ledger | None = None) -> Summary:
                    race=(f"{rule.min_seeds} to {rule.max_seeds} seeds"
                          if settings.execution.race else ""),
                    confidence=rule.confidence if rule is not None else 0.95,
-                   jobs=[JobLine(r.model, r.category, r.run_name, r.status, r.data["job"],
-                                 r.node or "") for r in chosen if r.data.get("job")])
+                   jobs=[JobLine(r.model, r.category, r.run_name, r.status, r.job,
+                                 r.node or "") for r in chosen if r.job])
 
 
 def _unsynced(rows: Sequence[Row]) -> list[str]:

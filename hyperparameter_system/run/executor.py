@@ -31,7 +31,9 @@ from hyperparameter_system.run.seams import (
 from hyperparameter_system.run.signals import signals_held
 from hyperparameter_system.run.slot_guards import DiskPause, GpuRelease, halved_batch, recovered
 from hyperparameter_system.run.stoppers import NeverStop, Stopper, Watch
-from hyperparameter_system.store.ledger import Ledger, LedgerFull, Row, runner_identity
+from hyperparameter_system.store.claims import runner_identity
+from hyperparameter_system.store.ledger import Ledger, LedgerFull
+from hyperparameter_system.store.row import Row
 
 DISK_POLL_S = 5.0
 

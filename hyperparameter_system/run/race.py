@@ -31,7 +31,8 @@ from hyperparameter_system.matrix.racing import (
 from hyperparameter_system.matrix.ranking import headline
 from hyperparameter_system.run.launcher import Outcome
 from hyperparameter_system.store.estimates import calibrated, estimate_durations
-from hyperparameter_system.store.ledger import Ledger, Row
+from hyperparameter_system.store.ledger import Ledger
+from hyperparameter_system.store.row import Row
 
 PoolKey = tuple[str, str]  # (model, category)
 WAIT_S = 0.5  # how often a slot waiting for a verdict looks at the ledger again

@@ -19,7 +19,7 @@ from hyperparameter_system.run import devices, launcher, reaper
 from hyperparameter_system.run.devices import Slot
 from hyperparameter_system.run.launcher import Outcome
 from hyperparameter_system.run.seams import Dispatch
-from hyperparameter_system.store.ledger import Row
+from hyperparameter_system.store.row import Row
 
 
 class DiskPause:

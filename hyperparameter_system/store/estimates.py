@@ -20,7 +20,7 @@ from hyperparameter_system.core.atomic import read_json
 from hyperparameter_system.core.states import Status
 from hyperparameter_system.matrix.experiments import BASELINE, Experiment
 from hyperparameter_system.store.curves import read_curve
-from hyperparameter_system.store.ledger import Row
+from hyperparameter_system.store.row import Row
 
 CALIBRATION_FILE = "calibration.json"  # in runs_dir: run/calibrate.py's figures
 
@@ -47,7 +47,7 @@ def _int(value) -> int | None:
 
 def ran_fraction(row: Row) -> float | None:
     """The share of its planned epochs a pruned row trained (pruned_epoch / config epochs)."""
-    ran, planned = _int(row.data.get("pruned_epoch")), _int(row.config.get("epochs"))
+    ran, planned = _int(row.pruned_epoch), _int(row.config.get("epochs"))
     return min(1.0, ran / planned) if ran and planned else None
 
 
@@ -73,7 +73,7 @@ def pruned_shares(rows: Iterable[Row]) -> dict[str, PrunedShare]:
     """Per model, the pruned share of its finished options (baselines aside)."""
     out: dict[str, PrunedShare] = defaultdict(PrunedShare)
     for r in rows:
-        if r.data.get("category") == BASELINE or r.status not in (Status.DONE, Status.PRUNED):
+        if r.category == BASELINE or r.status not in (Status.DONE, Status.PRUNED):
             continue
         share = out[r.model]
         share.finished += 1

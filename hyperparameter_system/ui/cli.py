@@ -13,7 +13,7 @@ from typing import NoReturn
 
 from hyperparameter_system.core.errors import HpsysError
 from hyperparameter_system.run.signals import stop_on_signals
-from hyperparameter_system.store.ledger import on_lock_wait
+from hyperparameter_system.store.lock_wait import on_lock_wait
 from hyperparameter_system.ui import screen
 
 __all__ = ["Parser", "stop_on_signals", "tell_lock_waits", "until_output_gone"]

@@ -15,7 +15,7 @@ import pytest
 from relkit import ROOT, integrity, ledger_rows, master_dict, run_cli, write_master
 
 from hyperparameter_system.core.atomic import atomic_write_text
-from hyperparameter_system.store.ledger import STATUSES
+from hyperparameter_system.store.row import STATUSES
 
 WRITER = """
 import sys
@@ -31,10 +31,10 @@ LEDGER_CHURN = """
 import sys, time
 from hyperparameter_system.app import api
 from hyperparameter_system.run.launcher import Outcome
-from hyperparameter_system.store.ledger import runner_identity
+from hyperparameter_system.store.claims import runner_identity
 settings = api.load(sys.argv[1])
 experiments = api.select(settings)
-ledger = api.ledger(settings)
+ledger = api.open_ledger(settings)
 ledger.sync(experiments)
 print("ready", flush=True)
 while True:

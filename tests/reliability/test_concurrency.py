@@ -28,7 +28,8 @@ from relkit import (
 from hyperparameter_system.app import api
 from hyperparameter_system.run import reaper
 from hyperparameter_system.run.launcher import Outcome
-from hyperparameter_system.store.ledger import Ledger, runner_identity
+from hyperparameter_system.store.claims import runner_identity
+from hyperparameter_system.store.ledger import Ledger
 
 STUBBORN = "tests/reliability/stubborn_train.sh"
 
@@ -124,7 +125,7 @@ def _one_row(tmp_path):
     """The master config, its ledger with one experiment recorded, that experiment, and this
     host's name."""
     config, settings, (exp,) = _settings(tmp_path)
-    ledger = api.ledger(settings)
+    ledger = api.open_ledger(settings)
     ledger.sync([exp])
     return config, ledger, exp, runner_identity().rsplit(":", 1)[0]
 
@@ -165,7 +166,7 @@ def test_a_row_left_running_by_a_dead_runner_is_taken_back(tmp_path):
 def test_a_stale_result_json_is_not_taken_for_the_dead_runners_attempt(tmp_path):
     config, settings, (exp,) = _settings(tmp_path)
     assert run_cli(tmp_path, "--config", config, "--all").returncode == 0
-    ledger = api.ledger(settings)
+    ledger = api.open_ledger(settings)
     ledger.reset([exp.id])  # --rerun, and the runner is killed between claim and launch:
     host = runner_identity().rsplit(":", 1)[0]
     assert ledger.claim(exp.id, f"{host}:{_dead_pid()}", stale_after=5)
@@ -176,7 +177,7 @@ def test_a_stale_result_json_is_not_taken_for_the_dead_runners_attempt(tmp_path)
 
 def test_concurrent_claims_have_one_winner(tmp_path):
     _, settings, (exp,) = _settings(tmp_path)
-    ledger = api.ledger(settings)
+    ledger = api.open_ledger(settings)
     ledger.sync([exp])
     code = ("import sys; from hyperparameter_system.store.ledger import Ledger;"
             "print(Ledger(sys.argv[1]).claim(sys.argv[2], f'me:{sys.argv[3]}', 5) is not None)")
@@ -217,7 +218,7 @@ def test_a_live_owner_on_this_host_keeps_its_row_however_stale_its_heartbeat(tmp
 
 def test_only_the_runner_holding_a_row_writes_its_outcome(tmp_path):
     _, settings, (exp,) = _settings(tmp_path)
-    ledger = api.ledger(settings)
+    ledger = api.open_ledger(settings)
     ledger.sync([exp])
     assert ledger.claim(exp.id, "new:1", stale_after=5)  # taken over from "old:2"
     now = time.time()
@@ -237,7 +238,7 @@ def test_a_runner_whose_row_was_taken_over_leaves_the_new_owners_record(tmp_path
     config = write_master(tmp_path, master_dict(tmp_path, [{"fake.sleep": 1.5}]))
     settings = api.load(config)
     (exp,) = api.select(settings)
-    ledger = api.ledger(settings)
+    ledger = api.open_ledger(settings)
     box = {}
     runner = threading.Thread(target=lambda: box.update(r=api.run(settings, [exp])))
     runner.start()
@@ -335,7 +336,7 @@ def test_rows_another_runner_finished_meanwhile_are_done_elsewhere(tmp_path):
     settings = api.load(config)
     experiments = api.select(settings)
     held, mine = experiments[1], [e for e in experiments if e is not experiments[1]]
-    ledger = api.ledger(settings)
+    ledger = api.open_ledger(settings)
     ledger.sync(experiments)
     with _live_process() as owner:
         _mark_running(ledger, held.id, f"{runner_identity().rsplit(':', 1)[0]}:{owner.pid}",

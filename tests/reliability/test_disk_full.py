@@ -94,12 +94,12 @@ def running_with_pid(path: Path, count: int) -> bool:
 # -- the ledger ------------------------------------------------------------------------------
 def test_a_full_ledger_write_is_one_error_naming_the_ledger_and_its_free_space(tmp_path,
                                                                               monkeypatch):
-    book = Ledger(tmp_path / "l.db")
+    ledger = Ledger(tmp_path / "l.db")
     full = threading.Event()
     monkeypatch.setattr(Ledger, "_connect", full_connect(full.is_set))
     full.set()
     with pytest.raises(LedgerFull) as caught:
-        book.heartbeat("host:1")
+        ledger.heartbeat("host:1")
     text = str(caught.value)
     assert re.fullmatch(rf"ledger {re.escape(str(tmp_path / 'l.db'))}: the disk is full \({FREE}"
                         r"\); free some space and run the same command to resume", text), text

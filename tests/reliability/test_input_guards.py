@@ -18,7 +18,8 @@ from hyperparameter_system.core import yamlfile
 from hyperparameter_system.core.errors import HpsysError
 from hyperparameter_system.core.safe_names import WANDB_PROJECT_MAXLEN, wandb_project_name
 from hyperparameter_system.core.yamlfile import load_yaml
-from hyperparameter_system.store.ledger import Ledger, Row, row_problems
+from hyperparameter_system.store.ledger import Ledger
+from hyperparameter_system.store.row import Row, row_problems
 
 
 def _load_error(tmp_path: Path, text: str) -> str:
@@ -102,8 +103,8 @@ def test_an_alias_inside_itself_is_still_one_error(tmp_path):
 
 # -- 9: hand-corrupted ledger cells ------------------------------------------------------------
 def test_a_row_reads_unreadable_cells_as_missing_and_tells_them():
-    row = Row({"id": "abc123", "result_json": "{bad", "duration_s": "x", "option_json": "[1]",
-               "config_json": '{"lr": 0.1}', "attempts": 2})
+    row = Row.from_columns({"id": "abc123", "result_json": "{bad", "duration_s": "x",
+                            "option_json": "[1]", "config_json": '{"lr": 0.1}', "attempts": 2})
     assert (row.result, row.option, row.config) == ({}, {}, {"lr": 0.1})
     assert row.duration_s is None and row.attempts == 2
     assert sorted(row_problems([row])) == [
@@ -111,7 +112,8 @@ def test_a_row_reads_unreadable_cells_as_missing_and_tells_them():
         "ledger row abc123: option_json '[1]' is not a JSON object; read as missing",
         "ledger row abc123: result_json '{bad' is not a JSON object; read as missing",
     ]
-    assert Row({"id": "ok", "result_json": '{"a": 1}', "duration_s": 3.0}).problems == []
+    assert Row.from_columns({"id": "ok", "result_json": '{"a": 1}',
+                             "duration_s": 3.0}).problems == []
 
 
 def test_a_corrupted_ledger_cell_is_warned_in_the_summary_and_the_matrix(tmp_path, cli):
@@ -119,8 +121,8 @@ def test_a_corrupted_ledger_cell_is_warned_in_the_summary_and_the_matrix(tmp_pat
                                                            {"fake.metric": 0.7}]))
     code, _, err = cli("--config", str(config), "--all")
     assert code == 0, err
-    book = Ledger(tmp_path / "l.db")
-    bad, good = (r.id for r in book.rows())
+    ledger = Ledger(tmp_path / "l.db")
+    bad, good = (r.id for r in ledger.rows())
     db = sqlite3.connect(tmp_path / "l.db")
     with db:
         db.execute("UPDATE experiments SET result_json='{bad', duration_s='x' WHERE id=?", (bad,))

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from relkit import master_dict, write_master
 
-from hyperparameter_system.store import ledger as ledger_module
-from hyperparameter_system.store.ledger import LEDGER_VERSION, Ledger
+from hyperparameter_system.store import lock_wait
+from hyperparameter_system.store.ledger import Ledger
+from hyperparameter_system.store.schema import LEDGER_VERSION
 
 HOLD = """
 import sqlite3, sys, time
@@ -44,7 +45,7 @@ def test_a_locked_ledger_is_told_at_once_and_given_up_on(tmp_path, cli, monkeypa
                               text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        monkeypatch.setattr(ledger_module, "LOCK_WAIT_S", 1.5)
+        monkeypatch.setattr(lock_wait, "LOCK_WAIT_S", 1.5)
         start = time.monotonic()
         code, _, err = cli("--config", _config(tmp_path, path), "--summary")
         took = time.monotonic() - start

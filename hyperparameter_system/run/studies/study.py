@@ -28,7 +28,8 @@ from hyperparameter_system.core.states import Direction, Status
 from hyperparameter_system.run.studies.pruners import make_pruner
 from hyperparameter_system.run.studies.samplers import make_sampler
 from hyperparameter_system.run.studies.storage import open_storage
-from hyperparameter_system.store.ledger import open_ledger, owner_gone
+from hyperparameter_system.store.claims import owner_gone
+from hyperparameter_system.store.ledger import open_ledger
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 ATTR = "hpsys"  # a trial's user attribute: {host, pid, experiment_id}, set in one write
@@ -91,13 +92,13 @@ def open_opened(settings: Settings, search: SearchSettings, model: str) -> Opene
 def _release_dead_rows(settings: Settings, search: SearchSettings, model: str) -> None:
     """Ledger rows of this study's trials whose runner died (SIGKILL): the study told their
     trials FAIL and a new trial takes each one's place, so the rows say failed, not running."""
-    book = open_ledger(settings)
+    ledger = open_ledger(settings)
     stale = settings.execution.stale_after_s
-    for row in book.rows(status=Status.RUNNING):
+    for row in ledger.rows(status=Status.RUNNING):
         if row.category == search.name and row.model == model \
                 and owner_gone(row.owner, row.heartbeat, stale, alive, row.started_at):
-            book.release(row.id, Status.FAILED, f"its runner {row.owner} died; the study told "
-                         "this trial FAIL and asked a new one in its place", row.owner)
+            ledger.release(row.id, Status.FAILED, f"its runner {row.owner} died; the study told "
+                           "this trial FAIL and asked a new one in its place", row.owner)
 
 
 def _fail_half_asked(opened: Opened, running: list[optuna.trial.FrozenTrial],
