@@ -21,7 +21,7 @@ from hyperparameter_system.app import api
 from hyperparameter_system.app import search_api as searches
 from hyperparameter_system.core.errors import HpsysError
 from hyperparameter_system.core.states import Status
-from hyperparameter_system.matrix.experiments import make_experiment
+from hyperparameter_system.matrix.experiments import Job, make_experiment
 from hyperparameter_system.run.studies import ATTR, distributions
 
 LANDSCAPE = "python tests/fakes/landscape_train.py"
@@ -113,8 +113,8 @@ def test_a_dead_runners_trial_rows_are_failed_with_its_trials(tmp_path: Path, ma
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     trial = study.ask(distributions(searches.get_search(settings, "lr_wd")))
-    exp = make_experiment(settings.model("land"), "lr_wd", {"trial": trial.number}, {},
-                          "lr_wd_t000", 1)
+    exp = make_experiment(settings.model("land"),
+                          Job("lr_wd", {"trial": trial.number}, {}, "lr_wd_t000"), 1)
     trial.set_user_attr(ATTR, {"host": socket.gethostname(), "pid": dead.pid,
                                "experiment_id": exp.id})
     ledger = api.open_ledger(settings)

@@ -26,10 +26,6 @@ KNOWN = {
     "hyperparameter_system/config/settings.py::_execution",
     "hyperparameter_system/config/settings.py::load_settings",
     "hyperparameter_system/experiment_runner.py::_main",
-    "hyperparameter_system/matrix/experiments.py::make_experiment",
-    "hyperparameter_system/run/executor.py::Executor",
-    "hyperparameter_system/run/launcher.py::plan",
-    "hyperparameter_system/run/slurm_executor.py::SlurmDispatch._follow",
     "hyperparameter_system/ui/commands.py::combine_best",
     "hyperparameter_system/ui/console.py::print_matrix",
 }

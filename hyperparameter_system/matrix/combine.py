@@ -25,7 +25,7 @@ from hyperparameter_system.config.settings import ModelSettings
 from hyperparameter_system.core.atomic import atomic_write_text
 from hyperparameter_system.core.safe_names import safe_name
 from hyperparameter_system.core.writable import file_target
-from hyperparameter_system.matrix.experiments import COMBINED, Experiment, make_experiment
+from hyperparameter_system.matrix.experiments import COMBINED, Experiment, Job, make_experiment
 
 RUN_NAME = "combined_best"
 
@@ -97,8 +97,9 @@ def plan(model: ModelSettings, picks: Sequence[Pick], missing: Sequence[tuple[st
     changes, conflicts = merge(applied)
     option = {"description": "combined winners",
               "winners": {p.category: dict(p.option) for p in applied}}
-    experiments = [make_experiment(model, COMBINED, option, changes, RUN_NAME,
-                                   first_index + r, r, repeats) for r in range(repeats)]
+    job = Job(COMBINED, option, changes, RUN_NAME)
+    experiments = [make_experiment(model, job, first_index + r, r, repeats)
+                   for r in range(repeats)]
     path = reports_dir / COMBINED / f"{safe_name(model.name)}.yaml"
     return Plan(model.name, applied, skipped, changes, conflicts, path, experiments)
 

@@ -45,12 +45,21 @@ class Experiment:
         return f"{self.model} / {self.category} / {self.run_name}"
 
 
+@dataclass(frozen=True)
+class Job:
+    """What one experiment of a model is made of, before its config is resolved: the option of
+    a category (or the baseline, a combined config, a study's trial), the config changes it
+    makes and the run name it goes by."""
+
+    category: str
+    option: Mapping[str, Any]
+    changes: Mapping[str, Any]
+    run_name: str
+
+
 def make_experiment(
     model: ModelSettings,
-    category: str,
-    option: Mapping[str, Any],
-    changes: Mapping[str, Any],
-    run_name: str,
+    job: Job,
     index: int,
     repeat: int = 0,
     repeats: int = 1,
@@ -58,20 +67,21 @@ def make_experiment(
 ) -> Experiment:
     """Resolve the config and derive the stable id from model, category, option and config
     (`base_text`: the model's base serialised once, when many experiments share it)."""
-    config = apply_changes(model.base, {"model_name": model.name, **changes})
-    changed = ["model_name", *changes]  # the config's dotted keys that may differ from base
+    config = apply_changes(model.base, {"model_name": model.name, **job.changes})
+    changed = ["model_name", *job.changes]  # the config's dotted keys that may differ from base
+    run_name = job.run_name
     if repeats > 1:
         seed = _base_seed(model, config) + repeat
         config["random_seed"] = seed
         run_name = f"{run_name}_seed{seed}"
         changed.append("random_seed")
-    names = (model.name, category, canonical(option))
+    names = (model.name, job.category, canonical(job.option))
     exp_id = (stable_hash(*names, config, list(model.script)) if base_text is None else
               base_text.stable_hash(names, config, (k.split(".")[0] for k in changed),
                                     (list(model.script),)))
-    label = str(option.get("description") or run_name)
-    return Experiment(exp_id, index, model.name, model.project, category, dict(option), label,
-                      run_name, dict(changes), config, model.script, repeat)
+    label = str(job.option.get("description") or run_name)
+    return Experiment(exp_id, index, model.name, model.project, job.category, dict(job.option),
+                      label, run_name, dict(job.changes), config, model.script, repeat)
 
 
 def _base_seed(model: ModelSettings, config: Mapping[str, Any]) -> int:
@@ -125,16 +135,14 @@ def build_matrix(
     repeats = settings.execution.repeats
     out: list[Experiment] = []
     for model in chosen_models:
-        jobs: list[tuple[str, Mapping[str, Any], Mapping[str, Any], str]] = []
-        if with_baseline:
-            jobs.append((BASELINE, {}, {}, BASELINE))
+        jobs = [Job(BASELINE, {}, {}, BASELINE)] if with_baseline else []
         for cat in chosen_cats:
             for option in cat.options:
-                jobs.append((cat.name, option, cat.plugin.changes(option),
-                             cat.plugin.run_name(option)))
+                jobs.append(Job(cat.name, option, cat.plugin.changes(option),
+                                cat.plugin.run_name(option)))
         base_text = CanonicalBase(model.base)
-        for category, option, changes, run_name in jobs:
+        for job in jobs:
             for repeat in range(repeats):
-                out.append(make_experiment(model, category, option, changes, run_name,
-                                           len(out) + 1, repeat, repeats, base_text))
+                out.append(make_experiment(model, job, len(out) + 1, repeat, repeats,
+                                           base_text))
     return out

@@ -7,7 +7,6 @@ launch to its end: locally (`launcher.execute`), as a Ray task (ray_executor) or
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -17,10 +16,11 @@ from hyperparameter_system.config.settings import Settings
 from hyperparameter_system.core.configdict import apply_changes
 from hyperparameter_system.core.states import FINAL, Status
 from hyperparameter_system.matrix.experiments import Experiment
-from hyperparameter_system.matrix.ranking import headline
 from hyperparameter_system.run import exec_plan, launcher, preload
 from hyperparameter_system.run.devices import Slot
+from hyperparameter_system.run.halt import Halt
 from hyperparameter_system.run.launcher import Launch, Outcome
+from hyperparameter_system.run.recorder import Recorder
 from hyperparameter_system.run.seams import (
     Dispatch,
     Display,
@@ -29,8 +29,9 @@ from hyperparameter_system.run.seams import (
     OnStart,
 )
 from hyperparameter_system.run.signals import signals_held
-from hyperparameter_system.run.slot_guards import DiskPause, GpuRelease, halved_batch, recovered
+from hyperparameter_system.run.slot_guards import DiskPause, GpuRelease, Retries, halved_batch
 from hyperparameter_system.run.stoppers import NeverStop, Stopper, Watch
+from hyperparameter_system.run.tally import Tally
 from hyperparameter_system.store.claims import runner_identity
 from hyperparameter_system.store.ledger import Ledger, LedgerFull
 from hyperparameter_system.store.row import Row
@@ -77,26 +78,28 @@ class RunResult:
 
 class Executor:
     """The queue and its slots. `run()` returns when every selected experiment has ended
-    (done, or failed past its retries) or the user stopped it."""
+    (done, or failed past its retries) or the user stopped it. It decides what a slot does
+    next; the guards (slot_guards), the tally, the halt and the recorder act on it."""
 
     def __init__(self, settings: Settings, ledger: Ledger, slots: Sequence[Slot],
                  dispatch: Dispatch, display: Display | None = None,
                  stopper: Stopper | None = None) -> None:
         self.settings, self.ledger, self.slots = settings, ledger, list(slots)
-        self.dispatch, self.display = dispatch, display
-        self.stopper = stopper or NeverStop()
-        self.stopper.attach(self._say)
-        self.owner = runner_identity()
-        self.stop = threading.Event()
-        self.stop_reason: str | None = None  # why the runner ended its running experiments
-        self.ledger_full: LedgerFull | None = None  # raised by run() once every slot has ended
-        self.source: ExperimentSource = MatrixSource(())
-        self.lock = threading.Lock()
+        self.dispatch = dispatch
         self.result = RunResult()
+        self.tally = Tally(self.result, display)
+        self.halt = Halt(self.tally)
+        self.stop = self.halt.event  # what a source that decides the next experiment watches
+        self.stopper = stopper or NeverStop()
+        self.stopper.attach(self.tally.say)
+        self.owner = runner_identity()
+        self.recorder = Recorder(ledger, self.owner, settings.system.metric, self.tally,
+                                 self.halt)
+        self.source: ExperimentSource = MatrixSource(())
         self.disk = DiskPause(settings.execution.min_free_gb, settings.system.runs_dir,
-                              self.stop, self._say, DISK_POLL_S)
-        self.gpus = GpuRelease(self._say)
-        self.tries: dict[str, int] = {}  # attempts in this invocation: retry_failed bounds them
+                              self.stop, self.tally.say, DISK_POLL_S)
+        self.gpus = GpuRelease(self.tally.say)
+        self.retries = Retries(settings.execution.max_attempts, self.stop)
         self.errors: list[Exception] = []  # raised in a slot thread, re-raised by run()
 
     # -- the run -------------------------------------------------------------------------
@@ -126,43 +129,28 @@ class Executor:
                 ended.append(event)
             for event in ended:
                 while not event.wait(timeout=0.2):
-                    if self.display is not None:
-                        self.display.refresh()
+                    self.tally.refresh()
         except BaseException as exc:  # Ctrl-C, or the display failing (stdout pipe closed)
             with signals_held():  # a second Ctrl-C would leave rows running
-                self.result.interrupted = True
-                self.stop.set()
+                self.halt.interrupt()
                 for event in ended:
                     event.wait()  # each slot ends its process tree first
             if not isinstance(exc, KeyboardInterrupt):
                 raise
         finally:
             self.stop.set()
-        if self.ledger_full is not None:
-            raise LedgerFull(self.ledger_full.path, "the running experiments were ended "
-                             "(interrupted); free some space and run the same command to resume")
+        self.halt.raise_ledger_full()
         if self.errors:
             raise self.errors[0]
-        self._settle_elsewhere()
+        self.tally.settle_elsewhere(self.ledger)
         return self.result
-
-    def _settle_elsewhere(self) -> None:
-        """The experiments another runner held: re-read at the end, so the last line says
-        which it has finished meanwhile and which it still runs."""
-        ids = self.result.elsewhere
-        if not ids:
-            return
-        with contextlib.suppress(Exception):  # a count for the last line, never fatal
-            statuses = self.ledger.statuses(ids)
-            done = sum(1 for i in ids if statuses.get(i) in FINAL)
-            self.result.done_elsewhere, self.result.busy_elsewhere = done, len(ids) - done
 
     def _heartbeat(self) -> None:
         while not self.stop.wait(self.settings.execution.heartbeat_s):
             try:
                 self.ledger.heartbeat(self.owner)
             except LedgerFull as exc:
-                self._ledger_is_full(exc)
+                self.halt.for_ledger(exc)
             except Exception:  # noqa: BLE001 - a missed beat is retried; never kill the run
                 pass
 
@@ -172,7 +160,7 @@ class Executor:
         try:
             self._work(slot)
         except LedgerFull as exc:
-            self._ledger_is_full(exc)
+            self.halt.for_ledger(exc)
         except Exception as exc:  # noqa: BLE001 - handed to the main thread
             self.errors.append(exc)
             self.stop.set()
@@ -180,7 +168,6 @@ class Executor:
             ended.set()
 
     def _work(self, slot: Slot) -> None:
-        execution = self.settings.execution
         while not self.stop.is_set():
             exp = self.source.next()
             if exp is None:
@@ -188,21 +175,13 @@ class Executor:
             if not self.disk.wait_for_space():
                 self.source.put_back(exp, front=True)
                 return
-            if not self.source.synced:  # a study's trial: a new ledger row
-                self.ledger.sync([exp])
-            before = self.ledger.claim(exp.id, self.owner, execution.stale_after_s)
+            before = self._claim(exp)
             if before is None:
-                with self.lock:
-                    self.result.busy_elsewhere += 1
-                    self.result.elsewhere.add(exp.id)
-                if not self.source.synced:  # a trial just asked that will not run here: told
-                    now = time.time()      # so, never left running in its study
-                    self.source.told(exp, Outcome(exp.id, Status.FAILED, now, now, error=(
-                        "its ledger row is another runner's or already final")))
                 continue
-            if before.status == Status.RUNNING and self._recover(exp, before):
+            if before.status == Status.RUNNING and self.recorder.recover(
+                    exp, before, self.dispatch, str(self.settings.system.ledger)):
                 continue  # a dead runner's run that had finished: kept, not run again
-            tries = self.tries[exp.id] = self.tries.get(exp.id, 0) + 1
+            tries = self.retries.begin(exp.id)
             try:
                 outcome = self._attempt(exp, slot, before, tries)
             except LedgerFull:
@@ -210,60 +189,41 @@ class Executor:
             except Exception as exc:
                 self.ledger.release(exp.id, Status.FAILED, f"runner error: {exc!r}", self.owner)
                 raise
-            if outcome.extra.get("taken_over"):
-                continue
-            retry = self._will_retry(outcome, tries)
-            self.source.told(exp, outcome, final=not retry)
-            if outcome.disk_full:
-                self._end_all(f"{outcome.error}; the running experiments were ended "
-                              "(interrupted); free some space and run the same command to "
-                              "resume", f"ended: {outcome.error}")
-            if retry:
-                self.source.put_back(exp)
+            if not outcome.extra.get("taken_over"):
+                self._after(exp, outcome, tries)
 
-    def _will_retry(self, outcome: Outcome, tries: int) -> bool:
-        """Failed or timed out with retries left in this invocation (execution.retry_failed);
-        never a config error (the script exited 2: the same config fails the same way)."""
-        return (outcome.status in (Status.FAILED, Status.TIMEOUT) and not outcome.config_error
-                and not self.stop.is_set() and tries < self.settings.execution.max_attempts)
+    def _claim(self, exp: Experiment) -> Row | None:
+        """Its ledger row, taken for this runner; None when another runner holds it or it is
+        final already (a study's trial that will not run here is told so, never left
+        running in its study)."""
+        if not self.source.synced:  # a study's trial: a new ledger row
+            self.ledger.sync([exp])
+        before = self.ledger.claim(exp.id, self.owner, self.settings.execution.stale_after_s)
+        if before is None:
+            self.tally.elsewhere(exp.id)
+            if not self.source.synced:
+                now = time.time()
+                self.source.told(exp, Outcome(exp.id, Status.FAILED, now, now, error=(
+                    "its ledger row is another runner's or already final")))
+        return before
 
-    def _end_all(self, text: str, reason: str) -> None:
-        """A full disk: start no new experiment and end those running (as Ctrl-C does), so
-        none fails for want of space; the run ends interrupted (resumable). `text` is said once
-        whichever slots get here; `reason` becomes the error of the experiments ended."""
-        with self.lock:
-            first = self.result.disk_full is None
-            if first:
-                self.result.disk_full, self.stop_reason = text, reason
-            self.result.interrupted = True
-        self.stop.set()
-        if first:
-            self._say(text)
-
-    def _ledger_is_full(self, exc: LedgerFull) -> None:
-        """The ledger cannot be written: end everything; run() raises it as one line."""
-        with self.lock:
-            if self.ledger_full is None:
-                self.ledger_full, self.stop_reason = exc, f"ended: {exc}"
-                self.result.disk_full = str(exc)
-            self.result.interrupted = True
-        self.stop.set()
-
-    def _hand_back(self, exp_id: str) -> None:
-        """Mark a claimed row interrupted where the full ledger still takes the write; else it
-        stays `running`, and the next runner recovers it (its owner is gone by then)."""
-        with contextlib.suppress(LedgerFull):
-            self.ledger.release(exp_id, Status.INTERRUPTED, self.stop_reason, self.owner)
+    def _after(self, exp: Experiment, outcome: Outcome, tries: int) -> None:
+        """Tell the source how the attempt ended, then queue its retry or, when it found the
+        disk full, end the run."""
+        retry = self.retries.again(outcome, tries)
+        self.source.told(exp, outcome, final=not retry)
+        if outcome.disk_full:
+            self.halt.for_disk(f"{outcome.error}; the running experiments were ended "
+                               "(interrupted); free some space and run the same command to "
+                               "resume", f"ended: {outcome.error}")
+        if retry:
+            self.source.put_back(exp)
 
     def _attempt(self, exp: Experiment, slot: Slot, before: Row, tries: int) -> Outcome:
         """One launch of a claimed experiment, at the batch size an earlier OOM left in its
         row (a restarted runner goes on from there, not from the OOM batch)."""
         batch = before.batch_override
-        config = apply_changes(exp.config, {"batch_size": batch}) if batch else exp.config
-        launch = launcher.plan(exp, self.settings, (before.attempts or 0) + 1, env=slot.env,
-                               config=config, launch_number=(before.launches or 0) + 1)
-        if before.status in (Status.INTERRUPTED, Status.RUNNING):  # goes on where it stopped
-            launch = launcher.resuming(launch, before.run_dir, before.wandb_run_id)
+        launch = self._launch(exp, slot, before)
         lost = threading.Event()  # the row was taken over before the script started
 
         def on_start(pid: int, node: str | None = None, job: str | None = None) -> None:
@@ -272,8 +232,8 @@ class Executor:
             info["job"] = job
             if not self.ledger.set_started(exp.id, pid, info, self.owner):
                 lost.set()
-            elif self.display is not None:
-                self.display.started(exp, launch.run_dir, slot.name)
+            else:
+                self.tally.started(exp, launch.run_dir, slot.name)
 
         watch = Watch(exp, launch.run_dir, self.stopper, self.settings.execution.stop_grace_s)
 
@@ -283,62 +243,44 @@ class Executor:
         try:
             outcome = self.dispatch(launch, slot, stop, on_start)
         except LedgerFull:  # recording its start: the script was ended before it ran on
-            self._hand_back(exp.id)
+            self.recorder.hand_back(exp.id)
             raise
-        if outcome.status == Status.INTERRUPTED and self.stop_reason and not outcome.disk_full:
-            outcome.error = self.stop_reason  # ended for a full disk, not by the user
-        if watch.decision is not None and not self.stop.is_set() and not outcome.disk_full:
-            _pruned(outcome, watch)
+        _why_it_ended(outcome, watch, self.halt)
         self.stopper.ended(exp, outcome.status, watch.rest())
-        if batch and outcome.error:
-            outcome.error += f" (batch_size {batch})"
-        elif batch and outcome.status == Status.DONE:
-            outcome.note = f"retried with batch_size {batch} after CUDA OOM"
+        _batch_note(outcome, batch)
         halving = self.settings.execution.retry_oom_halving
-        self._record(exp, outcome, final=not self._will_retry(outcome, tries),
-                     batch_override=halved_batch(exp, batch, outcome, halving))
+        self.recorder.record(exp, outcome, final=not self.retries.again(outcome, tries),
+                             batch_override=halved_batch(exp, batch, outcome, halving))
         self.gpus.check(exp, slot, outcome)
         return outcome
 
-    def _record(self, exp: Experiment, outcome: Outcome, final: bool = True,
-                batch_override: int | None = None) -> None:
-        """Ledger first (the truth), then the display; `final` is False before a retry. A row
-        another runner took over keeps that runner's record: this outcome is only reported."""
-        metric = headline(outcome.result, self.settings.system.metric)
-        try:
-            recorded = self.ledger.finish(exp.id, outcome, metric, self.owner, batch_override)
-        except LedgerFull:
-            if outcome.status != Status.DONE:  # a done row stays running: recovered as done
-                self._hand_back(exp.id)
-            raise
-        if not recorded:
-            outcome.extra["taken_over"] = True
-            with self.lock:
-                self.result.busy_elsewhere += 1
-                self.result.elsewhere.add(exp.id)
-            self._say(f"{exp.describe()}: another runner took this experiment over; this "
-                      f"runner's attempt ({outcome.status}) is not recorded")
-            return
-        with self.lock:
-            self.result.outcomes.append(outcome)
-        if self.display is not None:
-            self.display.finished(exp, outcome, final)
+    def _launch(self, exp: Experiment, slot: Slot, before: Row) -> Launch:
+        """The next launch of a claimed experiment: at the batch an OOM left in its row, going
+        on where an interrupted attempt stopped."""
+        batch = before.batch_override
+        config = apply_changes(exp.config, {"batch_size": batch}) if batch else exp.config
+        launch = launcher.plan(exp, self.settings, (before.attempts or 0) + 1, env=slot.env,
+                               config=config, launch_number=(before.launches or 0) + 1)
+        if before.status in (Status.INTERRUPTED, Status.RUNNING):  # goes on where it stopped
+            launch = launcher.resuming(launch, before.run_dir, before.wandb_run_id)
+        return launch
 
-    def _recover(self, exp: Experiment, before: Row) -> bool:
-        """Record the result a dead runner's row finished with (slot_guards.recovered); True
-        when there was one."""
-        outcome = recovered(exp, before, self.dispatch, str(self.settings.system.ledger))
-        if outcome is not None:
-            self._record(exp, outcome)
-        return outcome is not None
 
-    def _say(self, text: str) -> None:
-        """To the live view, else kept in the result for the caller to show."""
-        if self.display is not None:
-            self.display.message(text)
-        else:
-            with self.lock:
-                self.result.messages.append(text)
+def _why_it_ended(outcome: Outcome, watch: Watch, halt: Halt) -> None:
+    """An attempt the runner ended says why (a full disk or ledger, not the user), and one a
+    stopper asked to stop is pruned."""
+    if outcome.status == Status.INTERRUPTED and halt.reason and not outcome.disk_full:
+        outcome.error = halt.reason  # ended for a full disk, not by the user
+    if watch.decision is not None and not halt.event.is_set() and not outcome.disk_full:
+        _pruned(outcome, watch)
+
+
+def _batch_note(outcome: Outcome, batch: int | None) -> None:
+    """An attempt at a batch an OOM halved says so, failed or done."""
+    if batch and outcome.error:
+        outcome.error += f" (batch_size {batch})"
+    elif batch and outcome.status == Status.DONE:
+        outcome.note = f"retried with batch_size {batch} after CUDA OOM"
 
 
 def _pruned(outcome: Outcome, watch: Watch) -> None:

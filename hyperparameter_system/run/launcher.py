@@ -110,11 +110,11 @@ def wandb_run_id(experiment_id: str, launch_number: int) -> str:
 
 def plan(experiment: Experiment, settings: Settings, attempt: int,
          env: Mapping[str, str] | None = None, config: Mapping[str, Any] | None = None,
-         now: float | None = None, launch_number: int = 1) -> Launch:
+         launch_number: int = 1) -> Launch:
     """The launch of `experiment`'s attempt number `attempt` (1-based, reset by --rerun) and
     its `launch_number` (1-based, never reset: it names the W&B run)."""
     system = settings.system
-    stamp = time.strftime("%y%m%d%H%M", time.localtime(now))
+    stamp = time.strftime("%y%m%d%H%M", time.localtime())
     wandb_name = f"{experiment.run_name}_{stamp}"
     run_id = wandb_run_id(experiment.id, launch_number)
     # the launch's run id in the name: two launches in one minute (a --set change, a retry)

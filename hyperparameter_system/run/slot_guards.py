@@ -1,7 +1,8 @@
 """The executor's guards around one slot's launch, each one policy with its own state, so the
 queue (run/executor.py) only asks them: a full disk pauses the queue, a GPU still held after a
-run is told once, a CUDA OOM halves the next launch's batch, and a finished run of a dead runner
-is kept rather than run again."""
+run is told once, a failed attempt is retried while execution.retry_failed allows, a CUDA OOM
+halves the next launch's batch, and a finished run of a dead runner is kept rather than run
+again."""
 
 from __future__ import annotations
 
@@ -80,6 +81,26 @@ class GpuRelease:
             self.say(f"GPU memory on {','.join(map(str, held))} was still held by {exp.id} "
                      "after it ended; the next experiment may run out of memory (not "
                      "reported again in this run)")
+
+
+class Retries:
+    """Attempts per experiment in this invocation (--rerun or a new invocation starts over):
+    failed or timed out ones are retried until `max_attempts` (execution.retry_failed), never
+    a config error (the script exited 2: the same config fails the same way), never once the
+    run is stopping."""
+
+    def __init__(self, max_attempts: int, stop: threading.Event) -> None:
+        self.max_attempts, self.stop = max_attempts, stop
+        self.tries: dict[str, int] = {}
+
+    def begin(self, exp_id: str) -> int:
+        """Count one more attempt of `exp_id`; its number in this invocation."""
+        tries = self.tries[exp_id] = self.tries.get(exp_id, 0) + 1
+        return tries
+
+    def again(self, outcome: Outcome, tries: int) -> bool:
+        return (outcome.status in (Status.FAILED, Status.TIMEOUT) and not outcome.config_error
+                and not self.stop.is_set() and tries < self.max_attempts)
 
 
 def halved_batch(exp: Experiment, batch: int | None, outcome: Outcome,

@@ -44,6 +44,19 @@ COMMAND_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
+class Followed:
+    """A job the runner follows to its end: the launch it runs (as its launch.json says, when
+    adopted), the folder it writes, its Slurm id, when it was submitted (or found), and whether
+    a previous runner submitted it (then its wait in the queue is not this runner's)."""
+
+    launch: Launch
+    folder: Path
+    job: str
+    submitted: float
+    adopted: bool
+
+
+@dataclass(frozen=True)
 class Job:
     """One job as squeue tells it."""
 
@@ -236,7 +249,8 @@ class SlurmDispatch:
             if stop():
                 return _ended(launch, Status.INTERRUPTED, "interrupted by the user")
             job = self._submit(launch, folder)
-        return self._follow(launch, folder, job, stop, on_start, submitted, found is not None)
+        return self._follow(Followed(launch, folder, job, submitted, found is not None), stop,
+                            on_start)
 
     def _submit(self, launch: Launch, folder: Path) -> str:
         folder.mkdir(parents=True, exist_ok=True)
@@ -256,8 +270,9 @@ class SlurmDispatch:
         self.board.refresh(force=True)
         return job
 
-    def _follow(self, launch: Launch, folder: Path, job: str, stop: Callable[[], bool],
-                on_start: OnStart, submitted: float, adopted: bool) -> Outcome:
+    def _follow(self, followed: Followed, stop: Callable[[], bool], on_start: OnStart) -> Outcome:
+        launch, folder, job, submitted = (followed.launch, followed.folder, followed.job,
+                                          followed.submitted)
         cancelled_at: float | None = None
         seen, launch_started = False, submitted
         while True:
@@ -279,7 +294,7 @@ class SlurmDispatch:
                     launch_started = float(start.get("at") or time.time())
             if info is not None and not info.live:
                 outcome = self._outcome(launch, folder, info, cancelled_at is not None)
-                if seen and not adopted:
+                if seen and not followed.adopted:
                     outcome.extra["submit_to_start_s"] = round(launch_started - submitted, 3)
                 outcome.extra["end_to_runner_s"] = round(time.time() - outcome.finished_at, 3)
                 return outcome

@@ -26,7 +26,7 @@ from hyperparameter_system.config.settings import ModelSettings, Settings
 from hyperparameter_system.core.configdict import stable_hash
 from hyperparameter_system.core.errors import HpsysError
 from hyperparameter_system.core.states import Status
-from hyperparameter_system.matrix.experiments import Experiment, make_experiment
+from hyperparameter_system.matrix.experiments import Experiment, Job, make_experiment
 from hyperparameter_system.matrix.ranking import headline
 from hyperparameter_system.run.launcher import Outcome
 from hyperparameter_system.run.stoppers import Say, StopDecision, monitored
@@ -144,7 +144,7 @@ class StudySource:
         changes = {k: v for p in self.search.space if p.key in params
                    for k, v in p.changes(params[p.key]).items()}
         run_name = f"{self.search.name}_t{trial.number:03d}"
-        exp = make_experiment(self.model, self.search.name, option, changes, run_name,
+        exp = make_experiment(self.model, Job(self.search.name, option, changes, run_name),
                               self.index + trial.number)
         # the trial's start in the id: a study started over numbers its trials from 0 again,
         # and its trial 0 must not be the old study's done ledger row
