@@ -22,17 +22,11 @@ KNOWN = {
     "codes/trainer/parts/scheduler.py::CosineAnnealingWarmupRestarts.__init__",
     "codes/trainer/run.py::train",
     "codes/trainer/schema.py::spec",
-    "hyperparameter_system/config/entries.py::read_categories",
-    "hyperparameter_system/config/settings.py::_execution",
-    "hyperparameter_system/config/settings.py::load_settings",
-    "hyperparameter_system/experiment_runner.py::_main",
     "hyperparameter_system/matrix/experiments.py::make_experiment",
     "hyperparameter_system/run/executor.py::Executor",
     "hyperparameter_system/run/launcher.py::plan",
     "hyperparameter_system/run/slurm_executor.py::SlurmDispatch._follow",
     "hyperparameter_system/store/ledger.py::Ledger",
-    "hyperparameter_system/ui/commands.py::combine_best",
-    "hyperparameter_system/ui/console.py::print_matrix",
 }
 
 
