@@ -19,7 +19,7 @@ if __package__ in (None, ""):  # run as a script: make the package importable, n
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from hyperparameter_system.app import api
-from hyperparameter_system.config.settings import PRUNING_RULES
+from hyperparameter_system.config.settings import PRUNING_RULES, Settings
 from hyperparameter_system.core.errors import EXIT_BAD_INPUT, HpsysError
 from hyperparameter_system.core.writable import STDOUT, output_file, output_folder
 from hyperparameter_system.run.signals import signals_held
@@ -27,6 +27,7 @@ from hyperparameter_system.store.ledger import LedgerFull
 from hyperparameter_system.ui import cli, commands, console, screen
 
 if TYPE_CHECKING:
+    from hyperparameter_system.matrix.experiments import Experiment
     from hyperparameter_system.run.executor import RunResult
 
 EXIT_INTERRUPTED = 130
@@ -137,15 +138,35 @@ def _main(args: argparse.Namespace) -> int:
     show the selection: they skip its run, never the summary or the exports."""
     _check_outputs(args)
     _search_flags(args)
+    settings = _settings(args)
+    experiments = api.select(settings, args.models, args.categories)
+    if args.forget:
+        return _forget(settings, args)
+    _views(settings, experiments, args)
+    code, did = _runs(settings, experiments, args)
+    if code == EXIT_INTERRUPTED:
+        return code
+    did = _outputs(settings, args) or did
+    if not did:
+        raise HpsysError("command line", "nothing to do: give --all, --models, --categories, "
+                         "--matrix, --summary or --dry-run (run_experiments.py opens the menu)")
+    return code
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    """The master config as this command line changes it (--set, --sweep, --pruning, --budget,
+    --no-preload)."""
     loaded = api.load(args.config, args.set, args.sweep)
     settings = api.with_budget(api.with_pruning(loaded, args.pruning), args.budget)
     if args.no_preload:
         settings = dataclasses.replace(
             settings, execution=dataclasses.replace(settings.execution, preload=()))
-    experiments = api.select(settings, args.models, args.categories)
-    only_show = args.matrix or args.dry_run
-    if args.forget:
-        return _forget(settings, args)
+    return settings
+
+
+def _views(settings: Settings, experiments: Sequence[Experiment],
+           args: argparse.Namespace) -> None:
+    """--calibrate's figures, then --matrix and --dry-run: shown before anything runs."""
     if args.calibrate:
         for line in api.calibrate(settings, experiments):
             console.info(line)
@@ -153,44 +174,60 @@ def _main(args: argparse.Namespace) -> int:
         commands.show_matrix(settings, experiments, args.executor)
     if args.dry_run and args.search is None:  # a search's dry run shows the search's plan
         console.print_plan(api.plan_run(settings, experiments, args.rerun, args.executor))
-    code = 0
-    did = only_show
+
+
+def _runs(settings: Settings, experiments: Sequence[Experiment],
+          args: argparse.Namespace) -> tuple[int, bool]:
+    """The search or the selection's run, then --combine-best: the exit code so far (the
+    interrupted code stops the command) and whether anything was asked of it."""
+    only_show = args.matrix or args.dry_run
+    code, did = 0, only_show
     if args.search is not None:
         code, did = _search(settings, args, only_show), True
         if code == EXIT_INTERRUPTED:
-            return code
+            return code, did
     elif (args.all or args.models or args.categories or args.sweep) and not only_show:
         result = commands.run(settings, experiments, rerun=args.rerun, executor=args.executor)
         console.print_run_result(result, console.resume_hint(args.rerun))
         if result.interrupted:
-            return EXIT_INTERRUPTED
+            return EXIT_INTERRUPTED, True
         code, did = _code(result), True
     if args.combine_best:
-        result = commands.combine_best(settings, args.models, executor=args.executor,
-                                  rerun=args.rerun, dry_run=args.dry_run,
-                                  tables=not args.summary)  # the summary shows them once
-        if result.interrupted:
-            return EXIT_INTERRUPTED
-        code, did = code or _code(result), True
+        combined = _combine_best(settings, args)
+        if combined == EXIT_INTERRUPTED:
+            return combined, True
+        code, did = code or combined, True
+    return code, did
+
+
+def _combine_best(settings: Settings, args: argparse.Namespace) -> int:
+    """`--combine-best`, its tables left to a --summary in the same command (shown once)."""
+    result = commands.combine_best(settings, args.models, executor=args.executor,
+                                   rerun=args.rerun, dry_run=args.dry_run,
+                                   view=commands.CombineView(tables=not args.summary))
+    return EXIT_INTERRUPTED if result.interrupted else _code(result)
+
+
+def _outputs(settings: Settings, args: argparse.Namespace) -> bool:
+    """--summary, --export, --plots, then --export-ledger (last: the rows as this invocation
+    left them); whether any was asked for."""
+    did = False
     if args.summary or args.export or args.plots:
         commands.report(settings, summary=args.summary, export=args.export, plots=args.plots)
         if args.summary and settings.searches:
             commands.show_studies(settings)
         did = True
-    if args.export_ledger:  # last: the rows as this invocation left them
+    if args.export_ledger:
         count, text = api.export_ledger(settings, args.export_ledger)
         if text is None:
             console.info(f"wrote {count} ledger rows to {args.export_ledger}")
         else:
             screen.raw(text)
         did = True
-    if not did:
-        raise HpsysError("command line", "nothing to do: give --all, --models, --categories, "
-                         "--matrix, --summary or --dry-run (run_experiments.py opens the menu)")
-    return code
+    return did
 
 
-def _forget(settings, args: argparse.Namespace) -> int:
+def _forget(settings: Settings, args: argparse.Namespace) -> int:
     """`--forget [failed]`: delete the selection's ledger rows (with --dry-run: list them);
     asks nothing (CI runs it)."""
     failed_only = args.forget == "failed"
@@ -239,7 +276,7 @@ def _search_flags(args: argparse.Namespace) -> None:
         raise HpsysError(f"--trials {args.trials}", "expected a number of trials >= 1")
 
 
-def _search(settings, args: argparse.Namespace, only_show: bool) -> int:
+def _search(settings: Settings, args: argparse.Namespace, only_show: bool) -> int:
     """`--search`: list the studies (no name), or run one search (--dry-run: its plan)."""
     if not args.search:
         commands.show_studies(settings)

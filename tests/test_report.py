@@ -237,12 +237,12 @@ def test_combine_best_runs_nothing_when_nothing_beats_the_baseline(tmp_path, cap
     (tmp_path / "empty").mkdir()
     empty = settings_for(tmp_path / "empty", {"lr_cat": CATEGORIES["lr_cat"]})
     with pytest.raises(HpsysError, match="run the matrix first"):
-        commands.combine_best(empty, show=False)
+        commands.combine_best(empty, view=commands.CombineView(live=False))
     settings = settings_for(tmp_path, {"lr_cat": CATEGORIES["lr_cat"]})
     fill_ledger(settings, lambda e: 0.9 if e.category == "baseline" else 0.1)
     plan = collect(settings).models[0].combined.plan
     assert plan.applied == [] and plan.changes == {}
-    result = commands.combine_best(settings, show=False)
+    result = commands.combine_best(settings, view=commands.CombineView(live=False))
     assert result.outcomes == [] and not result.interrupted
     assert "nothing to combine" in capsys.readouterr().err
     statuses = {row[-1] for t in tables(collect(settings)) if t.key == "model"
@@ -254,11 +254,11 @@ def test_combine_best_reruns_only_when_asked(tmp_path):
     """--combine-best --rerun runs a done combination again; without --rerun it is skipped."""
     settings = settings_for(tmp_path, {"lr_cat": CATEGORIES["lr_cat"]})
     fill_ledger(settings, lambda e: {"baseline": 0.5, "fast": 0.6, "slow": 0.4}[e.label])
-    first = commands.combine_best(settings, show=False)
+    first = commands.combine_best(settings, view=commands.CombineView(live=False))
     assert first.count("done") == 1
-    again = commands.combine_best(settings, show=False)
+    again = commands.combine_best(settings, view=commands.CombineView(live=False))
     assert again.skipped_done == 1 and again.outcomes == []
-    rerun = commands.combine_best(settings, show=False, rerun=True)
+    rerun = commands.combine_best(settings, view=commands.CombineView(live=False), rerun=True)
     assert rerun.count("done") == 1 and rerun.skipped_done == 0
 
 

@@ -64,7 +64,7 @@ def test_combine_best_runs_the_combination_and_saves_its_config(ran):
 
 def test_combine_best_again_is_resumed_not_rerun(ran):
     settings, _ = ran
-    result = commands.combine_best(settings, show=False)
+    result = commands.combine_best(settings, view=commands.CombineView(live=False))
     assert result.skipped_done == 1 and result.outcomes == []
 
 

@@ -22,12 +22,6 @@ KNOWN = {
     "codes/trainer/parts/scheduler.py::CosineAnnealingWarmupRestarts.__init__",
     "codes/trainer/run.py::train",
     "codes/trainer/schema.py::spec",
-    "hyperparameter_system/config/entries.py::read_categories",
-    "hyperparameter_system/config/settings.py::_execution",
-    "hyperparameter_system/config/settings.py::load_settings",
-    "hyperparameter_system/experiment_runner.py::_main",
-    "hyperparameter_system/ui/commands.py::combine_best",
-    "hyperparameter_system/ui/console.py::print_matrix",
 }
 
 

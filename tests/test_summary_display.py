@@ -102,7 +102,7 @@ def test_combine_best_with_summary_prints_the_combined_tables_once(tmp_path, mon
     fill_ledger(settings, lambda e: {"fast": 0.7}.get(e.label, 0.5))
     monkeypatch.setattr(commands.api, "run_combined", lambda *a, **k: commands.RunResult())
     out = screen(monkeypatch, 160)
-    commands.combine_best(settings, show=False, tables=False)
+    commands.combine_best(settings, view=commands.CombineView(live=False, tables=False))
     commands.report(settings, summary=True)
     assert out.file.getvalue().count("m1 / combined winners") == 1
 

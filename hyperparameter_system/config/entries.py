@@ -40,7 +40,7 @@ from hyperparameter_system.core.configdict import (
 )
 from hyperparameter_system.core.errors import HpsysError, close_match
 from hyperparameter_system.core.safe_names import wandb_project_name
-from hyperparameter_system.core.yamlfile import YamlDoc, load_yaml
+from hyperparameter_system.core.yamlfile import KeyPath, YamlDoc, load_yaml
 
 PYTHON_ALIASES = ("python", "python3")  # a leading `python` means the runner's own interpreter
 MODEL_KEYS = {
@@ -404,59 +404,119 @@ def read_sweeps(data: Any, sweeps: Sequence[str], groups: ConfigGroups
     return out, swept
 
 
-def read_categories(doc, data, bases, schemas, groups: ConfigGroups | None = None,
+@dataclass(frozen=True)
+class _EnabledModels:
+    """What the enabled models accept, every option checked against it: their base configs,
+    their scripts' schemas and the config groups of their shared composed base config."""
+
+    bases: Sequence[Mapping[str, Any]]
+    schemas: Sequence[Schema]
+    groups: ConfigGroups | None
+
+
+@dataclass(frozen=True)
+class _OptionPlace:
+    """Where a category's options are told: a declared one's at its line of the master config,
+    a `--sweep` key's at its value on the command line (`swept_as`: that `--sweep` text)."""
+
+    doc: YamlDoc
+    category: Any  # the category's key as written
+    swept_as: str | None
+
+    def path(self, index: int) -> KeyPath:
+        return ("experiment_categories", self.category, "options", index)
+
+    def locate(self, index: int) -> Locate:
+        path = self.path(index)
+
+        def locate(key: str | None) -> str:
+            if self.swept_as:
+                return f"{self.swept_as}: value {index + 1}" + (
+                    f" ({key})" if key is not None else "")
+            return self.doc.where(path + ((key,) if key is not None else ()))
+
+        return locate
+
+
+def read_categories(doc: YamlDoc, data: Any, bases: Sequence[Mapping[str, Any]],
+                    schemas: Sequence[Schema], groups: ConfigGroups | None = None,
                     swept: Mapping[str, str] | None = None) -> tuple[CategorySettings, ...]:
+    """Every category, each option checked against what the enabled models accept before
+    anything is launched; `swept`: each `--sweep` category's text (read_sweeps)."""
     if not isinstance(data, Mapping) or not data:
         raise HpsysError(doc.where(("experiment_categories",)),
                          "expected a mapping of category name to its options")
+    models = _EnabledModels(bases, schemas, groups)
     registry = plugins.categories()
-    out: list[CategorySettings] = []
-    for name, body in data.items():
-        reader = Reader(doc, ("experiment_categories", name), body, CATEGORY_KEYS)
-        enabled = reader.get("enabled", True)
-        options = reader.get("options")
-        if not options:
-            raise HpsysError(reader.where("options"), "expected a non-empty list of options")
-        swept_as = (swept or {}).get(name)  # a --sweep key: its own YAML-only category
-        grouped = groups is not None and name in groups.known
-        options = [_written_as_overrides(o, doc.where(("experiment_categories", name,
-                                                        "options", i)))
-                   for i, o in enumerate(options)] if isinstance(options, list) else options
-        plugin = (SweptCategory(str(name)) if swept_as and not grouped
-                  else registry.get(name) or YamlCategory(str(name)))
-        if groups is not None and groups.known and any(
-                isinstance(o, Mapping) and any(k in groups.known for k in o) for o in options):
-            plugin = GroupChoices(plugin, groups.entries, functools.cache(groups.changes))
-        checked: list[Mapping[str, Any]] = []
-        seen: dict[str, int] = {}  # canonical option -> its index
-        problem = None
-        for index, option in enumerate(options):
-            opath = ("experiment_categories", name, "options", index)
-            if not isinstance(option, Mapping):
-                raise HpsysError(doc.where(opath), f"expected a mapping, got {kind_of(option)}")
+    return tuple(_read_category(_OptionPlace(doc, name, (swept or {}).get(name)), body, models,
+                                registry) for name, body in data.items())
 
-            def locate(key, _p=opath, _at=swept_as, _i=index):
-                if _at:  # told at the --sweep value
-                    return f"{_at}: value {_i + 1}" + (f" ({key})" if key is not None else "")
-                return doc.where(_p + ((key,) if key is not None else ()))
 
-            try:  # a disabled category keeps its problem until it is picked
-                _check_finite(option, locate)
-                plugin.validate(option, locate, schemas)
-                option = _coerce_option(plugin, option, schemas)
-                if isinstance(plugin, YamlCategory):
-                    _check_yaml_keys(option, bases, locate)
-                elif isinstance(plugin, GroupChoices):
-                    _check_schema(plugin.changes(option), schemas, locate)
-                _check_unique(option, index, seen, locate)
-            except HpsysError as exc:
-                if enabled:
-                    raise
-                problem = problem or exc
-            checked.append(dict(option))
-        out.append(CategorySettings(str(name), enabled, reader.get("description", ""),
-                                    tuple(checked), plugin, problem))
-    return tuple(out)
+def _read_category(place: _OptionPlace, body: Any, models: _EnabledModels,
+                   registry: Mapping[str, Category]) -> CategorySettings:
+    reader = Reader(place.doc, ("experiment_categories", place.category), body, CATEGORY_KEYS)
+    enabled = reader.get("enabled", True)
+    options = reader.get("options")
+    if not options:
+        raise HpsysError(reader.where("options"), "expected a non-empty list of options")
+    options = [_written_as_overrides(o, place.doc.where(place.path(i)))
+               for i, o in enumerate(options)]
+    plugin = _plugin(place, options, models.groups, registry)
+    checked, problem = _checked_options(place, options, plugin, enabled, models)
+    return CategorySettings(str(place.category), enabled, reader.get("description", ""),
+                            checked, plugin, problem)
+
+
+def _plugin(place: _OptionPlace, options: Sequence[Any], groups: ConfigGroups | None,
+            registry: Mapping[str, Category]) -> Category:
+    """The category's plugin: a `--sweep` key's own (YAML-only, told at its values), else the
+    one registered under its name, else YAML-only; one that chooses config-group entries
+    (`{optimizer: sgd}`) when an option names a group."""
+    name = place.category
+    grouped = groups is not None and name in groups.known
+    plugin = (SweptCategory(str(name)) if place.swept_as and not grouped
+              else registry.get(name) or YamlCategory(str(name)))
+    if groups is not None and groups.known and any(
+            isinstance(o, Mapping) and any(k in groups.known for k in o) for o in options):
+        plugin = GroupChoices(plugin, groups.entries, functools.cache(groups.changes))
+    return plugin
+
+
+def _checked_options(place: _OptionPlace, options: Sequence[Any], plugin: Category,
+                     enabled: bool, models: _EnabledModels
+                     ) -> tuple[tuple[Mapping[str, Any], ...], HpsysError | None]:
+    """Each option checked and read as the engines read it; a disabled category keeps its first
+    problem until it is picked (CategorySettings.checked), an enabled one stops here."""
+    checked: list[Mapping[str, Any]] = []
+    seen: dict[str, int] = {}  # canonical option -> its index
+    problem = None
+    for index, option in enumerate(options):
+        if not isinstance(option, Mapping):
+            raise HpsysError(place.doc.where(place.path(index)),
+                             f"expected a mapping, got {kind_of(option)}")
+        locate = place.locate(index)
+        try:
+            _check_finite(option, locate)
+            plugin.validate(option, locate, models.schemas)
+            option = _coerce_option(plugin, option, models.schemas)
+            _check_keys(option, plugin, models, locate)
+            _check_unique(option, index, seen, locate)
+        except HpsysError as exc:
+            if enabled:
+                raise
+            problem = problem or exc
+        checked.append(dict(option))
+    return tuple(checked), problem
+
+
+def _check_keys(option: Mapping[str, Any], plugin: Category, models: _EnabledModels,
+                locate: Locate) -> None:
+    """The keys a YAML-only option sets, or what a config-group choice changes, against the
+    enabled models (a registered plugin checks its own in validate)."""
+    if isinstance(plugin, YamlCategory):
+        _check_yaml_keys(option, models.bases, locate)
+    elif isinstance(plugin, GroupChoices):
+        _check_schema(plugin.changes(option), models.schemas, locate)
 
 
 def _check_finite(option: Mapping[str, Any], locate: Locate) -> None:

@@ -34,7 +34,7 @@ from hyperparameter_system.config.reader import Reader, resolve
 from hyperparameter_system.config.search_blocks import SearchSettings, read_searches
 from hyperparameter_system.config.slurm import SLURM_KEYS, SlurmSettings, read_slurm
 from hyperparameter_system.core.errors import HpsysError
-from hyperparameter_system.core.yamlfile import load_yaml
+from hyperparameter_system.core.yamlfile import YamlDoc, load_yaml
 
 __all__ = ["PYTHON_ALIASES", "CategorySettings", "ExecutionSettings", "ModelSettings",
            "PRUNING_RULES", "PruningSettings",
@@ -150,12 +150,34 @@ def load_settings(path: str | Path, overrides: Sequence[str] = (),
         raise HpsysError(str(doc.path), "master config is empty")
     top = Reader(doc, (), doc.data, {k: (dict, list, type(None)) for k in TOP_KEYS})
     sysr = Reader(doc, ("system",), top.data.get("system") or {}, SYSTEM_KEYS)
-    # Relative paths resolve against system.project_root (itself relative to this file), else
-    # against the directory the runner was started from, as in the original ("run from the root").
+    root = _project_root(sysr)
+    system = _system(sysr, root)
+    execution = _execution(Reader(doc, ("execution",), top.data.get("execution") or {},
+                                   EXECUTION_KEYS))
+    _check_race_baseline(execution, system, doc)
+    every_override = _overrides(sysr, overrides)
+    cache: dict[Path, Mapping[str, Any]] = {}
+    models = read_models(doc, top.data.get("models"), root, system, every_override, cache)
+    groups = ConfigGroups(models, every_override, cache)
+    categories = _categories(doc, top.data.get("experiment_categories"), models, groups, sweeps)
+    check_option_rules(doc, models, categories)
+    searches = read_searches(doc, top.data.get("search"), models, root,
+                             [c.name for c in categories], groups)
+    return Settings(doc.path.resolve(), root, system, models, categories, execution,
+                    tuple(every_override), searches)
+
+
+def _project_root(sysr: Reader) -> Path:
+    """Relative paths resolve against system.project_root (itself relative to this file), else
+    against the directory the runner was started from, as in the original ("run from the
+    root")."""
     root_key = sysr.get("project_root")
-    root = (doc.path.parent / root_key).resolve() if root_key else Path.cwd()
+    return (sysr.doc.path.parent / root_key).resolve() if root_key else Path.cwd()
+
+
+def _system(sysr: Reader, root: Path) -> SystemSettings:
     base_default = sysr.get("base_config", sysr.get("base_config_template", "codes/config_v2.yaml"))
-    system = SystemSettings(
+    return SystemSettings(
         base_config=resolve(root, base_default),
         temp_config_dir=resolve(root, sysr.get("temp_config_dir", "temp_configs")),
         keep_temp_configs=sysr.get("keep_temp_configs", True),
@@ -170,59 +192,40 @@ def load_settings(path: str | Path, overrides: Sequence[str] = (),
         optuna_storage=sysr.get("optuna_storage") or
         f"sqlite:///{resolve(root, sysr.get('runs_dir', 'runs')).resolve()}/optuna.db",
     )
-    execution = _execution(Reader(doc, ("execution",), top.data.get("execution") or {},
-                                   EXECUTION_KEYS))
+
+
+def _check_race_baseline(execution: ExecutionSettings, system: SystemSettings,
+                         doc: YamlDoc) -> None:
+    """A race has nothing to race against without the baseline runs."""
     if execution.race is not None and not system.baseline:
         raise HpsysError(doc.where(("execution", "repeats")),
                          "adaptive repeats race each option against its model's baseline; set "
                          "system.baseline: true, or a fixed count of repeats")
-    cache: dict[Path, Mapping[str, Any]] = {}
+
+
+def _overrides(sysr: Reader, given: Sequence[str]) -> list[tuple[str, str]]:
+    """system.overrides, then `--set` (which wins), each with where it was given: an error
+    tells them apart."""
     file_overrides = sysr.get("overrides", [])
     if not all(isinstance(o, str) for o in file_overrides):
         raise HpsysError(sysr.where("overrides"), "expected a list of key=value strings")
-    # --set wins over system.overrides; each is told apart in errors
-    overrides = [*((f"{sysr.where('overrides')}[{i}] {o}", o)
-                   for i, o in enumerate(file_overrides)),
-                 *((f"--set {o}", o) for o in overrides)]
-    models = read_models(doc, top.data.get("models"), root, system, overrides, cache)
+    return [*((f"{sysr.where('overrides')}[{i}] {o}", o) for i, o in enumerate(file_overrides)),
+            *((f"--set {o}", o) for o in given)]
+
+
+def _categories(doc: YamlDoc, data: Any, models: Sequence[ModelSettings], groups: ConfigGroups,
+                sweeps: Sequence[str]) -> tuple[CategorySettings, ...]:
+    """The declared categories, or the `--sweep` ones, checked against the enabled models."""
     enabled = [m for m in models if m.enabled]
     schemas = list({id(m.schema): m.schema for m in enabled if m.schema is not None}.values())
-    groups = ConfigGroups(models, overrides, cache)
-    declared, swept = read_sweeps(top.data.get("experiment_categories"), sweeps, groups)
-    categories = read_categories(doc, declared, [m.base for m in enabled], schemas, groups,
-                                 swept)
-    check_option_rules(doc, models, categories)
-    searches = read_searches(doc, top.data.get("search"), models, root,
-                             [c.name for c in categories], groups)
-    return Settings(doc.path.resolve(), root, system, models, categories, execution,
-                    tuple(overrides), searches)
+    declared, swept = read_sweeps(data, sweeps, groups)
+    return read_categories(doc, declared, [m.base for m in enabled], schemas, groups, swept)
 
 
 def _execution(reader: Reader) -> ExecutionSettings:
-    retry = reader.get("retry_failed", False)
-    if not isinstance(retry, bool) and retry < 0:
-        raise HpsysError(reader.where("retry_failed"), f"expected true, false or a count >= 0, "
-                                                      f"got {retry!r}")
-    gpus = reader.get("gpus", "auto")
-    if gpus is None or gpus == "none":
-        gpus = ()
-    elif isinstance(gpus, str):
-        if gpus != "auto":
-            raise HpsysError(reader.where("gpus"), "expected auto, none or a list of GPU indices")
-    else:
-        def device(g: Any) -> bool:  # an index, or a GPU-/MIG- UUID as CUDA_VISIBLE_DEVICES takes
-            if isinstance(g, str):
-                return g.startswith(("GPU-", "MIG-"))
-            return isinstance(g, int) and not isinstance(g, bool) and g >= 0
-
-        if not all(device(g) for g in gpus):
-            raise HpsysError(reader.where("gpus"),
-                             f"expected GPU indices >= 0 or GPU-/MIG- UUIDs, got {gpus!r}")
-        gpus = tuple(gpus)
-    timeout = reader.get("experiment_timeout")
-    if timeout is not None and timeout <= 0:
-        raise HpsysError(reader.where("experiment_timeout"),
-                         f"expected seconds > 0 or null, got {timeout!r}")
+    retry = _retry_failed(reader)
+    gpus = _gpus(reader)
+    timeout = _experiment_timeout(reader)
     repeats, race = read_repeats(reader)
     return ExecutionSettings(
         max_parallel=reader.number("max_parallel", 1, 1),
@@ -252,6 +255,45 @@ def _execution(reader: Reader) -> ExecutionSettings:
         slurm=read_slurm(Reader(reader.doc, (*reader.path, "slurm"), reader.get("slurm") or {},
                                 SLURM_KEYS)),
     )
+
+
+def _retry_failed(reader: Reader) -> bool | int:
+    """execution.retry_failed: true/false as the original wrote it, or a count of retries."""
+    retry = reader.get("retry_failed", False)
+    if not isinstance(retry, bool) and retry < 0:
+        raise HpsysError(reader.where("retry_failed"), f"expected true, false or a count >= 0, "
+                                                      f"got {retry!r}")
+    return retry
+
+
+def _gpus(reader: Reader) -> str | tuple[int | str, ...]:
+    """execution.gpus: `auto` (found at launch), none (or null: no GPU) or the devices to use."""
+    gpus = reader.get("gpus", "auto")
+    if gpus is None or gpus == "none":
+        return ()
+    if isinstance(gpus, str):
+        if gpus != "auto":
+            raise HpsysError(reader.where("gpus"), "expected auto, none or a list of GPU indices")
+        return gpus
+    if not all(_is_device(g) for g in gpus):
+        raise HpsysError(reader.where("gpus"),
+                         f"expected GPU indices >= 0 or GPU-/MIG- UUIDs, got {gpus!r}")
+    return tuple(gpus)
+
+
+def _is_device(gpu: Any) -> bool:
+    """An index, or a GPU-/MIG- UUID as CUDA_VISIBLE_DEVICES takes it."""
+    if isinstance(gpu, str):
+        return gpu.startswith(("GPU-", "MIG-"))
+    return isinstance(gpu, int) and not isinstance(gpu, bool) and gpu >= 0
+
+
+def _experiment_timeout(reader: Reader) -> float | None:
+    timeout = reader.get("experiment_timeout")
+    if timeout is not None and timeout <= 0:
+        raise HpsysError(reader.where("experiment_timeout"),
+                         f"expected seconds > 0 or null, got {timeout!r}")
+    return timeout
 
 
 def _preload(reader: Reader) -> tuple[str, ...]:

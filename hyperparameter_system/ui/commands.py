@@ -6,6 +6,7 @@ The API computes and runs; everything it found reaches the terminal here, throug
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from hyperparameter_system.app import api
@@ -47,11 +48,20 @@ def run(settings: Settings, experiments: Sequence[Experiment], rerun: bool = Fal
     return result
 
 
+@dataclass(frozen=True)
+class CombineView:
+    """What --combine-best shows around its run: the live view while it runs (off in tests),
+    and the tables comparing it with the winners after (off when a --summary in the same
+    command prints those tables, once)."""
+
+    live: bool = True
+    tables: bool = True
+
+
 def combine_best(settings: Settings, models: Sequence[str] | None = None,
-                 executor: str | None = None, rerun: bool = False, show: bool = True,
-                 dry_run: bool = False, tables: bool = True) -> RunResult:
-    """`--combine-best`: say what is combined, run it, then compare it with the winners (not
-    with `tables=False`: a --summary after it prints those tables, once)."""
+                 executor: str | None = None, rerun: bool = False, dry_run: bool = False,
+                 view: CombineView = CombineView()) -> RunResult:
+    """`--combine-best`: say what is combined, run it, then compare it with the winners."""
     found = api.combine_plans(settings, models)
     for note in found.notes:
         console.warn(note)
@@ -62,9 +72,9 @@ def combine_best(settings: Settings, models: Sequence[str] | None = None,
         console.info("--dry-run: no combined config saved, nothing run")
         return RunResult()
     result = api.run_combined(settings, found.plans, rerun=rerun, executor=executor,
-                              display=live_display if show else None)
+                              display=live_display if view.live else None)
     console.print_run_result(result, console.resume_hint(rerun))
-    if tables:
+    if view.tables:
         console.print_tables([t for t in api.report(settings).tables
                               if t.key in ("model", "combined", "conflicts")])
     return result

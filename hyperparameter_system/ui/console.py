@@ -67,9 +67,21 @@ def print_matrix(settings: Settings, experiments: Sequence[Experiment],
         from hyperparameter_system.app.api import launch_paths
 
         launch = launch_paths(settings, experiments)
+    _print_grid(settings.path.name, experiments, launch)
+    for model in dict.fromkeys(e.model for e in experiments):
+        _print_project([e for e in experiments if e.model == model], statuses, estimates)
+    screen.console.print(_matrix_total(experiments, statuses, estimates, slots))
+    from hyperparameter_system.app.api import seeds_plan
+
+    screen.console.print(f"seeds: {seeds_plan(settings)}", soft_wrap=True)
+
+
+def _print_grid(config_name: str, experiments: Sequence[Experiment],
+                launch: Mapping[str, str]) -> None:
+    """One row per model: its experiments in each category, their total, how they start."""
     models = list(dict.fromkeys(e.model for e in experiments))
     cats = list(dict.fromkeys(e.category for e in experiments))
-    grid = Table(title=f"Experiment matrix: {settings.path.name}", show_lines=False)
+    grid = Table(title=f"Experiment matrix: {config_name}", show_lines=False)
     grid.add_column("model")
     for cat in cats:
         grid.add_column(cat, justify="right")
@@ -80,22 +92,31 @@ def print_matrix(settings: Settings, experiments: Sequence[Experiment],
         grid.add_row(model, *(str(counts.get(c, 0)) for c in cats), str(sum(counts.values())),
                      launch[model])
     screen.console.print(grid)
+
+
+def _print_project(mine: Sequence[Experiment], statuses: Mapping[str, str],
+                   estimates: Mapping[str, float | None]) -> None:
+    """One model's W&B project and its runs, as plain lines past MATRIX_TABLE_ROWS."""
     header = ("#", "id", "category", "run name", "status", "estimate")
-    for model in models:
-        mine = [e for e in experiments if e.model == model]
-        title = f"Project: {mine[0].project} ({len(mine)} runs)"
-        if len(mine) > MATRIX_TABLE_ROWS:
-            _plain_table(title, header, [
-                (str(e.index), e.id, e.category, e.run_name, statuses.get(e.id) or "new",
-                 fmt_duration(estimates.get(e.id))) for e in mine])
-            continue
-        table = Table(title=title, title_justify="left")
-        for col in header:
-            table.add_column(col)
-        for e in mine:
-            table.add_row(str(e.index), e.id, e.category, e.run_name,
-                          status_text(statuses.get(e.id)), fmt_duration(estimates.get(e.id)))
-        screen.console.print(table)
+    title = f"Project: {mine[0].project} ({len(mine)} runs)"
+    if len(mine) > MATRIX_TABLE_ROWS:
+        _plain_table(title, header, [
+            (str(e.index), e.id, e.category, e.run_name, statuses.get(e.id) or "new",
+             fmt_duration(estimates.get(e.id))) for e in mine])
+        return
+    table = Table(title=title, title_justify="left")
+    for col in header:
+        table.add_column(col)
+    for e in mine:
+        table.add_row(str(e.index), e.id, e.category, e.run_name,
+                      status_text(statuses.get(e.id)), fmt_duration(estimates.get(e.id)))
+    screen.console.print(table)
+
+
+def _matrix_total(experiments: Sequence[Experiment], statuses: Mapping[str, str],
+                  estimates: Mapping[str, float | None], slots: int | None) -> str:
+    """How many there are, done, pruned and left to run, and how long those left take on
+    `slots` (or why that is not known yet)."""
     total_est = [estimates.get(e.id) for e in experiments if statuses.get(e.id) not in FINAL]
     known = [t for t in total_est if t is not None]
     done = sum(1 for e in experiments if statuses.get(e.id) == Status.DONE)
@@ -113,10 +134,7 @@ def print_matrix(settings: Settings, experiments: Sequence[Experiment],
     elif total_est:
         line += ("; no time estimate yet (nothing like them has run; --calibrate runs one "
                  "epoch of each)")
-    screen.console.print(line)
-    from hyperparameter_system.app.api import seeds_plan
-
-    screen.console.print(f"seeds: {seeds_plan(settings)}", soft_wrap=True)
+    return line
 
 
 def _plain_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
