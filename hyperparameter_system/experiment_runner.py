@@ -28,7 +28,7 @@ from hyperparameter_system.ui import cli, commands, console, screen
 
 if TYPE_CHECKING:
     from hyperparameter_system.matrix.experiments import Experiment
-    from hyperparameter_system.run.executor import RunResult
+    from hyperparameter_system.run.tally import RunResult
 
 EXIT_INTERRUPTED = 130
 

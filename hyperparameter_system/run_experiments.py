@@ -25,7 +25,7 @@ from hyperparameter_system.app import api
 from hyperparameter_system.config.settings import Settings
 from hyperparameter_system.core.errors import EXIT_BAD_INPUT, HpsysError
 from hyperparameter_system.matrix.experiments import Experiment
-from hyperparameter_system.run.executor import RunResult
+from hyperparameter_system.run.tally import RunResult
 from hyperparameter_system.ui import cli, commands, console, prompts
 
 NO_TERMINAL = ("not a terminal, and the menu needs one; use the flags instead: "

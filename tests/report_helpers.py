@@ -13,8 +13,8 @@ import yaml
 
 from hyperparameter_system.config.settings import Settings, load_settings
 from hyperparameter_system.matrix.experiments import Experiment, build_matrix
-from hyperparameter_system.run.launcher import Outcome
 from hyperparameter_system.store.ledger import Ledger
+from hyperparameter_system.store.outcomes import Outcome
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,7 +10,7 @@ from report_helpers import settings_for
 from rich.console import Console
 
 from hyperparameter_system.matrix.experiments import build_matrix
-from hyperparameter_system.run.launcher import Outcome
+from hyperparameter_system.store.outcomes import Outcome
 from hyperparameter_system.ui import console
 from hyperparameter_system.ui import screen as ui_screen
 
@@ -43,7 +43,7 @@ def test_pruned_runs_are_counted_in_the_bar_and_the_last_line(tmp_path, monkeypa
     """A pruned run is final and no failure: the bar and the final line count it as pruned
     (only when there are any)."""
     from hyperparameter_system.core.states import Status
-    from hyperparameter_system.run.executor import RunResult
+    from hyperparameter_system.run.tally import RunResult
 
     screen = Console(width=160, file=io.StringIO(), highlight=False, force_terminal=False)
     monkeypatch.setattr(ui_screen, "console", screen)

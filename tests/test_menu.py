@@ -14,8 +14,8 @@ from prompt_toolkit.output import DummyOutput
 
 from hyperparameter_system import run_experiments
 from hyperparameter_system.app import api
-from hyperparameter_system.run.executor import RunResult
-from hyperparameter_system.run.launcher import Outcome
+from hyperparameter_system.run.tally import RunResult
+from hyperparameter_system.store.outcomes import Outcome
 from hyperparameter_system.ui import commands, console, prompts
 
 ROOT = Path(__file__).resolve().parent.parent

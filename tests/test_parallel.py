@@ -239,7 +239,7 @@ def test_gpu_memory_held_after_a_run_is_warned_about_once(tmp_path, fake_events,
 
 def test_the_estimate_spreads_over_the_slots_actually_planned(tmp_path, capsys):
     """--dry-run, the menu and --matrix alike: 2 GPUs cap max_parallel 8 at 2 slots."""
-    from hyperparameter_system.run.launcher import Outcome
+    from hyperparameter_system.store.outcomes import Outcome
     from hyperparameter_system.ui import console
 
     options = [{"fake.metric": round(0.1 * (i + 1), 2)} for i in range(4)]

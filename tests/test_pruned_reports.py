@@ -19,9 +19,9 @@ from hyperparameter_system.matrix.experiments import Experiment, build_matrix
 from hyperparameter_system.matrix.ranking import PRUNED, WINNER, crown
 from hyperparameter_system.report.summary import collect
 from hyperparameter_system.report.tables import tables
-from hyperparameter_system.run.launcher import Outcome
 from hyperparameter_system.store.estimates import estimate_durations
 from hyperparameter_system.store.ledger import Ledger
+from hyperparameter_system.store.outcomes import Outcome
 from hyperparameter_system.store.row import Row
 
 # a YAML category; the base config plans 2 epochs

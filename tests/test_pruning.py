@@ -298,7 +298,7 @@ def test_the_menu_confirmation_chooses_pruning_for_one_run(tmp_path, monkeypatch
     """With execution.pruning on, the menu's confirmation offers every rule or no pruning for
     this run, the configured rule under the pointer; the config stays as it is."""
     from hyperparameter_system import run_experiments
-    from hyperparameter_system.run.executor import RunResult
+    from hyperparameter_system.run.tally import RunResult
     from hyperparameter_system.ui import prompts
 
     settings = load(tmp_path, {"pruning": SH})

@@ -32,8 +32,8 @@ from hyperparameter_system.report import exports
 from hyperparameter_system.report.format import fmt_delta, fmt_metric, fmt_number
 from hyperparameter_system.report.summary import OptionStat, collect
 from hyperparameter_system.report.tables import tables
-from hyperparameter_system.run.launcher import Outcome
 from hyperparameter_system.store.ledger import Ledger
+from hyperparameter_system.store.outcomes import Outcome
 from hyperparameter_system.ui import commands
 from hyperparameter_system.ui import console as ui_console
 from hyperparameter_system.ui import screen as ui_screen

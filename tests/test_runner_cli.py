@@ -222,7 +222,7 @@ def test_dry_run_skips_only_the_run(master_config, in_process, tmp_path) -> None
 
 
 def test_combine_best_takes_rerun(master_config, in_process, monkeypatch) -> None:
-    from hyperparameter_system.run.executor import RunResult
+    from hyperparameter_system.run.tally import RunResult
     from hyperparameter_system.ui import commands
 
     calls: list[dict[str, Any]] = []

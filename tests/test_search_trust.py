@@ -294,8 +294,8 @@ def test_a_run_pruned_past_its_decisions_epoch_says_where_it_stopped() -> None:
     from types import SimpleNamespace
 
     from hyperparameter_system.run.executor import _pruned
-    from hyperparameter_system.run.launcher import Outcome
     from hyperparameter_system.run.stoppers import StopDecision
+    from hyperparameter_system.store.outcomes import Outcome
 
     outcome = Outcome("x", Status.DONE, 0.0, 9.0, exit_code=0,
                       result={"status": "pruned", "metrics": {"epochs_run": 3}})
@@ -463,8 +463,8 @@ def test_a_trial_whose_ledger_row_is_taken_is_told_not_left_running(tmp_path: Pa
     """The net under item 2: were a new trial's experiment id ever a done row, its trial is
     told FAIL rather than left RUNNING for ever."""
     from hyperparameter_system.run.executor import Executor
-    from hyperparameter_system.run.launcher import Outcome
     from hyperparameter_system.run.studies import StudySource, open_opened
+    from hyperparameter_system.store.outcomes import Outcome
 
     settings = api.load(master(block(n_trials=1)))
     search = searches.get_search(settings, "lr_wd")

@@ -114,8 +114,8 @@ def test_combined_runs_are_not_another_config(tmp_path, monkeypatch):
     import time
 
     from hyperparameter_system.app import api
-    from hyperparameter_system.run.launcher import Outcome
     from hyperparameter_system.store.ledger import Ledger
+    from hyperparameter_system.store.outcomes import Outcome
 
     settings = settings_for(tmp_path, CATEGORIES)
     fill_ledger(settings, lambda e: {"fast": 0.7, "big": 0.65}.get(e.label, 0.5))

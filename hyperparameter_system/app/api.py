@@ -24,9 +24,10 @@ from hyperparameter_system.report.studies import study_figures
 from hyperparameter_system.report.summary import Summary, collect, seen_matrix
 from hyperparameter_system.report.tables import ReportTable, tables
 from hyperparameter_system.run import devices, exec_plan, launcher, preload
-from hyperparameter_system.run.executor import Executor, RunResult, local_dispatch
+from hyperparameter_system.run.executor import Executor, local_dispatch
 from hyperparameter_system.run.race import RaceSource
 from hyperparameter_system.run.seams import Dispatch, Display
+from hyperparameter_system.run.tally import RunResult
 from hyperparameter_system.store.estimates import calibrated, estimate_durations, spread
 from hyperparameter_system.store.ledger import Ledger, open_ledger
 from hyperparameter_system.store.row import Row, row_problems

@@ -19,7 +19,7 @@ from hyperparameter_system.config.search_blocks import SearchSettings
 from hyperparameter_system.config.settings import Settings
 from hyperparameter_system.core.errors import HpsysError, close_match
 from hyperparameter_system.core.states import Status
-from hyperparameter_system.run.executor import Executor, RunResult
+from hyperparameter_system.run.executor import Executor
 from hyperparameter_system.run.seams import Display
 from hyperparameter_system.run.studies import (
     StudySource,
@@ -34,6 +34,7 @@ from hyperparameter_system.run.studies import (
     open_opened,
     open_study,
 )
+from hyperparameter_system.run.tally import RunResult
 from hyperparameter_system.store.estimates import spread
 
 # A live view for a search: given the trials left to run and the slots, or None.

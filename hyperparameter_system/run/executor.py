@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 from hyperparameter_system.config.settings import Settings
 from hyperparameter_system.core.configdict import apply_changes
@@ -19,7 +18,7 @@ from hyperparameter_system.matrix.experiments import Experiment
 from hyperparameter_system.run import exec_plan, launcher, preload
 from hyperparameter_system.run.devices import Slot
 from hyperparameter_system.run.halt import Halt
-from hyperparameter_system.run.launcher import Launch, Outcome
+from hyperparameter_system.run.launcher import Launch
 from hyperparameter_system.run.recorder import Recorder
 from hyperparameter_system.run.seams import (
     Dispatch,
@@ -31,9 +30,10 @@ from hyperparameter_system.run.seams import (
 from hyperparameter_system.run.signals import signals_held
 from hyperparameter_system.run.slot_guards import DiskPause, GpuRelease, Retries, halved_batch
 from hyperparameter_system.run.stoppers import NeverStop, Stopper, Watch
-from hyperparameter_system.run.tally import Tally
+from hyperparameter_system.run.tally import RunResult, Tally
 from hyperparameter_system.store.claims import runner_identity
 from hyperparameter_system.store.ledger import Ledger, LedgerFull
+from hyperparameter_system.store.outcomes import Outcome
 from hyperparameter_system.store.row import Row
 
 DISK_POLL_S = 5.0
@@ -53,27 +53,6 @@ def local_dispatch(settings: Settings) -> Dispatch:
                                 server=server if forked else None)
 
     return dispatch
-
-
-@dataclass
-class RunResult:
-    """What one invocation did."""
-
-    skipped_done: int = 0
-    busy_elsewhere: int = 0  # still running under another runner when this one ended
-    done_elsewhere: int = 0  # taken by another runner, which has finished them by now
-    elsewhere: set[str] = field(default_factory=set, repr=False)  # their ids
-    outcomes: list[Outcome] = field(default_factory=list)
-    interrupted: bool = False
-    disk_full: str | None = None  # why the run stopped early for want of space
-    messages: list[str] = field(default_factory=list)  # said while no display was attached
-    undecided: list[str] = field(default_factory=list)  # a race's pools left open, and why
-    over_budget: int = 0  # seeds a race wanted but left for execution.budget
-
-    def count(self, status: str) -> int:
-        """Experiments whose last attempt ended so: a retry that succeeded is no failure."""
-        last = {o.experiment_id: o.status for o in self.outcomes}
-        return sum(1 for s in last.values() if s == status)
 
 
 class Executor:

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -29,6 +29,7 @@ from hyperparameter_system.core.safe_names import safe_name
 from hyperparameter_system.core.states import Status
 from hyperparameter_system.core.writable import writable_folder
 from hyperparameter_system.run import exec_plan, preload, process_group, reaper
+from hyperparameter_system.store.outcomes import Outcome
 
 if TYPE_CHECKING:
     from hyperparameter_system.config.settings import Settings
@@ -71,34 +72,6 @@ class Launch:
                 "log_path": self.log_path, "wandb_project": self.wandb_project,
                 "wandb_name": self.wandb_name, "wandb_run_id": self.wandb_run_id,
                 "wandb_mode": self.wandb_mode, "node": socket.gethostname()}
-
-
-@dataclass
-class Outcome:
-    """How one attempt ended."""
-
-    experiment_id: str
-    status: str  # done | failed | timeout | interrupted
-    started_at: float
-    finished_at: float
-    exit_code: int | None = None
-    signal: int | None = None
-    error: str | None = None
-    note: str | None = None  # worth knowing about a success (a batch size halved after OOM)
-    log_tail: str = ""
-    result: dict[str, Any] | None = None
-    config_path: str | None = None
-    run_dir: str | None = None
-    log_path: str | None = None
-    node: str | None = None
-    oom: bool = False
-    config_error: bool = False  # the script exited 2: its config is wrong, a retry cannot help
-    disk_full: bool = False  # it failed for want of space: interrupted, and the run stops
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def duration_s(self) -> float:
-        return round(self.finished_at - self.started_at, 3)
 
 
 def wandb_run_id(experiment_id: str, launch_number: int) -> str:

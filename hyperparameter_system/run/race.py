@@ -29,9 +29,9 @@ from hyperparameter_system.matrix.racing import (
     squares,
 )
 from hyperparameter_system.matrix.ranking import headline
-from hyperparameter_system.run.launcher import Outcome
 from hyperparameter_system.store.estimates import calibrated, estimate_durations
 from hyperparameter_system.store.ledger import Ledger
+from hyperparameter_system.store.outcomes import Outcome
 from hyperparameter_system.store.row import Row
 
 PoolKey = tuple[str, str]  # (model, category)

@@ -33,9 +33,10 @@ from hyperparameter_system.config.settings import ExecutionSettings, Settings
 from hyperparameter_system.core.errors import HpsysError
 from hyperparameter_system.run import devices, launcher, reaper, signals
 from hyperparameter_system.run.devices import Slot
-from hyperparameter_system.run.launcher import Launch, Outcome
+from hyperparameter_system.run.launcher import Launch
 from hyperparameter_system.run.process_group import KILL_GRACE_S
 from hyperparameter_system.run.seams import Dispatch, OnStart
+from hyperparameter_system.store.outcomes import Outcome
 
 LOOPBACK = "127.0.0.1"
 POLL_S = 0.2

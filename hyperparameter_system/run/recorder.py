@@ -10,11 +10,11 @@ from hyperparameter_system.core.states import Status
 from hyperparameter_system.matrix.experiments import Experiment
 from hyperparameter_system.matrix.ranking import headline
 from hyperparameter_system.run.halt import Halt
-from hyperparameter_system.run.launcher import Outcome
 from hyperparameter_system.run.seams import Dispatch
 from hyperparameter_system.run.slot_guards import recovered
 from hyperparameter_system.run.tally import Tally
 from hyperparameter_system.store.ledger import Ledger, LedgerFull
+from hyperparameter_system.store.outcomes import Outcome
 from hyperparameter_system.store.row import Row
 
 

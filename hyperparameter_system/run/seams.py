@@ -13,7 +13,8 @@ from typing import Protocol
 
 from hyperparameter_system.matrix.experiments import Experiment
 from hyperparameter_system.run.devices import Slot
-from hyperparameter_system.run.launcher import Launch, Outcome
+from hyperparameter_system.run.launcher import Launch
+from hyperparameter_system.store.outcomes import Outcome
 
 
 class OnStart(Protocol):

@@ -18,8 +18,8 @@ from hyperparameter_system.core.states import Status
 from hyperparameter_system.matrix.experiments import Experiment
 from hyperparameter_system.run import devices, launcher, reaper
 from hyperparameter_system.run.devices import Slot
-from hyperparameter_system.run.launcher import Outcome
 from hyperparameter_system.run.seams import Dispatch
+from hyperparameter_system.store.outcomes import Outcome
 from hyperparameter_system.store.row import Row
 
 

@@ -32,8 +32,9 @@ from hyperparameter_system.core.errors import HpsysError
 from hyperparameter_system.core.states import Status
 from hyperparameter_system.run import devices, launcher, slurm_job
 from hyperparameter_system.run.devices import Slot
-from hyperparameter_system.run.launcher import Launch, Outcome
+from hyperparameter_system.run.launcher import Launch
 from hyperparameter_system.run.seams import OnStart
+from hyperparameter_system.store.outcomes import Outcome
 
 COMMANDS = ("sbatch", "squeue", "scancel", "scontrol")
 LIVE = frozenset({"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED",

@@ -25,7 +25,8 @@ from typing import Any
 
 from hyperparameter_system.core.atomic import atomic_write_text
 from hyperparameter_system.run import launcher
-from hyperparameter_system.run.launcher import Launch, Outcome
+from hyperparameter_system.run.launcher import Launch
+from hyperparameter_system.store.outcomes import Outcome
 
 LAUNCH, STARTED, OUTCOME = "launch.json", "started.json", "outcome.json"
 REQUEUE_WAIT_S = 120.0  # after `scontrol requeue`, Slurm ends this run (SIGTERM) long before

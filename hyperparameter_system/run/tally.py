@@ -6,16 +6,34 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
 from hyperparameter_system.core.states import FINAL
 from hyperparameter_system.matrix.experiments import Experiment
-from hyperparameter_system.run.launcher import Outcome
 from hyperparameter_system.run.seams import Display
 from hyperparameter_system.store.ledger import Ledger
+from hyperparameter_system.store.outcomes import Outcome
 
-if TYPE_CHECKING:
-    from hyperparameter_system.run.executor import RunResult
+
+@dataclass
+class RunResult:
+    """What one invocation did."""
+
+    skipped_done: int = 0
+    busy_elsewhere: int = 0  # still running under another runner when this one ended
+    done_elsewhere: int = 0  # taken by another runner, which has finished them by now
+    elsewhere: set[str] = field(default_factory=set, repr=False)  # their ids
+    outcomes: list[Outcome] = field(default_factory=list)
+    interrupted: bool = False
+    disk_full: str | None = None  # why the run stopped early for want of space
+    messages: list[str] = field(default_factory=list)  # said while no display was attached
+    undecided: list[str] = field(default_factory=list)  # a race's pools left open, and why
+    over_budget: int = 0  # seeds a race wanted but left for execution.budget
+
+    def count(self, status: str) -> int:
+        """Experiments whose last attempt ended so: a retry that succeeded is no failure."""
+        last = {o.experiment_id: o.status for o in self.outcomes}
+        return sum(1 for s in last.values() if s == status)
 
 
 class Tally:

@@ -31,7 +31,7 @@ from hyperparameter_system.store.row import Row
 if TYPE_CHECKING:
     from hyperparameter_system.config.settings import Settings
     from hyperparameter_system.matrix.experiments import Experiment
-    from hyperparameter_system.run.launcher import Outcome
+    from hyperparameter_system.store.outcomes import Outcome
 
 
 class LedgerFull(HpsysError):

@@ -5,13 +5,40 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
 from hyperparameter_system.core.states import Status
 from hyperparameter_system.store.claims import owned
 
-if TYPE_CHECKING:
-    from hyperparameter_system.run.launcher import Outcome
+
+@dataclass
+class Outcome:
+    """How one attempt ended."""
+
+    experiment_id: str
+    status: str  # done | failed | timeout | interrupted
+    started_at: float
+    finished_at: float
+    exit_code: int | None = None
+    signal: int | None = None
+    error: str | None = None
+    note: str | None = None  # worth knowing about a success (a batch size halved after OOM)
+    log_tail: str = ""
+    result: dict[str, Any] | None = None
+    config_path: str | None = None
+    run_dir: str | None = None
+    log_path: str | None = None
+    node: str | None = None
+    oom: bool = False
+    config_error: bool = False  # the script exited 2: its config is wrong, a retry cannot help
+    disk_full: bool = False  # it failed for want of space: interrupted, and the run stops
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float:
+        return round(self.finished_at - self.started_at, 3)
+
 
 LAUNCH_KEYS = ("config_path", "run_dir", "log_path", "wandb_project", "wandb_name",
                "wandb_run_id", "wandb_mode", "node", "job")

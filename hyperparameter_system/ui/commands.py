@@ -13,7 +13,7 @@ from hyperparameter_system.app import api
 from hyperparameter_system.config.settings import Settings
 from hyperparameter_system.matrix.experiments import Experiment
 from hyperparameter_system.report.summary import Summary
-from hyperparameter_system.run.executor import RunResult
+from hyperparameter_system.run.tally import RunResult
 from hyperparameter_system.ui import console, screen
 
 

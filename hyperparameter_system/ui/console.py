@@ -41,8 +41,8 @@ if TYPE_CHECKING:
     from hyperparameter_system.app.search_api import SearchPlan
     from hyperparameter_system.config.settings import Settings
     from hyperparameter_system.matrix.experiments import Experiment
-    from hyperparameter_system.run.executor import RunResult
-    from hyperparameter_system.run.launcher import Outcome
+    from hyperparameter_system.run.tally import RunResult
+    from hyperparameter_system.store.outcomes import Outcome
 
 
 MATRIX_TABLE_ROWS = 300  # a model with more runs is listed as plain lines (fast), not a Table

@@ -30,7 +30,7 @@ for i in range(10**9):
 LEDGER_CHURN = """
 import sys, time
 from hyperparameter_system.app import api
-from hyperparameter_system.run.launcher import Outcome
+from hyperparameter_system.store.outcomes import Outcome
 from hyperparameter_system.store.claims import runner_identity
 settings = api.load(sys.argv[1])
 experiments = api.select(settings)

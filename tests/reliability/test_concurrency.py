@@ -27,9 +27,9 @@ from relkit import (
 
 from hyperparameter_system.app import api
 from hyperparameter_system.run import reaper
-from hyperparameter_system.run.launcher import Outcome
 from hyperparameter_system.store.claims import runner_identity
 from hyperparameter_system.store.ledger import Ledger
+from hyperparameter_system.store.outcomes import Outcome
 
 STUBBORN = "tests/reliability/stubborn_train.sh"
 

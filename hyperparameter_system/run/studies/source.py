@@ -28,7 +28,6 @@ from hyperparameter_system.core.errors import HpsysError
 from hyperparameter_system.core.states import Status
 from hyperparameter_system.matrix.experiments import Experiment, Job, make_experiment
 from hyperparameter_system.matrix.ranking import headline
-from hyperparameter_system.run.launcher import Outcome
 from hyperparameter_system.run.stoppers import Say, StopDecision, monitored
 from hyperparameter_system.run.studies.explain import why_pruned
 from hyperparameter_system.run.studies.study import (
@@ -39,6 +38,7 @@ from hyperparameter_system.run.studies.study import (
     distributions,
     finished,
 )
+from hyperparameter_system.store.outcomes import Outcome
 
 RECOUNT_S = 2.0  # how often the finished trials are counted again (other runners' count too)
 
