@@ -16,12 +16,6 @@ FOLDERS = ("hyperparameter_system", "codes", "hpsys_reporter")
 FUNCTION_LINES, PARAMETERS, CLASS_LINES = 50, 6, 200
 
 KNOWN = {
-    "codes/trainer/data/loader.py::AugmentedLoader.__init__",
-    "codes/trainer/data/loader.py::TensorLoader.__init__",
-    "codes/trainer/engine.py::train_one_epoch",
-    "codes/trainer/parts/scheduler.py::CosineAnnealingWarmupRestarts.__init__",
-    "codes/trainer/run.py::train",
-    "codes/trainer/schema.py::spec",
     "hyperparameter_system/config/entries.py::read_categories",
     "hyperparameter_system/config/settings.py::_execution",
     "hyperparameter_system/config/settings.py::load_settings",
