@@ -30,6 +30,7 @@ from trainer.config import load_config  # noqa: E402
 from trainer.data import TensorLoader, load_train_set, make_loaders, split_indices  # noqa: E402
 from trainer.device import amp_plan, configure_threads, pick_device  # noqa: E402
 from trainer.engine import train_one_epoch, train_step  # noqa: E402
+from trainer.parts.assemble import Parts  # noqa: E402
 
 
 def bare_epoch(model, criterion, optimizer, amp, batches) -> float:
@@ -87,13 +88,15 @@ def measure(cfg: dict, epochs: int) -> float:
 
     data = load_train_set(cfg)
     train_idx, val_idx = split_indices(data.labels, cfg)[0]
-    loader, _ = make_loaders(data, train_idx, val_idx, cfg, device)
+    loader, val_loader = make_loaders(data, train_idx, val_idx, cfg, device)
     model = builders.build_model(cfg, data.num_classes).to(device)
     bare_model = copy.deepcopy(model)
     optimizer = builders.build_optimizer(cfg, model)
     bare_optimizer = builders.build_optimizer(cfg, bare_model)
     schedule = builders.build_scheduler(cfg, optimizer, len(loader))
     criterion = builders.build_criterion(cfg, None).to(device)
+    parts = Parts(model, optimizer, schedule, criterion, loader, val_loader, amp,
+                  data.num_classes, {})
 
     steps = len(loader)
     # The ceiling's input: the same batches, made once and kept (real images: random noise
@@ -109,7 +112,7 @@ def measure(cfg: dict, epochs: int) -> float:
     shape = tuple(batches[0][0].shape)
 
     # Warm-up: first calls allocate and pick kernels.
-    train_one_epoch(model, loader, criterion, optimizer, amp, schedule)
+    train_one_epoch(parts)
     bare_epoch(bare_model, criterion, bare_optimizer, amp, batches)
     loop_s, bare_s, feed_s = [], [], []
     for _ in range(epochs):
@@ -118,7 +121,7 @@ def measure(cfg: dict, epochs: int) -> float:
             pass
         feed_s.append(time.perf_counter() - start)
         start = time.perf_counter()
-        train_one_epoch(model, loader, criterion, optimizer, amp, schedule)
+        train_one_epoch(parts)
         loop_s.append(time.perf_counter() - start)
         bare_s.append(bare_epoch(bare_model, criterion, bare_optimizer, amp, batches))
 

@@ -73,14 +73,15 @@ def test_plan(cfg: dict[str, Any], asked: bool | None) -> Any:
 def proba(model: Any, images: Any, ckpt: dict[str, Any], device: Any, plan: Any) -> Any:
     """Class probabilities, averaged over the plan's views (batched) when TTA is on."""
     import torch
-    from trainer.data import TensorLoader
+    from trainer.data import Batches, TensorLoader
     from trainer.infer.predict import predict_proba
     from trainer.infer.tta import predict_tta
 
     if plan is None:
         return predict_proba(model, images, ckpt, device)
     labels = torch.zeros(len(images), dtype=torch.long)
-    loader = TensorLoader(images, labels, 256, device, ckpt["norm_mean"], ckpt["norm_std"])
+    norm = ckpt["norm_mean"], ckpt["norm_std"]
+    loader = TensorLoader(Batches(images, labels, 256, device, *norm))
     return predict_tta(model, loader, plan)
 
 

@@ -22,7 +22,6 @@ from trainer.data import TensorLoader
 from trainer.device import AmpPlan
 from trainer.evaluation import Evaluation, scored
 from trainer.parts.assemble import Parts
-from trainer.parts.scheduler import Schedule
 
 
 @dataclass
@@ -98,24 +97,20 @@ class EpochInterrupted(Exception):
 
 
 def train_one_epoch(
-    model: nn.Module,
-    loader: TensorLoader,
-    criterion: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    amp: AmpPlan,
-    schedule: Schedule,
-    interrupt: Callable[[], str | None] | None = None,
+    parts: Parts, interrupt: Callable[[], str | None] | None = None
 ) -> tuple[float, tuple[int, ...]]:
-    """One pass over the training loader; returns the mean loss and the input tensor shape.
-    `interrupt` is asked after each batch: a status string raises EpochInterrupted."""
+    """One pass over the parts' training loader (its model, loss, optimizer, precision and
+    schedule); returns the mean loss and the input tensor shape. `interrupt` is asked after
+    each batch: a status string raises EpochInterrupted."""
+    model, loader = parts.model, parts.train_loader
     model.train()
     device = loader.device
     total = torch.zeros((), device=device)
     seen = 0
     shape: tuple[int, ...] = ()
     for x, y in loader:
-        loss = train_step(model, x, y, criterion, optimizer, amp)
-        schedule.after_batch()
+        loss = train_step(model, x, y, parts.criterion, parts.optimizer, parts.amp)
+        parts.schedule.after_batch()
         total += loss.float() * len(y)
         seen += len(y)
         shape = tuple(x.shape)
@@ -189,15 +184,7 @@ def run_epoch(state: FitState, interrupt: Callable[[], str | None] | None = None
     lr = float(parts.optimizer.param_groups[0]["lr"])
     set_epoch = getattr(parts.train_loader, "set_epoch", None)  # dynamic augmentation's stage
     stage = set_epoch(state.epoch) if set_epoch is not None else None
-    train_loss, result.fed_shape = train_one_epoch(
-        parts.model,
-        parts.train_loader,
-        parts.criterion,
-        parts.optimizer,
-        parts.amp,
-        parts.schedule,
-        interrupt,
-    )
+    train_loss, result.fed_shape = train_one_epoch(parts, interrupt)
     val = evaluate(parts.model, parts.val_loader, parts.amp, parts.num_classes)
     extra: dict[str, Any] = {} if stage is None else {"aug_stage": stage}
     if getattr(parts.val_loader, "tta", None) is not None:  # val_TTA: reported beside val_*

@@ -7,6 +7,7 @@ reads it is never imported back (no import circle); tests/codes/test_schema.py c
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 import re
@@ -17,11 +18,15 @@ NAMES_FILE = Path(__file__).resolve().with_name("schema_names.py")
 
 
 def scheduler_params() -> list[str]:
-    """The constructor parameters of every registered scheduler (imports torch)."""
+    """The constructor parameters of every registered scheduler (imports torch); for one that
+    takes them in a record (SchedulerInfo.record), the record's fields."""
     from trainer.registry import SCHEDULERS
 
     names: set[str] = set()
     for info in SCHEDULERS:
+        if info.record is not None:
+            names.update(f.name for f in dataclasses.fields(info.record))
+            continue
         module, cls = info.target.rsplit(".", 1)
         signature = inspect.signature(getattr(importlib.import_module(module), cls))
         names.update(p for p in signature.parameters

@@ -85,14 +85,30 @@ def _one_cycle(ctx: ScheduleContext, kwargs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+@dataclass(frozen=True)
+class WarmRestarts:
+    """The shape of CosineAnnealingWarmupRestarts' schedule, its fields named as the config's
+    scheduler_params name them (the original V2 keys): a linear warm-up of `warmup_epochs`
+    from `min_lr` to `max_lr`, then cosine cycles of `T_max` epochs down to `min_lr`, each
+    cycle's peak `gamma` times the last one's; the run's batches per epoch, `steps_per_epoch`,
+    turn epochs into the steps it counts."""
+
+    T_max: int = 10
+    max_lr: float = 0.1
+    min_lr: float = 0.0
+    warmup_epochs: int = 0
+    gamma: float = 1.0
+    steps_per_epoch: int = 1
+
+
 def _warm_restarts(ctx: ScheduleContext, kwargs: dict[str, Any]) -> dict[str, Any]:
-    return {
+    defaults = {
         "T_max": max(1, ctx.epochs),
         "max_lr": ctx.lr,
         "warmup_epochs": ctx.warmup,
         "steps_per_epoch": ctx.steps_per_epoch,
-        **kwargs,
     }
+    return {"cycles": WarmRestarts(**{**defaults, **kwargs})}
 
 
 def _plateau(ctx: ScheduleContext, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -116,7 +132,9 @@ class SchedulerInfo:
     epoch on the monitored metric ('plateau'); a warm-up can precede only an 'epoch' one.
     prepare: the constructor keyword arguments from those the config gave (defaults that
     depend on the run, checks of what they must be). read_back: values the object keeps
-    outside its constructor-named attributes.
+    outside its constructor-named attributes. record: the dataclass its constructor takes
+    the config's parameters in (built by `prepare`); its fields, not the constructor's
+    parameters, are then the scheduler_params keys it accepts and reports.
     """
 
     name: str
@@ -126,6 +144,7 @@ class SchedulerInfo:
     read_back: Callable[[Any], dict[str, Any]] | None = None
     aliases: tuple[tuple[str, str], ...] = ()  # (config name, constructor name), e.g. min_lr
     own_warmup: bool = False  # takes warmup_epochs itself (no linear warm-up put before it)
+    record: type | None = None
 
 
 _TORCH = "torch.optim.lr_scheduler."
@@ -156,6 +175,7 @@ SCHEDULERS: tuple[SchedulerInfo, ...] = (
         "step",
         _warm_restarts,
         own_warmup=True,
+        record=WarmRestarts,
     ),
 )
 NO_SCHEDULER = "none"  # or YAML null

@@ -31,6 +31,7 @@ from trainer.key_reads import unused
 from trainer.parts.assemble import build_parts, describe_parts, validate_names
 from trainer.results import effective, fold_metrics, kfold_summary
 from trainer.resume import resume_checkpoint
+from trainer.stages import StageStart, train_two_stages
 from trainer.tracking import Tracker
 
 
@@ -67,14 +68,12 @@ def train(
     run_name: str,
     started: float,
     cfg2: dict[str, Any] | None = None,
-    tracker: Tracker | None = None,
-    init_state: dict[str, Any] | None = None,
+    stage: StageStart | None = None,
 ) -> dict[str, Any]:
     """Train as configured and return the result.json payload (already written); with
-    `cfg2`, a second stage from the first's best weights (trainer/stages.py)."""
+    `cfg2`, a second stage from the first's best weights (trainer/stages.py), each stage
+    started as its `stage` says (its tracker, its first weights)."""
     if cfg2 is not None:
-        from trainer.stages import train_two_stages
-
         return train_two_stages(cfg, cfg2, run_dir, run_name, started, train)
     validate_names(cfg)
     device = pick_device(cfg.get("device", "auto"))
@@ -91,10 +90,13 @@ def train(
     point = resume_checkpoint(cfg, len(splits))
     ckpt = point[0] if point else None
     resume_id = ckpt["resume"].get("wandb_run_id") if ckpt else None
-    tracker = tracker or Tracker(cfg, run_name, run_dir.path, resume_id=resume_id)
+    stage = stage or StageStart()
+    tracker = stage.tracker or Tracker(cfg, run_name, run_dir.path, resume_id=resume_id)
     exit_code = 1  # a run that raises shows as failed in W&B, not as finished
     try:
-        setup = Setup(cfg, run_dir, data, splits, device, amp, tracker, started, ckpt, init_state)
+        setup = Setup(
+            cfg, run_dir, data, splits, device, amp, tracker, started, ckpt, stage.init_state
+        )
         result = _train_splits(setup)
         exit_code = 0
         return result

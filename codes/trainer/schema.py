@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from trainer.registry import loss_names, optimizer_names, scheduler_names
@@ -42,23 +43,38 @@ INT, NUMBER, BOOL, STRING, MAPPING, LIST, NULL = (
 )
 
 
+@dataclass(frozen=True)
+class Range:
+    """Where a number may lie: from `low` to `high` (None: that end is unbounded), each end
+    closed unless it is open."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def fields(self) -> Spec:
+        """The spec fields of the ends that are bounded (`low`/`low_open`, `high`/`high_open`)."""
+        out: Spec = {}
+        if self.low is not None:
+            out.update(low=self.low, low_open=self.low_open)
+        if self.high is not None:
+            out.update(high=self.high, high_open=self.high_open)
+        return out
+
+
 def spec(
     *types: str,
-    low: float | None = None,
-    low_open: bool = False,
-    high: float | None = None,
-    high_open: bool = False,
+    within: Range | None = None,
     choices: tuple[str, ...] | None = None,
     ignore_case: bool = False,
     items: Spec | None = None,
     lengths: tuple[int, ...] | None = None,
 ) -> Spec:
-    """A spec with only the fields that say something."""
+    """A spec with only the fields that say something (numbers: `within` their range)."""
     out: Spec = {"type": list(types)}
-    if low is not None:
-        out.update(low=low, low_open=low_open)
-    if high is not None:
-        out.update(high=high, high_open=high_open)
+    if within is not None:
+        out.update(within.fields())
     if choices is not None:
         out.update(choices=list(choices), ignore_case=ignore_case)
     if items is not None:
@@ -68,9 +84,12 @@ def spec(
     return out
 
 
-POSITIVE = {"low": 1}
-NON_NEGATIVE = {"low": 0}
-ABOVE_ZERO = {"low": 0, "low_open": True}
+POSITIVE = Range(low=1)
+NON_NEGATIVE = Range(low=0)
+ABOVE_ZERO = Range(low=0, low_open=True)
+UNIT = Range(low=0, high=1)  # [0, 1]
+FRACTION = Range(low=0, high=1, high_open=True)  # [0, 1)
+OPEN_UNIT = Range(low=0, high=1, low_open=True, high_open=True)  # (0, 1)
 # Per-channel lists: images are always decoded to RGB; one value serves all three channels.
 CHANNELS = {"lengths": (1, 3)}
 
@@ -80,62 +99,62 @@ KEYS: dict[str, Spec] = {
     "model_name": spec(STRING, MAPPING),
     "pretrained": spec(BOOL),
     "fine_tuning": spec(STRING, choices=("full", "head", "custom", "scratch")),
-    "unfreeze_stages": spec(INT, **NON_NEGATIVE),  # fine_tuning: custom trains the last N
+    "unfreeze_stages": spec(INT, within=NON_NEGATIVE),  # fine_tuning: custom trains the last N
     "timm": spec(MAPPING, NULL),  # any timm.create_model keyword argument, plus:
     "timm.activation": spec(STRING, NULL),  # act_layer; 'None' or null: the model's own
-    "timm.drop_rate": spec(NUMBER, NULL, low=0, high=1, high_open=True),
-    "timm.drop_path_rate": spec(NUMBER, NULL, low=0, high=1, high_open=True),
+    "timm.drop_rate": spec(NUMBER, NULL, within=FRACTION),
+    "timm.drop_path_rate": spec(NUMBER, NULL, within=FRACTION),
     "custom_layer": spec(MAPPING, NULL),  # null: the model's own classifier
     "custom_layer.head_type": spec(STRING, choices=("simple_dropout", "mlp")),
-    "custom_layer.drop": spec(NUMBER, low=0, high=1, high_open=True),
+    "custom_layer.drop": spec(NUMBER, within=FRACTION),
     "custom_layer.activation": spec(STRING, NULL),
-    "custom_layer.hidden": spec(INT, **POSITIVE),
+    "custom_layer.hidden": spec(INT, within=POSITIVE),
     "two_stage": spec(BOOL),  # true: train.py --config2 CONFIG trains a second stage
     "num_classes": spec(INT, NULL),
     "model_kwargs": spec(MAPPING, NULL),
     "criterion": spec(STRING, MAPPING, choices=loss_names(), ignore_case=True),
-    "label_smooth": spec(NUMBER, low=0, high=1, high_open=True),
-    "focal_alpha": spec(NUMBER, NULL, **NON_NEGATIVE),
-    "focal_gamma": spec(NUMBER, **NON_NEGATIVE),
+    "label_smooth": spec(NUMBER, within=FRACTION),
+    "focal_alpha": spec(NUMBER, NULL, within=NON_NEGATIVE),
+    "focal_gamma": spec(NUMBER, within=NON_NEGATIVE),
     "class_weighting": spec(
         STRING, LIST, BOOL, NULL, choices=("none", "balanced"), ignore_case=True, items=spec(NUMBER)
     ),
     "optimizer_name": spec(STRING, MAPPING, choices=optimizer_names(), ignore_case=True),
     "optimizer_params": spec(MAPPING, NULL),
-    "lr": spec(NUMBER, **ABOVE_ZERO),
-    "weight_decay": spec(NUMBER, **NON_NEGATIVE),
-    "momentum": spec(NUMBER, low=0, high=1),
+    "lr": spec(NUMBER, within=ABOVE_ZERO),
+    "weight_decay": spec(NUMBER, within=NON_NEGATIVE),
+    "momentum": spec(NUMBER, within=UNIT),
     "scheduler_name": spec(STRING, MAPPING, NULL, choices=scheduler_names(), ignore_case=True),
     "scheduler_params": spec(MAPPING, NULL),
-    "scheduler_params.T_max": spec(INT, NULL, **POSITIVE),
-    "scheduler_params.eta_min": spec(NUMBER, **NON_NEGATIVE),
-    "scheduler_params.max_lr": spec(NUMBER, NULL, **ABOVE_ZERO),
-    "scheduler_params.total_steps": spec(INT, NULL, **POSITIVE),
-    "scheduler_params.step_size": spec(INT, **POSITIVE),
-    "scheduler_params.gamma": spec(NUMBER, **ABOVE_ZERO),
-    "scheduler_params.factor": spec(NUMBER, low=0, low_open=True, high=1, high_open=True),
-    "scheduler_params.patience": spec(INT, **NON_NEGATIVE),
-    "scheduler_params.pct_start": spec(NUMBER, low=0, high=1),
-    "scheduler_params.warmup_epochs": spec(INT, NULL, **NON_NEGATIVE),
-    "warmup_epochs": spec(INT, **NON_NEGATIVE),
-    "image_size": spec(INT, **POSITIVE),
-    "batch_size": spec(INT, **POSITIVE),
+    "scheduler_params.T_max": spec(INT, NULL, within=POSITIVE),
+    "scheduler_params.eta_min": spec(NUMBER, within=NON_NEGATIVE),
+    "scheduler_params.max_lr": spec(NUMBER, NULL, within=ABOVE_ZERO),
+    "scheduler_params.total_steps": spec(INT, NULL, within=POSITIVE),
+    "scheduler_params.step_size": spec(INT, within=POSITIVE),
+    "scheduler_params.gamma": spec(NUMBER, within=ABOVE_ZERO),
+    "scheduler_params.factor": spec(NUMBER, within=OPEN_UNIT),
+    "scheduler_params.patience": spec(INT, within=NON_NEGATIVE),
+    "scheduler_params.pct_start": spec(NUMBER, within=UNIT),
+    "scheduler_params.warmup_epochs": spec(INT, NULL, within=NON_NEGATIVE),
+    "warmup_epochs": spec(INT, within=NON_NEGATIVE),
+    "image_size": spec(INT, within=POSITIVE),
+    "batch_size": spec(INT, within=POSITIVE),
     "mixed_precision": spec(BOOL),
-    "epochs": spec(INT, **POSITIVE),
-    "patience": spec(INT, NULL, **NON_NEGATIVE),
+    "epochs": spec(INT, within=POSITIVE),
+    "patience": spec(INT, NULL, within=NON_NEGATIVE),
     "monitor": spec(STRING, choices=("val_f1", "val_acc", "val_loss")),
     "val_split_ratio": spec(NUMBER),  # (0, 1) unless n_folds >= 2: checked in config.py
     "n_folds": spec(INT, NULL),
     "stratify": spec(BOOL),
-    "random_seed": spec(INT, low=0, high=2**32 - 1),  # numpy/scikit-learn seeds
+    "random_seed": spec(INT, within=Range(low=0, high=2**32 - 1)),  # numpy/scikit-learn seeds
     "data_dir": spec(STRING),
     "train_data": spec(STRING),
-    "limit_samples": spec(INT, NULL, **POSITIVE),  # null: all the data
-    "num_workers": spec(INT, **NON_NEGATIVE),
+    "limit_samples": spec(INT, NULL, within=POSITIVE),  # null: all the data
+    "num_workers": spec(INT, within=NON_NEGATIVE),
     "cpu_threads": spec(INT, NULL),
     "device": spec(STRING),  # auto, cpu, cuda or cuda:N of the visible ones: device.py
     "norm_mean": spec(LIST, items=spec(NUMBER), **CHANNELS),
-    "norm_std": spec(LIST, items=spec(NUMBER, **ABOVE_ZERO), **CHANNELS),
+    "norm_std": spec(LIST, items=spec(NUMBER, within=ABOVE_ZERO), **CHANNELS),
     "augment": spec(MAPPING, BOOL, NULL),
     "augment.enabled": spec(BOOL),
     "augment.hflip": spec(NUMBER),
@@ -150,10 +169,10 @@ KEYS: dict[str, Spec] = {
     "dynamic_augmentation": spec(MAPPING, BOOL, NULL),
     "dynamic_augmentation.enabled": spec(BOOL),
     "dynamic_augmentation.policies": spec(MAPPING, NULL),  # {STAGE: {end_epoch, augs}}
-    "mixup_alpha": spec(NUMBER, **NON_NEGATIVE),
-    "cutmix_alpha": spec(NUMBER, **NON_NEGATIVE),
-    "mix_prob": spec(NUMBER, low=0, high=1),
-    "switch_prob": spec(NUMBER, low=0, high=1),
+    "mixup_alpha": spec(NUMBER, within=NON_NEGATIVE),
+    "cutmix_alpha": spec(NUMBER, within=NON_NEGATIVE),
+    "mix_prob": spec(NUMBER, within=UNIT),
+    "switch_prob": spec(NUMBER, within=UNIT),
     "val_TTA": spec(BOOL),
     "test_TTA": spec(BOOL),
     "TTA": spec(BOOL),
@@ -161,8 +180,8 @@ KEYS: dict[str, Spec] = {
     "tta_dropout": spec(BOOL),
     "weighted_random_sampler": spec(BOOL),
     "class_imbalance": spec(MAPPING, BOOL, NULL),
-    "class_imbalance.aug_class": spec(LIST, NULL, items=spec(INT, **NON_NEGATIVE)),
-    "class_imbalance.max_samples": spec(INT, **POSITIVE),
+    "class_imbalance.aug_class": spec(LIST, NULL, items=spec(INT, within=NON_NEGATIVE)),
+    "class_imbalance.max_samples": spec(INT, within=POSITIVE),
     "wandb": spec(MAPPING, NULL),
     "wandb.project": spec(STRING, NULL),
     "wandb.entity": spec(STRING, NULL),

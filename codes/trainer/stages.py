@@ -8,6 +8,7 @@ effective values and unused keys. W&B logs stage 2 only (stage 1 keeps its files
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,15 @@ from trainer.artifacts import RunDir
 from trainer.errors import ConfigError
 from trainer.key_reads import unused
 from trainer.tracking import Tracker
+
+
+@dataclass(frozen=True)
+class StageStart:
+    """How one stage of a two-stage run starts where an ordinary run would not: stage 1 with
+    a tracker that keeps W&B off, stage 2 from stage 1's best weights (`init_state`)."""
+
+    tracker: Tracker | None = None
+    init_state: dict[str, Any] | None = None
 
 
 class QuietTracker(Tracker):
@@ -50,7 +60,8 @@ def train_two_stages(
         )
     stage1_dir = RunDir(run_dir.path / "stage1")
     print("stage 1 of 2", flush=True)
-    first = train(cfg1, stage1_dir, f"{run_name}_stage1", started, tracker=QuietTracker(run_name))
+    quiet = StageStart(tracker=QuietTracker(run_name))
+    first = train(cfg1, stage1_dir, f"{run_name}_stage1", started, stage=quiet)
     if first.get("status") != "completed":  # pruned or stopped: no second stage
         first["stages"] = [_stage_entry(1, first, stage1_dir.path)]
         first["effective"]["stages"] = 1
@@ -59,7 +70,8 @@ def train_two_stages(
     best = torch.load(stage1_dir.checkpoint("best_model.pt"), map_location="cpu",
                       weights_only=False)
     print(f"stage 2 of 2: from stage 1's best weights (epoch {best['epoch']})", flush=True)
-    second = train(cfg2, run_dir, run_name, started, init_state=best["model_state"])
+    from_best = StageStart(init_state=best["model_state"])
+    second = train(cfg2, run_dir, run_name, started, stage=from_best)
     second["stages"] = [
         _stage_entry(1, first, stage1_dir.path),
         _stage_entry(2, second, run_dir.path),

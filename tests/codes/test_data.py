@@ -7,7 +7,7 @@ import csv
 
 import pytest
 import torch
-from trainer.data import Augmenter, TensorLoader, load_train_set, split_indices
+from trainer.data import Augmenter, Batches, TensorLoader, load_train_set, split_indices
 from trainer.device import AmpPlan, amp_plan, pick_device
 from trainer.engine import train_step
 from trainer.errors import ConfigError, DataError
@@ -46,9 +46,9 @@ def test_stratified_split_and_folds(tiny_cfg):
 def test_loader_batches_normalised_and_repeatable():
     images = torch.randint(0, 256, (10, 3, 8, 8), dtype=torch.uint8)
     labels = torch.arange(10)
-    kwargs = {"mean": [0.5] * 3, "std": [0.25] * 3, "shuffle": True, "seed": 3}
-    a = list(TensorLoader(images, labels, 3, torch.device("cpu"), **kwargs))
-    b = list(TensorLoader(images, labels, 3, torch.device("cpu"), **kwargs))
+    batches = Batches(images, labels, 3, torch.device("cpu"), mean=[0.5] * 3, std=[0.25] * 3)
+    a = list(TensorLoader(batches, shuffle=True, seed=3))
+    b = list(TensorLoader(batches, shuffle=True, seed=3))
     assert len(a) == 3  # 10 = 3 + 3 + 3 + a lone sample, which is dropped
     assert all(torch.equal(x, y) for (x, _), (y, _) in zip(a, b, strict=True))
     x, y = a[0]

@@ -234,10 +234,10 @@ class Counting(nn.Module):
 
 
 def test_tta_calls_model_once_per_view_with_whole_batch():
-    from trainer.data import TensorLoader
+    from trainer.data import Batches, TensorLoader
 
     data = image_set([5, 5, 5])
-    loader = TensorLoader(data.images, data.labels, 8, CPU, [0.5] * 3, [0.5] * 3)
+    loader = TensorLoader(Batches(data.images, data.labels, 8, CPU, [0.5] * 3, [0.5] * 3))
     model = Counting()
     plan = TTAPlan(("identity", "hflip", "transpose"))
     ev = evaluate_tta(model, loader, None, 3, plan)

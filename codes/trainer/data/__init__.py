@@ -14,10 +14,11 @@ from trainer.data.dataset import (
     split_indices,
     subsample,
 )
-from trainer.data.loader import Augmenter, TensorLoader, make_loaders
+from trainer.data.loader import Augmenter, Batches, TensorLoader, make_loaders
 
 __all__ = [
     "Augmenter",
+    "Batches",
     "ImageSet",
     "TensorLoader",
     "check_labels",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -63,24 +64,40 @@ class Augmenter:
         return x
 
 
+@dataclass(frozen=True, eq=False)
+class Batches:
+    """What every loader starts from: the images (uint8, N x C x H x W) and labels to batch,
+    the batch size, the device the batches go to, and the per-channel mean and std (0..1)
+    that normalise them there."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    batch_size: int
+    device: torch.device
+    mean: list[float]
+    std: list[float]
+
+    def norm(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and std as (1, C, 1, 1) tensors on the device, in the images' 0..255 units."""
+        mean = torch.tensor(self.mean, device=self.device).view(1, -1, 1, 1) * 255.0
+        std = torch.tensor(self.std, device=self.device).view(1, -1, 1, 1) * 255.0
+        return mean, std
+
+
 class TensorLoader:
     """Shuffled batches of in-memory images, normalised (and augmented) on the device."""
 
     def __init__(
         self,
-        images: torch.Tensor,
-        labels: torch.Tensor,
-        batch_size: int,
-        device: torch.device,
-        mean: list[float],
-        std: list[float],
+        batches: Batches,
         shuffle: bool = False,
         augment: Augmenter | None = None,
         seed: int = 0,
         sampler: Any = None,
     ) -> None:
-        self.images = images.to(device)
-        self.labels = labels.to(device)
+        device, batch_size = batches.device, batches.batch_size
+        self.images = batches.images.to(device)
+        self.labels = batches.labels.to(device)
         self.batch_size = batch_size
         self.device = device
         self.shuffle = shuffle
@@ -88,12 +105,11 @@ class TensorLoader:
         self.generator = torch.Generator().manual_seed(seed)
         # The epoch's order: a RandomSampler on this generator draws exactly randperm(n).
         if sampler is None and shuffle:
-            sampler = RandomSampler(range(len(labels)), generator=self.generator)
+            sampler = RandomSampler(range(len(self.labels)), generator=self.generator)
         elif getattr(sampler, "generator", None) is not None:
             self.generator = sampler.generator  # the order's state, for a resumed run
         self.sampler = sampler
-        self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1) * 255.0
-        self.std = torch.tensor(std, device=device).view(1, -1, 1, 1) * 255.0
+        self.mean, self.std = batches.norm()
         # A last batch of one breaks BatchNorm in training; fold it into the previous epoch.
         n = len(self.labels)
         self.drop_last = shuffle and n % batch_size == 1 and n > 1
@@ -150,24 +166,15 @@ class AugmentedLoader:
     `num_workers` worker processes, or in this one with 0), normalised on the device."""
 
     def __init__(
-        self,
-        images: torch.Tensor,
-        labels: torch.Tensor,
-        batch_size: int,
-        device: torch.device,
-        mean: list[float],
-        std: list[float],
-        augment: OnlineAugment,
-        sampler: Any,
-        workers: int,
-        seed: int,
+        self, batches: Batches, augment: OnlineAugment, sampler: Any, workers: int, seed: int
     ) -> None:
+        device, batch_size = batches.device, batches.batch_size
         self.batch_size = batch_size
         self.device = device
         self.online = augment
-        hwc = images.permute(0, 2, 3, 1).contiguous().numpy()
-        self.dataset = _AugmentedImages(hwc, labels, augment)
-        n = len(labels)
+        hwc = batches.images.permute(0, 2, 3, 1).contiguous().numpy()
+        self.dataset = _AugmentedImages(hwc, batches.labels, augment)
+        n = len(batches.labels)
         self.sampler = sampler or RandomSampler(
             range(n), generator=torch.Generator().manual_seed(seed)
         )
@@ -182,8 +189,7 @@ class AugmentedLoader:
             drop_last=n % batch_size == 1 and n > 1,  # a batch of one breaks BatchNorm
             worker_init_fn=_worker_init if workers > 0 else None,
         )
-        self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1) * 255.0
-        self.std = torch.tensor(std, device=device).view(1, -1, 1, 1) * 255.0
+        self.mean, self.std = batches.norm()
         self.epoch = 1
         augment.reseed(seed)
 
@@ -240,7 +246,7 @@ def make_loaders(
         train = MixingLoader(train, mixup)
     va = torch.as_tensor(val_idx)
     val = TensorLoader(
-        data.images[va], data.labels[va], max(cfg["batch_size"], 256), device, mean, std
+        Batches(data.images[va], data.labels[va], max(cfg["batch_size"], 256), device, mean, std)
     )
     val.tta, val.test_tta = tta_plans(cfg)
     return train, val
@@ -259,15 +265,12 @@ def _train_loader(
     images, labels, oversampled = _train_data(data, train_idx, cfg, seed)
     sampler = weighted_sampler(labels, seed) if cfg.get("weighted_random_sampler") else None
     stages = stages_of(cfg)
+    batches = Batches(images, labels, cfg["batch_size"], device, *norm)
     train: Any
     if stages is None:
         augment = Augmenter(cfg.get("augment"), torch.Generator().manual_seed(seed + 1))
         train = TensorLoader(
-            images,
-            labels,
-            cfg["batch_size"],
-            device,
-            *norm,
+            batches,
             shuffle=True,
             augment=augment if augment.enabled else None,
             seed=seed,
@@ -277,9 +280,7 @@ def _train_loader(
     else:
         online = OnlineAugment(stages, int(cfg["image_size"]), seed + 1)
         workers = loader_workers(cfg.get("num_workers"))
-        train = AugmentedLoader(
-            images, labels, cfg["batch_size"], device, *norm, online, sampler, workers, seed
-        )
+        train = AugmentedLoader(batches, online, sampler, workers, seed)
         train.augmentation = online.describe()
     train.oversampled = oversampled
     return train

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainer.data import TensorLoader
+from trainer.data import Batches, TensorLoader
 
 
 def checkpoint_parser(description: str) -> argparse.ArgumentParser:
@@ -38,7 +38,8 @@ def predict_proba(
     """Class probabilities for uint8 images, normalised as in training; flip TTA averages
     them with those of the mirrored images."""
     labels = torch.zeros(len(images), dtype=torch.long)
-    loader = TensorLoader(images, labels, batch_size, device, ckpt["norm_mean"], ckpt["norm_std"])
+    norm = ckpt["norm_mean"], ckpt["norm_std"]
+    loader = TensorLoader(Batches(images, labels, batch_size, device, *norm))
     out = []
     for x, _ in loader:
         probs = model(x).float().softmax(1)

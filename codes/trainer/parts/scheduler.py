@@ -3,6 +3,7 @@ parameters it accepts, preceded by an optional linear warm-up, stepped when its 
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,15 @@ class Schedule:
             self.stepper.step()
 
 
+def accepted_params(cls: type, info: registry.SchedulerInfo | None) -> list[str]:
+    """The parameter names a scheduler class takes from scheduler_params: its record's fields
+    when its constructor takes them in one (registry.SchedulerInfo.record), else the
+    constructor's own parameters."""
+    if info is not None and info.record is not None:
+        return [f.name for f in dataclasses.fields(info.record)]
+    return list(inspect.signature(cls.__init__).parameters)
+
+
 def scheduler_class(name: Any) -> type | None:
     """The scheduler class for a config name, None for 'none'."""
     info = registry.scheduler_info(None if name is None else str(name))
@@ -61,7 +71,7 @@ def build_scheduler(
     main = None
     if info is not None:
         cls = import_target(info.target, "scheduler_name")
-        accepted = inspect.signature(cls.__init__).parameters
+        accepted = accepted_params(cls, info)
         names = dict(info.aliases)  # e.g. min_lr read as CosineAnnealingLR's eta_min
         given = {}
         for key in list(params):  # only the accepted keys are read (unused_keys shows the rest)
@@ -90,24 +100,22 @@ def build_scheduler(
 class CosineAnnealingWarmupRestarts:
     """The original V2 scheduler through timm's CosineLRScheduler, stepped per batch: a
     linear warm-up of `warmup_epochs` to `max_lr`, then cosine cycles of `T_max` epochs down
-    to `min_lr`, each cycle's peak `gamma` times the last one's (timm's cycle_decay)."""
+    to `min_lr`, each cycle's peak `gamma` times the last one's (timm's cycle_decay). Its
+    shape comes in one record (registry.WarmRestarts), built by the registry's `prepare`
+    from scheduler_params; it keeps each field as an attribute of the same name."""
 
     def __init__(
         self,
         optimizer: torch.optim.Optimizer,
-        T_max: int = 10,
-        max_lr: float = 0.1,
-        min_lr: float = 0.0,
-        warmup_epochs: int = 0,
-        gamma: float = 1.0,
-        steps_per_epoch: int = 1,
+        cycles: registry.WarmRestarts | None = None,
     ) -> None:
         from timm.scheduler import CosineLRScheduler
 
         self.optimizer = optimizer
-        self.T_max, self.max_lr, self.min_lr = int(T_max), float(max_lr), float(min_lr)
-        self.warmup_epochs, self.gamma = int(warmup_epochs), float(gamma)
-        self.steps_per_epoch = max(1, int(steps_per_epoch))
+        c = cycles or registry.WarmRestarts()
+        self.T_max, self.max_lr, self.min_lr = int(c.T_max), float(c.max_lr), float(c.min_lr)
+        self.warmup_epochs, self.gamma = int(c.warmup_epochs), float(c.gamma)
+        self.steps_per_epoch = max(1, int(c.steps_per_epoch))
         if self.min_lr > self.max_lr:
             raise ValueError(f"min_lr {self.min_lr:g} is above max_lr {self.max_lr:g}")
         for group in optimizer.param_groups:
@@ -191,7 +199,8 @@ def effective_scheduler_params(scheduler: Any) -> dict[str, Any]:
     if scheduler is None:
         return {}
     out: dict[str, Any] = {}
-    for name in inspect.signature(type(scheduler).__init__).parameters:
+    info = _info_of(scheduler)
+    for name in accepted_params(type(scheduler), info):
         if name in ("self", "optimizer", "last_epoch", "verbose"):
             continue
         value = getattr(scheduler, name, None)
@@ -201,7 +210,6 @@ def effective_scheduler_params(scheduler: Any) -> dict[str, Any]:
             out[name] = value
         elif isinstance(value, list | tuple) and all(isinstance(v, int | float) for v in value):
             out[name] = list(value)
-    info = _info_of(scheduler)
     if info is not None and info.read_back is not None:
         out.update(info.read_back(scheduler))
     return out
