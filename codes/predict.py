@@ -63,7 +63,7 @@ def predict(args: argparse.Namespace) -> list[tuple[str, int]]:
 
 def test_plan(cfg: dict[str, Any], asked: bool | None) -> Any:
     """The config's test_TTA (TTA as the fallback) unless --tta / --no-tta says otherwise."""
-    from trainer.infer.tta import tta_plans
+    from trainer.tta import tta_plans
 
     if asked is None:
         return tta_plans(cfg)[1]
@@ -75,7 +75,7 @@ def proba(model: Any, images: Any, ckpt: dict[str, Any], device: Any, plan: Any)
     import torch
     from trainer.data import Batches, TensorLoader
     from trainer.infer.predict import predict_proba
-    from trainer.infer.tta import predict_tta
+    from trainer.tta import predict_tta
 
     if plan is None:
         return predict_proba(model, images, ckpt, device)

@@ -188,7 +188,7 @@ def run_epoch(state: FitState, interrupt: Callable[[], str | None] | None = None
     val = evaluate(parts.model, parts.val_loader, parts.amp, parts.num_classes)
     extra: dict[str, Any] = {} if stage is None else {"aug_stage": stage}
     if getattr(parts.val_loader, "tta", None) is not None:  # val_TTA: reported beside val_*
-        from trainer.infer.tta import evaluate_tta
+        from trainer.tta import evaluate_tta
 
         tta = evaluate_tta(
             parts.model, parts.val_loader, parts.amp, parts.num_classes, parts.val_loader.tta

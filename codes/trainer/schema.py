@@ -162,7 +162,7 @@ KEYS: dict[str, Spec] = {
     "augment.rotate_degrees": spec(NUMBER),
     "augment.translate": spec(NUMBER),
     # V2 data side: albumentations policies (data/augment.py), mixup/cutmix (data/mixing.py),
-    # samplers and oversampling (data/sampling.py), TTA (infer/tta.py).
+    # samplers and oversampling (data/sampling.py), TTA (tta.py).
     "online_augmentation": spec(BOOL),
     "augmentation": spec(MAPPING, NULL),
     **{f"augmentation.{name}": spec(BOOL) for name in AUG_POLICIES + ("mixup", "cutmix")},

@@ -18,7 +18,7 @@ from trainer.data.augment import POLICIES, OnlineAugment, Stage, stages_of
 from trainer.data.loader import AugmentedLoader, effective_data, make_loaders
 from trainer.data.sampling import oversample, weighted_sampler
 from trainer.errors import ConfigError
-from trainer.infer.tta import VIEWS, TTAPlan, evaluate_tta, tta_plans
+from trainer.tta import VIEWS, TTAPlan, evaluate_tta, tta_plans
 
 CPU = torch.device("cpu")
 

@@ -20,6 +20,7 @@ from trainer.data.dataset import ImageSet
 from trainer.data.mixing import MixingLoader, build_mixup, describe_mixup
 from trainer.data.sampling import imbalance_spec, oversample, weighted_sampler
 from trainer.device import loader_workers
+from trainer.tta import tta_plans
 
 
 class Augmenter:
@@ -236,9 +237,7 @@ def make_loaders(
 
     Light augmentation (`augment`, on the device) unless `online_augmentation` or
     `dynamic_augmentation` picks the albumentations policies (data/augment.py); mixup/cutmix
-    wrap the training loader; the validation loader carries the TTA plans (infer/tta.py)."""
-    from trainer.infer.tta import tta_plans
-
+    wrap the training loader; the validation loader carries the TTA plans (tta.py)."""
     mean, std = cfg.get("norm_mean", [0.5] * 3), cfg.get("norm_std", [0.5] * 3)
     train = _train_loader(data, train_idx, cfg, device, (mean, std))
     mixup = build_mixup(cfg, data.num_classes)
