@@ -1,4 +1,4 @@
-"""Copy the best run's checkpoint to checkpoints/final_model.pt (seed 004's last step).
+"""Copy the best run's checkpoint to checkpoints/final_model.pt (a competition's last step).
 
     python codes/select_best_model.py [--runs runs] [--metric best_val_f1] [--min]
         [--dest checkpoints/final_model.pt]

@@ -1,4 +1,4 @@
-"""The html report reads at a glance (issue 15, item 16): a models x categories heat map of the
+"""The html report reads at a glance: a models x categories heat map of the
 deltas with the winners marked, captions in words (not file names), one option column (run
 name with its description beneath), tables that wrap; pruned options marked in the map. The
 headless-Chromium screenshot of the page is tests/test_report_e2e.py's."""

@@ -120,7 +120,7 @@ def test_quickstart_example_gives_2_x_12_plus_2(repo_root: Path, tmp_path: Path,
     assert all(c.enabled and type(c.plugin).__module__ == f"{PACKAGE}.categories.{c.name}"
                for c in settings.categories)
 
-    # the quickstart races seeds (issue 18): the matrix holds every seed up to max, paired
+    # the quickstart races seeds: the matrix holds every seed up to max, paired
     race = settings.execution.race
     assert race is not None and (race.min_seeds, race.max_seeds) == (2, 3)
     seeds = race.max_seeds

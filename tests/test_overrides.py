@@ -34,7 +34,7 @@ NULL = object()  # the key holds null
 
 # (override, the value its key holds afterwards; None: both sides refuse it)
 CORPUS: list[tuple[str, Any]] = [
-    # the drifted cases (issue 22): each side used to read them its own way
+    # the drifted cases: each side used to read them its own way
     ("scheduler_name=", None),              # '' is no scheduler (the runner took it as null)
     ("run_name=", ""),                       # the empty string on both sides (was null / '')
     ("wandb.group=", ""),

@@ -1,4 +1,4 @@
-"""Pruned runs in the reports (issue 11, "Reports"): a pruned option is ranked by its metric at
+"""Pruned runs in the reports: a pruned option is ranked by its metric at
 the last epoch it ran (result.json, else the last metrics.jsonl line), marked `pruned @k`,
 never a category's winner, never in --combine-best; --summary says epochs run / planned and
 the compute saved per model; the estimates use the ledger's pruned share."""
@@ -150,7 +150,7 @@ def test_estimates_use_the_pruned_share(tmp_path):
 
 
 def test_a_pruned_options_time_is_the_ledgers_not_unknown(pruned):
-    """Issue 19: the ranking's time of a pruned run was "?" though the ledger holds it."""
+    """The ranking's time of a pruned run was "?" though the ledger holds it."""
     _, summary = pruned
     table = summary.models[0].categories[0]
     assert [o.duration_s for o in table.options] == [20.0, 40.0, 40.0]

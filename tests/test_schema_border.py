@@ -146,7 +146,7 @@ def test_a_master_config_with_a_drifted_value_is_refused_before_launch(
     assert not (tmp_path / "runs").exists() and not (tmp_path / "ledger.db").exists()
 
 
-# -- cross-key rules (issue 20 item 5) -------------------------------------------------------
+# -- cross-key rules -----------------------------------------------------------------------
 RULE_VALUES: list[Any] = [_MISSING := object(), None, True, False, 0, 1, 2, 3, 5, 0.5, 1.0,
                           -1, "0", "0.5", "2", "x"]
 
@@ -219,7 +219,7 @@ def test_runner_and_engine_agree_on_every_rule(rule: str) -> None:
 ])
 def test_the_issue_cases_are_refused_before_launch(tmp_path: Path, sets: list[str],
                                                    says: str) -> None:
-    """What launched 3 runs that all failed (issue 20): one line at load, nothing run."""
+    """What launched 3 runs that all failed: one line at load, nothing run."""
     from hyperparameter_system.config.settings import load_settings
     from hyperparameter_system.core.errors import HpsysError
 

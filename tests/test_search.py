@@ -182,7 +182,7 @@ def test_the_python_api_is_the_real_study_and_hand_trials_show(tmp_path: Path, m
 
 
 def test_two_runners_share_one_postgresql_study(tmp_path: Path, master) -> None:
-    """002's parallelism across workers: two runners (each its own ledger) on one storage
+    """Parallelism across workers: two runners (each its own ledger) on one storage
     split the trials: N finished between them, each trial launched once."""
     from postgres_server import postgres_url
 

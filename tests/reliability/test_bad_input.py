@@ -47,7 +47,7 @@ def _text_ledger(data: dict) -> None:
 
 
 def _sqlite_ledger(*statements: str):
-    """system.ledger names a ledger of this runner changed by `statements` (issue 20)."""
+    """system.ledger names a ledger of this runner changed by `statements`."""
     def mutate(data: dict) -> None:
         path = Path(data["system"]["ledger"]).with_name("other.db")
         Ledger(path).ensure().close()
