@@ -359,10 +359,13 @@ def test_resumed_killed_and_shared_searches_never_repeat_a_setting(tmp_path: Pat
         settings = api.load(paths[0])
         killed = run(paths[0], "--trials", "9")
         deadline = time.time() + 60
-        while time.time() < deadline:  # kill it with a trial running, after one more finished
+        while time.time() < deadline:  # kill it mid-training, after one more trial finished
             time.sleep(0.2)
-            states = [t.state for t in searches.study(settings, "lr_wd").get_trials()]
-            if states.count(TrialState.COMPLETE) >= 7 and TrialState.RUNNING in states:
+            trials = searches.study(settings, "lr_wd").get_trials()
+            training = {r.id for r in api.open_ledger(settings).rows(status=Status.RUNNING)}
+            if sum(t.state == TrialState.COMPLETE for t in trials) >= 7 and any(
+                    t.state == TrialState.RUNNING and experiment_of(t) in training
+                    for t in trials):
                 break
         os.killpg(killed.pid, signal.SIGKILL)
         killed.wait(timeout=30)
