@@ -158,9 +158,26 @@ def verdicts(doc: dict) -> dict[str, dict]:
             for o in c["options"]}
 
 
+# A pool the race decides at min seeds: one clear winner, one clear loser, one equal option.
+CLEAR = {"big": 0.70, "worse": 0.40, "same": 0.50}
+CLEAR_DECIDED = {"big": WINNER, "worse": RACED_OUT, "same": IDENTICAL}
+
+
+def race_clear_pool(tmp: Path, execution: dict) -> tuple[dict[str, int], dict[str, str]]:
+    """The clear pool raced in process under `execution` (another executor's block): the seeds
+    each option ran and the verdicts, for a test to hold against the local race's."""
+    from hyperparameter_system.app import api
+    from hyperparameter_system.report.jsonexport import to_json
+
+    settings = api.load(race_master(tmp, {"clear": CLEAR}, execution))
+    result = api.run(settings, api.select(settings))
+    assert not result.interrupted and result.count("failed") == 0, result.outcomes
+    found = verdicts(json.loads(to_json(api.summarize(settings))))
+    return seeds_run(tmp), {name: found[name]["verdict"] for name in CLEAR}
+
+
 def test_a_race_decides_clear_pools_early_and_gives_close_ones_more_seeds(cli, tmp_path):
-    config = race_master(tmp_path, {"clear": {"big": 0.70, "worse": 0.40, "same": 0.50},
-                                    "close": {"near": 0.51, "nearer": 0.505}})
+    config = race_master(tmp_path, {"clear": CLEAR, "close": {"near": 0.51, "nearer": 0.505}})
     out = cli("--config", str(config), "--all", timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     seeds = seeds_run(tmp_path)

@@ -286,6 +286,18 @@ def test_every_ray_process_listens_on_loopback_only(cluster):
     assert checked >= 4  # gcs, raylets, workers
 
 
+def test_a_race_decides_over_ray_as_it_does_locally(tmp_path, cluster, fake_events):
+    """The race is a source behind the executor's seam: over Ray it runs the same paired seeds,
+    each once, and comes to the local race's verdicts."""
+    from test_racing import CLEAR_DECIDED, race_clear_pool
+
+    seeds, found = race_clear_pool(tmp_path, {**RAY, "ray_address": cluster[0].address})
+    assert seeds == {"big": 2, "worse": 2, "same": 2, "baseline": 2}
+    assert found == CLEAR_DECIDED
+    ran = Counter(r["id"] for r in events(fake_events))
+    assert len(ran) == 8 and set(ran.values()) == {1}
+
+
 @pytest.mark.slow
 def test_real_training_through_ray(tmp_path, cluster):
     master = tmp_path / "master.yaml"

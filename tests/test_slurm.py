@@ -275,6 +275,16 @@ def test_pruning_stops_weak_options_through_slurm(slurm, tmp_path):  # noqa: F81
     assert all(r.job for r in rows.values())
 
 
+def test_a_race_decides_through_slurm_as_it_does_locally(slurm, tmp_path):  # noqa: F811
+    """Each paired seed of the race is a job; the verdicts are the local race's."""
+    from test_racing import CLEAR_DECIDED, race_clear_pool
+
+    seeds, found = race_clear_pool(tmp_path, SLURM)
+    assert seeds == {"big": 2, "worse": 2, "same": 2, "baseline": 2}
+    assert found == CLEAR_DECIDED
+    assert not slurm.jobs()
+
+
 def test_a_failing_setup_line_is_recorded_with_slurm_s_reason(slurm, tmp_path):  # noqa: F811
     execution = {**SLURM, "slurm": {**SLURM["slurm"], "setup": ["echo preparing",
                                                                "exit 3"]}}

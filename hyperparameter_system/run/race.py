@@ -199,6 +199,9 @@ class RaceSource:
         estimate = estimate_durations(list(rows.values()), self.experiments,
                                       calibration=self.calibration)
         picks: dict[str, tuple[float, int, Experiment]] = {}
+        # a model's first look needs all its min seeds: its pools share one pooled variance
+        looking = {e.model for e in self.experiments if e.repeat < rule.min_seeds
+                   and not self._final(e, rows) and e.id not in self.told_ids}
 
         def offer(exp: Experiment | None, closeness: float, first: int) -> None:
             if exp is None or self._final(exp, rows) or self._in_flight(exp, rows) \
@@ -209,17 +212,18 @@ class RaceSource:
             if best is None or (-per_second, first) < best[:2]:
                 picks[exp.id] = (-per_second, first, exp)
 
-        for raced in pools.values():
+        for raced in (p for p in pools.values() if p.model not in looking):
             for option, seeds in raced.options.items():
                 judgement = raced.pool.judgements.get(option)
                 if judgement is None or not judgement.wants:
                     continue
                 started = [k for k, e in seeds.items()
                            if self._final(e, rows) or self._in_flight(e, rows)]
-                for k in started:  # their pairs
-                    offer(baselines.get((raced.model, k)), judgement.closeness, 0)
-                if any(self._in_flight(e, rows) for e in seeds.values()):
-                    continue  # one seed at a time per option: its end may settle the race
+                pairs = [b for k in started if (b := baselines.get((raced.model, k)))]
+                for pair in pairs:
+                    offer(pair, judgement.closeness, 0)
+                if any(self._in_flight(e, rows) for e in [*seeds.values(), *pairs]):
+                    continue  # one pair at a time per option: its end may settle the race
                 k = next((k for k in sorted(seeds) if not self._final(seeds[k], rows)), None)
                 if k is None:
                     continue
