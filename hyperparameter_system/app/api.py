@@ -12,14 +12,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from hyperparameter_system.config.settings import Settings, load_settings
-from hyperparameter_system.core.durations import parse_duration
+from hyperparameter_system.core.durations import fmt_duration, parse_duration
 from hyperparameter_system.core.errors import HpsysError
 from hyperparameter_system.core.states import FINAL, STOPPED, Status
 from hyperparameter_system.core.writable import STDOUT, output_file
 from hyperparameter_system.matrix import combine
 from hyperparameter_system.matrix.experiments import BASELINE, Experiment, build_matrix
 from hyperparameter_system.report import exports
-from hyperparameter_system.report.format import fmt_duration
 from hyperparameter_system.report.studies import study_figures
 from hyperparameter_system.report.summary import Summary, collect, seen_matrix
 from hyperparameter_system.report.tables import ReportTable, tables

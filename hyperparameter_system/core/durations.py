@@ -1,5 +1,5 @@
-"""Durations as people write them in a config or on the command line: `8h`, `90m`, `1h30m`,
-`45s`, `2d`, or a plain number of seconds."""
+"""Durations as people write them in a config or on the command line (`8h`, `90m`, `1h30m`,
+`45s`, `2d`, or a plain number of seconds), and as every view prints them (`1h05m`, `3m07s`)."""
 
 from __future__ import annotations
 
@@ -23,3 +23,12 @@ def parse_duration(value: object) -> float:
     if not math.isfinite(seconds) or seconds <= 0:
         raise ValueError(f"expected a duration > 0, got {value!r}")
     return seconds
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "?"
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")

@@ -47,12 +47,3 @@ def fmt_number(value: float | None) -> str:
     if not math.isfinite(value) or abs(value) >= FIXED_MAX:
         return f"{value:.4g}"
     return f"{value:g}" if float(value).is_integer() else f"{value:.1f}"
-
-
-def fmt_duration(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "?"
-    seconds = int(round(seconds))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")

@@ -9,12 +9,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from hyperparameter_system.core.durations import fmt_duration
 from hyperparameter_system.matrix import combine
 from hyperparameter_system.matrix.experiments import COMBINED
 from hyperparameter_system.matrix.ranking import is_number
 from hyperparameter_system.report.format import (
     fmt_delta,
-    fmt_duration,
     fmt_interval,
     fmt_metric,
     fmt_number,

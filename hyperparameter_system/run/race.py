@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from hyperparameter_system.config.racing import RaceRule
 from hyperparameter_system.config.settings import Settings
+from hyperparameter_system.core.durations import fmt_duration
 from hyperparameter_system.core.states import FINAL, Direction, Status
 from hyperparameter_system.matrix.experiments import BASELINE, Experiment
 from hyperparameter_system.matrix.racing import (
@@ -279,7 +280,7 @@ class RaceSource:
             needs = ("more seeds would not settle it at this effect" if more is None else
                      f"needs more than {FAR} more seeds: the gain is small against the noise"
                      if more > FAR else f"needs ~{more} more seed(s)" + (
-                         f", ~{more * per_seed / 3600:.1f} h" if per_seed else ""))
+                         f", ~{fmt_duration(more * per_seed)}" if per_seed else ""))
             sign = Direction(system.metric_mode).score(1.0)
             delta = f"{sign * (j.delta or 0):+.4f}"
             width = f" ± {j.half_width:.4f}" if j.half_width is not None else ""

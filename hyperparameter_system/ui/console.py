@@ -19,10 +19,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
+from hyperparameter_system.core.durations import fmt_duration
 from hyperparameter_system.core.states import FINAL, Status
 from hyperparameter_system.core.text import printable
 from hyperparameter_system.matrix.ranking import headline
-from hyperparameter_system.report.format import fmt_duration, fmt_metric
+from hyperparameter_system.report.format import fmt_metric
 from hyperparameter_system.run.launcher import tail
 from hyperparameter_system.store.estimates import spread
 from hyperparameter_system.ui import screen

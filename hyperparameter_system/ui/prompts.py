@@ -13,7 +13,7 @@ import questionary
 
 from hyperparameter_system.config.pruning import PRUNING_RULES
 from hyperparameter_system.config.settings import Settings
-from hyperparameter_system.report.format import fmt_duration
+from hyperparameter_system.core.durations import fmt_duration
 
 if TYPE_CHECKING:
     from hyperparameter_system.app.api import RunPlan
