@@ -240,6 +240,38 @@ def test_a_budget_stops_launching_and_says_what_stayed_undecided(cli, tmp_path):
     assert max(seeds_run(tmp_path).values()) <= 3
 
 
+def test_a_min_seed_the_budget_left_out_does_not_stop_the_model_s_other_pools(tmp_path):
+    """A model's first look waits for its min seeds, but not for one the budget will never
+    launch: the close pool of the same model still gets its next seed and the baseline's pair."""
+    import threading
+
+    from hyperparameter_system.app import api
+    from hyperparameter_system.run.race import RaceSource
+    from hyperparameter_system.store.outcomes import Outcome
+
+    config = race_master(tmp_path, {"close": {"near": 0.51, "nearer": 0.505},
+                                    "dear": {"x": 0.6}}, {"max_parallel": 1})
+    settings = api.load(config)
+    experiments = api.select(settings)
+    ledger = api.open_ledger(settings, create=True)
+    ledger.sync(experiments)
+    rng = random.Random(1)
+    means = {"baseline": 0.5, "near": 0.53, "nearer": 0.51, "x": 0.6}
+    left_out = next(e for e in experiments if e.category == "dear" and e.repeat == 1)
+    for e in experiments:
+        if e.repeat < 2 and e is not left_out:
+            ledger.claim(e.id, "host:1", 300, lambda pid: True)
+            score = means[e.label.split("_seed")[0]] + rng.gauss(0, 0.01)
+            now = time.time()
+            ledger.finish(e.id, Outcome(e.id, "done", now - 5, now,
+                                        result={"metrics": {"best_val_f1": score}}), None)
+    source = RaceSource(settings, experiments, ledger, threading.Event())
+    source.queue.clear()
+    source.over_budget[left_out.id] = left_out  # as _pick leaves a seed the budget refused
+    wanted = [(e.category, e.repeat) for e in source.wanted({r.id: r for r in ledger.rows()})]
+    assert ("close", 2) in wanted and ("baseline", 2) in wanted, wanted
+
+
 @pytest.mark.slow
 def test_sigkill_mid_race_resumes_the_same_race(tmp_path):
     config = race_master(tmp_path, {"close": {"near": 0.51, "nearer": 0.505}},

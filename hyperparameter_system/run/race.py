@@ -202,7 +202,8 @@ class RaceSource:
         picks: dict[str, tuple[float, int, Experiment]] = {}
         # a model's first look needs all its min seeds: its pools share one pooled variance
         looking = {e.model for e in self.experiments if e.repeat < rule.min_seeds
-                   and not self._final(e, rows) and e.id not in self.told_ids}
+                   and not self._final(e, rows) and e.id not in self.told_ids
+                   and e.id not in self.over_budget}  # a seed the budget left never ends
 
         def offer(exp: Experiment | None, closeness: float, first: int) -> None:
             if exp is None or self._final(exp, rows) or self._in_flight(exp, rows) \

@@ -96,6 +96,19 @@ def _lrs(cfg: dict[str, Any], steps: int, per_epoch: int) -> list[float]:
     return out
 
 
+def test_warm_restarts_as_a_target_take_flat_keys_or_the_record(tiny_cfg):
+    """A `_target_` mapping builds the class with the record's fields as flat keywords, as it
+    did before they were one record; a nested record is the same schedule."""
+    shape = {"T_max": 2, "max_lr": 0.1, "min_lr": 0.001, "gamma": 0.5, "steps_per_epoch": 5}
+    target = "trainer.parts.scheduler.CosineAnnealingWarmupRestarts"
+    flat = _lrs({**tiny_cfg, "scheduler_name": {"_target_": target, **shape}}, 25, per_epoch=5)
+    nested = _lrs({**tiny_cfg, "scheduler_name": {
+        "_target_": target, "cycles": {"_target_": "trainer.registry.WarmRestarts", **shape}}},
+        25, per_epoch=5)
+    assert flat == nested
+    assert flat[0] == pytest.approx(0.1) and flat[10] == pytest.approx(0.05)  # gamma x max_lr
+
+
 def test_warm_restarts_go_back_up_at_the_cycle_boundary(tiny_cfg):
     tiny_cfg.update(
         scheduler_name="CosineAnnealingWarmupRestarts",

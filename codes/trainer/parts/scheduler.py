@@ -102,17 +102,19 @@ class CosineAnnealingWarmupRestarts:
     linear warm-up of `warmup_epochs` to `max_lr`, then cosine cycles of `T_max` epochs down
     to `min_lr`, each cycle's peak `gamma` times the last one's (timm's cycle_decay). Its
     shape comes in one record (registry.WarmRestarts), built by the registry's `prepare`
-    from scheduler_params; it keeps each field as an attribute of the same name."""
+    from scheduler_params; a `_target_` mapping may still give the record's fields as flat
+    keywords (`shape`). It keeps each field as an attribute of the same name."""
 
     def __init__(
         self,
         optimizer: torch.optim.Optimizer,
         cycles: registry.WarmRestarts | None = None,
+        **shape: Any,
     ) -> None:
         from timm.scheduler import CosineLRScheduler
 
         self.optimizer = optimizer
-        c = cycles or registry.WarmRestarts()
+        c = cycles or registry.WarmRestarts(**shape)
         self.T_max, self.max_lr, self.min_lr = int(c.T_max), float(c.max_lr), float(c.min_lr)
         self.warmup_epochs, self.gamma = int(c.warmup_epochs), float(c.gamma)
         self.steps_per_epoch = max(1, int(c.steps_per_epoch))
