@@ -10,6 +10,7 @@ yaml.safe_dump, `plain()`) reads nothing and gives plain dicts.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
@@ -86,13 +87,14 @@ def plain(value: Any) -> Any:
     return value
 
 
-def flat(cfg: dict[str, Any], prefix: str = "") -> list[str]:
-    """Every dotted key of a mapping, parents before their children (reads nothing)."""
+def flat_keys(cfg: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Every dotted key of a mapping, parents before their children: what an unknown key is
+    matched against, on both sides. It reads nothing of a TrackedDict."""
     out = []
-    for key, value in dict.items(cfg):
+    for key, value in (dict.items(cfg) if isinstance(cfg, dict) else cfg.items()):
         out.append(f"{prefix}{key}")
-        if isinstance(value, dict):
-            out.extend(flat(value, f"{prefix}{key}."))
+        if isinstance(value, Mapping):
+            out.extend(flat_keys(value, f"{prefix}{key}."))
     return out
 
 
@@ -104,7 +106,7 @@ def unused(cfg: dict[str, Any]) -> list[str]:
     for key in reads:
         parts = key.split(".")
         used.update(".".join(parts[: i + 1]) for i in range(len(parts)))
-    return [key for key in flat(cfg) if key not in used]
+    return [key for key in flat_keys(cfg) if key not in used]
 
 
 yaml.SafeDumper.add_representer(

@@ -15,6 +15,7 @@ from hpsys_reporter.compose import check_choice, compose, is_primary, split
 from hpsys_reporter.overrides import NO_VALUE, OverrideError, resolve
 from hpsys_reporter.overrides import apply as apply_override
 from hpsys_reporter.overrides import parse as parse_override
+from hpsys_reporter.tracked import flat_keys
 from trainer.errors import ConfigError, close_matches, unknown_name
 from trainer.schema import KEYS, check, coerce, rule_problem
 
@@ -70,17 +71,6 @@ def mix_flags(cfg: Config) -> tuple[bool, bool]:
 def mixup_active(cfg: Config) -> bool:
     """Whether batches come mixed (soft targets), so the loss must take soft targets."""
     return any(mix_flags(cfg))
-
-
-def flat_keys(cfg: Config, prefix: str = "") -> list[str]:
-    """Every dotted key of a nested mapping, parents included."""
-    keys = []
-    for key, value in cfg.items():
-        dotted = f"{prefix}{key}"
-        keys.append(dotted)
-        if isinstance(value, dict):
-            keys.extend(flat_keys(value, f"{dotted}."))
-    return keys
 
 
 def apply_overrides(cfg: Config, overrides: list[str]) -> Config:

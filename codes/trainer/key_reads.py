@@ -2,6 +2,6 @@
 reporter's (`hpsys_reporter.tracked`), so the engine and any script on the reporter count reads
 alike. See that module for what counts as a read."""
 
-from hpsys_reporter.tracked import TrackedDict, flat, plain, track, unused
+from hpsys_reporter.tracked import TrackedDict, plain, track, unused
 
-__all__ = ["TrackedDict", "flat", "plain", "track", "unused"]
+__all__ = ["TrackedDict", "plain", "track", "unused"]

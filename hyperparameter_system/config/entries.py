@@ -15,6 +15,7 @@ from typing import Any
 
 from hpsys_reporter import compose
 from hpsys_reporter.overrides import OverrideError, sweep_values
+from hpsys_reporter.tracked import flat_keys
 from hyperparameter_system import plugins
 from hyperparameter_system.categories.base import (
     LABEL_KEYS,
@@ -31,7 +32,6 @@ from hyperparameter_system.core.configdict import (
     apply_changes,
     apply_override,
     canonical,
-    flat_keys,
     get_dotted,
     has_dotted,
     non_finite,

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hpsys_reporter.tracked import flat_keys
 from hyperparameter_system import plugins
 from hyperparameter_system.config.entries import ConfigGroups, ModelSettings
 from hyperparameter_system.config.pruning import PRUNING_KEYS, PruningSettings, read_pruning
 from hyperparameter_system.config.reader import Reader, kind_of, resolve
-from hyperparameter_system.core.configdict import flat_keys, has_dotted
+from hyperparameter_system.core.configdict import has_dotted
 from hyperparameter_system.core.errors import HpsysError, close_match
 from hyperparameter_system.core.states import Direction
 from hyperparameter_system.core.yamlfile import YamlDoc, load_yaml

@@ -11,6 +11,7 @@ from typing import Any
 
 from hpsys_reporter import overrides
 from hpsys_reporter.overrides import Override, OverrideError
+from hpsys_reporter.tracked import flat_keys
 from hyperparameter_system.core.errors import HpsysError, close_match
 
 _MISSING = object()
@@ -31,17 +32,6 @@ def get_dotted(config: Mapping[str, Any], key: str, default: Any = _MISSING) -> 
 
 def has_dotted(config: Mapping[str, Any], key: str) -> bool:
     return get_dotted(config, key, _ABSENT) is not _ABSENT
-
-
-def flat_keys(config: Mapping[str, Any], prefix: str = "") -> list[str]:
-    """Every leaf key, dotted: for close-match suggestions."""
-    keys: list[str] = []
-    for key, value in config.items():
-        full = f"{prefix}{key}"
-        keys.append(full)
-        if isinstance(value, Mapping):
-            keys.extend(flat_keys(value, f"{full}."))
-    return keys
 
 
 _ATOMIC = (str, int, float, bool, type(None))

@@ -10,7 +10,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hyperparameter_system.core.configdict import apply_changes, flat_keys, get_dotted
+from hpsys_reporter.tracked import flat_keys
+from hyperparameter_system.core.configdict import apply_changes, get_dotted
 from hyperparameter_system.matrix.experiments import BASELINE, Experiment
 from hyperparameter_system.store.row import Row
 
