@@ -17,14 +17,19 @@ MODELS = [{"name": "test_resnet.r160_in1k", "script": "python codes/train.py"},
           {"name": "test_efficientnet.r160_in1k", "script": "./run_b3.sh"}]
 
 
+def tiny_system(data_dir: Path, tmp_path: Path) -> dict:
+    """The system block of a real but tiny CPU matrix on the embedded digits (2 epochs, 400
+    samples, 32 px), shared by every executor's end-to-end training test."""
+    return {"base_config": "codes/config_v2.yaml", "metric": "metrics.best_val_f1",
+            "overrides": ["epochs=2", "limit_samples=400", "image_size=32", "batch_size=32",
+                          f"data_dir={data_dir}", f"output_dir={tmp_path / 'outputs'}",
+                          "pretrained=false", "num_workers=0"]}
+
+
 def test_small_matrix_through_train_py_finds_the_winners(master_config, cli, tmp_path,
                                                           data_dir) -> None:
     path = master_config(
-        system={"base_config": "codes/config_v2.yaml", "metric": "metrics.best_val_f1",
-                "overrides": ["epochs=2", "limit_samples=400", "image_size=32",
-                              "batch_size=32", f"data_dir={data_dir}",
-                              f"output_dir={tmp_path / 'outputs'}", "pretrained=false",
-                              "num_workers=0"]},
+        system=tiny_system(data_dir, tmp_path),
         models=MODELS, experiment_categories={"optimizer": {"options": OPTIONS}},
         execution={"max_parallel": 2, "experiment_timeout": 400, "preload": True})
     res = cli("--config", str(path), "--all", timeout=900)

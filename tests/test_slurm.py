@@ -358,15 +358,10 @@ def test_the_quickstart_models_train_for_real_through_slurm(slurm, master_config
                                                             tmp_path, data_dir):
     """codes/train.py and a .sh launch script on the embedded digits, every run a job: the
     same results and winners as the local e2e test."""
-    from test_e2e_train import MODELS, OPTIONS
+    from test_e2e_train import MODELS, OPTIONS, tiny_system
 
-    data = data_dir
     path = master_config(
-        system={"base_config": "codes/config_v2.yaml", "metric": "metrics.best_val_f1",
-                "overrides": ["epochs=2", "limit_samples=400", "image_size=32",
-                              "batch_size=32", f"data_dir={data}",
-                              f"output_dir={tmp_path / 'outputs'}", "pretrained=false",
-                              "num_workers=0"]},
+        system=tiny_system(data_dir, tmp_path),
         models=MODELS, experiment_categories={"optimizer": {"options": OPTIONS}},
         execution={**SLURM, "max_parallel": 2, "experiment_timeout": 400})
     res = cli("--config", str(path), "--all", timeout=900)
